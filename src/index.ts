@@ -1,0 +1,8 @@
+/**
+ * synmux: TCP Fast Open for Node.js, and a 1-RTT connection multiplexer and
+ * tunnel built on it.
+ *
+ * @packageDocumentation
+ */
+export * from './tfo/index.js'
+export * from './mux/index.js'
