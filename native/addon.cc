@@ -17,6 +17,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setFastOpenConnect", Napi::Function::New<SetFastOpenConnect>(env, "setFastOpenConnect"));
   exports.Set("setFastOpenListen", Napi::Function::New<SetFastOpenListen>(env, "setFastOpenListen"));
   exports.Set("connectData", Napi::Function::New<ConnectData>(env, "connectData"));
+  exports.Set("triggerConnect", Napi::Function::New<TriggerConnect>(env, "triggerConnect"));
   exports.Set("waitWritable", Napi::Function::New<WaitWritable>(env, "waitWritable"));
   exports.Set("tcpInfo", Napi::Function::New<TcpInfo>(env, "tcpInfo"));
   exports.Set("info", PlatformInfo(env));

@@ -25,7 +25,6 @@ class WaitHandle : public Napi::ObjectWrap<WaitHandle> {
   friend Napi::Value WaitWritable(const Napi::CallbackInfo& info);
   Napi::Value Cancel(const Napi::CallbackInfo& info);
   void Stop();
-  int fd_ = -1;
   void* state_ = nullptr;  // PollState while active
   Napi::FunctionReference callback_;
 };

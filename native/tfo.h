@@ -23,6 +23,9 @@ Napi::Value SetFastOpenListen(const Napi::CallbackInfo& info);
 // of bytes the kernel took, or -1 when the connect is in progress and no
 // byte was taken.
 Napi::Value ConnectData(const Napi::CallbackInfo& info);
+// triggerConnect(fd): start a deferred TFO connect that has no data to
+// carry (a zero-byte send sends the SYN). No-op where connects never defer.
+Napi::Value TriggerConnect(const Napi::CallbackInfo& info);
 // waitWritable(fd, callback(err | null)): calls back once when the socket is
 // writable (connected) or failed (err from SO_ERROR). Returns { cancel() }.
 Napi::Value WaitWritable(const Napi::CallbackInfo& info);

@@ -73,6 +73,21 @@ Napi::Value ConnectData(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, static_cast<double>(n));
 }
 
+Napi::Value TriggerConnect(const Napi::CallbackInfo& info) {
+  ArgCount(info, 1);
+  int fd = ArgSocket(info, 0);
+  // On a deferred TCP_FASTOPEN_CONNECT socket a send of zero bytes makes
+  // the kernel send the SYN; it then reports EINPROGRESS, which is success.
+  ssize_t n;
+  do {
+    n = send(fd, nullptr, 0, MSG_DONTWAIT | MSG_NOSIGNAL);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0 && errno != EINPROGRESS && errno != EAGAIN && errno != EALREADY) {
+    throw ErrnoError(info.Env(), errno, "send");
+  }
+  return info.Env().Undefined();
+}
+
 Napi::Value TcpInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   ArgCount(info, 1);
@@ -92,6 +107,7 @@ Napi::Value TcpInfo(const Napi::CallbackInfo& info) {
   if (len > 7) {
     o.Set("clientFail", Napi::Number::New(env, ti.tcpi_fastopen_client_fail));
   }
+  o.Set("segsOut", Napi::Number::New(env, ti.tcpi_segs_out));
   o.Set("rttMicros", Napi::Number::New(env, ti.tcpi_rtt));
   return o;
 }

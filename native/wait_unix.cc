@@ -63,7 +63,9 @@ void WaitHandle::OnPoll(uv_poll_t* handle, int status, int events) {
   if (!self) return;
   int err = 0;
   socklen_t len = sizeof(err);
-  if (getsockopt(self->fd_, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+  // Read SO_ERROR through our own descriptor: the caller's may already be
+  // closed (and its number reused) by the time this runs.
+  if (getsockopt(ps->dupfd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
   if (err == 0 && status < 0) err = -status;
   Napi::Env env = self->Env();
   Napi::HandleScope scope(env);
@@ -110,7 +112,6 @@ Napi::Value WaitWritable(const Napi::CallbackInfo& info) {
 
   Napi::Object obj = env.GetInstanceData<AddonData>()->waitHandle.New({});
   WaitHandle* self = WaitHandle::Unwrap(obj);
-  self->fd_ = fd;
   self->state_ = ps;
   self->callback_ = Napi::Persistent(fn);
   ps->owner = self;

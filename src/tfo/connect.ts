@@ -1,0 +1,407 @@
+/**
+ * Client side: `createConnection()` (synchronous, Node style) and
+ * `connectWithData()` (a promise, data in the SYN).
+ *
+ * Two ways to get data into the SYN:
+ * - **handle** (Linux >= 4.11): a descriptor with `TCP_FASTOPEN_CONNECT` is
+ *   put under the socket's own handle just before Node connects it, so
+ *   Node's normal connect, events, timeouts and errors all apply, and the
+ *   first write rides in the SYN.
+ * - **preconnect** (older Linux kernels: `sendto(MSG_FASTOPEN)`): native
+ *   code connects with the data, waits until the socket is writable, then
+ *   hands the connected descriptor to Node; bytes the SYN could not take
+ *   are written after.
+ * Anything else uses plain `net` and reports why.
+ * @packageDocumentation
+ */
+import dns from 'node:dns'
+import net from 'node:net'
+import { abortError, invalidArgType, systemError } from './errors.js'
+import { adoptFd, canAdopt, fdOf } from './handle.js'
+import { native, type NativeWaitHandle } from './native.js'
+import { FastOpenSocket, markAttempted, markNoData, markNotAttempted, refresh } from './socket.js'
+import { SUPPORTED_PLATFORMS } from './support.js'
+import type { FastOpenConnectOptions, FastOpenReason } from './types.js'
+import { toBytes, validateConnectOptions, type ConnectPlan } from './validate.js'
+
+type Method = 'handle' | 'preconnect'
+
+/** Linux client method; switches to sendto(MSG_FASTOPEN) once the kernel says ENOPROTOOPT. */
+let linuxMethod: Method = process.env.SYNMUX_LINUX_TFO_METHOD === 'sendto' ? 'preconnect' : 'handle'
+
+/** How a connect will try TFO, or why it will not. */
+function clientMethod(opts: ConnectPlan): { method: Method } | { reason: FastOpenReason } {
+  if (opts.fastOpen === false) return { reason: 'opted-out' }
+  if (!SUPPORTED_PLATFORMS.includes(process.platform)) return { reason: 'unsupported-platform' }
+  if (!native) return { reason: 'addon-unavailable' }
+  return { method: linuxMethod }
+}
+
+function socketOptions(opts: ConnectPlan): net.SocketConstructorOpts {
+  const o: Record<string, unknown> = {}
+  if (opts.allowHalfOpen !== undefined) o.allowHalfOpen = opts.allowHalfOpen
+  if (opts.noDelay !== undefined) o.noDelay = opts.noDelay
+  if (opts.keepAlive !== undefined) o.keepAlive = opts.keepAlive
+  if (opts.keepAliveInitialDelay !== undefined) o.keepAliveInitialDelay = opts.keepAliveInitialDelay
+  return o as net.SocketConstructorOpts
+}
+
+function netConnectOptions(opts: ConnectPlan): net.TcpSocketConnectOpts {
+  const o: net.TcpSocketConnectOpts = { port: opts.port, host: opts.host, family: opts.family, autoSelectFamily: false }
+  if (opts.localAddress !== undefined) o.localAddress = opts.localAddress
+  if (opts.localPort !== undefined) o.localPort = opts.localPort
+  if (opts.lookup !== undefined) o.lookup = opts.lookup
+  return o
+}
+
+/**
+ * Puts a TFO descriptor under the socket's handle (which `connect()` just
+ * created and has not connected yet).
+ */
+function attach(socket: FastOpenSocket, family: 4 | 6): void {
+  const n = native!
+  if (!canAdopt(socket)) return markNotAttempted(socket, 'handle-unavailable')
+  let fd: number
+  try {
+    fd = n.socket(family)
+  } catch {
+    // Node's own socket() will fail the same way and report it.
+    return markNotAttempted(socket, 'unknown')
+  }
+  try {
+    n.setFastOpenConnect(fd)
+  } catch (err) {
+    n.close(fd)
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'ENOPROTOOPT') linuxMethod = 'preconnect'
+    return markNotAttempted(socket, code === 'ENOPROTOOPT' ? 'kernel-too-old' : 'disabled-by-os')
+  }
+  if (adoptFd(socket, fd) !== 0) {
+    n.close(fd)
+    return markNotAttempted(socket, 'handle-unavailable')
+  }
+  markAttempted(socket)
+  // With a cookie the kernel defers the SYN to the first write. A socket
+  // that writes nothing when connected (a server-speaks-first protocol)
+  // would wait forever, so send the SYN empty after this turn of the loop.
+  socket.once('connect', () => setImmediate(sendSynIfIdle, socket))
+}
+
+function sendSynIfIdle(socket: FastOpenSocket): void {
+  const fd = fdOf(socket)
+  if (socket.destroyed || fd < 0) return
+  try {
+    const info = native!.tcpInfo(fd)
+    if (info.connecting && info.segsOut === 0) {
+      native!.triggerConnect(fd)
+      markNoData(socket)
+    }
+  } catch {
+    // the socket failed meanwhile; Node reports that itself
+  }
+}
+
+/** Starts connecting `socket` through Node, with a TFO descriptor when possible. */
+function connectThroughNode(
+  socket: FastOpenSocket,
+  opts: ConnectPlan,
+  tfo: boolean,
+  listener?: () => void,
+): void {
+  const netOpts = netConnectOptions(opts)
+  if (opts.timeout !== undefined) socket.setTimeout(opts.timeout)
+  if (!tfo) {
+    socket.connect(netOpts, listener)
+    return
+  }
+  const literal = net.isIP(opts.host)
+  if (literal !== 0) {
+    socket.connect(netOpts, listener)
+    attach(socket, literal as 4 | 6)
+    return
+  }
+  // Node emits 'lookup' synchronously right before it connects.
+  socket.prependOnceListener('lookup', (err: Error | null, address: string, family: number | string) => {
+    if (err || !address) return
+    attach(socket, family === 6 || family === 'IPv6' || net.isIP(address) === 6 ? 6 : 4)
+  })
+  socket.connect(netOpts, listener)
+}
+
+/**
+ * Creates a TCP connection whose first written bytes ride in the SYN, Node
+ * style: returns the socket at once, emits `'connect'`, and works wherever
+ * `net.createConnection` does — as `http.Agent`'s `createConnection`,
+ * undici's `connect`, or under `tls.connect({ socket })` (the ClientHello
+ * then rides in the SYN).
+ *
+ * Write before or right after `'connect'`: if nothing has been written by
+ * then, the SYN is sent without data (`fastOpen.reason === 'no-data'`).
+ *
+ * @example
+ * ```js
+ * const { createConnection } = require('synmux')
+ * const socket = createConnection({ host: '127.0.0.1', port: 8080 })
+ * socket.write('GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
+ * socket.on('data', () => console.log(socket.fastOpen))
+ * ```
+ * @throws TypeError / RangeError (with `code`) for invalid options.
+ */
+export function createConnection(options: FastOpenConnectOptions, connectListener?: () => void): FastOpenSocket {
+  const opts = validateConnectOptions(options)
+  if (connectListener !== undefined && typeof connectListener !== 'function') {
+    throw invalidArgType('connectListener', 'of type function', connectListener)
+  }
+  const socket = new FastOpenSocket(socketOptions(opts))
+  if (opts.signal) watchSignal(socket, opts.signal)
+  const plan = clientMethod(opts)
+  if ('reason' in plan) {
+    markNotAttempted(socket, plan.reason)
+    connectThroughNode(socket, opts, false, connectListener)
+  } else {
+    // createConnection cannot hand data to a native connect, so it always
+    // uses Node's connect (on old kernels this means no TFO).
+    const tfo = plan.method === 'handle'
+    if (!tfo) markNotAttempted(socket, 'kernel-too-old')
+    connectThroughNode(socket, opts, tfo, connectListener)
+  }
+  return socket
+}
+
+function watchSignal(socket: net.Socket, signal: AbortSignal): void {
+  if (signal.aborted) {
+    process.nextTick(() => socket.destroy(abortError(signal)))
+    return
+  }
+  const onAbort = () => socket.destroy(abortError(signal))
+  signal.addEventListener('abort', onAbort, { once: true })
+  socket.once('close', () => signal.removeEventListener('abort', onAbort))
+}
+
+// ---------------------------------------------------------------------------
+// connectWithData
+
+interface Address {
+  address: string
+  family: 4 | 6
+}
+
+/** Errors after which the next resolved address may be tried: the SYN was refused, so no byte was delivered. */
+const RETRYABLE = new Set(['ECONNREFUSED', 'EADDRNOTAVAIL', 'ENETUNREACH', 'EHOSTUNREACH', 'EAFNOSUPPORT'])
+/** Errors that mean "the connect failed" even when a read or write reported them. */
+const CONNECT_ERRORS = new Set([...RETRYABLE, 'ETIMEDOUT', 'ECONNRESET', 'EPIPE'])
+
+function resolve(opts: ConnectPlan, cancel: AbortSignal): Promise<Address[]> {
+  const literal = net.isIP(opts.host)
+  if (literal !== 0) return Promise.resolve([{ address: opts.host, family: literal as 4 | 6 }])
+  return new Promise((res, rej) => {
+    const onAbort = () => rej(cancel.reason)
+    cancel.addEventListener('abort', onAbort, { once: true })
+    const lookup = (opts.lookup ?? dns.lookup) as (
+      host: string,
+      o: dns.LookupOptions,
+      cb: (err: NodeJS.ErrnoException | null, addresses: dns.LookupAddress[] | string, family?: number) => void,
+    ) => void
+    lookup(opts.host, { family: opts.family, all: true }, (err, addresses, family) => {
+      cancel.removeEventListener('abort', onAbort)
+      if (cancel.aborted) return
+      if (err) return rej(err)
+      const list = typeof addresses === 'string' ? [{ address: addresses, family: family ?? 4 }] : addresses
+      const out = list
+        .map((a) => ({ address: a.address, family: (net.isIP(a.address) || a.family) as 4 | 6 }))
+        .filter((a) => a.family === 4 || a.family === 6)
+      if (out.length === 0) return rej(systemError('ENOTFOUND', 'getaddrinfo', opts.host))
+      res(out)
+    })
+  })
+}
+
+/**
+ * Connects and sends `data` in the SYN where the OS allows, otherwise
+ * right after the handshake — exactly once, in order, whatever its size.
+ * Resolves once the handshake has completed, so `socket.fastOpen` is final
+ * (the first response byte is not delayed by this: it cannot arrive before
+ * the SYN-ACK).
+ *
+ * Host names are resolved first; addresses are tried in order while they
+ * refuse (a refused SYN delivered nothing).
+ *
+ * @example
+ * ```js
+ * const { connectWithData } = require('synmux')
+ * const socket = await connectWithData({ host: '127.0.0.1', port: 8080 },
+ *   'GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
+ * console.log(socket.fastOpen) // { attempted: true, accepted: true }
+ * ```
+ * @param data - Bytes to send first: a string (UTF-8), Buffer or Uint8Array.
+ * @returns The connected socket; rejects with a Node-style error
+ * (`code`, `errno`, `syscall`, `address`, `port`), `ETIMEDOUT` after
+ * `options.timeout`, or an `AbortError` when `options.signal` aborts.
+ */
+export async function connectWithData(
+  options: FastOpenConnectOptions,
+  data?: string | Uint8Array,
+): Promise<FastOpenSocket> {
+  const opts = validateConnectOptions(options)
+  const payload = toBytes(data)
+  const cancel = new AbortController()
+  const onAbort = () => cancel.abort(abortError(opts.signal!))
+  if (opts.signal) {
+    if (opts.signal.aborted) throw abortError(opts.signal)
+    opts.signal.addEventListener('abort', onAbort, { once: true })
+  }
+  const timer =
+    opts.timeout !== undefined && opts.timeout > 0
+      ? setTimeout(() => cancel.abort(systemError('ETIMEDOUT', 'connect', opts.host, opts.port)), opts.timeout)
+      : undefined
+  try {
+    const addresses = await resolve(opts, cancel.signal)
+    let last: unknown
+    for (const addr of addresses) {
+      try {
+        return await connectOnce(addr, opts, payload, cancel.signal)
+      } catch (err) {
+        last = err
+        if (cancel.signal.aborted || !RETRYABLE.has((err as NodeJS.ErrnoException).code ?? '')) break
+      }
+    }
+    throw last
+  } finally {
+    if (timer) clearTimeout(timer)
+    opts.signal?.removeEventListener('abort', onAbort)
+  }
+}
+
+function connectOnce(addr: Address, opts: ConnectPlan, payload: Buffer, cancel: AbortSignal): Promise<FastOpenSocket> {
+  const one: ConnectPlan = { ...opts, host: addr.address, family: addr.family }
+  const plan = clientMethod(one)
+  if ('method' in plan && plan.method === 'preconnect' && payload.length > 0) {
+    return preconnect(addr, one, payload, cancel)
+  }
+  const socket = new FastOpenSocket(socketOptions(one))
+  if ('reason' in plan) markNotAttempted(socket, plan.reason)
+  else if (payload.length === 0) markNotAttempted(socket, 'no-data')
+  connectThroughNode(socket, one, 'method' in plan && plan.method === 'handle' && payload.length > 0)
+  if (payload.length > 0) socket.write(payload)
+  return established(socket, addr, one.port, cancel)
+}
+
+/** Resolves when the handshake is complete (not merely when a TFO connect was queued). */
+function established(socket: FastOpenSocket, addr: Address, port: number, cancel: AbortSignal): Promise<FastOpenSocket> {
+  return new Promise((resolve, reject) => {
+    let waiter: NativeWaitHandle | undefined
+    const cleanup = () => {
+      socket.off('connect', onConnect)
+      socket.off('error', onError)
+      socket.off('close', onClose)
+      cancel.removeEventListener('abort', onAbort)
+      waiter?.cancel()
+      waiter = undefined
+    }
+    const fail = (err: unknown) => {
+      cleanup()
+      discard(socket)
+      reject(err)
+    }
+    const onError = (err: NodeJS.ErrnoException) => {
+      // A refused TFO SYN surfaces on the first read or write; report it as
+      // the connect failure it is.
+      fail(err.syscall !== 'connect' && CONNECT_ERRORS.has(err.code ?? '') ? systemError(err, 'connect', addr.address, port) : err)
+    }
+    const onAbort = () => fail(cancel.reason)
+    const onClose = () => fail(systemError('ECONNRESET', 'connect', addr.address, port))
+    const onConnect = () => {
+      const fd = fdOf(socket)
+      if (native && socket.fastOpen.attempted && fd >= 0) {
+        try {
+          // A TFO connect reports 'connect' before the SYN-ACK: wait for
+          // the handshake (or its failure: a refused SYN may already have
+          // closed it).
+          if (!native.tcpInfo(fd).established) {
+            waiter = native.waitWritable(fd, (err) => {
+              waiter = undefined
+              if (err) fail(systemError(err, 'connect', addr.address, port))
+              else if (!socket.destroyed) finish()
+              // else Node's own 'error' for this socket follows
+            })
+            return
+          }
+        } catch (err) {
+          return fail(err)
+        }
+      }
+      finish()
+    }
+    const finish = () => {
+      cleanup()
+      refresh(socket)
+      resolve(socket)
+    }
+    if (cancel.aborted) return fail(cancel.reason)
+    socket.once('connect', onConnect)
+    socket.once('error', onError)
+    socket.once('close', onClose)
+    cancel.addEventListener('abort', onAbort, { once: true })
+  })
+}
+
+/** Destroys a socket that failed before it was handed to the caller; late errors from it are moot. */
+function discard(socket: net.Socket): void {
+  socket.on('error', () => {})
+  socket.destroy()
+}
+
+/** Native connect-with-data, then hand the connected descriptor to Node. */
+function preconnect(addr: Address, opts: ConnectPlan, payload: Buffer, cancel: AbortSignal): Promise<FastOpenSocket> {
+  const n = native!
+  return new Promise((resolve, reject) => {
+    let fd: number
+    try {
+      fd = n.socket(addr.family)
+    } catch (err) {
+      return reject(systemError(err as NodeJS.ErrnoException, 'socket'))
+    }
+    let sent: number
+    try {
+      if (opts.localAddress !== undefined || opts.localPort !== undefined) {
+        n.bind(fd, opts.localAddress ?? (addr.family === 6 ? '::' : '0.0.0.0'), opts.localPort ?? 0)
+      }
+      sent = n.connectData(fd, addr.address, opts.port, payload)
+    } catch (err) {
+      n.close(fd)
+      const e = err as NodeJS.ErrnoException
+      if (e.code === 'EOPNOTSUPP') {
+        // client TFO off: plain connect through Node instead
+        const socket = new FastOpenSocket(socketOptions(opts))
+        markNotAttempted(socket, 'disabled-by-os')
+        connectThroughNode(socket, opts, false)
+        socket.write(payload)
+        return established(socket, addr, opts.port, cancel).then(resolve, reject)
+      }
+      return reject(e.syscall === 'bind' ? systemError(e, 'bind', opts.localAddress, opts.localPort) : systemError(e, 'connect', addr.address, opts.port))
+    }
+    const onAbort = () => {
+      waiter.cancel()
+      n.close(fd)
+      reject(cancel.reason)
+    }
+    const waiter = n.waitWritable(fd, (err) => {
+      cancel.removeEventListener('abort', onAbort)
+      if (err) {
+        n.close(fd)
+        return reject(systemError(err, 'connect', addr.address, opts.port))
+      }
+      const socket = new FastOpenSocket({ fd, readable: true, writable: true, ...socketOptions(opts) })
+      markAttempted(socket)
+      if (opts.noDelay) socket.setNoDelay(true)
+      if (opts.keepAlive) socket.setKeepAlive(true, opts.keepAliveInitialDelay ?? 0)
+      if (opts.timeout !== undefined) socket.setTimeout(opts.timeout)
+      const rest = sent > 0 ? payload.subarray(sent) : payload
+      if (rest.length > 0) socket.write(rest)
+      refresh(socket)
+      resolve(socket)
+    })
+    if (cancel.aborted) return onAbort()
+    cancel.addEventListener('abort', onAbort, { once: true })
+  })
+}

@@ -1,0 +1,75 @@
+/**
+ * The one typed loader for the native addon. Everything else imports
+ * {@link native} from here; nothing else touches node-gyp-build.
+ * @internal
+ * @packageDocumentation
+ */
+import path from 'node:path'
+
+/** TCP state and TFO facts the kernel reports for one connection. */
+export interface NativeTcpInfo {
+  /** Kernel TCP state number (Linux: 1 ESTABLISHED, 2 SYN_SENT, ...). */
+  state: number
+  established: boolean
+  /** The connect has not completed yet (SYN sent, or deferred). */
+  connecting: boolean
+  /** The SYN carried data and the peer acknowledged it. */
+  synData: boolean
+  /** A server-side child socket created by a TFO SYN. */
+  tfoChild: boolean
+  /** Linux tcpi_fastopen_client_fail: 0 unspecified, 1 no cookie, 2 data not acked, 3 SYN retransmitted. */
+  clientFail?: number
+  /** Segments sent so far (0 while a TFO connect is still deferred). */
+  segsOut?: number
+  rttMicros?: number
+  /** macOS: data was sent in the SYN (acked or not). */
+  synDataSent?: boolean
+}
+
+/** Static facts about the loaded build. */
+export interface NativePlatformInfo {
+  platform: string
+  clientMethod: string
+  serverMethod: string
+}
+
+/** A pending {@link NativeBinding.waitWritable}. */
+export interface NativeWaitHandle {
+  cancel(): void
+}
+
+/** The surface of `synmux.node`, identical on every OS (unsupported calls throw ENOTSUP). */
+export interface NativeBinding {
+  socket(family: 4 | 6): number
+  close(fd: number): void
+  bind(fd: number, address: string, port: number): void
+  setFastOpenConnect(fd: number): void
+  setFastOpenListen(fd: number, queue: number): void
+  connectData(fd: number, address: string, port: number, data: Uint8Array): number
+  triggerConnect(fd: number): void
+  waitWritable(fd: number, callback: (err: NodeJS.ErrnoException | null) => void): NativeWaitHandle
+  tcpInfo(fd: number): NativeTcpInfo
+  info: NativePlatformInfo
+}
+
+function load(): { binding: NativeBinding | null; error: Error | null } {
+  if (process.env.SYNMUX_DISABLE_ADDON === '1') {
+    return { binding: null, error: new Error('disabled by SYNMUX_DISABLE_ADDON=1') }
+  }
+  try {
+    // dist/cjs/tfo/native.js -> package root
+    const root = path.join(__dirname, '..', '..', '..')
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const load = require('node-gyp-build') as (dir: string) => unknown
+    return { binding: load(root) as NativeBinding, error: null }
+  } catch (err) {
+    return { binding: null, error: err as Error }
+  }
+}
+
+const loaded = load()
+
+/** The addon, or null when it could not be loaded (see {@link nativeLoadError}). */
+export const native: NativeBinding | null = loaded.binding
+/** Why the addon did not load, when it did not. */
+export const nativeLoadError: Error | null = loaded.error
