@@ -45,4 +45,12 @@ Napi::Function ArgFunction(const Napi::CallbackInfo& info, size_t i, const char*
 socklen_t ParseSockaddr(Napi::Env env, const std::string& ip, int port,
                         struct sockaddr_storage* out);
 
+#ifdef _WIN32
+// errors_win.cc ----------------------------------------------------------
+// Winsock / Win32 error -> the same Node-style error as on POSIX: code
+// ('ECONNREFUSED'), errno (libuv's Windows value), syscall; plus winError.
+const char* WinErrorName(int err);
+Napi::Error WinError(Napi::Env env, int err, const char* syscall);
+#endif
+
 }  // namespace synmux
