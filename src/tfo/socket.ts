@@ -57,6 +57,21 @@ export class FastOpenSocket extends net.Socket {
     if (s.reason !== undefined && s.accepted !== true) r.reason = s.reason
     return r
   }
+
+  // The outcome is settled from the kernel while the descriptor exists: at
+  // the first received chunk (the handshake is complete by then) and just
+  // before the handle closes. No 'data' listener: stream mode is untouched.
+  /** @internal */
+  override push(chunk: unknown, encoding?: BufferEncoding): boolean {
+    if (chunk !== null) refresh(this)
+    return super.push(chunk, encoding)
+  }
+
+  /** @internal */
+  override _destroy(err: Error | null, cb: (error?: Error | null) => void): void {
+    refresh(this)
+    super._destroy(err, cb)
+  }
 }
 
 /** Records that TFO was not used, and why. @internal */
