@@ -78,7 +78,15 @@ function outFile(target) {
 
 function buildLinux() {
   const bin = path.join(root, 'node_modules', '.bin', 'prebuildify')
-  return run(bin, ['--napi', '--strip', '-t', '20.0.0'])
+  // Without a nodedir, node-gyp downloads headers for -t 20.0.0; the local
+  // Node's own headers serve a Node-API build just as well (npm sets this
+  // from .npmrc when run as `npm run`).
+  const env = { ...process.env }
+  const local = path.join(path.dirname(process.execPath), '..')
+  if (!env.npm_config_nodedir && fs.existsSync(path.join(local, 'include', 'node', 'node_api.h'))) {
+    env.npm_config_nodedir = path.resolve(local)
+  }
+  return run(bin, ['--napi', '--strip', '-t', '20.0.0'], { env })
 }
 
 function buildWindows() {

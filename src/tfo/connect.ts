@@ -11,20 +11,31 @@
  *   code connects with the data, waits until the socket is writable, then
  *   hands the connected descriptor to Node; bytes the SYN could not take
  *   are written after.
+ * - macOS: `connectWithData` uses **preconnect** with `connectx()`;
+ *   `createConnection` uses **handle** with the socket's connect replaced by
+ *   a deferred `connectx(CONNECT_RESUME_ON_READ_WRITE)` (`darwin.ts`).
+ * - **connectex** (Windows, `connectWithData` only): `ConnectEx` with the
+ *   data, then the SOCKET is handed to Node (`connect-win.ts`). Windows
+ *   sends SYN data only through ConnectEx, which needs the data when the
+ *   connect starts, so `createConnection` there uses plain `net`
+ *   (`reason: 'unsupported-platform'`).
  * Anything else uses plain `net` and reports why.
  * @packageDocumentation
  */
 import dns from 'node:dns'
 import net from 'node:net'
+import { connectEx } from './connect-win.js'
+import { canDeferConnect, deferConnect } from './darwin.js'
 import { abortError, invalidArgType, systemError } from './errors.js'
 import { adoptFd, canAdopt, fdOf } from './handle.js'
 import { native, type NativeWaitHandle } from './native.js'
 import { FastOpenSocket, markAttempted, markNoData, markNotAttempted, refresh } from './socket.js'
-import { SUPPORTED_PLATFORMS } from './support.js'
+import { darwinSetting, SUPPORTED_PLATFORMS } from './support.js'
 import type { FastOpenConnectOptions, FastOpenReason } from './types.js'
 import { toBytes, validateConnectOptions, type ConnectPlan } from './validate.js'
+import { windowsHandleError } from './win-handle.js'
 
-type Method = 'handle' | 'preconnect'
+type Method = 'handle' | 'preconnect' | 'connectex'
 
 /** Linux client method; switches to sendto(MSG_FASTOPEN) once the kernel says ENOPROTOOPT. */
 let linuxMethod: Method = process.env.SYNMUX_LINUX_TFO_METHOD === 'sendto' ? 'preconnect' : 'handle'
@@ -34,7 +45,26 @@ function clientMethod(opts: ConnectPlan): { method: Method } | { reason: FastOpe
   if (opts.fastOpen === false) return { reason: 'opted-out' }
   if (!SUPPORTED_PLATFORMS.includes(process.platform)) return { reason: 'unsupported-platform' }
   if (!native) return { reason: 'addon-unavailable' }
+  if (process.platform === 'darwin') return native.connectResume ? { method: 'handle' } : { reason: 'addon-unavailable' }
+  if (process.platform === 'win32') {
+    if (!native.connectEx) return { reason: 'addon-unavailable' }
+    return windowsHandleError() === undefined ? { method: 'connectex' } : { reason: 'handle-unavailable' }
+  }
   return { method: linuxMethod }
+}
+
+/**
+ * macOS: `SYNMUX_MACOS_FORCE_TFO=1` sets the private
+ * `TCP_FASTOPEN_FORCE_ENABLE`, so TFO is tried even after the kernel's
+ * heuristics backed off (off by default: the back-off protects against
+ * paths that drop SYN data).
+ */
+const forceDarwinTfo = process.env.SYNMUX_MACOS_FORCE_TFO === '1'
+
+/** macOS: whether the client bit of `net.inet.tcp.fastopen` is set (assumed when unreadable). */
+function darwinClientOn(): boolean {
+  const v = darwinSetting()
+  return v === undefined || (v & 0x2) !== 0
 }
 
 function socketOptions(opts: ConnectPlan): net.SocketConstructorOpts {
@@ -61,6 +91,7 @@ function netConnectOptions(opts: ConnectPlan): net.TcpSocketConnectOpts {
 function attach(socket: FastOpenSocket, family: 4 | 6): void {
   const n = native!
   if (!canAdopt(socket)) return markNotAttempted(socket, 'handle-unavailable')
+  if (process.platform === 'darwin') return attachDarwin(socket, family)
   let fd: number
   try {
     fd = n.socket(family)
@@ -84,6 +115,32 @@ function attach(socket: FastOpenSocket, family: 4 | 6): void {
   // With a cookie the kernel defers the SYN to the first write. A socket
   // that writes nothing when connected (a server-speaks-first protocol)
   // would wait forever, so send the SYN empty after this turn of the loop.
+  socket.once('connect', () => setImmediate(sendSynIfIdle, socket))
+}
+
+function attachDarwin(socket: FastOpenSocket, family: 4 | 6): void {
+  const n = native!
+  if (!canDeferConnect(socket)) return markNotAttempted(socket, 'handle-unavailable')
+  if (!darwinClientOn()) return markNotAttempted(socket, 'disabled-by-os')
+  let fd: number
+  try {
+    fd = n.socket(family)
+  } catch {
+    return markNotAttempted(socket, 'unknown')
+  }
+  if (forceDarwinTfo) {
+    try {
+      n.setFastOpenConnect(fd)
+    } catch {
+      // private option gone: the heuristics decide
+    }
+  }
+  if (adoptFd(socket, fd) !== 0) {
+    n.close(fd)
+    return markNotAttempted(socket, 'handle-unavailable')
+  }
+  deferConnect(socket, fd)
+  markAttempted(socket)
   socket.once('connect', () => setImmediate(sendSynIfIdle, socket))
 }
 
@@ -162,7 +219,7 @@ export function createConnection(options: FastOpenConnectOptions, connectListene
     // createConnection cannot hand data to a native connect, so it always
     // uses Node's connect (on old kernels this means no TFO).
     const tfo = plan.method === 'handle'
-    if (!tfo) markNotAttempted(socket, 'kernel-too-old')
+    if (!tfo) markNotAttempted(socket, plan.method === 'connectex' ? 'unsupported-platform' : 'kernel-too-old')
     connectThroughNode(socket, opts, tfo, connectListener)
   }
   return socket
@@ -275,8 +332,11 @@ export async function connectWithData(
 function connectOnce(addr: Address, opts: ConnectPlan, payload: Buffer, cancel: AbortSignal): Promise<FastOpenSocket> {
   const one: ConnectPlan = { ...opts, host: addr.address, family: addr.family }
   const plan = clientMethod(one)
-  if ('method' in plan && plan.method === 'preconnect' && payload.length > 0) {
-    return preconnect(addr, one, payload, cancel)
+  if ('method' in plan && payload.length > 0) {
+    if (plan.method === 'preconnect' || (plan.method === 'handle' && process.platform === 'darwin')) {
+      return preconnect(addr, one, payload, cancel)
+    }
+    if (plan.method === 'connectex') return connectEx(addr, one, payload, cancel, socketOptions(one))
   }
   const socket = new FastOpenSocket(socketOptions(one))
   if ('reason' in plan) markNotAttempted(socket, plan.reason)
@@ -354,6 +414,10 @@ function discard(socket: net.Socket): void {
 /** Native connect-with-data, then hand the connected descriptor to Node. */
 function preconnect(addr: Address, opts: ConnectPlan, payload: Buffer, cancel: AbortSignal): Promise<FastOpenSocket> {
   const n = native!
+  const darwin = process.platform === 'darwin'
+  // macOS: connectx() sends the data either way; with the client bit of
+  // net.inet.tcp.fastopen off it simply never rides in the SYN.
+  const disabled = darwin && !darwinClientOn()
   return new Promise((resolve, reject) => {
     let fd: number
     try {
@@ -365,6 +429,13 @@ function preconnect(addr: Address, opts: ConnectPlan, payload: Buffer, cancel: A
     try {
       if (opts.localAddress !== undefined || opts.localPort !== undefined) {
         n.bind(fd, opts.localAddress ?? (addr.family === 6 ? '::' : '0.0.0.0'), opts.localPort ?? 0)
+      }
+      if (darwin && forceDarwinTfo) {
+        try {
+          n.setFastOpenConnect(fd)
+        } catch {
+          // private option gone: the heuristics decide
+        }
       }
       sent = n.connectData(fd, addr.address, opts.port, payload)
     } catch (err) {
@@ -392,7 +463,8 @@ function preconnect(addr: Address, opts: ConnectPlan, payload: Buffer, cancel: A
         return reject(systemError(err, 'connect', addr.address, opts.port))
       }
       const socket = new FastOpenSocket({ fd, readable: true, writable: true, ...socketOptions(opts) })
-      markAttempted(socket)
+      if (disabled) markNotAttempted(socket, 'disabled-by-os')
+      else markAttempted(socket)
       if (opts.noDelay) socket.setNoDelay(true)
       if (opts.keepAlive) socket.setKeepAlive(true, opts.keepAliveInitialDelay ?? 0)
       if (opts.timeout !== undefined) socket.setTimeout(opts.timeout)

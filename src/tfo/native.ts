@@ -24,6 +24,14 @@ export interface NativeTcpInfo {
   rttMicros?: number
   /** macOS: data was sent in the SYN (acked or not). */
   synDataSent?: boolean
+  /** Windows: `false`, the OS cannot say whether the SYN carried data. */
+  synDataKnown?: boolean
+  /** macOS: a TFO cookie was requested (none was cached). */
+  cookieRequested?: boolean
+  /** macOS: a TFO cookie was received. */
+  cookieReceived?: boolean
+  /** macOS: the kernel's TFO heuristics turned TFO off for this connection. */
+  heuristicsDisabled?: boolean
 }
 
 /** Static facts about the loaded build. */
@@ -50,6 +58,26 @@ export interface NativeBinding {
   waitWritable(fd: number, callback: (err: NodeJS.ErrnoException | null) => void): NativeWaitHandle
   tcpInfo(fd: number): NativeTcpInfo
   info: NativePlatformInfo
+  /** macOS: sysctl `net.inet.tcp.fastopen`, or undefined when unreadable. */
+  fastOpenSetting?(): number | undefined
+  /**
+   * macOS: `connectx(CONNECT_RESUME_ON_READ_WRITE | CONNECT_DATA_IDEMPOTENT)`
+   * without data; 0 when deferred to the first write/read, -1 when already connecting.
+   */
+  connectResume?(fd: number, address: string, port: number): number
+  /**
+   * Windows: ConnectEx on a bound overlapped socket with `data` as its send
+   * buffer; calls back once with the bytes ConnectEx sent.
+   */
+  connectEx?(
+    socket: number,
+    address: string,
+    port: number,
+    data: Uint8Array,
+    callback: (err: NodeJS.ErrnoException | null, bytesSent: number) => void,
+  ): NativeWaitHandle
+  /** Windows: `IPV6_V6ONLY`. */
+  setV6Only?(socket: number, on: boolean): void
 }
 
 function load(): { binding: NativeBinding | null; error: Error | null } {

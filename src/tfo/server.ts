@@ -1,5 +1,11 @@
 /**
  * Server side: a `net.Server` whose listener accepts data in the SYN.
+ *
+ * Linux and macOS: `TCP_FASTOPEN` is set on the listening descriptor when
+ * the server emits `'listening'` (macOS accepts it only in LISTEN state).
+ * Windows: Node's listening SOCKET is out of reach (`_handle.fd` is -1), so
+ * synmux creates the listener itself — overlapped socket, `TCP_FASTOPEN`,
+ * bind — and hands it to Node's own listen path (`win-listen.ts`).
  * @packageDocumentation
  */
 import net from 'node:net'
@@ -8,6 +14,7 @@ import { fdOf } from './handle.js'
 import { native } from './native.js'
 import { fastOpenSupport, SUPPORTED_PLATFORMS } from './support.js'
 import type { FastOpenServerOptions, FastOpenServerState } from './types.js'
+import { hookWindowsListen, windowsListenState } from './win-listen.js'
 import { validateQueue, validateServerOptions } from './validate.js'
 
 /** Default pending-TFO queue length of a listener. */
@@ -34,6 +41,16 @@ function apply(server: net.Server, queue: number): void {
     return setState(server, { enabled: false, queue, reason: 'unsupported-platform' })
   }
   if (!native) return setState(server, { enabled: false, queue, reason: 'addon-unavailable' })
+  if (process.platform === 'win32') {
+    const st = windowsListenState(server) ?? {
+      enabled: false,
+      queue,
+      reason: 'handle-unavailable: this listen() did not create a TCP listener through synmux (already listening, a cluster worker, or a handle/fd/pipe)',
+    }
+    if (!st.enabled) return setState(server, st)
+    const support = fastOpenSupport()
+    return setState(server, support.server ? st : { ...st, reason: support.detail })
+  }
   const fd = fdOf(server)
   if (fd < 0) {
     // e.g. a cluster worker, whose listener lives in the primary process
@@ -66,6 +83,7 @@ export function enableFastOpen<S extends net.Server>(server: S, queue: number = 
   const q = validateQueue(queue, 'queue')
   if (q === false) return server as S & { readonly fastOpen: FastOpenServerState }
   setState(server, { enabled: false, queue: q, reason: 'not listening yet' })
+  if (process.platform === 'win32' && native) hookWindowsListen(server, q)
   if (server.listening) apply(server, q)
   // Re-applied on every listen(): a server can be closed and listen again.
   server.prependListener('listening', () => apply(server, q))

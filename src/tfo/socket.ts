@@ -17,6 +17,8 @@ export function clientFailReason(info: NativeTcpInfo): FastOpenReason {
       return 'not-acked'
     case 3:
       return 'syn-retransmitted'
+    case 4: // macOS: the kernel's TFO heuristics / blackhole detection turned it off
+      return 'disabled-by-os'
     default:
       return info.synDataSent ? 'not-acked' : 'unknown'
   }

@@ -1,0 +1,118 @@
+/**
+ * Windows only: puts a natively created SOCKET under a Node `net.Socket` or
+ * `net.Server`. Windows Node refuses `{ fd }` for sockets (libuv's
+ * `uv_guess_handle` knows only files, pipes and TTYs), so this wraps the
+ * SOCKET in a `TCP` handle of Node's `tcp_wrap` binding — the same handle
+ * class `net` uses — with `open(socket)` (`uv_tcp_open`, which accepts
+ * bound, listening-to-be and connected sockets and associates them with
+ * libuv's completion port), then `new net.Socket({ handle })`, or assigns
+ * it as a server's listen handle.
+ *
+ * The `TCP` class comes from `process.binding('tcp_wrap')` (allowed in
+ * Node 20–24, documentation-deprecated), or, should that ever go, from the
+ * constructor of a handle `net` itself creates. If neither works,
+ * {@link windowsHandleError} says why and callers use plain `net` with the
+ * reason `handle-unavailable`. Nothing else in synmux touches these internals
+ * on Windows.
+ * @internal
+ * @packageDocumentation
+ */
+import net from 'node:net'
+import util from 'node:util'
+
+/** The parts of Node's internal `TCP` handle used here. */
+export interface TcpWrapHandle {
+  open(socket: number): number
+  close(cb?: () => void): void
+}
+
+interface TcpWrapBinding {
+  TCP: new (type: number) => TcpWrapHandle
+  constants: { SOCKET: number; SERVER: number; UV_TCP_IPV6ONLY: number }
+}
+
+let binding: TcpWrapBinding | null | undefined
+let bindingError: string | undefined
+
+function fromProcessBinding(): TcpWrapBinding | null {
+  const pb = (process as unknown as { binding?: (name: string) => unknown }).binding
+  if (typeof pb !== 'function') return null
+  try {
+    const b = pb.call(process, 'tcp_wrap') as Partial<TcpWrapBinding>
+    if (typeof b?.TCP === 'function' && b.constants && typeof b.constants.SOCKET === 'number') return b as TcpWrapBinding
+  } catch {
+    // removed or disallowed in this Node
+  }
+  return null
+}
+
+function fromNetHandle(): TcpWrapBinding | null {
+  // net creates a TCP handle synchronously in connect(); destroyed before
+  // the next tick, it never reaches the network.
+  const probe = new net.Socket()
+  probe.on('error', () => {})
+  try {
+    probe.connect({ port: 9, host: '127.0.0.1' })
+    const ctor = (probe as unknown as { _handle?: { constructor?: unknown } })._handle?.constructor
+    if (typeof ctor !== 'function') return null
+    // The handle types of src/tcp_wrap.h: SOCKET 0, SERVER 1.
+    return { TCP: ctor as TcpWrapBinding['TCP'], constants: { SOCKET: 0, SERVER: 1, UV_TCP_IPV6ONLY: 1 } }
+  } catch {
+    return null
+  } finally {
+    probe.destroy()
+  }
+}
+
+function load(): TcpWrapBinding | null {
+  if (binding !== undefined) return binding
+  binding = fromProcessBinding() ?? fromNetHandle()
+  if (binding && typeof binding.TCP.prototype.open !== 'function') binding = null
+  if (!binding) bindingError = `Node ${process.version} exposes no TCP handle with open(); synmux cannot hand a Windows socket to net`
+  return binding
+}
+
+/** Why sockets cannot be handed to Node here, or undefined when they can. */
+export function windowsHandleError(): string | undefined {
+  load()
+  return bindingError
+}
+
+/** `UV_TCP_IPV6ONLY`, the listen flag `net` passes for `ipv6Only: true`. */
+export function ipv6OnlyFlag(): number {
+  return load()?.constants.UV_TCP_IPV6ONLY ?? 1
+}
+
+function openHandle(socket: number, server: boolean): TcpWrapHandle {
+  const b = load()
+  if (!b) throw Object.assign(new Error(bindingError), { code: 'ERR_SYNMUX_HANDLE_UNAVAILABLE' })
+  const handle = new b.TCP(server ? b.constants.SERVER : b.constants.SOCKET)
+  const err = handle.open(socket)
+  if (err !== 0) {
+    handle.close()
+    const e = new Error(`uv_tcp_open failed (${err})`) as NodeJS.ErrnoException
+    e.errno = err
+    try {
+      e.code = util.getSystemErrorName(err)
+    } catch {
+      e.code = 'UNKNOWN'
+    }
+    e.syscall = 'open'
+    throw e
+  }
+  return handle
+}
+
+/**
+ * A TCP handle around a connected SOCKET, for `new net.Socket({ handle })`.
+ * On success libuv owns the SOCKET (closing the socket closes it); on
+ * failure the SOCKET is still the caller's.
+ */
+export function connectedHandle(socket: number): TcpWrapHandle {
+  return openHandle(socket, false)
+}
+
+/** A server TCP handle around a bound (not yet listening) SOCKET; Node calls `listen()` on it. */
+export function listenerHandle(socket: number): TcpWrapHandle {
+  return openHandle(socket, true)
+}
