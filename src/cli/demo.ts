@@ -89,7 +89,7 @@ export async function runDemo(out: (line: string) => void = console.log, connect
     else if (support.platform === 'darwin') out('  Enable TFO: sudo sysctl -w net.inet.tcp.fastopen=3')
     else if (support.platform === 'win32') out('  Enable TFO: netsh int tcp set global fastopen=enabled fastopenfallback=disabled')
   }
-  if (rows.some((r) => r.client?.reason === 'no-cookie')) {
+  if (support.server && rows.some((r) => r.client?.reason === 'no-cookie')) {
     out('  The first connection to a server has no TFO cookie yet: it asks for one, and later ones use it.')
   }
   return rows

@@ -149,6 +149,19 @@ describe.skipIf(needServerTfo)('data in the SYN', () => {
     await close(server)
   })
 
+  it('createConnection with a host name: the descriptor is set up when Node resolves it', async () => {
+    const { server, seen } = sinkServer()
+    const port = await listen(server, '127.0.0.1')
+    await exchange('127.0.0.1', port, Buffer.from('warm'))
+    const socket = createConnection({ host: 'localhost', port, family: 4 })
+    socket.end('by name')
+    const reply = JSON.parse((await readAll(socket)).toString())
+    expect(reply.sha).toBe(sha256(Buffer.from('by name')))
+    expect(socket.fastOpen).toEqual({ attempted: true, accepted: true })
+    expect(seen.at(-1)!.synData).toBe(true)
+    await close(server)
+  })
+
   it('a socket that writes nothing still connects (server speaks first)', async () => {
     const server = createServer((s) => {
       s.resume()
