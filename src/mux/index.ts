@@ -1,1 +1,54 @@
-export {}
+/**
+ * The multiplexer: sessions and streams over any Node `Duplex`, and the
+ * wire codec (docs/PROTOCOL.md).
+ * @packageDocumentation
+ */
+export { Session } from './session.js'
+export type { OpenOptions, StreamInfo, GoawayInfo, SessionState, SessionStats, SessionEvents } from './session.js'
+export type { SessionOptions } from './options.js'
+export { MuxStream } from './stream.js'
+export type { Target, DecodedTarget, TargetKind } from './target.js'
+export { MuxError, ProtocolError } from './errors.js'
+export type { MuxErrorCode, MuxErrorOptions } from './errors.js'
+export {
+  encodeFrame,
+  decodeFrame,
+  FrameDecoder,
+  encodeHello,
+  decodeHello,
+  frameTypeName,
+  isSessionFrameType,
+} from './codec.js'
+export type {
+  Frame,
+  FrameInit,
+  FrameDecoderOptions,
+  Hello,
+  HelloInit,
+  OpenFrame,
+  OpenedFrame,
+  RefusedFrame,
+  DataFrame,
+  WindowFrame,
+  RstFrame,
+  GoawayFrame,
+  PingFrame,
+  PongFrame,
+  AckFrame,
+  AuthFrame,
+  SeqFrame,
+} from './codec.js'
+export {
+  FrameType,
+  FrameFlag,
+  GoawayCode,
+  RefuseCode,
+  ResetCode,
+  HelloKind,
+  Capability,
+  HelloExtension,
+  TargetType,
+  PROTOCOL_VERSION as MUX_PROTOCOL_VERSION,
+  FRAME_HEADER_SIZE as MUX_FRAME_HEADER_SIZE,
+  DEFAULTS as MUX_DEFAULTS,
+} from './constants.js'

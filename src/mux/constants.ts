@@ -1,0 +1,174 @@
+/**
+ * Wire constants of the synmux protocol, version 1 (see docs/PROTOCOL.md).
+ * @packageDocumentation
+ */
+
+/** The 6 magic bytes every HELLO starts with (`SYNMUX`). */
+export const MAGIC: Buffer = Buffer.from('SYNMUX', 'latin1')
+
+/** The protocol version this implementation speaks. */
+export const PROTOCOL_VERSION = 1
+
+/** Bytes of the frozen HELLO preamble: magic, version, kind, body length. */
+export const HELLO_PREAMBLE_SIZE = 10
+/** Bytes of the fixed part of a HELLO body. */
+export const HELLO_FIXED_BODY_SIZE = 49
+/** Largest HELLO body accepted. */
+export const HELLO_MAX_BODY_SIZE = 1024
+/** Size of a session id. */
+export const SESSION_ID_SIZE = 32
+
+/** Bytes of a frame header. */
+export const FRAME_HEADER_SIZE = 9
+
+/** Smallest legal max frame size (and the pre-HELLO frame size). */
+export const MIN_MAX_FRAME_SIZE = 16_384
+/** Largest legal max frame size (24-bit length field). */
+export const MAX_MAX_FRAME_SIZE = 16_777_215
+/** Smallest legal initial window (and the pre-HELLO credit). */
+export const MIN_INITIAL_WINDOW = 65_536
+/** Largest window / credit value. */
+export const MAX_WINDOW = 2_147_483_647
+/** Largest stream id. */
+export const MAX_STREAM_ID = 0xffff_ffff
+/** Largest length of a reason text in REFUSED / GOAWAY. */
+export const MAX_REASON_LENGTH = 255
+/** Largest host name in a target. */
+export const MAX_HOST_LENGTH = 255
+
+/** HELLO kinds (PROTOCOL.md 3.2). */
+export const HelloKind = {
+  NEW: 0x01,
+  RESUME: 0x02,
+  JOIN: 0x03,
+} as const
+/** A HELLO kind value. */
+export type HelloKind = (typeof HelloKind)[keyof typeof HelloKind]
+
+/** HELLO roles. */
+export const Role = {
+  CLIENT: 0x01,
+  SERVER: 0x02,
+} as const
+
+/** Capability bits (PROTOCOL.md 3.3). */
+export const Capability = {
+  RESUME: 0x01,
+  STRIPE: 0x02,
+  AUTH_PSK: 0x04,
+  MESSAGES: 0x08,
+} as const
+
+/** HELLO extension types (PROTOCOL.md 3.5). */
+export const HelloExtension = {
+  AUTH_NONCE: 0x01,
+  AUTH_PROOF: 0x02,
+  RECEIVED: 0x03,
+  REPLAY_BUFFER: 0x04,
+  LANE: 0x05,
+  RESUME_REFUSED: 0x06,
+  MAX_MESSAGE: 0x07,
+} as const
+
+/** Frame types (PROTOCOL.md 4). Types below 0x80 are session frames. */
+export const FrameType = {
+  OPEN: 0x01,
+  OPENED: 0x02,
+  REFUSED: 0x03,
+  DATA: 0x04,
+  WINDOW: 0x05,
+  RST: 0x06,
+  GOAWAY: 0x07,
+  PING: 0x80,
+  PONG: 0x81,
+  ACK: 0x82,
+  AUTH: 0x83,
+  SEQ: 0x84,
+} as const
+/** A frame type value. */
+export type FrameType = (typeof FrameType)[keyof typeof FrameType]
+
+/** Frame flags. */
+export const FrameFlag = {
+  /** OPEN, OPENED, DATA: the sender has finished sending on the stream. */
+  FIN: 0x01,
+  /** OPEN: message mode (reserved; needs the MESSAGES capability). */
+  MESSAGES: 0x02,
+  /** DATA: end of message (reserved; needs the MESSAGES capability). */
+  EOM: 0x02,
+} as const
+
+/** Target address types in OPEN. */
+export const TargetType = {
+  NONE: 0x00,
+  HOSTNAME: 0x01,
+  IPV4: 0x02,
+  IPV6: 0x03,
+} as const
+
+/** GOAWAY codes (PROTOCOL.md 11.1). */
+export const GoawayCode = {
+  NORMAL: 0,
+  PROTOCOL_ERROR: 1,
+  INTERNAL_ERROR: 2,
+  FLOW_CONTROL_ERROR: 3,
+  FRAME_SIZE_ERROR: 4,
+  IDLE_TIMEOUT: 5,
+  RESOURCE_EXHAUSTED: 6,
+  UNSUPPORTED_VERSION: 7,
+  HANDSHAKE_FAILED: 8,
+  AUTH_FAILED: 9,
+  STREAM_IDS_EXHAUSTED: 10,
+  RESUME_OUT_OF_RANGE: 11,
+} as const
+
+/** REFUSED codes (PROTOCOL.md 11.2); 0x1000–0xFFFF are the application's. */
+export const RefuseCode = {
+  REFUSED: 1,
+  NO_LISTENER: 2,
+  TOO_MANY_STREAMS: 3,
+  TOO_MANY_PENDING: 4,
+  BUSY: 5,
+  TARGET_TOO_LONG: 6,
+  BAD_TARGET: 7,
+  NOT_ALLOWED: 8,
+  UNREACHABLE: 9,
+  CONNECTION_REFUSED: 10,
+  TIMEOUT: 11,
+  GOING_AWAY: 12,
+} as const
+
+/** RST codes (PROTOCOL.md 11.3); 0x1000–0xFFFF are the application's. */
+export const ResetCode = {
+  CANCEL: 0,
+  INTERNAL_ERROR: 1,
+  CONNECTION_RESET: 2,
+  TIMEOUT: 3,
+} as const
+
+/** Whether a GOAWAY code lets existing streams finish. */
+export function isGracefulGoaway(code: number): boolean {
+  return code === GoawayCode.NORMAL || code === GoawayCode.IDLE_TIMEOUT || code === GoawayCode.STREAM_IDS_EXHAUSTED
+}
+
+/** Implementation defaults (PROTOCOL.md 10). */
+export const DEFAULTS = {
+  maxFrameSize: 65_536,
+  initialWindow: 262_144,
+  maxWindow: 16 * 1024 * 1024,
+  maxSessionBuffer: 64 * 1024 * 1024,
+  maxStreams: 1024,
+  maxPendingOpens: 256,
+  maxTargetLength: 255,
+  acceptDelay: 1,
+  handshakeTimeout: 10_000,
+  idleTimeout: 0,
+  keepAliveInterval: 10_000,
+  keepAliveTimeout: 20_000,
+  /** Bytes of owed control frames after which the peer is cut off. */
+  maxControlQueue: 1024 * 1024,
+  /** Frame bytes handed to the transport per flush turn. */
+  writeBatch: 256 * 1024,
+  /** Send an ACK after this many session bytes received. */
+  ackEvery: 1024 * 1024,
+} as const

@@ -1,0 +1,105 @@
+/**
+ * Error objects of the multiplexer. Every error has a stable `code`.
+ * @packageDocumentation
+ */
+import util from 'node:util'
+
+/** Every `code` a {@link MuxError} can carry (PROTOCOL.md 12). */
+export type MuxErrorCode =
+  | 'SYNMUX_PROTOCOL_ERROR'
+  | 'SYNMUX_FLOW_CONTROL_ERROR'
+  | 'SYNMUX_FRAME_SIZE_ERROR'
+  | 'SYNMUX_BAD_MAGIC'
+  | 'SYNMUX_UNSUPPORTED_VERSION'
+  | 'SYNMUX_HANDSHAKE_FAILED'
+  | 'SYNMUX_HANDSHAKE_TIMEOUT'
+  | 'SYNMUX_PEER_TIMEOUT'
+  | 'SYNMUX_RESOURCE_EXHAUSTED'
+  | 'SYNMUX_REMOTE_GOAWAY'
+  | 'SYNMUX_CONNECTION_LOST'
+  | 'SYNMUX_SESSION_CLOSED'
+  | 'SYNMUX_REFUSED'
+  | 'SYNMUX_STREAM_RESET'
+  | 'SYNMUX_TOO_MANY_STREAMS'
+  | 'SYNMUX_STREAM_IDS_EXHAUSTED'
+
+/** Options of a {@link MuxError}. */
+export interface MuxErrorOptions {
+  /** The numeric code on the wire (GOAWAY, REFUSED or RST code), if any. */
+  wireCode?: number
+  /** The reason text the peer sent (GOAWAY, REFUSED), if any. */
+  reason?: string
+  /** The protocol version the peer spoke (`SYNMUX_UNSUPPORTED_VERSION`). */
+  version?: number
+  /** The underlying error. */
+  cause?: unknown
+}
+
+/**
+ * An error of a session or stream. `code` is stable; `message` is for
+ * people.
+ */
+export class MuxError extends Error {
+  /** Stable error code. */
+  readonly code: MuxErrorCode
+  /** The numeric code on the wire (GOAWAY, REFUSED or RST code), if any. */
+  readonly wireCode: number | undefined
+  /** The reason text the peer sent, if any. */
+  readonly reason: string | undefined
+  /** The protocol version the peer spoke, for `SYNMUX_UNSUPPORTED_VERSION`. */
+  readonly version: number | undefined
+
+  constructor(code: MuxErrorCode, message: string, options: MuxErrorOptions = {}) {
+    super(message, options.cause !== undefined ? { cause: options.cause } : undefined)
+    this.name = 'MuxError'
+    this.code = code
+    this.wireCode = options.wireCode
+    this.reason = options.reason
+    this.version = options.version
+  }
+}
+
+/**
+ * A protocol violation found while decoding or processing the peer's bytes.
+ * Carries the GOAWAY code the session answers with.
+ */
+export class ProtocolError extends MuxError {
+  constructor(
+    code: 'SYNMUX_PROTOCOL_ERROR' | 'SYNMUX_FLOW_CONTROL_ERROR' | 'SYNMUX_FRAME_SIZE_ERROR' | 'SYNMUX_BAD_MAGIC' | 'SYNMUX_UNSUPPORTED_VERSION' | 'SYNMUX_HANDSHAKE_FAILED',
+    message: string,
+    wireCode: number,
+    version?: number,
+  ) {
+    super(code, message, version !== undefined ? { wireCode, version } : { wireCode })
+    this.name = 'ProtocolError'
+  }
+}
+
+/** `TypeError` with `code: 'ERR_INVALID_ARG_TYPE'`. @internal */
+export function invalidArgType(name: string, expected: string, actual: unknown): TypeError {
+  const shown = actual === null ? 'null' : Array.isArray(actual) ? 'an array' : typeof actual
+  const err = new TypeError(`The "${name}" argument must be ${expected}. Received ${shown}`)
+  ;(err as TypeError & { code: string }).code = 'ERR_INVALID_ARG_TYPE'
+  return err
+}
+
+/** `TypeError` with `code: 'ERR_INVALID_ARG_VALUE'`. @internal */
+export function invalidArgValue(name: string, reason: string, actual: unknown): TypeError {
+  const err = new TypeError(`The argument '${name}' ${reason}. Received ${util.inspect(actual)}`)
+  ;(err as TypeError & { code: string }).code = 'ERR_INVALID_ARG_VALUE'
+  return err
+}
+
+/** `RangeError` with `code: 'ERR_OUT_OF_RANGE'`. @internal */
+export function outOfRange(name: string, range: string, actual: unknown): RangeError {
+  const err = new RangeError(`The value of "${name}" is out of range. It must be ${range}. Received ${util.inspect(actual)}`)
+  ;(err as RangeError & { code: string }).code = 'ERR_OUT_OF_RANGE'
+  return err
+}
+
+/** `Error` with `code: 'ERR_INVALID_STATE'` (a method called at the wrong time). @internal */
+export function invalidState(message: string): Error {
+  const err = new Error(message)
+  ;(err as Error & { code: string }).code = 'ERR_INVALID_STATE'
+  return err
+}

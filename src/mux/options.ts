@@ -1,0 +1,84 @@
+/**
+ * Session options, their defaults and their validation.
+ * @packageDocumentation
+ */
+import { DEFAULTS, MAX_HOST_LENGTH, MAX_MAX_FRAME_SIZE, MAX_WINDOW, MIN_INITIAL_WINDOW, MIN_MAX_FRAME_SIZE } from './constants.js'
+import { invalidArgType, invalidArgValue, outOfRange } from './errors.js'
+
+/**
+ * Options of a {@link Session}. Every limit of PROTOCOL.md section 10 can be
+ * set here; times are in milliseconds, 0 disables a timeout.
+ */
+export interface SessionOptions {
+  /** `'client'` (the side that opened the transport: odd stream ids, speaks first) or `'server'`. */
+  role: 'client' | 'server'
+  /** Largest frame payload accepted (advertised in the HELLO). Default 65,536; 16,384–16,777,215. */
+  maxFrameSize?: number
+  /** Credit granted per stream (advertised). Default 262,144 (256 KiB); at least 65,536. */
+  initialWindow?: number
+  /** Auto-tune cap of a stream's receive window. Default 16 MiB; at least `initialWindow`. */
+  maxWindow?: number
+  /** Cap on the session's window growth and buffered bytes (PROTOCOL.md 6.4). Default 64 MiB. */
+  maxSessionBuffer?: number
+  /** Peer-opened streams kept open at once (advertised). Default 1,024. */
+  maxStreams?: number
+  /** Peer opens the application has not answered yet. Default 256. */
+  maxPendingOpens?: number
+  /** Longest host name accepted in a target. Default 255 (maximum). */
+  maxTargetLength?: number
+  /** Delay after which an unanswered open is accepted automatically. Default 1 ms; `Infinity`: never. */
+  acceptDelay?: number
+  /** Time allowed for the peer's HELLO. Default 10,000; 0: none. */
+  handshakeTimeout?: number
+  /** Close gracefully after this long without any open stream. Default 0 (never). */
+  idleTimeout?: number
+  /** Send a PING after this long without receiving anything. Default 10,000; 0: no keepalive. */
+  keepAliveInterval?: number
+  /** Declare the peer dead this long after an unanswered keepalive PING. Default 20,000. */
+  keepAliveTimeout?: number
+  /** `highWaterMark` of each stream's writable side. Default 65,536. */
+  streamHighWaterMark?: number
+  /** Disable Nagle on the transport when it supports `setNoDelay`. Default true. */
+  noDelay?: boolean
+}
+
+/** Fully resolved options. @internal */
+export type ResolvedOptions = Required<SessionOptions>
+
+function num(opts: Record<string, unknown>, name: string, def: number, min: number, max: number, allowInfinity = false): number {
+  const v = opts[name]
+  if (v === undefined) return def
+  if (typeof v !== 'number') throw invalidArgType(`options.${name}`, 'of type number', v)
+  if (allowInfinity && v === Infinity) return v
+  if (!Number.isInteger(v) || v < min || v > max) throw outOfRange(`options.${name}`, `an integer >= ${min} && <= ${max}${allowInfinity ? ' (or Infinity)' : ''}`, v)
+  return v
+}
+
+const MAX_TIMER = 2_147_483_647
+
+/** Validates options and fills in defaults. Throws with stable codes. @internal */
+export function resolveOptions(options: unknown): ResolvedOptions {
+  if (typeof options !== 'object' || options === null) throw invalidArgType('options', 'an object', options)
+  const o = options as Record<string, unknown>
+  if (o.role !== 'client' && o.role !== 'server') throw invalidArgValue('options.role', "must be 'client' or 'server'", o.role)
+  const initialWindow = num(o, 'initialWindow', DEFAULTS.initialWindow, MIN_INITIAL_WINDOW, MAX_WINDOW)
+  const maxWindow = num(o, 'maxWindow', Math.max(DEFAULTS.maxWindow, initialWindow), initialWindow, MAX_WINDOW)
+  if (o.noDelay !== undefined && typeof o.noDelay !== 'boolean') throw invalidArgType('options.noDelay', 'of type boolean', o.noDelay)
+  return {
+    role: o.role,
+    maxFrameSize: num(o, 'maxFrameSize', DEFAULTS.maxFrameSize, MIN_MAX_FRAME_SIZE, MAX_MAX_FRAME_SIZE),
+    initialWindow,
+    maxWindow,
+    maxSessionBuffer: num(o, 'maxSessionBuffer', DEFAULTS.maxSessionBuffer, 0, Number.MAX_SAFE_INTEGER),
+    maxStreams: num(o, 'maxStreams', DEFAULTS.maxStreams, 0, 0xffff_ffff),
+    maxPendingOpens: num(o, 'maxPendingOpens', DEFAULTS.maxPendingOpens, 0, 0xffff_ffff),
+    maxTargetLength: num(o, 'maxTargetLength', DEFAULTS.maxTargetLength, 0, MAX_HOST_LENGTH),
+    acceptDelay: num(o, 'acceptDelay', DEFAULTS.acceptDelay, 0, MAX_TIMER, true),
+    handshakeTimeout: num(o, 'handshakeTimeout', DEFAULTS.handshakeTimeout, 0, MAX_TIMER),
+    idleTimeout: num(o, 'idleTimeout', DEFAULTS.idleTimeout, 0, MAX_TIMER),
+    keepAliveInterval: num(o, 'keepAliveInterval', DEFAULTS.keepAliveInterval, 0, MAX_TIMER),
+    keepAliveTimeout: num(o, 'keepAliveTimeout', DEFAULTS.keepAliveTimeout, 1, MAX_TIMER),
+    streamHighWaterMark: num(o, 'streamHighWaterMark', 65_536, 0, MAX_WINDOW),
+    noDelay: o.noDelay === undefined ? true : o.noDelay,
+  }
+}

@@ -1,0 +1,1295 @@
+/**
+ * Session: the multiplexer's state machine over one transport (any Node
+ * `Duplex`). States: handshaking → open → closing → closed.
+ *
+ * Input: transport chunks → HELLO parser → {@link FrameDecoder} → one
+ * handler per frame type. Output: everything is queued and written once per
+ * tick by {@link Session.flush}: HELLO, control frames, WINDOWs, OPEN/OPENED
+ * in id order, then DATA round-robin across streams, one frame per stream
+ * per turn, batched into one `writev`.
+ * @packageDocumentation
+ */
+import { EventEmitter } from 'node:events'
+import { randomBytes } from 'node:crypto'
+import { performance } from 'node:perf_hooks'
+import type { Duplex } from 'node:stream'
+import {
+  DEFAULTS,
+  FRAME_HEADER_SIZE,
+  FrameFlag,
+  FrameType,
+  GoawayCode,
+  HelloKind,
+  MAX_STREAM_ID,
+  MAX_WINDOW,
+  MIN_INITIAL_WINDOW,
+  MIN_MAX_FRAME_SIZE,
+  RefuseCode,
+  SESSION_ID_SIZE,
+  isGracefulGoaway,
+} from './constants.js'
+import {
+  type AckFrame,
+  type DataFrame,
+  type Frame,
+  type GoawayFrame,
+  type Hello,
+  type OpenFrame,
+  type OpenedFrame,
+  type PongFrame,
+  type RefusedFrame,
+  type RstFrame,
+  type WindowFrame,
+  FrameDecoder,
+  decodeHello,
+  encodeFrame,
+  encodeHello,
+  frameTypeName,
+} from './codec.js'
+import { MuxError, ProtocolError, invalidArgType, invalidState } from './errors.js'
+import { type WindowBudget, onConsumed } from './flow.js'
+import { type ResolvedOptions, type SessionOptions, resolveOptions } from './options.js'
+import { OutputBatch, Queue } from './scheduler.js'
+import { MuxStream, SF } from './stream.js'
+import { type DecodedTarget, type Target, isPrintableHost, normalizeTarget, targetSize, writeTarget } from './target.js'
+
+/** Options of {@link Session.open}. */
+export interface OpenOptions {
+  /** Where the stream should lead (carried in OPEN); default none. */
+  target?: Target | null
+  /** First bytes, sent in the OPEN frame itself. */
+  data?: Buffer | Uint8Array | string
+  /** Half-close right after `data` (FIN rides in the OPEN). Default false. */
+  end?: boolean
+}
+
+/** Second argument of the `'stream'` event. */
+export interface StreamInfo {
+  /** The target the opener named, or `null`. */
+  target: DecodedTarget | null
+}
+
+/** Argument of the `'goaway'` event. */
+export interface GoawayInfo {
+  /** GOAWAY code (`GoawayCode`). */
+  code: number
+  /** Highest stream id of ours the peer processed. */
+  lastStreamId: number
+  /** The peer's reason text. */
+  reason: string
+}
+
+/** Lifecycle state of a {@link Session}. */
+export type SessionState = 'handshaking' | 'open' | 'closing' | 'closed'
+
+/** Counters of a {@link Session} (see {@link Session.stats}). */
+export interface SessionStats {
+  /** Open streams (both directions). */
+  streams: number
+  /** Peer-opened streams the application has not answered. */
+  pendingOpens: number
+  /** Bytes received and not yet read by the application, all streams. */
+  bufferedBytes: number
+  /** Transport bytes written / read. */
+  bytesSent: number
+  bytesReceived: number
+  /** Session sequence (PROTOCOL.md 7): session-frame bytes sent / received. */
+  sessionBytesSent: number
+  sessionBytesReceived: number
+  /** Highest ACK received from the peer. */
+  peerAcked: number
+  /** Frames written / read. */
+  framesSent: number
+  framesReceived: number
+  /** Bytes of control frames owed to the peer and not yet written. */
+  controlQueueBytes: number
+  /** Smoothed RTT in ms (0 until measured). */
+  rtt: number
+}
+
+/** Events of a {@link Session}. */
+export interface SessionEvents {
+  /** A peer-opened stream; answer with accept()/write()/refuse(). */
+  stream: [stream: MuxStream, info: StreamInfo]
+  /** The peer's HELLO arrived; `session.id` is set. */
+  handshake: []
+  /** The peer sent GOAWAY. */
+  goaway: [info: GoawayInfo]
+  /** The session failed (only emitted when a listener exists; always passed to `'close'`). */
+  error: [err: MuxError]
+  /** The session is closed; `err` if it failed. */
+  close: [err?: MuxError]
+}
+
+const enum State {
+  HANDSHAKING = 0,
+  OPEN = 1,
+  CLOSING = 2,
+  CLOSED = 3,
+}
+const STATE_NAMES: SessionState[] = ['handshaking', 'open', 'closing', 'closed']
+
+const REFUSE_REASONS: Record<number, string> = {
+  [RefuseCode.REFUSED]: 'refused',
+  [RefuseCode.NO_LISTENER]: 'no stream listener',
+  [RefuseCode.TOO_MANY_STREAMS]: 'too many streams',
+  [RefuseCode.TOO_MANY_PENDING]: 'too many pending opens',
+  [RefuseCode.BUSY]: 'session buffer full',
+  [RefuseCode.TARGET_TOO_LONG]: 'target too long',
+  [RefuseCode.BAD_TARGET]: 'bad target',
+  [RefuseCode.NOT_ALLOWED]: 'target not allowed',
+  [RefuseCode.UNREACHABLE]: 'target unreachable',
+  [RefuseCode.CONNECTION_REFUSED]: 'connection refused',
+  [RefuseCode.TIMEOUT]: 'timeout',
+  [RefuseCode.GOING_AWAY]: 'going away',
+}
+
+const ZERO_ID = Buffer.alloc(SESSION_ID_SIZE)
+const LINGER_MS = 5000
+
+function protocolError(message: string): ProtocolError {
+  return new ProtocolError('SYNMUX_PROTOCOL_ERROR', message, GoawayCode.PROTOCOL_ERROR)
+}
+function flowError(message: string): ProtocolError {
+  return new ProtocolError('SYNMUX_FLOW_CONTROL_ERROR', message, GoawayCode.FLOW_CONTROL_ERROR)
+}
+function handshakeError(message: string): ProtocolError {
+  return new ProtocolError('SYNMUX_HANDSHAKE_FAILED', message, GoawayCode.HANDSHAKE_FAILED)
+}
+
+function flushTick(session: Session): void {
+  session._flush()
+}
+function readCheck(session: Session, s: MuxStream): void {
+  s.f &= ~SF.READ_CHECK
+  session._checkConsumed(s)
+}
+function emitOpen(s: MuxStream): void {
+  if (!s.destroyed) s.emit('open')
+}
+
+/**
+ * A multiplexed session over one transport.
+ *
+ * ```js
+ * const session = new Session(socket, { role: 'client' })
+ * const stream = session.open({ target: { host: 'example.com', port: 80 }, data: 'GET / ...' })
+ * stream.on('open', () => console.log('opened in', stream.openedIn, 'ms'))
+ * ```
+ *
+ * The session takes over the transport: it reads it in flowing mode and is
+ * the only writer. With a `net.Socket` it disables Nagle (`noDelay`).
+ */
+export class Session extends EventEmitter<SessionEvents> {
+  /** This side's role. */
+  readonly role: 'client' | 'server'
+  /** The transport. */
+  readonly duplex: Duplex
+  /** @internal */ readonly opts: ResolvedOptions
+
+  private st: State = State.HANDSHAKING
+  private sessionId: Buffer | null = null
+  private peer: Hello | null = null
+  private helloBuf: Buffer | null = null
+  private helloPending = false
+  private helloSent = false
+  private helloSentAt = 0
+  private readonly decoder: FrameDecoder
+  private readonly streams = new Map<number, MuxStream>()
+  private nextStreamId: number
+  private highestPeerId = 0
+  private ownStreamCount = 0
+  private peerStreamCount = 0
+  private pendingCount = 0
+  private peerInitialWindow = MIN_INITIAL_WINDOW
+  private sendFrameSize = MIN_MAX_FRAME_SIZE
+  /** @internal */ readonly budget: WindowBudget
+
+  private control: Buffer[] = []
+  private controlBytes = 0
+  private ackPending = false
+  private ackReported = 0
+  private readonly windowQueue = new Queue<MuxStream>()
+  private readonly openQueue = new Queue<MuxStream>()
+  private readonly ring = new Queue<MuxStream>()
+  private readonly acceptQueue = new Queue<MuxStream>()
+  private flushScheduled = false
+  private waitingDrain = false
+  private ending = false
+  private endCalled = false
+
+  private goawaySent = false
+  private goawaySentLast = 0
+  private goawayReceived = false
+  private goawayRecvLast = 0
+
+  private bytesSent = 0
+  private bytesReceived = 0
+  private sessionBytesSent = 0
+  private sessionBytesReceived = 0
+  private peerAcked = 0
+  private framesSent = 0
+  private framesReceived = 0
+
+  private srtt = 0
+  private pingSeq = 0
+  private readonly pings = new Map<number, { at: number; resolve: ((rtt: number) => void) | null; reject: ((err: Error) => void) | null }>()
+  private rx = false
+  private kaTimer: NodeJS.Timeout | null = null
+  private handshakeTimer: NodeJS.Timeout | null = null
+  private idleTimer: NodeJS.Timeout | null = null
+  private acceptTimer: NodeJS.Timeout | null = null
+  private closeError: MuxError | undefined
+  private closePromise: Promise<void> | null = null
+  private closeEmitted = false
+
+  private readonly onDataBound: (chunk: Buffer | string) => void
+  private readonly onFrameBound: (frame: Frame, size: number) => void
+  private readonly onDrainBound: () => void
+  private readonly onEndBound: () => void
+  private readonly onErrorBound: (err: Error) => void
+  private readonly onCloseBound: () => void
+
+  /**
+   * Starts a session over `duplex`. The client sends its HELLO at once (in
+   * the same write as the first OPENs of this tick); the server answers the
+   * client's HELLO. Throws `ERR_INVALID_ARG_TYPE`/`ERR_INVALID_ARG_VALUE`/
+   * `ERR_OUT_OF_RANGE` on bad arguments.
+   */
+  constructor(duplex: Duplex, options: SessionOptions) {
+    super()
+    if (typeof duplex !== 'object' || duplex === null || typeof (duplex as Duplex).write !== 'function' || typeof (duplex as Duplex).on !== 'function') {
+      throw invalidArgType('duplex', 'a Duplex stream', duplex)
+    }
+    this.opts = resolveOptions(options)
+    this.role = this.opts.role
+    this.duplex = duplex
+    this.nextStreamId = this.role === 'client' ? 1 : 2
+    this.decoder = new FrameDecoder({ maxFrameSize: this.opts.maxFrameSize, zeroCopy: true })
+    this.budget = { windowExtra: 0, maxSessionBuffer: this.opts.maxSessionBuffer, bufferedTotal: 0, maxWindow: this.opts.maxWindow }
+    this.onDataBound = (c) => this.onData(c)
+    this.onFrameBound = (f, n) => this.onFrame(f, n)
+    this.onDrainBound = () => {
+      this.waitingDrain = false
+      this.scheduleFlush(true)
+    }
+    this.onEndBound = () => this.onEnd()
+    this.onErrorBound = (err) => this.destroy(new MuxError('SYNMUX_CONNECTION_LOST', `transport error: ${err.message}`, { cause: err }))
+    this.onCloseBound = () => {
+      if (this.st !== State.CLOSED) this.destroy(this.ending ? undefined : new MuxError('SYNMUX_CONNECTION_LOST', 'the transport closed'))
+    }
+    const sock = duplex as Duplex & { setNoDelay?: (v: boolean) => unknown }
+    if (this.opts.noDelay && typeof sock.setNoDelay === 'function') sock.setNoDelay(true)
+    duplex.on('data', this.onDataBound)
+    duplex.on('drain', this.onDrainBound)
+    duplex.on('end', this.onEndBound)
+    duplex.on('error', this.onErrorBound)
+    duplex.on('close', this.onCloseBound)
+    if (this.opts.handshakeTimeout > 0) {
+      this.handshakeTimer = setTimeout(() => {
+        this.handshakeTimer = null
+        if (this.st === State.HANDSHAKING || this.peer === null) {
+          this.destroy(new MuxError('SYNMUX_HANDSHAKE_TIMEOUT', `no HELLO from the peer within ${this.opts.handshakeTimeout} ms`))
+        }
+      }, this.opts.handshakeTimeout)
+      this.handshakeTimer.unref?.()
+    }
+    if (duplex.destroyed) {
+      process.nextTick(() => this.destroy(new MuxError('SYNMUX_CONNECTION_LOST', 'the transport is already destroyed')))
+      return
+    }
+    if (this.role === 'client') {
+      this.helloPending = true
+      this.scheduleFlush()
+    }
+  }
+
+  // -------------------------------------------------------------------------
+  // Public API
+
+  /** The 32-byte session id (chosen by the server), or `null` before the handshake. */
+  get id(): Buffer | null {
+    return this.sessionId
+  }
+
+  /** Smoothed round-trip time in ms from PING/PONG and the HELLO exchange (0 until measured). */
+  get rtt(): number {
+    return this.srtt
+  }
+
+  /** Lifecycle state. */
+  get state(): SessionState {
+    return STATE_NAMES[this.st]!
+  }
+
+  /** Whether the session is closed (destroyed). */
+  get destroyed(): boolean {
+    return this.st === State.CLOSED
+  }
+
+  /** The peer's HELLO (limits and capabilities it announced), or `null` before the handshake. */
+  get peerHello(): Hello | null {
+    return this.peer
+  }
+
+  /** Number of open streams. */
+  get streamCount(): number {
+    return this.streams.size
+  }
+
+  /** The error the session failed with, if any. */
+  get error(): MuxError | undefined {
+    return this.closeError
+  }
+
+  /** Counters. */
+  stats(): SessionStats {
+    return {
+      streams: this.streams.size,
+      pendingOpens: this.pendingCount,
+      bufferedBytes: this.budget.bufferedTotal,
+      bytesSent: this.bytesSent,
+      bytesReceived: this.bytesReceived,
+      sessionBytesSent: this.sessionBytesSent,
+      sessionBytesReceived: this.sessionBytesReceived,
+      peerAcked: this.peerAcked,
+      framesSent: this.framesSent,
+      framesReceived: this.framesReceived,
+      controlQueueBytes: this.controlBytes,
+      rtt: this.srtt,
+    }
+  }
+
+  /**
+   * Opens a stream and returns it at once. The OPEN frame (with `target`,
+   * `data` and everything written to the stream during this tick, up to
+   * the credit) leaves at the end of the tick; the stream emits `'open'`
+   * when OPENED arrives, or `'error'` (`SYNMUX_REFUSED`, ...) if refused.
+   * Throws `ERR_INVALID_ARG_TYPE`/`ERR_INVALID_ARG_VALUE`/`ERR_OUT_OF_RANGE`
+   * on bad options; session-level failures (closed session, too many
+   * streams) are reported as an `'error'` on the returned stream.
+   */
+  open(options: OpenOptions = {}): MuxStream {
+    if (typeof options !== 'object' || options === null) throw invalidArgType('options', 'an object', options)
+    const target = options.target == null ? null : normalizeTarget(options.target)
+    const data = options.data
+    if (data !== undefined && typeof data !== 'string' && !(data instanceof Uint8Array)) {
+      throw invalidArgType('options.data', 'a string, Buffer or Uint8Array', data)
+    }
+    if (options.end !== undefined && typeof options.end !== 'boolean') throw invalidArgType('options.end', 'of type boolean', options.end)
+    const now = performance.now()
+    let err: MuxError | null = null
+    if (this.st === State.CLOSED || this.st === State.CLOSING || this.goawaySent) {
+      err = new MuxError('SYNMUX_SESSION_CLOSED', 'the session is closed')
+    } else if (this.goawayReceived) {
+      err = new MuxError('SYNMUX_REFUSED', 'the peer is going away (GOAWAY)', { wireCode: RefuseCode.GOING_AWAY })
+    } else if (this.peer !== null && this.ownStreamCount >= this.peer.maxStreams) {
+      err = new MuxError('SYNMUX_TOO_MANY_STREAMS', `the peer accepts at most ${this.peer.maxStreams} streams`)
+    } else if (this.nextStreamId > MAX_STREAM_ID) {
+      err = new MuxError('SYNMUX_STREAM_IDS_EXHAUSTED', 'no stream id left in this session')
+      this.closeWith(GoawayCode.STREAM_IDS_EXHAUSTED, 'stream ids exhausted')
+    }
+    const id = err ? 0 : this.nextStreamId
+    const s = new MuxStream(this, id, 'local', target, this.opts.initialWindow, now, this.opts.streamHighWaterMark)
+    if (err) {
+      s.f |= SF.DETACHED
+      const e = err
+      process.nextTick(() => s.destroy(e))
+      return s
+    }
+    this.nextStreamId += 2
+    s.scredit = this.peerInitialWindow
+    if (this.peer === null) s.f |= SF.PRE_HELLO
+    this.streams.set(id, s)
+    this.ownStreamCount++
+    this.clearIdle()
+    s.f |= SF.IN_OPEN_QUEUE
+    this.openQueue.push(s)
+    this.scheduleFlush()
+    if (data !== undefined && data.length > 0) s.write(data)
+    if (options.end) s.end()
+    return s
+  }
+
+  /**
+   * Measures the RTT with a PING; resolves with the sample in ms. Rejects
+   * with `SYNMUX_SESSION_CLOSED` if the session closes first.
+   */
+  ping(): Promise<number> {
+    if (this.st === State.CLOSED) return Promise.reject(new MuxError('SYNMUX_SESSION_CLOSED', 'the session is closed'))
+    return new Promise((resolve, reject) => this.sendPing(resolve, reject))
+  }
+
+  /**
+   * Graceful shutdown: sends GOAWAY(NORMAL), accepts no new stream, lets
+   * existing streams finish, then ends the transport. Resolves when the
+   * session is closed (never rejects).
+   */
+  close(): Promise<void> {
+    this.closeWith(GoawayCode.NORMAL, '')
+    return this.closed()
+  }
+
+  /** Resolves when the session is closed (never rejects). */
+  closed(): Promise<void> {
+    if (this.closePromise === null) {
+      this.closePromise = this.closeEmitted ? Promise.resolve() : new Promise((resolve) => this.once('close', () => resolve()))
+    }
+    return this.closePromise
+  }
+
+  /**
+   * Abrupt shutdown: fails every stream (with `err`, or
+   * `SYNMUX_SESSION_CLOSED`) and destroys the transport. No GOAWAY.
+   */
+  destroy(err?: MuxError): void {
+    this.teardown(err, false)
+  }
+
+  // -------------------------------------------------------------------------
+  // Internal: shutdown
+
+  private closeWith(code: number, reason: string): void {
+    if (this.st === State.CLOSED) return
+    if (this.role === 'server' && !this.helloSent && !this.helloPending) {
+      // Nothing said yet: nothing to say goodbye with.
+      this.destroy()
+      return
+    }
+    if (!this.goawaySent) {
+      this.goawaySent = true
+      this.goawaySentLast = this.highestPeerId
+      this.queueControl(encodeFrame({ type: FrameType.GOAWAY, lastStreamId: this.highestPeerId, code, reason }))
+    }
+    this.st = State.CLOSING
+    this.clearIdle()
+    this.maybeEnd()
+  }
+
+  private maybeEnd(): void {
+    if (!this.ending && (this.goawaySent || this.goawayReceived) && this.streams.size === 0 && this.st !== State.CLOSED) {
+      this.ending = true
+      if (this.st === State.OPEN || this.st === State.HANDSHAKING) this.st = State.CLOSING
+      this.scheduleFlush()
+    }
+  }
+
+  /** Protocol or resource violation by the peer: GOAWAY with the code, then close. */
+  private fail(err: MuxError): void {
+    if (this.st === State.CLOSED) return
+    const wire = err.wireCode ?? GoawayCode.PROTOCOL_ERROR
+    let goaway = err.code !== 'SYNMUX_BAD_MAGIC'
+    if (err.code === 'SYNMUX_UNSUPPORTED_VERSION' && this.role === 'server' && !this.helloSent) this.helloPending = true
+    if (!this.helloSent && !this.helloPending) goaway = false
+    if (goaway && this.duplex.writable) {
+      const parts: Buffer[] = []
+      if (this.helloPending) parts.push(this.encodeOwnHello())
+      this.helloPending = false
+      this.helloSent = true
+      parts.push(encodeFrame({ type: FrameType.GOAWAY, lastStreamId: this.highestPeerId, code: wire, reason: err.message }))
+      const out = Buffer.concat(parts)
+      this.bytesSent += out.length
+      this.teardown(err, true)
+      this.duplex.end(out)
+      const t = setTimeout(() => this.duplex.destroy(), LINGER_MS)
+      t.unref?.()
+      return
+    }
+    this.teardown(err, false)
+  }
+
+  private teardown(err: MuxError | undefined, keepTransport: boolean): void {
+    if (this.st === State.CLOSED) return
+    this.st = State.CLOSED
+    this.closeError = err
+    for (const t of [this.kaTimer, this.handshakeTimer, this.idleTimer, this.acceptTimer]) if (t) clearTimeout(t)
+    this.kaTimer = this.handshakeTimer = this.idleTimer = this.acceptTimer = null
+    this.decoder.stop()
+    this.helloBuf = null
+    this.duplex.removeListener('data', this.onDataBound)
+    this.duplex.removeListener('drain', this.onDrainBound)
+    this.duplex.removeListener('end', this.onEndBound)
+    this.duplex.removeListener('close', this.onCloseBound)
+    // Keep an 'error' listener: a late transport error must not crash the process.
+    this.duplex.removeListener('error', this.onErrorBound)
+    this.duplex.on('error', () => {})
+    const streamErr = err ?? new MuxError('SYNMUX_SESSION_CLOSED', 'the session was closed')
+    for (const s of [...this.streams.values()]) {
+      this.detach(s)
+      s.destroy(streamErr)
+    }
+    this.control = []
+    this.controlBytes = 0
+    this.windowQueue.clear()
+    this.openQueue.clear()
+    this.ring.clear()
+    this.acceptQueue.clear()
+    const pingErr = new MuxError('SYNMUX_SESSION_CLOSED', 'the session closed before the PONG')
+    for (const p of this.pings.values()) p.reject?.(pingErr)
+    this.pings.clear()
+    if (!keepTransport) {
+      if (this.ending && !this.duplex.destroyed) {
+        // Graceful: our end() is done or under way; make sure it completes.
+        if (!this.endCalled) {
+          this.endCalled = true
+          this.duplex.end()
+        }
+        const t = setTimeout(() => this.duplex.destroy(), LINGER_MS)
+        t.unref?.()
+      } else {
+        this.duplex.destroy()
+      }
+    }
+    process.nextTick(() => {
+      if (err && this.listenerCount('error') > 0) this.emit('error', err)
+      this.closeEmitted = true
+      this.emit('close', err)
+    })
+  }
+
+  // -------------------------------------------------------------------------
+  // Internal: input
+
+  private onData(chunk: Buffer | string): void {
+    if (this.st === State.CLOSED) return
+    if (typeof chunk === 'string') chunk = Buffer.from(chunk)
+    this.bytesReceived += chunk.length
+    this.rx = true
+    try {
+      if (this.peer === null) {
+        const buf: Buffer = this.helloBuf === null ? chunk : Buffer.concat([this.helloBuf, chunk])
+        const r = decodeHello(buf)
+        if (r === null) {
+          this.helloBuf = buf
+          return
+        }
+        this.helloBuf = null
+        this.onHello(r.hello)
+        if (this.isClosed()) return
+        if (buf.length > r.size) this.decoder.push(buf.subarray(r.size), this.onFrameBound)
+      } else {
+        this.decoder.push(chunk, this.onFrameBound)
+      }
+    } catch (err) {
+      if (err instanceof MuxError) this.fail(err)
+      else throw err
+    }
+  }
+
+  private onEnd(): void {
+    if (this.st === State.CLOSED) return
+    if (this.ending || ((this.goawaySent || this.goawayReceived) && this.streams.size === 0)) {
+      this.maybeEnd()
+      return
+    }
+    this.destroy(new MuxError('SYNMUX_CONNECTION_LOST', 'the transport ended without GOAWAY'))
+  }
+
+  private encodeOwnHello(): Buffer {
+    if (this.sessionId === null && this.role === 'server') this.sessionId = randomBytes(SESSION_ID_SIZE)
+    return encodeHello({
+      kind: HelloKind.NEW,
+      role: this.role,
+      capabilities: 0,
+      sessionId: this.role === 'server' ? this.sessionId! : ZERO_ID,
+      initialWindow: this.opts.initialWindow,
+      maxFrameSize: this.opts.maxFrameSize,
+      maxStreams: this.opts.maxStreams,
+    })
+  }
+
+  private onHello(h: Hello): void {
+    const expected = this.role === 'client' ? 'server' : 'client'
+    if (h.role !== expected) throw handshakeError(`role conflict: the peer is also a ${h.role}`)
+    const zero = h.sessionId.equals(ZERO_ID)
+    if (this.role === 'client') {
+      if (h.kind !== HelloKind.NEW) throw handshakeError(`unexpected HELLO kind ${h.kind} from the server`)
+      if (zero) throw handshakeError('the server sent an all-zero session id')
+      this.sessionId = h.sessionId
+      this.sampleRtt(performance.now() - this.helloSentAt)
+    } else {
+      // Version 1 implements no RESUME or JOIN: answer them with NEW.
+      if (h.kind === HelloKind.NEW && !zero) throw handshakeError('a client NEW HELLO must carry a zero session id')
+      this.sessionId = randomBytes(SESSION_ID_SIZE)
+      this.helloPending = true
+    }
+    this.peer = h
+    this.peerInitialWindow = h.initialWindow
+    this.sendFrameSize = Math.min(h.maxFrameSize, this.opts.maxFrameSize)
+    if (this.handshakeTimer) {
+      clearTimeout(this.handshakeTimer)
+      this.handshakeTimer = null
+    }
+    if (this.st === State.HANDSHAKING) this.st = State.OPEN
+    const extra = h.initialWindow - MIN_INITIAL_WINDOW
+    for (const s of this.streams.values()) {
+      if (s.f & SF.PRE_HELLO) {
+        s.f &= ~SF.PRE_HELLO
+        s.scredit += extra
+        this.scheduleStream(s)
+      }
+    }
+    this.sendPing(null, null)
+    this.armKeepalive()
+    if (this.streams.size === 0) this.armIdle()
+    this.scheduleFlush()
+    this.emit('handshake')
+  }
+
+  /** (A method, so TypeScript does not narrow `st` across calls that may close the session.) */
+  private isClosed(): boolean {
+    return this.st === State.CLOSED
+  }
+
+  private isOwnId(id: number): boolean {
+    return (id & 1) === (this.role === 'client' ? 1 : 0)
+  }
+
+  /** The stream a frame names, `null` if it is closed (ignore the frame); throws if it never existed. */
+  private lookup(id: number, type: number): MuxStream | null {
+    const s = this.streams.get(id)
+    if (s !== undefined) return s
+    if (this.isOwnId(id) ? id >= this.nextStreamId : id > this.highestPeerId) {
+      throw protocolError(`${frameTypeName(type)} frame for stream ${id}, which was never opened`)
+    }
+    return null
+  }
+
+  private onFrame(frame: Frame, size: number): void {
+    this.framesReceived++
+    if (frame.type < 0x80) {
+      this.sessionBytesReceived += size
+      if (this.sessionBytesReceived - this.ackReported >= DEFAULTS.ackEvery && !this.ackPending) {
+        this.ackPending = true
+        this.scheduleFlush()
+      }
+    }
+    switch (frame.type) {
+      case FrameType.DATA:
+        return this.onDataFrame(frame)
+      case FrameType.WINDOW:
+        return this.onWindow(frame)
+      case FrameType.OPEN:
+        return this.onOpen(frame)
+      case FrameType.OPENED:
+        return this.onOpened(frame)
+      case FrameType.REFUSED:
+        return this.onRefused(frame)
+      case FrameType.RST:
+        return this.onRst(frame)
+      case FrameType.GOAWAY:
+        return this.onGoaway(frame)
+      case FrameType.PING: {
+        const b = Buffer.allocUnsafe(FRAME_HEADER_SIZE + 8)
+        b.fill(0, 0, FRAME_HEADER_SIZE)
+        b[2] = 8
+        b[3] = FrameType.PONG
+        frame.opaque.copy(b, FRAME_HEADER_SIZE)
+        this.ackPending = true
+        this.queueControl(b)
+        return
+      }
+      case FrameType.PONG:
+        return this.onPong(frame)
+      case FrameType.ACK:
+        return this.onAck(frame)
+      default:
+        throw protocolError(`${frameTypeName(frame.type)} frame, but its capability is not in effect`)
+    }
+  }
+
+  private onOpen(f: OpenFrame): void {
+    const id = f.streamId
+    if (this.isOwnId(id) || id <= this.highestPeerId) throw protocolError(`OPEN with stream id ${id}: wrong parity or not increasing`)
+    this.highestPeerId = id
+    const len = f.data.length
+    if (len > this.opts.initialWindow) throw flowError(`OPEN with ${len} bytes of data exceeds the initial window`)
+    if (this.goawaySent && id > this.goawaySentLast) return // crossed our GOAWAY: ignored
+    let refuse = 0
+    if (this.st !== State.OPEN) refuse = RefuseCode.GOING_AWAY
+    else if (this.listenerCount('stream') === 0) refuse = RefuseCode.NO_LISTENER
+    else if (this.peerStreamCount >= this.opts.maxStreams) refuse = RefuseCode.TOO_MANY_STREAMS
+    else if (this.pendingCount >= this.opts.maxPendingOpens) refuse = RefuseCode.TOO_MANY_PENDING
+    else if (this.budget.bufferedTotal >= this.opts.maxSessionBuffer) refuse = RefuseCode.BUSY
+    else if (f.target !== null && f.target.kind === 'hostname') {
+      if (f.target.host.length > this.opts.maxTargetLength) refuse = RefuseCode.TARGET_TOO_LONG
+      else if (!isPrintableHost(f.target.host)) refuse = RefuseCode.BAD_TARGET
+    }
+    if (refuse !== 0) {
+      this.queueControl(encodeFrame({ type: FrameType.REFUSED, streamId: id, code: refuse, reason: REFUSE_REASONS[refuse] ?? '' }))
+      return
+    }
+    const now = performance.now()
+    const s = new MuxStream(this, id, 'remote', f.target, this.opts.initialWindow, now, this.opts.streamHighWaterMark)
+    s.scredit = this.peerInitialWindow
+    s.f |= SF.PENDING
+    this.pendingCount++
+    this.streams.set(id, s)
+    this.peerStreamCount++
+    this.clearIdle()
+    s.rs.rcredit -= len
+    if (len > 0) this.deliver(s, f.data)
+    if (f.flags & FrameFlag.FIN) this.remoteFin(s)
+    if (this.opts.acceptDelay !== Infinity) {
+      s.acceptDeadline = now + this.opts.acceptDelay
+      this.acceptQueue.push(s)
+      this.armAcceptTimer()
+    }
+    this.emit('stream', s, { target: f.target })
+  }
+
+  private onOpened(f: OpenedFrame): void {
+    const s = this.lookup(f.streamId, f.type)
+    if (s === null) return
+    if (s.opener !== 'local' || (s.f & SF.REMOTE_OPENED) || !(s.f & SF.OPEN_SENT)) throw protocolError(`unexpected OPENED for stream ${s.id}`)
+    const len = f.data.length
+    if (len > s.rs.rcredit) throw flowError(`OPENED with ${len} bytes exceeds the credit of stream ${s.id}`)
+    s.f |= SF.REMOTE_OPENED
+    s.openedIn = performance.now() - s.openAt
+    s.rs.rcredit -= len
+    if (len > 0) this.deliver(s, f.data)
+    if (f.flags & FrameFlag.FIN) this.remoteFin(s)
+    s.emit('open')
+    if (len > 0) this._checkConsumed(s)
+  }
+
+  private onRefused(f: RefusedFrame): void {
+    const s = this.lookup(f.streamId, f.type)
+    if (s === null) return
+    if (s.opener !== 'local' || (s.f & SF.REMOTE_OPENED) || !(s.f & SF.OPEN_SENT)) throw protocolError(`unexpected REFUSED for stream ${s.id}`)
+    this.detach(s)
+    const name = REFUSE_REASONS[f.code] ?? `code ${f.code}`
+    s.destroy(new MuxError('SYNMUX_REFUSED', `stream ${s.id} refused (${name})${f.reason ? `: ${f.reason}` : ''}`, { wireCode: f.code, reason: f.reason }))
+  }
+
+  private onDataFrame(f: DataFrame): void {
+    const s = this.lookup(f.streamId, f.type)
+    if (s === null) return
+    if (s.opener === 'local' && !(s.f & SF.REMOTE_OPENED)) throw protocolError(`DATA before OPENED on stream ${s.id}`)
+    if (s.f & SF.FIN_RECEIVED) throw protocolError(`DATA after FIN on stream ${s.id}`)
+    const chunks = f.chunks
+    let len = 0
+    if (chunks === undefined) len = f.data.length
+    else for (let i = 0; i < chunks.length; i++) len += chunks[i]!.length
+    if (len > s.rs.rcredit) throw flowError(`DATA of ${len} bytes exceeds the credit (${s.rs.rcredit}) of stream ${s.id}`)
+    s.rs.rcredit -= len
+    if (chunks === undefined) {
+      if (len > 0) this.deliver(s, f.data)
+    } else {
+      for (let i = 0; i < chunks.length; i++) this.deliver(s, chunks[i]!)
+    }
+    if (f.flags & FrameFlag.FIN) this.remoteFin(s)
+    if (len > 0) this._checkConsumed(s)
+  }
+
+  private onWindow(f: WindowFrame): void {
+    const s = this.lookup(f.streamId, f.type)
+    if (s === null) return
+    s.scredit += f.increment
+    if (s.scredit > MAX_WINDOW) throw flowError(`WINDOW overflows the credit of stream ${s.id}`)
+    this.scheduleStream(s)
+  }
+
+  private onRst(f: RstFrame): void {
+    const s = this.lookup(f.streamId, f.type)
+    if (s === null) return
+    this.detach(s)
+    s.destroy(new MuxError('SYNMUX_STREAM_RESET', `stream ${s.id} reset by the peer (code ${f.code})`, { wireCode: f.code }))
+  }
+
+  private onGoaway(f: GoawayFrame): void {
+    const last = f.lastStreamId
+    if (last !== 0 && !this.isOwnId(last)) throw protocolError(`GOAWAY last stream id ${last} has the wrong parity`)
+    if (this.goawayReceived && last > this.goawayRecvLast) throw protocolError('GOAWAY last stream id increased')
+    this.goawayReceived = true
+    this.goawayRecvLast = last
+    if (!isGracefulGoaway(f.code)) {
+      this.destroy(new MuxError('SYNMUX_REMOTE_GOAWAY', `the peer closed the session with GOAWAY code ${f.code}${f.reason ? `: ${f.reason}` : ''}`, { wireCode: f.code, reason: f.reason }))
+      return
+    }
+    if (this.st === State.OPEN) this.st = State.CLOSING
+    this.clearIdle()
+    for (const s of [...this.streams.values()]) {
+      if (s.opener === 'local' && s.id > last && !(s.f & SF.REMOTE_OPENED)) {
+        this.detach(s)
+        s.destroy(new MuxError('SYNMUX_REFUSED', `stream ${s.id} not processed: the peer is going away`, { wireCode: RefuseCode.GOING_AWAY }))
+      }
+    }
+    this.emit('goaway', { code: f.code, lastStreamId: last, reason: f.reason })
+    this.maybeEnd()
+  }
+
+  private onPong(f: PongFrame): void {
+    const hi = f.opaque.readUInt32BE(0)
+    const id = hi * 0x1_0000_0000 + f.opaque.readUInt32BE(4)
+    const p = this.pings.get(id)
+    if (p === undefined) return
+    this.pings.delete(id)
+    const sample = performance.now() - p.at
+    this.sampleRtt(sample)
+    p.resolve?.(sample)
+  }
+
+  private onAck(f: AckFrame): void {
+    if (f.received < this.peerAcked) throw protocolError('ACK went backwards')
+    if (f.received > this.sessionBytesSent) throw protocolError('ACK of more session bytes than were sent')
+    this.peerAcked = f.received
+  }
+
+  private sampleRtt(sample: number): void {
+    this.srtt = this.srtt === 0 ? sample : this.srtt * 0.875 + sample * 0.125
+  }
+
+  private remoteFin(s: MuxStream): void {
+    s.f |= SF.FIN_RECEIVED
+    s.push(null)
+    if (s.f & SF.FIN_SENT) this.detach(s)
+  }
+
+  /** Hands received bytes to a stream; small or sparse views are copied so they do not pin big transport buffers. */
+  private deliver(s: MuxStream, buf: Buffer): void {
+    const n = buf.length
+    if (n === 0) return
+    if (n < 4096 || n * 4 < buf.buffer.byteLength) buf = Buffer.from(buf)
+    s.rs.rbuffered += n
+    this.budget.bufferedTotal += n
+    s.push(buf)
+  }
+
+  // -------------------------------------------------------------------------
+  // Internal: hooks called by MuxStream
+
+  /** @internal */
+  _checkConsumed(s: MuxStream): void {
+    if (s.f & SF.DETACHED) return
+    const len = s.readableLength
+    const consumed = s.rs.rbuffered - len
+    if (consumed <= 0) return
+    s.rs.rbuffered = len
+    this.budget.bufferedTotal -= consumed
+    if (s.f & SF.FIN_RECEIVED) return
+    const inc = onConsumed(s.rs, consumed, performance.now(), this.srtt, this.budget)
+    if (inc > 0 && !(s.f & SF.IN_WINDOW_QUEUE)) {
+      s.f |= SF.IN_WINDOW_QUEUE
+      this.windowQueue.push(s)
+      this.scheduleFlush()
+    }
+  }
+
+  /** @internal */
+  _streamRead(s: MuxStream): void {
+    if (!(s.f & SF.READ_CHECK) && !(s.f & SF.DETACHED)) {
+      s.f |= SF.READ_CHECK
+      process.nextTick(readCheck, this, s)
+    }
+  }
+
+  /** @internal */
+  _streamWrite(s: MuxStream, chunk: Buffer | null, chunks: Array<{ chunk: Buffer }> | null, cb: (err?: Error | null) => void): void {
+    if (s.f & (SF.DETACHED | SF.FIN_SENT)) {
+      cb(new MuxError('SYNMUX_SESSION_CLOSED', `stream ${s.id} is closed`))
+      return
+    }
+    if (s.opener === 'remote' && !(s.f & SF.ANSWERED)) this._accept(s)
+    if (chunk !== null) {
+      if (chunk.length > 0) {
+        s.sq.push(chunk)
+        s.sqBytes += chunk.length
+      }
+    } else if (chunks !== null) {
+      for (let i = 0; i < chunks.length; i++) {
+        const c = chunks[i]!.chunk
+        if (c.length > 0) {
+          s.sq.push(c)
+          s.sqBytes += c.length
+        }
+      }
+    }
+    if (s.sqBytes === 0) {
+      cb()
+      return
+    }
+    s.writeCb = cb
+    this.scheduleStream(s)
+  }
+
+  /** @internal */
+  _streamFinal(s: MuxStream, cb: (err?: Error | null) => void): void {
+    if (s.f & (SF.FIN_SENT | SF.DETACHED)) {
+      cb()
+      return
+    }
+    if (s.opener === 'remote' && !(s.f & SF.ANSWERED)) this._accept(s)
+    s.f |= SF.FIN_QUEUED
+    s.finalCb = cb
+    this.scheduleStream(s)
+  }
+
+  /** @internal */
+  _streamDestroy(s: MuxStream, _err: Error | null): void {
+    if (!(s.f & SF.DETACHED)) {
+      if (this.st !== State.CLOSED && (s.opener === 'remote' || (s.f & SF.OPEN_SENT))) {
+        const b = Buffer.allocUnsafe(FRAME_HEADER_SIZE + 2)
+        b[0] = 0
+        b[1] = 0
+        b[2] = 2
+        b[3] = FrameType.RST
+        b[4] = 0
+        b.writeUInt32BE(s.id, 5)
+        b.writeUInt16BE(s.resetCode, 9)
+        this.queueControl(b)
+      }
+      this.detach(s)
+    }
+    s.sq = []
+    s.sqHead = 0
+    s.sqBytes = 0
+    s.writeCb = null
+    s.finalCb = null
+  }
+
+  /** @internal */
+  _accept(s: MuxStream): void {
+    if (s.opener !== 'remote') throw invalidState('accept() is for streams the peer opened')
+    if (s.f & (SF.ANSWERED | SF.DETACHED)) return
+    s.f |= SF.ANSWERED | SF.IN_OPEN_QUEUE
+    this.unpend(s)
+    this.openQueue.push(s)
+    this.scheduleFlush()
+    process.nextTick(emitOpen, s)
+  }
+
+  /** @internal */
+  _refuse(s: MuxStream, code: number, reason: string | undefined): void {
+    if (s.opener !== 'remote') throw invalidState('refuse() is for streams the peer opened')
+    if (s.f & (SF.ANSWERED | SF.DETACHED)) throw invalidState(`stream ${s.id} was already answered`)
+    s.f |= SF.ANSWERED
+    this.unpend(s)
+    if (this.st !== State.CLOSED) this.queueControl(encodeFrame({ type: FrameType.REFUSED, streamId: s.id, code, reason: reason ?? '' }))
+    this.detach(s)
+    s.destroy()
+  }
+
+  private unpend(s: MuxStream): void {
+    if (s.f & SF.PENDING) {
+      s.f &= ~SF.PENDING
+      this.pendingCount--
+    }
+  }
+
+  private detach(s: MuxStream): void {
+    if (s.f & SF.DETACHED) return
+    s.f |= SF.DETACHED
+    this.streams.delete(s.id)
+    if (s.opener === 'local') this.ownStreamCount--
+    else this.peerStreamCount--
+    this.unpend(s)
+    this.budget.bufferedTotal -= s.rs.rbuffered
+    s.rs.rbuffered = 0
+    this.budget.windowExtra -= s.rs.rwin - this.opts.initialWindow
+    if (this.streams.size === 0 && this.st !== State.CLOSED) {
+      this.armIdle()
+      this.maybeEnd()
+    }
+  }
+
+  // -------------------------------------------------------------------------
+  // Internal: timers
+
+  private armKeepalive(): void {
+    if (this.opts.keepAliveInterval <= 0 || this.st === State.CLOSED) return
+    this.rx = false
+    this.kaTimer = setTimeout(() => this.keepaliveFire(), this.opts.keepAliveInterval)
+    this.kaTimer.unref?.()
+  }
+
+  private keepaliveFire(): void {
+    this.kaTimer = null
+    if (this.st === State.CLOSED) return
+    if (this.rx) {
+      this.armKeepalive()
+      return
+    }
+    this.sendPing(null, null)
+    this.kaTimer = setTimeout(() => {
+      this.kaTimer = null
+      if (this.st === State.CLOSED) return
+      if (this.rx) this.armKeepalive()
+      else this.destroy(new MuxError('SYNMUX_PEER_TIMEOUT', `the peer did not answer a keepalive PING within ${this.opts.keepAliveTimeout} ms`))
+    }, this.opts.keepAliveTimeout)
+    this.kaTimer.unref?.()
+  }
+
+  private armIdle(): void {
+    if (this.opts.idleTimeout <= 0 || this.st !== State.OPEN || this.idleTimer) return
+    this.idleTimer = setTimeout(() => {
+      this.idleTimer = null
+      if (this.st === State.OPEN && this.streams.size === 0) this.closeWith(GoawayCode.IDLE_TIMEOUT, 'idle')
+    }, this.opts.idleTimeout)
+    this.idleTimer.unref?.()
+  }
+
+  private clearIdle(): void {
+    if (this.idleTimer) {
+      clearTimeout(this.idleTimer)
+      this.idleTimer = null
+    }
+  }
+
+  private armAcceptTimer(): void {
+    if (this.acceptTimer !== null) return
+    let head = this.acceptQueue.peek()
+    while (head !== undefined && !head.pending) {
+      this.acceptQueue.shift()
+      head = this.acceptQueue.peek()
+    }
+    if (head === undefined) return
+    const delay = Math.max(0, Math.ceil(head.acceptDeadline - performance.now()))
+    this.acceptTimer = setTimeout(() => {
+      this.acceptTimer = null
+      if (this.st === State.CLOSED) return
+      const now = performance.now() + 1
+      let s = this.acceptQueue.peek()
+      while (s !== undefined && (s.acceptDeadline <= now || !s.pending)) {
+        this.acceptQueue.shift()
+        if (s.pending) this._accept(s)
+        s = this.acceptQueue.peek()
+      }
+      this.armAcceptTimer()
+    }, delay)
+    this.acceptTimer.unref?.()
+  }
+
+  private sendPing(resolve: ((rtt: number) => void) | null, reject: ((err: Error) => void) | null): void {
+    const id = ++this.pingSeq
+    this.pings.set(id, { at: performance.now(), resolve, reject })
+    if (this.pings.size > 64) {
+      // Forget the oldest unanswered PINGs (bounded state).
+      const oldest = this.pings.keys().next().value as number
+      const p = this.pings.get(oldest)
+      this.pings.delete(oldest)
+      p?.reject?.(new MuxError('SYNMUX_PEER_TIMEOUT', 'too many unanswered PINGs'))
+    }
+    const b = Buffer.allocUnsafe(FRAME_HEADER_SIZE + 8)
+    b.fill(0, 0, FRAME_HEADER_SIZE)
+    b[2] = 8
+    b[3] = FrameType.PING
+    b.writeUInt32BE(Math.floor(id / 0x1_0000_0000), FRAME_HEADER_SIZE)
+    b.writeUInt32BE(id >>> 0, FRAME_HEADER_SIZE + 4)
+    this.queueControl(b)
+  }
+
+  // -------------------------------------------------------------------------
+  // Internal: output
+
+  private queueControl(buf: Buffer): void {
+    if (this.st === State.CLOSED) return
+    this.control.push(buf)
+    this.controlBytes += buf.length
+    if (this.controlBytes > DEFAULTS.maxControlQueue) {
+      this.fail(new MuxError('SYNMUX_RESOURCE_EXHAUSTED', `the peer made ${this.controlBytes} bytes of control frames pile up unread`, { wireCode: GoawayCode.RESOURCE_EXHAUSTED }))
+      return
+    }
+    this.scheduleFlush()
+  }
+
+  private scheduleStream(s: MuxStream): void {
+    if (!(s.f & SF.OPEN_SENT)) {
+      if (s.f & SF.IN_OPEN_QUEUE) this.scheduleFlush()
+      return
+    }
+    if (!(s.f & SF.IN_RING) && this.sendable(s)) {
+      s.f |= SF.IN_RING
+      this.ring.push(s)
+      this.scheduleFlush()
+    }
+  }
+
+  private sendable(s: MuxStream): boolean {
+    if (s.f & (SF.DETACHED | SF.FIN_SENT)) return false
+    if (s.sqBytes > 0) return s.scredit > 0
+    return (s.f & SF.FIN_QUEUED) !== 0
+  }
+
+  private scheduleFlush(immediate = false): void {
+    if (this.flushScheduled || this.waitingDrain || this.st === State.CLOSED) return
+    this.flushScheduled = true
+    if (immediate) setImmediate(flushTick, this)
+    else process.nextTick(flushTick, this)
+  }
+
+  private hasWork(): boolean {
+    return this.control.length > 0 || this.ackPending || this.windowQueue.length > 0 || this.openQueue.length > 0 || this.ring.length > 0 || this.helloPending
+  }
+
+  /** Writes one batch of frames. @internal */
+  _flush(): void {
+    this.flushScheduled = false
+    if (this.st === State.CLOSED || this.waitingDrain) return
+    if (!this.helloSent && !this.helloPending) return
+    if (this.duplex.writableNeedDrain) {
+      this.waitingDrain = true
+      return
+    }
+    const batch = new OutputBatch()
+    const cbs: Array<(err?: Error | null) => void> = []
+    const limit = DEFAULTS.writeBatch
+    if (this.helloPending) {
+      this.helloPending = false
+      this.helloSent = true
+      this.helloSentAt = performance.now()
+      batch.append(this.encodeOwnHello())
+    }
+    if (this.control.length > 0) {
+      const control = this.control
+      this.control = []
+      this.controlBytes = 0
+      for (let i = 0; i < control.length; i++) {
+        const b = control[i]!
+        if (b[3]! < 0x80) this.sessionBytesSent += b.length
+        batch.append(b)
+      }
+      this.framesSent += control.length
+    }
+    if (this.ackPending) {
+      this.ackPending = false
+      this.ackReported = this.sessionBytesReceived
+      batch.header(8, FrameType.ACK, 0, 0)
+      const [b, o] = batch.reserve(8)
+      b.writeUInt32BE(Math.floor(this.sessionBytesReceived / 0x1_0000_0000), o)
+      b.writeUInt32BE(this.sessionBytesReceived >>> 0, o + 4)
+      this.framesSent++
+    }
+    let s: MuxStream | undefined
+    while ((s = this.windowQueue.shift()) !== undefined) {
+      s.f &= ~SF.IN_WINDOW_QUEUE
+      if (s.f & (SF.DETACHED | SF.FIN_RECEIVED)) continue
+      const rs = s.rs
+      const inc = rs.rwin - rs.rcredit - rs.rbuffered
+      if (inc <= 0) continue
+      rs.rcredit += inc
+      batch.header(4, FrameType.WINDOW, 0, s.id)
+      const [b, o] = batch.reserve(4)
+      b.writeUInt32BE(inc, o)
+      this.sessionBytesSent += FRAME_HEADER_SIZE + 4
+      this.framesSent++
+    }
+    while (batch.bytes < limit && (s = this.openQueue.shift()) !== undefined) {
+      s.f &= ~SF.IN_OPEN_QUEUE
+      if (s.f & SF.DETACHED) continue
+      this.emitFirst(s, batch, cbs)
+    }
+    while (batch.bytes < limit && (s = this.ring.shift()) !== undefined) {
+      s.f &= ~SF.IN_RING
+      if (!this.sendable(s)) continue
+      this.emitData(s, batch, cbs)
+      if (this.sendable(s)) {
+        s.f |= SF.IN_RING
+        this.ring.push(s)
+      }
+    }
+    const chunks = batch.finish()
+    if (chunks.length > 0) this.writeChunks(chunks, batch.bytes)
+    for (let i = 0; i < cbs.length; i++) cbs[i]!()
+    if (this.isClosed()) return
+    if (this.hasWork()) {
+      if (this.duplex.writableNeedDrain) this.waitingDrain = true
+      else this.scheduleFlush(true)
+    } else if (this.ending && !this.endCalled) {
+      this.endCalled = true
+      this.duplex.end()
+      const t = setTimeout(() => this.duplex.destroy(), LINGER_MS)
+      t.unref?.()
+    }
+  }
+
+  private writeChunks(chunks: Buffer[], bytes: number): void {
+    const d = this.duplex
+    if (!d.writable) return
+    this.bytesSent += bytes
+    if (chunks.length === 1) {
+      d.write(chunks[0])
+      return
+    }
+    d.cork()
+    for (let i = 0; i < chunks.length; i++) d.write(chunks[i])
+    d.uncork()
+  }
+
+  /** Whether the stream's writable side has nothing beyond what is queued here and has ended: FIN can ride with the last bytes. */
+  private finReady(s: MuxStream, n: number): boolean {
+    if (s.sqBytes !== n) return false
+    if (s.f & SF.FIN_QUEUED) return true
+    return s.writableEnded && s.writableLength === s.sqBytes
+  }
+
+  private emitFirst(s: MuxStream, batch: OutputBatch, cbs: Array<(err?: Error | null) => void>): void {
+    const isOpen = s.opener === 'local'
+    const tsize = isOpen ? targetSize(s.target) : 0
+    const n = Math.max(0, Math.min(s.sqBytes, s.scredit, this.sendFrameSize - tsize))
+    const fin = this.finReady(s, n)
+    batch.header(tsize + n, isOpen ? FrameType.OPEN : FrameType.OPENED, fin ? FrameFlag.FIN : 0, s.id)
+    if (isOpen) {
+      const [b, o] = batch.reserve(tsize)
+      writeTarget(s.target, b, o)
+    }
+    if (n > 0) this.take(s, n, batch)
+    s.f |= SF.OPEN_SENT
+    this.sessionBytesSent += FRAME_HEADER_SIZE + tsize + n
+    this.framesSent++
+    this.afterEmit(s, fin, cbs)
+    if (this.sendable(s) && !(s.f & SF.IN_RING)) {
+      s.f |= SF.IN_RING
+      this.ring.push(s)
+    }
+  }
+
+  private emitData(s: MuxStream, batch: OutputBatch, cbs: Array<(err?: Error | null) => void>): void {
+    const n = Math.min(s.sqBytes, s.scredit, this.sendFrameSize)
+    const fin = this.finReady(s, n)
+    if (n === 0 && !fin) return
+    batch.header(n, FrameType.DATA, fin ? FrameFlag.FIN : 0, s.id)
+    if (n > 0) this.take(s, n, batch)
+    this.sessionBytesSent += FRAME_HEADER_SIZE + n
+    this.framesSent++
+    this.afterEmit(s, fin, cbs)
+  }
+
+  private take(s: MuxStream, n: number, batch: OutputBatch): void {
+    let left = n
+    const sq = s.sq
+    while (left > 0) {
+      const b = sq[s.sqHead]!
+      if (b.length <= left) {
+        batch.append(b)
+        left -= b.length
+        s.sqHead++
+      } else {
+        batch.append(b.subarray(0, left))
+        sq[s.sqHead] = b.subarray(left)
+        left = 0
+      }
+    }
+    s.sqBytes -= n
+    s.scredit -= n
+    if (s.sqHead === sq.length) {
+      s.sq = []
+      s.sqHead = 0
+    }
+  }
+
+  private afterEmit(s: MuxStream, fin: boolean, cbs: Array<(err?: Error | null) => void>): void {
+    if (s.sqBytes === 0 && s.writeCb !== null) {
+      cbs.push(s.writeCb)
+      s.writeCb = null
+    }
+    if (fin) {
+      s.f |= SF.FIN_SENT
+      if (s.finalCb !== null) {
+        cbs.push(s.finalCb)
+        s.finalCb = null
+      }
+      if (s.f & SF.FIN_RECEIVED) this.detach(s)
+    }
+  }
+}

@@ -1,0 +1,151 @@
+/**
+ * MuxStream: one logical connection of a session, a Node `Duplex`.
+ * The session owns all protocol logic; the stream holds per-stream state
+ * and forwards Node's stream hooks to it.
+ * @packageDocumentation
+ */
+import { Duplex } from 'node:stream'
+import type { Session } from './session.js'
+import type { DecodedTarget } from './target.js'
+import type { ReceiveState } from './flow.js'
+import { ResetCode } from './constants.js'
+import { invalidArgType, outOfRange } from './errors.js'
+
+/** Bit flags of a stream's state. @internal */
+export const enum SF {
+  /** OPEN (opener) or OPENED (acceptor) has been framed. */
+  OPEN_SENT = 1 << 0,
+  /** Opener: OPENED received. */
+  REMOTE_OPENED = 1 << 1,
+  /** Acceptor: the application (or the timer) answered. */
+  ANSWERED = 1 << 2,
+  /** In the session's open queue. */
+  IN_OPEN_QUEUE = 1 << 3,
+  /** In the session's round-robin ring. */
+  IN_RING = 1 << 4,
+  /** In the session's window queue. */
+  IN_WINDOW_QUEUE = 1 << 5,
+  /** `end()` reached `_final`: FIN to send. */
+  FIN_QUEUED = 1 << 6,
+  /** FIN framed. */
+  FIN_SENT = 1 << 7,
+  /** FIN received. */
+  FIN_RECEIVED = 1 << 8,
+  /** No longer in the session's stream map (closed, reset or refused). */
+  DETACHED = 1 << 9,
+  /** Created before the peer's HELLO arrived (pre-HELLO credit). */
+  PRE_HELLO = 1 << 10,
+  /** Acceptor: counted in the session's pending-open count. */
+  PENDING = 1 << 11,
+  /** A consumption check is scheduled. */
+  READ_CHECK = 1 << 12,
+}
+
+/**
+ * A stream of a {@link Session}: a Node `Duplex` whose writable side is
+ * framed into OPEN/OPENED/DATA frames (FIN on `end()`) and whose readable
+ * side yields the peer's data. `destroy(err)` resets the stream (RST).
+ *
+ * Events besides the `Duplex` ones:
+ * - `'open'`: the stream is established (opener: OPENED arrived, see
+ *   {@link MuxStream.openedIn}; acceptor: it was accepted).
+ * - `'error'` with a `MuxError` whose `code` is `SYNMUX_REFUSED` (refused;
+ *   `wireCode` is the refuse code), `SYNMUX_STREAM_RESET` (RST by the peer;
+ *   `wireCode` is the reset code) or a session error.
+ */
+export class MuxStream extends Duplex {
+  /** The session the stream belongs to. */
+  readonly session: Session
+  /** Stream id (odd: opened by the client, even: by the server). */
+  readonly id: number
+  /** The target named in OPEN, or `null`. */
+  readonly target: DecodedTarget | null
+  /** Which side opened the stream. */
+  readonly opener: 'local' | 'remote'
+  /** Opener only: milliseconds from `open()` to OPENED; `null` before. */
+  openedIn: number | null = null
+
+  /** @internal */ f: number = 0
+  /** @internal */ scredit = 0
+  /** @internal */ sq: Buffer[] = []
+  /** @internal */ sqHead = 0
+  /** @internal */ sqBytes = 0
+  /** @internal */ writeCb: ((err?: Error | null) => void) | null = null
+  /** @internal */ finalCb: ((err?: Error | null) => void) | null = null
+  /** @internal */ rs: ReceiveState
+  /** @internal */ openAt: number
+  /** @internal */ acceptDeadline = 0
+  /** @internal */ resetCode: number = ResetCode.CANCEL
+
+  /** @internal */
+  constructor(session: Session, id: number, opener: 'local' | 'remote', target: DecodedTarget | null, rwin: number, now: number, hwm: number) {
+    super({ allowHalfOpen: true, writableHighWaterMark: hwm, decodeStrings: true })
+    this.session = session
+    this.id = id
+    this.opener = opener
+    this.target = target
+    this.openAt = now
+    this.rs = { rwin, rcredit: rwin, rbuffered: 0, epochStart: now, epochBytes: 0 }
+  }
+
+  /** Acceptor only: whether the stream still waits for `accept()`/`refuse()`. */
+  get pending(): boolean {
+    return this.opener === 'remote' && (this.f & SF.ANSWERED) === 0 && (this.f & SF.DETACHED) === 0
+  }
+
+  /**
+   * Acceptor: accepts the stream now (OPENED goes out with whatever has been
+   * written by the end of this tick). Writing or ending accepts implicitly;
+   * an unanswered stream is accepted after the session's `acceptDelay`.
+   * Throws `ERR_INVALID_STATE` on a locally opened stream.
+   */
+  accept(): this {
+    this.session._accept(this)
+    return this
+  }
+
+  /**
+   * Acceptor: refuses the stream (REFUSED with `code`, default 1 REFUSED, and
+   * an optional reason of at most 255 bytes). The stream is destroyed
+   * without error; what the opener sent is discarded. Throws
+   * `ERR_INVALID_STATE` if the stream was already answered.
+   */
+  refuse(code = 1, reason?: string): void {
+    if (typeof code !== 'number') throw invalidArgType('code', 'of type number', code)
+    if (!Number.isInteger(code) || code < 0 || code > 0xffff) throw outOfRange('code', 'an integer >= 0 && <= 65535', code)
+    if (reason !== undefined && typeof reason !== 'string') throw invalidArgType('reason', 'of type string', reason)
+    this.session._refuse(this, code, reason)
+  }
+
+  /**
+   * Resets the stream with an RST carrying `code` (default 0 CANCEL) and
+   * destroys it locally (with `err` if given).
+   */
+  reset(code: number = ResetCode.CANCEL, err?: Error): void {
+    if (typeof code !== 'number') throw invalidArgType('code', 'of type number', code)
+    if (!Number.isInteger(code) || code < 0 || code > 0xffff) throw outOfRange('code', 'an integer >= 0 && <= 65535', code)
+    this.resetCode = code
+    this.destroy(err)
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, cb: (err?: Error | null) => void): void {
+    this.session._streamWrite(this, chunk, null, cb)
+  }
+
+  override _writev(chunks: Array<{ chunk: Buffer; encoding: BufferEncoding }>, cb: (err?: Error | null) => void): void {
+    this.session._streamWrite(this, null, chunks, cb)
+  }
+
+  override _final(cb: (err?: Error | null) => void): void {
+    this.session._streamFinal(this, cb)
+  }
+
+  override _read(): void {
+    this.session._streamRead(this)
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    this.session._streamDestroy(this, err)
+    cb(err)
+  }
+}
