@@ -25,12 +25,13 @@
           }
         }],
         ["OS=='win'", {
-          "sources": ["native/tfo_win.cc"],
+          "sources": ["native/tfo_win.cc", "native/errors_win.cc"],
+          "defines": ["_WIN32_WINNT=0x0A00", "WIN32_LEAN_AND_MEAN", "NOMINMAX"],
           "libraries": ["ws2_32.lib", "mswsock.lib"],
-          "msvs_settings": { "VCCLCompilerTool": { "ExceptionHandling": 1 } }
+          "msvs_settings": { "VCCLCompilerTool": { "ExceptionHandling": 1, "AdditionalOptions": ["/std:c++17"] } }
         }],
         ["OS!='linux' and OS!='mac' and OS!='win'", {
-          "sources": ["native/tfo_none.cc"]
+          "sources": ["native/tfo_none.cc", "native/socket_unix.cc", "native/wait_unix.cc"]
         }]
       ]
     }
