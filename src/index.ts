@@ -6,3 +6,4 @@
  */
 export * from './tfo/index.js'
 export * from './mux/index.js'
+export * from './tunnel/index.js'
