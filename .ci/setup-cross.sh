@@ -23,14 +23,16 @@ command -v x86_64-w64-mingw32-dlltool >/dev/null 2>&1 || need_apt+=(binutils-min
 [ -x /usr/lib/wine/wine64 ] || need_apt+=(wine64)
 command -v file >/dev/null 2>&1 || need_apt+=(file)
 if [ "${#need_apt[@]}" -gt 0 ]; then
+  sudo=()
   if [ "$(id -u)" != 0 ]; then
-    echo "setup-cross: need root to install: ${need_apt[*]}" >&2
-    exit 1
+    if command -v sudo >/dev/null 2>&1; then sudo=(sudo -n); else
+      echo "setup-cross: need root to install: ${need_apt[*]}" >&2
+      exit 1
+    fi
   fi
   echo "setup-cross: apt-get install ${need_apt[*]}" >&2
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq >/dev/null
-  apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
 
 NPM_DIR="$TOOLS/npm"

@@ -116,6 +116,7 @@ async function main() {
     ...wineEnv(),
     SYNMUX_STAGE: winPath(dir),
     SYNMUX_EXPECT_TFO_REFUSED: '1', // wine: setsockopt(TCP_FASTOPEN) fails
+    SYNMUX_EXPECT_PREBUILD: '1',
     SYNMUX_BLACKHOLE_PORT: hole ? String(hole.port) : '',
   }
   const fd = fs.openSync(out, 'w')
