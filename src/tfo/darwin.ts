@@ -24,6 +24,8 @@ import { systemError } from './errors.js'
 import { native, type NativeWaitHandle } from './native.js'
 
 type Callback = (err?: Error | null) => void
+
+const CONNECT_FAILURES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE', 'ENOTCONN'])
 interface StreamInternals {
   _write: (chunk: unknown, encoding: BufferEncoding, cb: Callback) => void
   _writev?: (chunks: unknown[], cb: Callback) => void
@@ -79,8 +81,20 @@ export function deferConnect(socket: net.Socket, fd: number): void {
   let retry: NodeJS.Timeout | undefined
   const held: Array<() => void> = []
 
+  // Until the handshake is done, a failure Node sees on a read or write is
+  // the connect failing (Node believes it connected): report it as such.
+  const destroy = socket.destroy
+  socket.destroy = function (this: net.Socket, err?: Error) {
+    const e = err as NodeJS.ErrnoException | undefined
+    if (!open && e && e.syscall !== 'connect' && CONNECT_FAILURES.has(e.code ?? '')) {
+      err = systemError(e, 'connect', peer.address, peer.port)
+    }
+    return destroy.call(this, err)
+  }
+
   const restore = () => {
     open = true
+    delete (socket as Partial<net.Socket>).destroy
     delete (s as Partial<StreamInternals>)._write
     delete (s as Partial<StreamInternals>)._writev
     delete (s as Partial<StreamInternals>)._final
