@@ -116,6 +116,9 @@ function buildWindows() {
 
 function buildDarwin(arch) {
   const zig = path.join(npmTools, '@ryoppippi', 'zig-linux-x64', 'zig')
+  // macOS 11 is the oldest SDK zig 0.11 bundles headers for (its C++
+  // headers fail for 10.15); on 10.15 the addon builds from source with
+  // binding.gyp's MACOSX_DEPLOYMENT_TARGET 10.15.
   const triple = arch === 'arm64' ? 'aarch64-macos.11.0' : 'x86_64-macos.11.0'
   const cache = path.join(tools, 'zig-cache')
   return run(zig, [
@@ -125,7 +128,7 @@ function buildDarwin(arch) {
     ...DEFINES.map((d) => `-D${d}`),
     `-I${napiInclude()}`, `-I${addonApiInclude()}`, `-I${uvInclude()}`,
     ...SOURCES.darwin.map((f) => path.join(root, 'native', f)),
-    '-shared', '-s', '-Wl,-undefined,dynamic_lookup',
+    '-shared', '-s', '-Wl,-undefined,dynamic_lookup', '-Wl,-install_name,@rpath/synmux.node',
     '-o', outFile(`darwin-${arch}`),
   ], { env: { ...process.env, ZIG_GLOBAL_CACHE_DIR: cache, ZIG_LOCAL_CACHE_DIR: cache } })
 }
