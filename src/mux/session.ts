@@ -379,9 +379,9 @@ export class Session extends EventEmitter<SessionEvents> {
     if (options.end !== undefined && typeof options.end !== 'boolean') throw invalidArgType('options.end', 'of type boolean', options.end)
     const now = performance.now()
     let err: MuxError | null = null
-    if (this.st === State.CLOSED || this.st === State.CLOSING || this.goawaySent) {
+    if (this.st === State.CLOSED || this.goawaySent) {
       err = new MuxError('SYNMUX_SESSION_CLOSED', 'the session is closed')
-    } else if (this.goawayReceived) {
+    } else if (this.goawayReceived || this.st === State.CLOSING) {
       err = new MuxError('SYNMUX_REFUSED', 'the peer is going away (GOAWAY)', { wireCode: RefuseCode.GOING_AWAY })
     } else if (this.peer !== null && this.ownStreamCount >= this.peer.maxStreams) {
       err = new MuxError('SYNMUX_TOO_MANY_STREAMS', `the peer accepts at most ${this.peer.maxStreams} streams`)
@@ -439,8 +439,9 @@ export class Session extends EventEmitter<SessionEvents> {
   }
 
   /**
-   * Abrupt shutdown: fails every stream (with `err`, or
-   * `SYNMUX_SESSION_CLOSED`) and destroys the transport. No GOAWAY.
+   * Abrupt shutdown: destroys every stream (with `err` if given, so they
+   * emit it as `'error'`; without, they just close) and the transport.
+   * No GOAWAY.
    */
   destroy(err?: MuxError): void {
     this.teardown(err, false)
@@ -513,10 +514,11 @@ export class Session extends EventEmitter<SessionEvents> {
     // Keep an 'error' listener: a late transport error must not crash the process.
     this.duplex.removeListener('error', this.onErrorBound)
     this.duplex.on('error', () => {})
-    const streamErr = err ?? new MuxError('SYNMUX_SESSION_CLOSED', 'the session was closed')
+    // Like http2: an error destroys the streams with it; a deliberate
+    // destroy() closes them without an 'error' event.
     for (const s of [...this.streams.values()]) {
       this.detach(s)
-      s.destroy(streamErr)
+      s.destroy(err)
     }
     this.control = []
     this.controlBytes = 0
@@ -905,12 +907,13 @@ export class Session extends EventEmitter<SessionEvents> {
         }
       }
     }
-    if (s.sqBytes === 0) {
-      cb()
-      return
-    }
-    s.writeCb = cb
-    this.scheduleStream(s)
+    if (s.sqBytes > 0) this.scheduleStream(s)
+    // Take writes synchronously while the queue is under the high-water mark
+    // (so everything written in one tick can share one frame); beyond it,
+    // hold the callback: Node's backpressure (write() false, 'drain')
+    // then follows the stream's credit end to end.
+    if (s.sqBytes <= s.writableHighWaterMark) cb()
+    else s.writeCb = cb
   }
 
   /** @internal */
@@ -1279,7 +1282,7 @@ export class Session extends EventEmitter<SessionEvents> {
   }
 
   private afterEmit(s: MuxStream, fin: boolean, cbs: Array<(err?: Error | null) => void>): void {
-    if (s.sqBytes === 0 && s.writeCb !== null) {
+    if (s.writeCb !== null && s.sqBytes <= s.writableHighWaterMark) {
       cbs.push(s.writeCb)
       s.writeCb = null
     }
