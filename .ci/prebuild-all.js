@@ -86,7 +86,7 @@ function buildLinux() {
   if (!env.npm_config_nodedir && fs.existsSync(path.join(local, 'include', 'node', 'node_api.h'))) {
     env.npm_config_nodedir = path.resolve(local)
   }
-  return run(bin, ['--napi', '--strip', '-t', '20.0.0'], { env })
+  return run(bin, ['--napi', '--strip', '--quiet', '-t', '20.0.0'], { env })
 }
 
 function buildWindows() {
