@@ -144,6 +144,7 @@ Napi::Value ConnectData(const Napi::CallbackInfo& info) {
   ArgCount(info, 4);
   ArgSocket(info, 0);
   ThrowNotSupported(info.Env(), "connectData");  // Windows uses connectEx()
+  return info.Env().Undefined();                 // not reached; for MSVC's C4716
 }
 
 Napi::Value TriggerConnect(const Napi::CallbackInfo& info) {
@@ -157,6 +158,7 @@ Napi::Value WaitWritable(const Napi::CallbackInfo& info) {
   ArgSocket(info, 0);
   ArgFunction(info, 1, "callback");
   ThrowNotSupported(info.Env(), "waitWritable");  // connectEx() reports completion itself
+  return info.Env().Undefined();                  // not reached; for MSVC's C4716
 }
 
 Napi::Value TcpInfo(const Napi::CallbackInfo& info) {

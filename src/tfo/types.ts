@@ -10,12 +10,12 @@ import type { LookupFunction } from 'node:net'
  * - `not-acked`: the server did not accept the SYN's data (TFO off on the server?); it was sent again after the handshake.
  * - `syn-retransmitted`: the SYN with data was lost and retransmitted without data.
  * - `no-data`: there was nothing to send in the SYN.
- * - `disabled-by-os`: the OS has client TFO switched off (Linux `net.ipv4.tcp_fastopen` bit 1, macOS `net.inet.tcp.fastopen`, Windows refused `TCP_FASTOPEN`).
+ * - `disabled-by-os`: the OS has client TFO switched off (Linux `net.ipv4.tcp_fastopen` bit 1, macOS `net.inet.tcp.fastopen` bit 2 or its TFO heuristics backing off, Windows refused `TCP_FASTOPEN`; on Windows the data is still sent right after the handshake).
  * - `kernel-too-old`: the kernel lacks the needed socket option.
  * - `addon-unavailable`: the native addon did not load; plain `net` was used.
  * - `handle-unavailable`: this Node version does not let synmux hand a socket to `net`.
  * - `opted-out`: `fastOpen: false` was passed.
- * - `unsupported-platform`: this OS has no client TFO that synmux supports.
+ * - `unsupported-platform`: this OS has no client TFO that synmux supports (also Windows `createConnection`: Windows puts data in the SYN only through `ConnectEx`, which needs the data when the connect starts; use `connectWithData`).
  * - `unknown`: the OS reported no data in the SYN and gave no reason.
  */
 export type FastOpenReason =
