@@ -12,8 +12,14 @@
  * Node 20–24, documentation-deprecated), or, should that ever go, from the
  * constructor of a handle `net` itself creates. If neither works,
  * {@link windowsHandleError} says why and callers use plain `net` with the
- * reason `handle-unavailable`. Nothing else in synmux touches these internals
- * on Windows.
+ * reason `handle-unavailable`.
+ *
+ * Listeners: {@link interceptListen} wraps a server's `_listen2`, the hook
+ * Node keeps "to avoid breaking code that wraps this method" (lib/net.js),
+ * so a natively created listener becomes the server's handle before Node's
+ * own `setupListenHandle` calls `listen()` on it.
+ *
+ * Nothing else in synmux touches Node internals on Windows.
  * @internal
  * @packageDocumentation
  */
@@ -115,4 +121,50 @@ export function connectedHandle(socket: number): TcpWrapHandle {
 /** A server TCP handle around a bound (not yet listening) SOCKET; Node calls `listen()` on it. */
 export function listenerHandle(socket: number): TcpWrapHandle {
   return openHandle(socket, true)
+}
+
+/** What {@link interceptListen}'s callback returns: the listen handle, and the address it is bound to. */
+export interface InterceptedListener {
+  handle: TcpWrapHandle
+  address: string
+  addressType: 4 | 6
+}
+
+type Listen2 = (
+  this: net.Server,
+  address: string | null | undefined,
+  port: number,
+  addressType: number,
+  backlog: number | undefined,
+  fd: number | undefined,
+  flags: number | undefined,
+) => void
+
+/**
+ * Before each TCP `listen()` of `server` that would make Node create its own
+ * socket, calls `create(address, port, addressType, flags)` (address null:
+ * any); a returned listener is used instead, `null` leaves Node's own path
+ * untouched. Pipes, `listen({ fd })`, `listen(handle)` and cluster workers
+ * never reach it. Returns false when this Node has no such hook.
+ */
+export function interceptListen(
+  server: net.Server,
+  create: (address: string | null, port: number, addressType: number, flags: number) => InterceptedListener | null,
+): boolean {
+  const s = server as unknown as { _handle?: unknown; _listen2?: Listen2 }
+  const original = s._listen2
+  if (typeof original !== 'function' || windowsHandleError() !== undefined) return false
+  s._listen2 = function (address, port, addressType, backlog, fd, flags) {
+    const self = this as unknown as { _handle?: unknown }
+    const tcp = typeof port === 'number' && port >= 0 && (addressType === 4 || addressType === 6 || !address)
+    if (!self._handle && typeof fd !== 'number' && tcp) {
+      const l = create(address ?? null, port, addressType, flags ?? 0)
+      if (l) {
+        self._handle = l.handle
+        return original.call(this, l.address, port, l.addressType, backlog, fd, flags)
+      }
+    }
+    return original.call(this, address, port, addressType, backlog, fd, flags)
+  }
+  return true
 }
