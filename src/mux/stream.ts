@@ -88,6 +88,16 @@ export class MuxStream extends Duplex {
     this.rs = { rwin, rcredit: rwin, rbuffered: 0, epochStart: now, epochBytes: 0 }
   }
 
+  /** Current receive window in bytes (starts at the initial window, auto-tuned up to `maxWindow`). */
+  get receiveWindow(): number {
+    return this.rs.rwin
+  }
+
+  /** Bytes this side may still send before the peer grants more credit. */
+  get sendCredit(): number {
+    return this.scredit
+  }
+
   /** Acceptor only: whether the stream still waits for `accept()`/`refuse()`. */
   get pending(): boolean {
     return this.opener === 'remote' && (this.f & SF.ANSWERED) === 0 && (this.f & SF.DETACHED) === 0

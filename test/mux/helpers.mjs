@@ -182,3 +182,41 @@ export async function writeChunked(stream, data, rand, maxChunk = 20_000) {
 export function once(emitter, event) {
   return new Promise((resolve) => emitter.once(event, (...args) => resolve(args)))
 }
+
+/** Like duplexPair, but each direction delivers bytes `delayMs` after they were written (in order). */
+export function delayedPair(delayMs) {
+  const mk = () =>
+    new Duplex({
+      read() {},
+      write(chunk, _enc, cb) {
+        const peer = this._peer
+        const copy = Buffer.from(chunk)
+        setTimeout(() => {
+          if (!peer.destroyed) peer.push(copy)
+        }, delayMs)
+        cb()
+      },
+      final(cb) {
+        const peer = this._peer
+        setTimeout(() => {
+          if (!peer.destroyed) peer.push(null)
+        }, delayMs)
+        cb()
+      },
+      destroy(err, cb) {
+        const peer = this._peer
+        if (!peer.destroyed) setTimeout(() => peer.destroy(), delayMs)
+        cb(err)
+      },
+    })
+  const a = mk()
+  const b = mk()
+  a._peer = b
+  b._peer = a
+  return [a, b]
+}
+
+/** Resolves after `n` PING round trips on a session (lets in-flight frames land without timing). */
+export async function roundTrips(session, n = 2) {
+  for (let i = 0; i < n; i++) await session.ping()
+}
