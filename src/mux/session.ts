@@ -160,6 +160,14 @@ function handshakeError(message: string): ProtocolError {
 function flushTick(session: Session): void {
   session._flush()
 }
+/**
+ * The first flush of a tick goes to the back of the nextTick queue once, so
+ * that work other nextTick callbacks queue meanwhile (a pipe's end(), a
+ * stream's 'end' handler) still rides in the same write.
+ */
+function flushHop(session: Session): void {
+  process.nextTick(flushTick, session)
+}
 function readCheck(session: Session, s: MuxStream): void {
   s.f &= ~SF.READ_CHECK
   session._checkConsumed(s)
@@ -1118,7 +1126,7 @@ export class Session extends EventEmitter<SessionEvents> {
     if (this.flushScheduled || this.waitingDrain || this.st === State.CLOSED) return
     this.flushScheduled = true
     if (immediate) setImmediate(flushTick, this)
-    else process.nextTick(flushTick, this)
+    else process.nextTick(flushHop, this)
   }
 
   private hasWork(): boolean {
