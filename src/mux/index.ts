@@ -5,7 +5,7 @@
  */
 export { Session } from './session.js'
 export type { OpenOptions, StreamInfo, GoawayInfo, SessionState, SessionStats, SessionEvents } from './session.js'
-export type { SessionOptions } from './options.js'
+export type { SessionOptions, AuthOptions } from './options.js'
 export { MuxStream } from './stream.js'
 export type { Target, DecodedTarget, TargetKind } from './target.js'
 export { MuxError, ProtocolError } from './errors.js'

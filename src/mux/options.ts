@@ -40,10 +40,23 @@ export interface SessionOptions {
   streamHighWaterMark?: number
   /** Disable Nagle on the transport when it supports `setNoDelay`. Default true. */
   noDelay?: boolean
+  /**
+   * Mutual pre-shared-key authentication (PROTOCOL.md 16): both sides must
+   * hold the same `key` (at least 16 bytes). Without it on both sides the
+   * session fails with `SYNMUX_AUTH_FAILED` (or, on the side that gave no
+   * key, the transport just closes).
+   */
+  auth?: AuthOptions
+}
+
+/** Options of PSK authentication. */
+export interface AuthOptions {
+  /** The pre-shared key, at least 16 bytes. */
+  key: Buffer | Uint8Array
 }
 
 /** Fully resolved options. @internal */
-export type ResolvedOptions = Required<SessionOptions>
+export type ResolvedOptions = Required<Omit<SessionOptions, 'auth'>> & { auth: { key: Buffer } | null }
 
 function num(opts: Record<string, unknown>, name: string, def: number, min: number, max: number, allowInfinity = false): number {
   const v = opts[name]
@@ -64,6 +77,14 @@ export function resolveOptions(options: unknown): ResolvedOptions {
   const initialWindow = num(o, 'initialWindow', DEFAULTS.initialWindow, MIN_INITIAL_WINDOW, MAX_WINDOW)
   const maxWindow = num(o, 'maxWindow', Math.max(DEFAULTS.maxWindow, initialWindow), initialWindow, MAX_WINDOW)
   if (o.noDelay !== undefined && typeof o.noDelay !== 'boolean') throw invalidArgType('options.noDelay', 'of type boolean', o.noDelay)
+  let auth: { key: Buffer } | null = null
+  if (o.auth !== undefined && o.auth !== null) {
+    if (typeof o.auth !== 'object') throw invalidArgType('options.auth', 'an object', o.auth)
+    const key = (o.auth as { key?: unknown }).key
+    if (!(key instanceof Uint8Array)) throw invalidArgType('options.auth.key', 'a Buffer or Uint8Array', key)
+    if (key.length < 16) throw outOfRange('options.auth.key length', '>= 16', key.length)
+    auth = { key: Buffer.from(key) }
+  }
   return {
     role: o.role,
     maxFrameSize: num(o, 'maxFrameSize', DEFAULTS.maxFrameSize, MIN_MAX_FRAME_SIZE, MAX_MAX_FRAME_SIZE),
@@ -80,5 +101,6 @@ export function resolveOptions(options: unknown): ResolvedOptions {
     keepAliveTimeout: num(o, 'keepAliveTimeout', DEFAULTS.keepAliveTimeout, 1, MAX_TIMER),
     streamHighWaterMark: num(o, 'streamHighWaterMark', 65_536, 0, MAX_WINDOW),
     noDelay: o.noDelay === undefined ? true : o.noDelay,
+    auth,
   }
 }

@@ -14,11 +14,13 @@ import { randomBytes } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
 import type { Duplex } from 'node:stream'
 import {
+  Capability,
   DEFAULTS,
   FRAME_HEADER_SIZE,
   FrameFlag,
   FrameType,
   GoawayCode,
+  HelloExtension,
   HelloKind,
   MAX_STREAM_ID,
   MAX_WINDOW,
@@ -47,6 +49,7 @@ import {
   frameTypeName,
 } from './codec.js'
 import { MuxError, ProtocolError, invalidArgType, invalidState } from './errors.js'
+import { AUTH_HOLD_LIMIT, AUTH_SIZE, clientProof, newNonce, proofMatches, serverProof } from './auth.js'
 import { type WindowBudget, onConsumed } from './flow.js'
 import { type ResolvedOptions, type SessionOptions, resolveOptions } from './options.js'
 import { OutputBatch, Queue } from './scheduler.js'
@@ -156,6 +159,9 @@ function flowError(message: string): ProtocolError {
 function handshakeError(message: string): ProtocolError {
   return new ProtocolError('SYNMUX_HANDSHAKE_FAILED', message, GoawayCode.HANDSHAKE_FAILED)
 }
+function authError(message: string): MuxError {
+  return new MuxError('SYNMUX_AUTH_FAILED', `authentication failed: ${message}`, { wireCode: GoawayCode.AUTH_FAILED })
+}
 
 function flushTick(session: Session): void {
   session._flush()
@@ -251,6 +257,17 @@ export class Session extends EventEmitter<SessionEvents> {
   private closePromise: Promise<void> | null = null
   private closeEmitted = false
 
+  private ownHelloBytes: Buffer | null = null
+  private peerHelloBytes: Buffer | null = null
+  private readonly nonce: Buffer | null
+  private peerNonce: Buffer | null = null
+  /** Server: the client's AUTH has not arrived yet; its frames are held. */
+  private authPending = false
+  /** Our own session frames wait until the peer is authenticated. */
+  private authHold: boolean
+  private held: Array<[Frame, number]> = []
+  private heldBytes = 0
+
   private readonly onDataBound: (chunk: Buffer | string) => void
   private readonly onFrameBound: (frame: Frame, size: number) => void
   private readonly onDrainBound: () => void
@@ -275,6 +292,8 @@ export class Session extends EventEmitter<SessionEvents> {
     this.nextStreamId = this.role === 'client' ? 1 : 2
     this.decoder = new FrameDecoder({ maxFrameSize: this.opts.maxFrameSize, zeroCopy: true })
     this.budget = { windowExtra: 0, maxSessionBuffer: this.opts.maxSessionBuffer, bufferedTotal: 0, maxWindow: this.opts.maxWindow }
+    this.nonce = this.opts.auth ? newNonce() : null
+    this.authHold = this.opts.auth !== null
     this.onDataBound = (c) => this.onData(c)
     this.onFrameBound = (f, n) => this.onFrame(f, n)
     this.onDrainBound = () => {
@@ -296,8 +315,9 @@ export class Session extends EventEmitter<SessionEvents> {
     if (this.opts.handshakeTimeout > 0) {
       this.handshakeTimer = setTimeout(() => {
         this.handshakeTimer = null
-        if (this.st === State.HANDSHAKING || this.peer === null) {
-          this.destroy(new MuxError('SYNMUX_HANDSHAKE_TIMEOUT', `no HELLO from the peer within ${this.opts.handshakeTimeout} ms`))
+        if (this.peer === null || this.authPending) {
+          const what = this.peer === null ? 'HELLO' : 'AUTH'
+          this.destroy(new MuxError('SYNMUX_HANDSHAKE_TIMEOUT', `no ${what} from the peer within ${this.opts.handshakeTimeout} ms`))
         }
       }, this.opts.handshakeTimeout)
       this.handshakeTimer.unref?.()
@@ -343,6 +363,11 @@ export class Session extends EventEmitter<SessionEvents> {
   /** Number of open streams. */
   get streamCount(): number {
     return this.streams.size
+  }
+
+  /** Whether PSK authentication (`options.auth`) succeeded with the peer. */
+  get authenticated(): boolean {
+    return this.opts.auth !== null && this.peer !== null && !this.authHold && !this.authPending
   }
 
   /** The error the session failed with, if any. */
@@ -487,7 +512,8 @@ export class Session extends EventEmitter<SessionEvents> {
   private fail(err: MuxError): void {
     if (this.st === State.CLOSED) return
     const wire = err.wireCode ?? GoawayCode.PROTOCOL_ERROR
-    let goaway = err.code !== 'SYNMUX_BAD_MAGIC'
+    // Not synmux, or not authenticated: close without saying why.
+    let goaway = err.code !== 'SYNMUX_BAD_MAGIC' && err.code !== 'SYNMUX_AUTH_FAILED'
     if (err.code === 'SYNMUX_UNSUPPORTED_VERSION' && this.role === 'server' && !this.helloSent) this.helloPending = true
     if (!this.helloSent && !this.helloPending) goaway = false
     if (goaway && this.duplex.writable) {
@@ -574,7 +600,7 @@ export class Session extends EventEmitter<SessionEvents> {
           return
         }
         this.helloBuf = null
-        this.onHello(r.hello)
+        this.onHello(r.hello, buf.subarray(0, r.size))
         if (this.isClosed()) return
         if (buf.length > r.size) this.decoder.push(buf.subarray(r.size), this.onFrameBound)
       } else {
@@ -597,36 +623,106 @@ export class Session extends EventEmitter<SessionEvents> {
 
   private encodeOwnHello(): Buffer {
     if (this.sessionId === null && this.role === 'server') this.sessionId = randomBytes(SESSION_ID_SIZE)
-    return encodeHello({
+    const extensions: Array<[number, Buffer]> = []
+    let capabilities = 0
+    const auth = this.opts.auth
+    if (auth !== null) {
+      capabilities |= Capability.AUTH_PSK
+      extensions.push([HelloExtension.AUTH_NONCE, this.nonce!])
+      if (this.role === 'server' && this.peerHelloBytes !== null) {
+        extensions.push([HelloExtension.AUTH_PROOF, serverProof(auth.key, this.peerHelloBytes, this.nonce!)])
+      }
+    }
+    const hello = encodeHello({
       kind: HelloKind.NEW,
       role: this.role,
-      capabilities: 0,
+      capabilities,
       sessionId: this.role === 'server' ? this.sessionId! : ZERO_ID,
       initialWindow: this.opts.initialWindow,
       maxFrameSize: this.opts.maxFrameSize,
       maxStreams: this.opts.maxStreams,
+      extensions,
     })
+    this.ownHelloBytes = hello
+    return hello
   }
 
-  private onHello(h: Hello): void {
+  /** Client: checks the server's proof, then queues our AUTH in front of everything else. */
+  private authenticateServer(h: Hello, raw: Buffer): void {
+    const auth = this.opts.auth
+    const offered = (h.capabilities & Capability.AUTH_PSK) !== 0
+    if (auth === null) {
+      if (offered) throw authError('the server requires a pre-shared key and none is configured')
+      return
+    }
+    if (!offered) throw authError('the server does not authenticate (no AUTH_PSK)')
+    const ns = h.extensions.get(HelloExtension.AUTH_NONCE)
+    if (ns === undefined || ns.length !== AUTH_SIZE) throw authError('the server sent no nonce')
+    if (!proofMatches(h.extensions.get(HelloExtension.AUTH_PROOF), serverProof(auth.key, this.ownHelloBytes!, ns))) {
+      throw authError('the server does not hold our key')
+    }
+    const b = encodeFrame({ type: FrameType.AUTH, proof: clientProof(auth.key, raw, this.nonce!) })
+    this.control.unshift(b)
+    this.controlBytes += b.length
+    this.authHold = false
+  }
+
+  /** Server: until the client's AUTH, hold every frame (bounded); on a valid AUTH, process them. */
+  private holdUntilAuth(frame: Frame, size: number): void {
+    if (frame.type !== FrameType.AUTH) {
+      this.heldBytes += size
+      if (this.heldBytes > AUTH_HOLD_LIMIT) throw authError(`more than ${AUTH_HOLD_LIMIT} bytes before AUTH`)
+      this.held.push([frame, size])
+      return
+    }
+    if (!proofMatches(frame.proof, clientProof(this.opts.auth!.key, this.ownHelloBytes!, this.peerNonce!))) {
+      throw authError('the client does not hold our key')
+    }
+    this.authPending = false
+    this.authHold = false
+    if (this.handshakeTimer) {
+      clearTimeout(this.handshakeTimer)
+      this.handshakeTimer = null
+    }
+    const held = this.held
+    this.held = []
+    this.heldBytes = 0
+    this.scheduleFlush()
+    this.emit('handshake')
+    for (const [f, n] of held) {
+      if (this.isClosed()) return
+      this.onFrame(f, n)
+    }
+  }
+
+  private onHello(h: Hello, raw: Buffer): void {
+    this.peerHelloBytes = Buffer.from(raw)
     const expected = this.role === 'client' ? 'server' : 'client'
     if (h.role !== expected) throw handshakeError(`role conflict: the peer is also a ${h.role}`)
     const zero = h.sessionId.equals(ZERO_ID)
     if (this.role === 'client') {
       if (h.kind !== HelloKind.NEW) throw handshakeError(`unexpected HELLO kind ${h.kind} from the server`)
       if (zero) throw handshakeError('the server sent an all-zero session id')
+      this.authenticateServer(h, raw)
       this.sessionId = h.sessionId
       this.sampleRtt(performance.now() - this.helloSentAt)
     } else {
       // Version 1 implements no RESUME or JOIN: answer them with NEW.
       if (h.kind === HelloKind.NEW && !zero) throw handshakeError('a client NEW HELLO must carry a zero session id')
+      if (this.opts.auth !== null) {
+        if (!(h.capabilities & Capability.AUTH_PSK)) throw authError('the client offered no authentication')
+        const nc = h.extensions.get(HelloExtension.AUTH_NONCE)
+        if (nc === undefined || nc.length !== AUTH_SIZE) throw authError('the client sent no nonce')
+        this.peerNonce = nc
+        this.authPending = true
+      }
       this.sessionId = randomBytes(SESSION_ID_SIZE)
       this.helloPending = true
     }
     this.peer = h
     this.peerInitialWindow = h.initialWindow
     this.sendFrameSize = Math.min(h.maxFrameSize, this.opts.maxFrameSize)
-    if (this.handshakeTimer) {
+    if (this.handshakeTimer && !this.authPending) {
       clearTimeout(this.handshakeTimer)
       this.handshakeTimer = null
     }
@@ -643,7 +739,7 @@ export class Session extends EventEmitter<SessionEvents> {
     this.armKeepalive()
     if (this.streams.size === 0) this.armIdle()
     this.scheduleFlush()
-    this.emit('handshake')
+    if (!this.authPending) this.emit('handshake')
   }
 
   /** (A method, so TypeScript does not narrow `st` across calls that may close the session.) */
@@ -666,6 +762,7 @@ export class Session extends EventEmitter<SessionEvents> {
   }
 
   private onFrame(frame: Frame, size: number): void {
+    if (this.authPending) return this.holdUntilAuth(frame, size)
     this.framesReceived++
     if (frame.type < 0x80) {
       this.sessionBytesReceived += size
@@ -703,6 +800,9 @@ export class Session extends EventEmitter<SessionEvents> {
         return this.onPong(frame)
       case FrameType.ACK:
         return this.onAck(frame)
+      case FrameType.AUTH:
+        if (this.opts.auth !== null && this.peer !== null && (this.peer.capabilities & Capability.AUTH_PSK)) throw protocolError('unexpected AUTH frame')
+        throw protocolError('AUTH frame, but AUTH_PSK is not in effect')
       default:
         throw protocolError(`${frameTypeName(frame.type)} frame, but its capability is not in effect`)
     }
@@ -1150,6 +1250,25 @@ export class Session extends EventEmitter<SessionEvents> {
       this.helloSent = true
       this.helloSentAt = performance.now()
       batch.append(this.encodeOwnHello())
+    }
+    if (this.authHold) {
+      // Until the peer is authenticated, only the HELLO and link frames leave.
+      const keep: Buffer[] = []
+      let keepBytes = 0
+      for (const b of this.control) {
+        if (b[3]! >= 0x80) {
+          batch.append(b)
+          this.framesSent++
+        } else {
+          keep.push(b)
+          keepBytes += b.length
+        }
+      }
+      this.control = keep
+      this.controlBytes = keepBytes
+      const chunks = batch.finish()
+      if (chunks.length > 0) this.writeChunks(chunks, batch.bytes)
+      return
     }
     if (this.control.length > 0) {
       const control = this.control
