@@ -39,6 +39,17 @@ export class Queue<T> {
     return this.items[this.head]
   }
 
+  /** Keeps only the items for which `keep` is true (in order). */
+  retain(keep: (item: T) => boolean): void {
+    const kept: T[] = []
+    for (let i = this.head; i < this.items.length; i++) {
+      const item = this.items[i] as T
+      if (keep(item)) kept.push(item)
+    }
+    this.items = kept
+    this.head = 0
+  }
+
   /** Removes everything. */
   clear(): void {
     this.items = []

@@ -843,6 +843,8 @@ export class Session extends EventEmitter<SessionEvents> {
     if (this.opts.acceptDelay !== Infinity) {
       s.acceptDeadline = now + this.opts.acceptDelay
       this.acceptQueue.push(s)
+      // Answered streams leave the queue lazily; keep it proportional to the pending ones.
+      if (this.acceptQueue.length > 2 * this.pendingCount + 64) this.acceptQueue.retain((x) => x.pending)
       this.armAcceptTimer()
     }
     this.emit('stream', s, { target: f.target })

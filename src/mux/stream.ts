@@ -159,3 +159,13 @@ export class MuxStream extends Duplex {
     cb(err)
   }
 }
+
+/** Typed events of a {@link MuxStream} (besides the `Duplex` ones). */
+export interface MuxStream {
+  /** `'open'`: the stream is established (opener: OPENED arrived; acceptor: accepted). */
+  on(event: 'open', listener: () => void): this
+  on(event: string | symbol, listener: (...args: any[]) => void): this
+  /** `'open'`: the stream is established (opener: OPENED arrived; acceptor: accepted). */
+  once(event: 'open', listener: () => void): this
+  once(event: string | symbol, listener: (...args: any[]) => void): this
+}
