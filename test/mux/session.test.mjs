@@ -232,6 +232,26 @@ describe('Session basics over loopback TCP', () => {
     expect(server.streamCount).toBe(0)
   })
 
+  it("an acceptor that destroys a stream before answering resets it; accept() emits 'open' on the acceptor", async () => {
+    const { client, server } = await sessionPair({}, { acceptDelay: Infinity })
+    track(client, server)
+    const acceptorOpened = []
+    server.on('stream', (s, { target }) => {
+      if (target.port === 1) s.destroy()
+      else {
+        s.on('open', () => acceptorOpened.push(s.id))
+        s.accept()
+      }
+    })
+    const a = client.open({ target: { host: 'x', port: 1 }, data: 'x' })
+    const err = await nextError(a)
+    expect(err.code).toBe('SYNMUX_STREAM_RESET')
+    expect(err.wireCode).toBe(ResetCode.CANCEL)
+    const b = client.open({ target: { host: 'x', port: 2 } })
+    await once(b, 'open')
+    expect(acceptorOpened).toEqual([b.id])
+  })
+
   it('close(): GOAWAY, no new streams, existing streams finish, then both sessions close', async () => {
     const { client, server } = await sessionPair()
     track(client, server)
