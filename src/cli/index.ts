@@ -5,10 +5,15 @@
  * @packageDocumentation
  */
 import { runDemo } from './demo.js'
+import { UsageError } from './args.js'
+import { CLIENT_HELP, KEYGEN_HELP, SERVER_HELP, runClient, runKeygen, runServer } from './tunnel.js'
 
 const HELP = `Usage: synmux <command> [options]
 
 Commands:
+  server      Accept tunnel sessions and connect onward to allowed targets
+  client      Keep a session to a server; forward local ports and SOCKS5 over it
+  keygen      Print a new pre-shared key (synmux keygen > key)
   demo        Start a TCP Fast Open server and client on loopback and show,
               per connection, whether its data rode in the SYN, with timings
   support     Print what TCP Fast Open this machine supports (JSON)
@@ -30,6 +35,9 @@ const COMMANDS: Record<string, { help: string; run: (args: string[]) => Promise<
       return 0
     },
   },
+  server: { help: SERVER_HELP, run: runServer },
+  client: { help: CLIENT_HELP, run: runClient },
+  keygen: { help: KEYGEN_HELP, run: runKeygen },
   support: {
     help: 'Usage: synmux support\n\nPrints fastOpenSupport() as JSON.',
     run: async () => {
@@ -40,7 +48,6 @@ const COMMANDS: Record<string, { help: string; run: (args: string[]) => Promise<
   },
 }
 
-class UsageError extends Error {}
 const usage = (m: string) => new UsageError(m)
 
 /** Runs the CLI with `argv` (without node and script); resolves with the exit code. */
@@ -65,6 +72,10 @@ export async function main(argv: string[]): Promise<number> {
     if (err instanceof UsageError) {
       console.error(`synmux ${cmd}: ${err.message}\n\n${command.help}`)
       return 2
+    }
+    if (err && typeof err === 'object' && 'code' in err && String((err as { code: unknown }).code).startsWith('SYNMUX_')) {
+      console.error(`synmux ${cmd}: ${(err as unknown as Error).message}`)
+      return 1
     }
     throw err
   }

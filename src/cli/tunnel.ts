@@ -1,0 +1,180 @@
+/**
+ * `synmux server`, `synmux client`, `synmux keygen`.
+ * @internal
+ * @packageDocumentation
+ */
+import fs from 'node:fs'
+import { createLogger, isLogLevel, type Logger, type LogLevel } from '../tunnel/log.js'
+import { generateKey, readKeyFile } from '../tunnel/keys.js'
+import { TunnelServer } from '../tunnel/server.js'
+import { TunnelClient } from '../tunnel/client.js'
+import { parseFlags, parseHostPort, UsageError, type Flags } from './args.js'
+
+const COMMON = {
+  config: {},
+  'log-level': {},
+  stats: { boolean: true },
+} as const
+
+export const SERVER_HELP = `Usage: synmux server --listen [host:]port --key FILE --allow host:port[,...] [options]
+
+Accepts authenticated sessions on a TCP Fast Open listener and connects
+each stream onward (with TFO, its first bytes in the SYN) if the target is
+allowed. Default deny: nothing is reachable unless --allow names it;
+loopback and private addresses only when named explicitly (an IP, a CIDR
+block or an exact host name), never through a wildcard.
+
+Options:
+  --listen [host:]port    address to listen on (default host 0.0.0.0)
+  --key FILE              pre-shared key file (make one with: synmux keygen > key)
+  --allow LIST            allowed targets, comma-separated, repeatable:
+                          host:port, *.domain:port, 10.0.0.0/8:*, [::1]:22,
+                          *:443 (any public address), ports as 80, 8000-8100, *
+  --tls-cert FILE         serve over TLS with this certificate ...
+  --tls-key FILE          ... and this private key
+  --max-connects N        onward connects in progress per session (default 64)
+  --config FILE           JSON object whose keys mirror these flags (flags win)
+  --log-level LEVEL       silent, error, warn, info (default), debug
+  --stats                 print a live status line (sessions, streams, bytes)
+  --help                  this help`
+
+export const CLIENT_HELP = `Usage: synmux client --server host:port --key FILE [--forward ...] [--socks ...] [options]
+
+Keeps one authenticated session up to a synmux server (TFO for its own
+connection, reconnecting with backoff) and carries local connections over it:
+each new connection's first bytes ride in its stream's OPEN, so it reaches
+its target and gets its first response in one round trip.
+
+Options:
+  --server host:port      the synmux server
+  --key FILE              pre-shared key file (the server's)
+  --tls                   run the session over TLS
+  --ca FILE               CA certificate that signed the server's (with --tls)
+  --fingerprint HEX       or pin the server certificate's SHA-256 (with --tls)
+  --forward SPEC          [lhost:]lport=dhost:dport, repeatable: listen locally
+                          (default 127.0.0.1) and forward to dhost:dport
+  --socks [host:]port     a SOCKS5 proxy (CONNECT) on this address
+  --first-bytes-wait MS   wait this long for an application's first bytes (default 5)
+  --config FILE           JSON object whose keys mirror these flags (flags win)
+  --log-level LEVEL       silent, error, warn, info (default), debug
+  --stats                 print a live status line (streams, bytes, RTT, reconnects)
+  --help                  this help`
+
+export const KEYGEN_HELP = `Usage: synmux keygen > key
+
+Prints a new random pre-shared key (32 bytes) in key-file form. Give the
+same file to the server and the client; keep it private (chmod 600).`
+
+function logger(flags: Flags, component: string): Logger {
+  const level = flags['log-level'] ?? 'info'
+  if (!isLogLevel(level)) throw new UsageError(`--log-level must be silent, error, warn, info or debug`)
+  return createLogger(level as LogLevel, component)
+}
+
+function key(flags: Flags, log: Logger): Buffer {
+  if (typeof flags.key !== 'string') throw new UsageError('--key FILE is required')
+  const { key, warning } = readKeyFile(flags.key)
+  if (warning) log.warn(warning)
+  return key
+}
+
+function int(flags: Flags, name: string, min: number, max: number): number | undefined {
+  const v = flags[name]
+  if (v === undefined) return undefined
+  const n = Number(v)
+  if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`--${name} must be an integer from ${min} to ${max}`)
+  return n
+}
+
+/** Prints a status line every second until the process ends (a TTY gets it in place). */
+function statusLine(render: () => string): void {
+  const tty = process.stderr.isTTY
+  setInterval(() => process.stderr.write(tty ? `\r\x1b[K${render()}` : `${render()}\n`), 1000).unref()
+}
+
+const human = (n: number) => (n < 1024 ? `${n} B` : n < 1 << 20 ? `${(n / 1024).toFixed(1)} KiB` : n < 1 << 30 ? `${(n / (1 << 20)).toFixed(1)} MiB` : `${(n / (1 << 30)).toFixed(2)} GiB`)
+
+/** Ends cleanly on SIGINT/SIGTERM. */
+function onStop(close: () => Promise<void>): void {
+  const stop = () => {
+    void close().finally(() => process.exit(0))
+    setTimeout(() => process.exit(0), 3000).unref()
+  }
+  process.once('SIGINT', stop)
+  process.once('SIGTERM', stop)
+}
+
+export async function runServer(argv: string[]): Promise<number> {
+  const flags = parseFlags(argv, { ...COMMON, listen: {}, key: {}, allow: { repeat: true }, 'tls-cert': {}, 'tls-key': {}, 'max-connects': {} })
+  const log = logger(flags, 'server')
+  if (typeof flags.listen !== 'string') throw new UsageError('--listen [host:]port is required')
+  const listen = parseHostPort(flags.listen, '--listen', '0.0.0.0')
+  if (!flags.allow) log.warn('no --allow given: every target is refused (default deny)')
+  if (!!flags['tls-cert'] !== !!flags['tls-key']) throw new UsageError('--tls-cert and --tls-key go together')
+  const server = new TunnelServer({
+    key: key(flags, log),
+    allow: (flags.allow as string[]) ?? [],
+    ...(flags['tls-cert'] ? { tls: { cert: fs.readFileSync(flags['tls-cert'] as string), key: fs.readFileSync(flags['tls-key'] as string) } } : {}),
+    ...(flags['max-connects'] ? { maxConnectsPerSession: int(flags, 'max-connects', 1, 100_000)! } : {}),
+    logger: log,
+  })
+  await server.listen(listen.port, listen.host)
+  if (flags.stats) {
+    statusLine(() => {
+      const s = server.stats()
+      return `sessions ${s.sessions}  streams ${s.streams}  connecting ${s.connectsInProgress}  up ${human(s.bytesUp)}  down ${human(s.bytesDown)}  refused ${s.refused}  failed handshakes ${s.handshakeFailures}`
+    })
+  }
+  onStop(() => server.close())
+  return await new Promise<number>(() => {})
+}
+
+export async function runClient(argv: string[]): Promise<number> {
+  const flags = parseFlags(argv, {
+    ...COMMON,
+    server: {},
+    key: {},
+    tls: { boolean: true },
+    ca: {},
+    fingerprint: {},
+    forward: { repeat: true },
+    socks: {},
+    'first-bytes-wait': {},
+  })
+  const log = logger(flags, 'client')
+  if (typeof flags.server !== 'string') throw new UsageError('--server host:port is required')
+  const server = parseHostPort(flags.server, '--server')
+  if ((flags.ca || flags.fingerprint) && !flags.tls) throw new UsageError('--ca and --fingerprint need --tls')
+  if (flags.tls && !flags.ca && !flags.fingerprint) log.info('--tls without --ca or --fingerprint: the server certificate is checked against the system CAs')
+  const forwards = ((flags.forward as string[]) ?? []).map((spec) => {
+    const [l, d] = spec.split('=')
+    if (!l || !d) throw new UsageError(`--forward: expected [lhost:]lport=dhost:dport, got '${spec}'`)
+    return { at: parseHostPort(l, '--forward', '127.0.0.1'), target: parseHostPort(d, '--forward') }
+  })
+  if (forwards.length === 0 && !flags.socks) throw new UsageError('nothing to do: give --forward and/or --socks')
+  const fbw = int(flags, 'first-bytes-wait', 0, 10_000)
+  const client = new TunnelClient({
+    server,
+    key: key(flags, log),
+    ...(flags.tls ? { tls: { ...(flags.ca ? { ca: fs.readFileSync(flags.ca as string) } : {}), ...(flags.fingerprint ? { fingerprint: flags.fingerprint as string } : {}) } } : {}),
+    ...(fbw !== undefined ? { firstBytesWait: fbw } : {}),
+    logger: log,
+  })
+  client.start()
+  for (const f of forwards) await client.forward(f.at, f.target)
+  if (flags.socks) await client.socks(parseHostPort(flags.socks as string, '--socks', '127.0.0.1'))
+  if (flags.stats) {
+    statusLine(() => {
+      const s = client.stats()
+      return `session ${s.state}  streams ${s.streams}  up ${human(s.bytesUp)}  down ${human(s.bytesDown)}  rtt ${s.rtt.toFixed(1)} ms  reconnects ${s.reconnects}  refused ${s.refused}`
+    })
+  }
+  onStop(() => client.close())
+  return await new Promise<number>(() => {})
+}
+
+export async function runKeygen(argv: string[]): Promise<number> {
+  parseFlags(argv, {})
+  process.stdout.write(generateKey() + '\n')
+  return 0
+}

@@ -1,0 +1,321 @@
+/**
+ * The tunnel client: keeps one authenticated mux session up to a tunnel
+ * server and turns local connections (port forwards, SOCKS5) into streams
+ * whose OPEN carries the application's first bytes.
+ * @packageDocumentation
+ */
+import crypto from 'node:crypto'
+import { EventEmitter } from 'node:events'
+import net from 'node:net'
+import tls from 'node:tls'
+import type { MuxError } from '../mux/errors.js'
+import type { SessionOptions } from '../mux/options.js'
+import { Session } from '../mux/session.js'
+import type { MuxStream } from '../mux/stream.js'
+import type { Target } from '../mux/target.js'
+import { createConnection } from '../tfo/connect.js'
+import { TunnelError } from './errors.js'
+import { silentLogger, type Logger } from './log.js'
+import { relay } from './relay.js'
+import { Socks5Parser, SocksReply, socksReply } from './socks5.js'
+
+/** TLS settings of a {@link TunnelClient}. */
+export interface TunnelClientTls {
+  /** CA certificate(s) that sign the server's certificate. */
+  ca?: string | Buffer
+  /** Or: the server certificate's SHA-256 fingerprint (hex, colons allowed), pinned. */
+  fingerprint?: string
+  /** Server name for SNI and the certificate check. Default: the server host. */
+  servername?: string
+}
+
+/** Options of {@link TunnelClient}. */
+export interface TunnelClientOptions {
+  /** The tunnel server. */
+  server: { host: string; port: number }
+  /** Pre-shared key (at least 32 bytes). */
+  key: Buffer
+  /** Run the session over TLS. */
+  tls?: TunnelClientTls
+  /** Session limits (role and auth are set by the client). */
+  session?: Omit<SessionOptions, 'role'>
+  /** Reconnect backoff in ms: starts at `min`, doubles up to `max`. Default 100 / 10,000. */
+  reconnect?: { min?: number; max?: number }
+  /** How long to wait for an application's first bytes before opening its stream. Default 5 ms. */
+  firstBytesWait?: number
+  /** How long a new local connection waits for a session before it is closed. Default 10,000 ms. */
+  sessionWait?: number
+  logger?: Logger
+}
+
+/** Live counters of a {@link TunnelClient}. */
+export interface TunnelClientStats {
+  /** `'connecting'`, `'up'` or `'closed'`. */
+  state: 'connecting' | 'up' | 'closed'
+  streams: number
+  /** Bytes from applications to targets, and back. */
+  bytesUp: number
+  bytesDown: number
+  /** Smoothed RTT of the session in ms. */
+  rtt: number
+  /** Sessions established after the first. */
+  reconnects: number
+  refused: number
+}
+
+/** A forward or SOCKS listener of a {@link TunnelClient}. */
+export interface LocalListener {
+  server: net.Server
+  address(): net.AddressInfo
+}
+
+function pinCheck(fingerprint: string): (host: string, cert: tls.PeerCertificate) => Error | undefined {
+  const want = fingerprint.replace(/:/g, '').toLowerCase()
+  return (_host, cert) => {
+    const got = crypto.createHash('sha256').update(cert.raw).digest('hex')
+    return crypto.timingSafeEqual(Buffer.from(got), Buffer.from(want.padEnd(64, '0').slice(0, 64))) && want.length === 64
+      ? undefined
+      : new Error(`server certificate fingerprint ${got} does not match the pinned one`)
+  }
+}
+
+/**
+ * A tunnel client.
+ *
+ * @example
+ * ```js
+ * const { TunnelClient, readKeyFile } = require('synmux')
+ * const client = new TunnelClient({ server: { host: 'tunnel.example', port: 9000 }, key: readKeyFile('key').key })
+ * client.start()
+ * await client.forward({ port: 8080 }, { host: 'intranet', port: 80 })
+ * await client.socks({ port: 1080 })
+ * ```
+ */
+export class TunnelClient extends EventEmitter {
+  readonly #opts: TunnelClientOptions
+  readonly #log: Logger
+  #session: Session | null = null
+  #up = false
+  #closed = false
+  #backoff: number
+  #timer: NodeJS.Timeout | undefined
+  #sessions = 0
+  readonly #listeners = new Set<net.Server>()
+  readonly #stats = { bytesUp: 0, bytesDown: 0, refused: 0 }
+
+  constructor(options: TunnelClientOptions) {
+    super()
+    if (!Buffer.isBuffer(options?.key) || options.key.length < 32) {
+      throw Object.assign(new TypeError('options.key must be a Buffer of at least 32 bytes'), { code: 'ERR_INVALID_ARG_VALUE' })
+    }
+    this.#opts = options
+    this.#log = options.logger ?? silentLogger
+    this.#backoff = options.reconnect?.min ?? 100
+  }
+
+  /** Connects, and keeps a session up until {@link TunnelClient.close}. */
+  start(): this {
+    if (!this.#session && !this.#timer && !this.#closed) this.#connect()
+    return this
+  }
+
+  /** The current session when it is established. */
+  get session(): Session | null {
+    return this.#up ? this.#session : null
+  }
+
+  /** Live counters. */
+  stats(): TunnelClientStats {
+    const s = this.#session
+    return {
+      state: this.#closed ? 'closed' : this.#up ? 'up' : 'connecting',
+      streams: s?.streamCount ?? 0,
+      bytesUp: this.#stats.bytesUp,
+      bytesDown: this.#stats.bytesDown,
+      rtt: s?.rtt ?? 0,
+      reconnects: Math.max(0, this.#sessions - 1),
+      refused: this.#stats.refused,
+    }
+  }
+
+  #connect(): void {
+    this.#timer = undefined
+    const { host, port } = this.#opts.server
+    // TFO for the session's own connection: the HELLO (or the TLS
+    // ClientHello) is the first write, so it rides in the SYN.
+    const raw = createConnection({ host, port, noDelay: true, allowHalfOpen: true })
+    let transport: net.Socket = raw
+    const t = this.#opts.tls
+    if (t) {
+      transport = tls.connect({
+        socket: raw,
+        servername: t.servername ?? (net.isIP(host) ? undefined : host),
+        ...(t.fingerprint ? { rejectUnauthorized: false } : { ca: t.ca }),
+      } as tls.ConnectionOptions)
+      if (t.fingerprint) {
+        const check = pinCheck(t.fingerprint)
+        ;(transport as tls.TLSSocket).once('secureConnect', () => {
+          const err = check(host, (transport as tls.TLSSocket).getPeerCertificate())
+          if (err) transport.destroy(err)
+        })
+      }
+    }
+    transport.on('error', (err) => this.#log.debug(`transport: ${err.message}`))
+    const session = new Session(transport, { ...this.#opts.session, role: 'client', auth: { key: this.#opts.key } })
+    this.#session = session
+    session.on('error', () => {})
+    session.once('handshake', () => {
+      this.#up = true
+      this.#sessions++
+      this.#backoff = this.#opts.reconnect?.min ?? 100
+      this.#log.info(`session to ${host}:${port} up${this.#sessions > 1 ? ` (reconnect ${this.#sessions - 1})` : ''}, TFO ${raw.fastOpen.accepted === true ? 'used' : `not used (${raw.fastOpen.reason ?? 'pending'})`}`)
+      this.emit('up', session)
+    })
+    session.once('close', (err?: MuxError) => {
+      const wasUp = this.#up
+      this.#up = false
+      this.#session = null
+      this.#log[wasUp ? 'warn' : 'info'](`session to ${host}:${port} ${wasUp ? 'lost' : 'failed'}${err ? `: ${err.code} ${err.message}` : ''}`)
+      this.emit('down', err)
+      if (this.#closed) return
+      const delay = this.#backoff
+      this.#backoff = Math.min(this.#backoff * 2, this.#opts.reconnect?.max ?? 10_000)
+      this.#timer = setTimeout(() => this.#connect(), delay)
+    })
+  }
+
+  /** Resolves with an established session, waiting up to `sessionWait`. */
+  #ready(): Promise<Session> {
+    const s = this.session
+    if (s) return Promise.resolve(s)
+    if (this.#closed) return Promise.reject(new TunnelError('SYNMUX_BAD_CONFIG', 'the tunnel client is closed'))
+    this.start()
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.off('up', onUp)
+        reject(new TunnelError('SYNMUX_BAD_CONFIG', `no session to ${this.#opts.server.host}:${this.#opts.server.port}`))
+      }, this.#opts.sessionWait ?? 10_000)
+      const onUp = (session: Session) => {
+        clearTimeout(timer)
+        resolve(session)
+      }
+      this.once('up', onUp)
+    })
+  }
+
+  /**
+   * Opens a stream to `target` carrying `data` in its OPEN (waits for a
+   * session if none is up).
+   */
+  async open(target: Target, data?: Buffer): Promise<MuxStream> {
+    const session = await this.#ready()
+    return session.open({ target, ...(data && data.length ? { data } : {}) })
+  }
+
+  /** Waits up to `firstBytesWait` ms for the application's first bytes. */
+  #firstBytes(socket: net.Socket, head?: Buffer): Promise<Buffer> {
+    if (head && head.length > 0) return Promise.resolve(head)
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer)
+        socket.off('readable', done)
+        socket.off('end', done)
+        const chunks: Buffer[] = []
+        for (let c: Buffer | null; (c = socket.read()) !== null; ) chunks.push(c)
+        resolve(Buffer.concat(chunks))
+      }
+      const timer = setTimeout(done, this.#opts.firstBytesWait ?? 5)
+      socket.once('readable', done)
+      socket.once('end', done)
+    })
+  }
+
+  /** Carries one local connection to `target` through the session. */
+  async #carry(socket: net.Socket, target: Target, head?: Buffer): Promise<void> {
+    socket.on('error', () => {})
+    const first = await this.#firstBytes(socket, head)
+    let stream: MuxStream
+    try {
+      stream = await this.open(target, first)
+    } catch (err) {
+      this.#log.warn(`${target.host}:${target.port}: ${(err as Error).message}`)
+      socket.destroy()
+      return
+    }
+    stream.once('error', (err: Error & { code?: string }) => {
+      if (err.code === 'SYNMUX_REFUSED') {
+        this.#stats.refused++
+        // Nothing the application sent is forwarded anywhere else: close it.
+        this.#log.warn(`${target.host}:${target.port} refused: ${err.message}`)
+      }
+    })
+    const counts = await relay(stream, socket)
+    this.#stats.bytesUp += counts.up + first.length
+    this.#stats.bytesDown += counts.down
+  }
+
+  #listen(server: net.Server, at: { host?: string; port: number }, what: string): Promise<LocalListener> {
+    this.#listeners.add(server)
+    return new Promise((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(at.port, at.host ?? '127.0.0.1', () => {
+        server.off('error', reject)
+        const a = server.address() as net.AddressInfo
+        this.#log.info(`${what} on ${a.address}:${a.port}`)
+        resolve({ server, address: () => server.address() as net.AddressInfo })
+      })
+    })
+  }
+
+  /** Listens locally; every connection is carried to `target`. */
+  forward(at: { host?: string; port: number }, target: Target): Promise<LocalListener> {
+    this.start()
+    const server = net.createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true }, (socket) => void this.#carry(socket, target))
+    return this.#listen(server, at, `forwarding to ${target.host}:${target.port}`)
+  }
+
+  /**
+   * Listens locally as a SOCKS5 proxy (CONNECT, no authentication). Success
+   * is answered at once, so the application's first request rides in the
+   * OPEN; if the far side refuses, the connection is closed.
+   */
+  socks(at: { host?: string; port: number }): Promise<LocalListener> {
+    this.start()
+    const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
+      socket.on('error', () => {})
+      const parser = new Socks5Parser()
+      const timer = setTimeout(() => socket.destroy(), 10_000)
+      const onData = (chunk: Buffer) => {
+        let r: ReturnType<Socks5Parser['push']>
+        try {
+          r = parser.push(chunk)
+        } catch (err) {
+          clearTimeout(timer)
+          const reply = (err as { reply?: Buffer }).reply
+          this.#log.info((err as Error).message)
+          if (reply) socket.end(reply)
+          else socket.destroy()
+          return
+        }
+        if (r.send && !r.request) socket.write(r.send)
+        if (!r.request) return
+        clearTimeout(timer)
+        socket.off('data', onData)
+        socket.pause()
+        socket.write(r.send ? Buffer.concat([r.send, socksReply(SocksReply.SUCCEEDED)]) : socksReply(SocksReply.SUCCEEDED))
+        void this.#carry(socket, { host: r.request.host, port: r.request.port }, r.rest)
+      }
+      socket.on('data', onData)
+    })
+    return this.#listen(server, at, 'SOCKS5')
+  }
+
+  /** Closes listeners and the session. */
+  async close(): Promise<void> {
+    this.#closed = true
+    if (this.#timer) clearTimeout(this.#timer)
+    await Promise.all([...this.#listeners].map((s) => new Promise((r) => s.close(r))))
+    const s = this.#session
+    if (s) await s.close()
+  }
+}

@@ -1,0 +1,268 @@
+/**
+ * The tunnel server: accepts authenticated mux sessions on a TFO listener
+ * and, for each stream, connects onward to the stream's target — if the
+ * allow list permits it — carrying the OPEN's bytes in the onward SYN, and
+ * answers OPENED with the target's first response bytes.
+ * @packageDocumentation
+ */
+import dns from 'node:dns'
+import { EventEmitter } from 'node:events'
+import net from 'node:net'
+import tls from 'node:tls'
+import { RefuseCode } from '../mux/constants.js'
+import { Session } from '../mux/session.js'
+import type { SessionOptions } from '../mux/options.js'
+import type { MuxStream } from '../mux/stream.js'
+import type { DecodedTarget } from '../mux/target.js'
+import { connectWithData } from '../tfo/connect.js'
+import type { FastOpenSocket } from '../tfo/socket.js'
+import { enableFastOpen } from '../tfo/server.js'
+import { AllowList } from './allow.js'
+import { FailureLimiter, type FailureLimiterOptions } from './ratelimit.js'
+import { relay } from './relay.js'
+import { silentLogger, type Logger } from './log.js'
+
+/** Options of {@link TunnelServer}. */
+export interface TunnelServerOptions {
+  /** Pre-shared key (at least 32 bytes), as from {@link readKeyFile}. */
+  key: Buffer
+  /** Targets clients may reach: an {@link AllowList} or its entries. Default deny. */
+  allow: AllowList | string | readonly string[]
+  /** Serve sessions over TLS with this certificate and key. */
+  tls?: { cert: string | Buffer; key: string | Buffer }
+  /** Session limits (role and auth are set by the server). */
+  session?: Omit<SessionOptions, 'role'>
+  /** Onward connects in progress per session; more wait (unanswered) for a slot. Default 64. */
+  maxConnectsPerSession?: number
+  /** Onward connect timeout in ms. Default 10,000. */
+  connectTimeout?: number
+  /** After the onward connect, how long to wait for the target's first bytes to send them in OPENED. Default 10 ms. */
+  firstResponseWait?: number
+  /** Per-source limit on failed handshakes. */
+  handshakeLimit?: FailureLimiterOptions
+  /** Resolver (default `dns.lookup`). */
+  lookup?: typeof dns.lookup
+  logger?: Logger
+}
+
+/** Live counters of a {@link TunnelServer}. */
+export interface TunnelServerStats {
+  sessions: number
+  streams: number
+  connectsInProgress: number
+  refused: number
+  handshakeFailures: number
+  bytesUp: number
+  bytesDown: number
+}
+
+/** Maps an onward connect error to a REFUSED code. */
+function refuseCodeFor(err: NodeJS.ErrnoException): number {
+  switch (err.code) {
+    case 'ECONNREFUSED':
+      return RefuseCode.CONNECTION_REFUSED
+    case 'ETIMEDOUT':
+      return RefuseCode.TIMEOUT
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+    case 'ENETUNREACH':
+    case 'EHOSTUNREACH':
+    case 'EADDRNOTAVAIL':
+      return RefuseCode.UNREACHABLE
+    default:
+      return RefuseCode.REFUSED
+  }
+}
+
+const targetText = (t: DecodedTarget) => (t.kind === 'ipv6' ? `[${t.host}]:${t.port}` : `${t.host}:${t.port}`)
+
+/**
+ * A tunnel server. `listen()` like a `net.Server`; `close()` stops accepting
+ * and ends every session gracefully (GOAWAY).
+ *
+ * @example
+ * ```js
+ * const { TunnelServer, readKeyFile } = require('synmux')
+ * const server = new TunnelServer({ key: readKeyFile('key').key, allow: ['127.0.0.1:8080'] })
+ * await server.listen(9000, '0.0.0.0')
+ * ```
+ */
+export class TunnelServer extends EventEmitter {
+  readonly allow: AllowList
+  readonly #opts: TunnelServerOptions
+  readonly #log: Logger
+  readonly #limiter: FailureLimiter
+  readonly #server: net.Server
+  readonly #sessions = new Set<Session>()
+  readonly #stats: TunnelServerStats = { sessions: 0, streams: 0, connectsInProgress: 0, refused: 0, handshakeFailures: 0, bytesUp: 0, bytesDown: 0 }
+
+  constructor(options: TunnelServerOptions) {
+    super()
+    if (!Buffer.isBuffer(options?.key) || options.key.length < 32) {
+      throw Object.assign(new TypeError('options.key must be a Buffer of at least 32 bytes'), { code: 'ERR_INVALID_ARG_VALUE' })
+    }
+    this.#opts = options
+    this.#log = options.logger ?? silentLogger
+    this.allow = options.allow instanceof AllowList ? options.allow : AllowList.parse(options.allow as string | string[])
+    this.#limiter = new FailureLimiter(options.handshakeLimit)
+    const onTransport = (socket: net.Socket) => this.#onTransport(socket)
+    if (options.tls) {
+      const server = tls.createServer({ cert: options.tls.cert, key: options.tls.key, allowHalfOpen: true }, onTransport)
+      server.on('tlsClientError', (err, socket) => this.#handshakeFailed(socket.remoteAddress, `TLS: ${err.message}`))
+      this.#server = server
+    } else {
+      this.#server = net.createServer({ allowHalfOpen: true, noDelay: true }, onTransport)
+    }
+    // Checked before any byte is read (and before TLS).
+    this.#server.on('connection', (socket: net.Socket) => {
+      if (!this.#limiter.allowed(socket.remoteAddress ?? '')) {
+        this.#log.warn(`refusing ${socket.remoteAddress}: too many failed handshakes`)
+        socket.destroy()
+      }
+    })
+    enableFastOpen(this.#server)
+  }
+
+  /** The listening address (as `net.Server#address()`). */
+  address(): net.AddressInfo {
+    return this.#server.address() as net.AddressInfo
+  }
+
+  /** Starts listening. */
+  listen(port: number, host?: string): Promise<this> {
+    return new Promise((resolve, reject) => {
+      this.#server.once('error', reject)
+      this.#server.listen(port, host, () => {
+        this.#server.off('error', reject)
+        const a = this.address()
+        const fo = (this.#server as net.Server & { fastOpen?: { enabled: boolean; reason?: string } }).fastOpen
+        this.#log.info(`listening on ${a.address}:${a.port}${this.#opts.tls ? ' (TLS)' : ''}, TFO ${fo?.enabled ? 'on' : `off (${fo?.reason ?? 'unknown'})`}, allow: ${this.allow.entries.join(', ') || 'nothing (default deny)'}`)
+        resolve(this)
+      })
+    })
+  }
+
+  /** Stops accepting; ends sessions gracefully; resolves when all are closed. */
+  async close(): Promise<void> {
+    await new Promise<void>((r) => this.#server.close(() => r()))
+    await Promise.all([...this.#sessions].map((s) => s.close()))
+  }
+
+  /** Live counters. */
+  stats(): TunnelServerStats {
+    let streams = 0
+    for (const s of this.#sessions) streams += s.streamCount
+    return { ...this.#stats, sessions: this.#sessions.size, streams }
+  }
+
+  #handshakeFailed(source: string | undefined, why: string): void {
+    this.#stats.handshakeFailures++
+    this.#limiter.fail(source ?? '')
+    this.#log.warn(`handshake from ${source ?? '?'} failed: ${why}`)
+  }
+
+  #onTransport(socket: net.Socket): void {
+    const source = socket.remoteAddress ?? '?'
+    if (socket.destroyed) return
+    socket.on('error', () => {})
+    const session = new Session(socket, { ...this.#opts.session, role: 'server', acceptDelay: Infinity, auth: { key: this.#opts.key } })
+    let handshook = false
+    this.#sessions.add(session)
+    session.once('handshake', () => {
+      handshook = true
+      this.#log.info(`session from ${source} established`)
+    })
+    session.on('error', () => {})
+    session.once('close', (err) => {
+      this.#sessions.delete(session)
+      if (!handshook || err?.code === 'SYNMUX_AUTH_FAILED') this.#handshakeFailed(source, err ? `${err.code}: ${err.message}` : 'closed before the handshake')
+      else this.#log.info(`session from ${source} closed${err ? `: ${err.code}` : ''}`)
+    })
+    // At most maxConnectsPerSession onward connects run at once; the rest
+    // wait unanswered (the session's maxPendingOpens bounds how many).
+    const max = this.#opts.maxConnectsPerSession ?? 64
+    let running = 0
+    const waiting: (() => void)[] = []
+    const release = () => {
+      running--
+      this.#stats.connectsInProgress--
+      const next = waiting.shift()
+      if (next) next()
+    }
+    const run = (stream: MuxStream, target: DecodedTarget) => {
+      running++
+      this.#stats.connectsInProgress++
+      if (stream.destroyed) return release()
+      this.#connect(stream, target).finally(release)
+    }
+    session.on('stream', (stream, { target }) => {
+      if (!target) return stream.refuse(RefuseCode.BAD_TARGET, 'a target is required')
+      if (running < max) run(stream, target)
+      else waiting.push(() => run(stream, target))
+    })
+  }
+
+  #refuse(stream: MuxStream, target: DecodedTarget, code: number, why: string): void {
+    this.#stats.refused++
+    this.#log.info(`refused ${targetText(target)}: ${why}`)
+    if (stream.pending) stream.refuse(code, why)
+  }
+
+  /** Resolves the target and keeps only the addresses the allow list permits. */
+  async #allowedAddresses(target: DecodedTarget): Promise<{ address: string; family: number }[]> {
+    if (target.kind !== 'hostname') {
+      return this.allow.match({ host: target.host, port: target.port, address: target.host }) ? [{ address: target.host, family: target.kind === 'ipv6' ? 6 : 4 }] : []
+    }
+    if (!this.allow.mayAllowName(target.host, target.port)) return []
+    const lookup = this.#opts.lookup ?? dns.lookup
+    const all = await new Promise<dns.LookupAddress[]>((resolve, reject) =>
+      lookup(target.host, { all: true }, (err, addrs) => (err ? reject(err) : resolve(addrs as dns.LookupAddress[]))),
+    )
+    return all.filter((a) => this.allow.match({ host: target.host, port: target.port, address: a.address }))
+  }
+
+  async #connect(stream: MuxStream, target: DecodedTarget): Promise<void> {
+    let addresses: { address: string; family: number }[]
+    try {
+      addresses = await this.#allowedAddresses(target)
+    } catch (err) {
+      return this.#refuse(stream, target, refuseCodeFor(err as NodeJS.ErrnoException), (err as Error).message)
+    }
+    if (addresses.length === 0) return this.#refuse(stream, target, RefuseCode.NOT_ALLOWED, 'not in the allow list')
+    if (stream.destroyed) return
+    // The OPEN's bytes (and any DATA that followed) go in the onward SYN.
+    const chunks: Buffer[] = []
+    for (let c: Buffer | null; (c = stream.read()) !== null; ) chunks.push(c)
+    const first = Buffer.concat(chunks)
+    let onward: FastOpenSocket
+    try {
+      onward = await connectWithData(
+        {
+          host: target.host,
+          port: target.port,
+          noDelay: true,
+          allowHalfOpen: true,
+          timeout: this.#opts.connectTimeout ?? 10_000,
+          lookup: ((_h: string, _o: unknown, cb: (e: null, a: typeof addresses) => void) => cb(null, addresses)) as never,
+        },
+        first,
+      )
+    } catch (err) {
+      return this.#refuse(stream, target, refuseCodeFor(err as NodeJS.ErrnoException), (err as NodeJS.ErrnoException).code ?? (err as Error).message)
+    }
+    onward.setTimeout(0)
+    if (stream.destroyed) {
+      onward.destroy()
+      return
+    }
+    this.#log.debug(`connected ${targetText(target)} (${first.length} bytes in ${onward.fastOpen.accepted ? 'the SYN' : `the stream, ${onward.fastOpen.reason ?? ''}`})`)
+    // OPENED carries the target's first bytes if they come quickly.
+    const wait = this.#opts.firstResponseWait ?? 10
+    const timer = setTimeout(() => stream.pending && stream.accept(), wait)
+    onward.once('data', () => clearTimeout(timer))
+    onward.once('close', () => clearTimeout(timer))
+    const counts = await relay(stream, onward)
+    this.#stats.bytesUp += counts.up + first.length
+    this.#stats.bytesDown += counts.down
+  }
+}

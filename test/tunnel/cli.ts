@@ -1,0 +1,106 @@
+/** Runs the real `synmux` CLI as child processes for the tunnel tests. */
+import { spawn, type ChildProcess } from 'node:child_process'
+import crypto from 'node:crypto'
+import fs from 'node:fs'
+import net from 'node:net'
+import os from 'node:os'
+import path from 'node:path'
+import { ROOT } from '../helpers'
+
+export const CLI = path.join(ROOT, 'dist', 'cjs', 'cli', 'index.js')
+
+export interface Proc {
+  child: ChildProcess
+  log: string[]
+  /** Resolves with the first log line matching `re` (already seen or later). */
+  waitFor(re: RegExp, ms?: number): Promise<string>
+  stop(): Promise<void>
+}
+
+const procs = new Set<Proc>()
+
+/** Starts `synmux <args>`; lines of stderr are collected in `log`. */
+export function synmux(args: string[]): Proc {
+  const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+  const log: string[] = []
+  const waiters: { re: RegExp; resolve: (l: string) => void }[] = []
+  let buf = ''
+  const onText = (d: Buffer) => {
+    buf += d
+    let i
+    while ((i = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, i)
+      buf = buf.slice(i + 1)
+      log.push(line)
+      for (const w of [...waiters]) if (w.re.test(line)) (waiters.splice(waiters.indexOf(w), 1), w.resolve(line))
+    }
+  }
+  child.stderr!.on('data', onText)
+  child.stdout!.on('data', onText)
+  const p: Proc = {
+    child,
+    log,
+    waitFor(re, ms = 10_000) {
+      const seen = log.find((l) => re.test(l))
+      if (seen) return Promise.resolve(seen)
+      return new Promise((resolve, reject) => {
+        const t = setTimeout(() => reject(new Error(`timed out waiting for ${re}; log:\n${log.join('\n')}`)), ms)
+        waiters.push({ re, resolve: (l) => (clearTimeout(t), resolve(l)) })
+      })
+    },
+    stop() {
+      procs.delete(p)
+      if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve()
+      return new Promise((r) => {
+        child.once('exit', () => r())
+        child.kill('SIGTERM')
+      })
+    },
+  }
+  procs.add(p)
+  return p
+}
+
+/** Stops every process started by {@link synmux}. */
+export async function stopAll(): Promise<void> {
+  await Promise.all([...procs].map((p) => p.stop()))
+}
+
+/** A fresh key file (mode 600) in a temp dir. */
+export function keyFile(): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'synmux-key-'))
+  const file = path.join(dir, 'key')
+  fs.writeFileSync(file, `synmux-psk-v1:${crypto.randomBytes(32).toString('base64')}\n`, { mode: 0o600 })
+  return file
+}
+
+/** A free TCP port on 127.0.0.1 (bound, read, released). */
+export async function freePort(): Promise<number> {
+  const s = net.createServer()
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r))
+  const port = (s.address() as net.AddressInfo).port
+  await new Promise((r) => s.close(r))
+  return port
+}
+
+/** A minimal SOCKS5 CONNECT client (RFC 1928, no auth) for the tests. */
+export function socksConnect(proxyPort: number, host: string, port: number): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect({ host: '127.0.0.1', port: proxyPort })
+    const isIp = net.isIPv4(host)
+    const addr = isIp ? Buffer.from([1, ...host.split('.').map(Number)]) : Buffer.concat([Buffer.from([3, host.length]), Buffer.from(host)])
+    s.write(Buffer.concat([Buffer.from([5, 1, 0]), Buffer.from([5, 1, 0]), addr, Buffer.from([port >> 8, port & 255])]))
+    let got = Buffer.alloc(0)
+    const onData = (d: Buffer) => {
+      got = Buffer.concat([got, d])
+      if (got.length < 12) return
+      s.off('data', onData)
+      s.off('error', reject)
+      if (got[0] !== 5 || got[1] !== 0 || got[3] !== 0) return reject(new Error(`SOCKS reply ${got.subarray(0, 12).toString('hex')}`))
+      if (got.length > 12) s.unshift(got.subarray(12))
+      resolve(s)
+    }
+    s.on('data', onData)
+    s.once('error', reject)
+  })
+}

@@ -1,0 +1,216 @@
+/**
+ * The tunnel end to end through the real CLI processes (`synmux server`,
+ * `synmux client`) on loopback: port forwards and SOCKS5 to local servers,
+ * large bodies both ways, many connections, half-close, and every refusal.
+ */
+import { execFileSync } from 'node:child_process'
+import crypto from 'node:crypto'
+import http from 'node:http'
+import net from 'node:net'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { close, listen, sha256, skipReason } from '../helpers'
+
+const hasCurl = (() => {
+  try {
+    execFileSync('curl', ['--version'], { stdio: 'ignore' })
+    return true
+  } catch {
+    return false
+  }
+})()
+import { freePort, keyFile, socksConnect, stopAll, synmux, type Proc } from './cli'
+
+let key: string
+let httpTarget: http.Server
+let httpPort: number
+let halfCloseTarget: net.Server
+let halfClosePort: number
+let server: Proc
+let serverPort: number
+let client: Proc
+let fwdPort: number
+let halfFwdPort: number
+let socksPort: number
+
+/** Reads a whole socket. */
+const readAll = (s: net.Socket) =>
+  new Promise<Buffer>((resolve, reject) => {
+    const c: Buffer[] = []
+    s.on('data', (d: Buffer) => c.push(d))
+    s.on('end', () => resolve(Buffer.concat(c)))
+    s.on('error', reject)
+  })
+
+/** An HTTP request through a local port; returns status and body. */
+function request(port: number, path: string, body?: Buffer): Promise<{ status: number; body: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, path, method: body ? 'POST' : 'GET', agent: false }, (res) => {
+      const c: Buffer[] = []
+      res.on('data', (d) => c.push(d))
+      res.on('end', () => resolve({ status: res.statusCode!, body: Buffer.concat(c) }))
+    })
+    req.on('error', reject)
+    req.end(body)
+  })
+}
+
+beforeAll(async () => {
+  key = keyFile()
+  // HTTP target: GET /size/N returns N deterministic bytes; POST returns the body's sha256.
+  httpTarget = http.createServer((req, res) => {
+    const h = crypto.createHash('sha256')
+    let n = 0
+    req.on('data', (d) => (h.update(d), (n += d.length)))
+    req.on('end', () => {
+      const m = /^\/size\/(\d+)/.exec(req.url ?? '')
+      if (m) {
+        const size = Number(m[1])
+        const chunk = Buffer.alloc(65536)
+        for (let i = 0; i < chunk.length; i++) chunk[i] = (i * 7) & 255
+        res.writeHead(200, { 'content-length': size })
+        let left = size
+        const pump = () => {
+          while (left > 0) {
+            const part = chunk.subarray(0, Math.min(left, chunk.length))
+            left -= part.length
+            if (!res.write(part)) return res.once('drain', pump)
+          }
+          res.end()
+        }
+        return pump()
+      }
+      res.end(JSON.stringify({ sha: h.digest('hex'), n, url: req.url }))
+    })
+  })
+  httpPort = await listen(httpTarget, '127.0.0.1')
+  // A target that reads to EOF before answering.
+  halfCloseTarget = net.createServer({ allowHalfOpen: true }, (s) => {
+    const c: Buffer[] = []
+    s.on('data', (d) => c.push(d))
+    s.on('end', () => s.end(`got ${Buffer.concat(c).length} bytes, sha ${sha256(Buffer.concat(c))}`))
+  })
+  halfClosePort = await listen(halfCloseTarget, '127.0.0.1')
+
+  serverPort = await freePort()
+  server = synmux(['server', '--listen', `127.0.0.1:${serverPort}`, '--key', key, '--allow', `127.0.0.1:${httpPort},127.0.0.1:${halfClosePort},localhost:${httpPort}`])
+  await server.waitFor(/listening on/)
+  ;[fwdPort, halfFwdPort, socksPort] = [await freePort(), await freePort(), await freePort()]
+  client = synmux([
+    'client', '--server', `127.0.0.1:${serverPort}`, '--key', key,
+    '--forward', `${fwdPort}=127.0.0.1:${httpPort}`,
+    '--forward', `127.0.0.1:${halfFwdPort}=127.0.0.1:${halfClosePort}`,
+    '--socks', `127.0.0.1:${socksPort}`,
+  ])
+  await client.waitFor(/session to .* up/)
+  await client.waitFor(/SOCKS5 on/)
+}, 30_000)
+
+afterAll(async () => {
+  await stopAll()
+  await close(httpTarget)
+  await close(halfCloseTarget)
+})
+
+describe('synmux server + client', () => {
+  it('forwards a port to a local HTTP server', async () => {
+    const r = await request(fwdPort, '/hello')
+    expect(r.status).toBe(200)
+    expect(JSON.parse(r.body.toString())).toMatchObject({ url: '/hello', n: 0 })
+  })
+
+  it('carries SOCKS5 (domain and IPv4 addresses) to the target', async () => {
+    for (const host of ['127.0.0.1', 'localhost']) {
+      const s = await socksConnect(socksPort, host, httpPort)
+      s.end(`GET /via-socks HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`)
+      const text = (await readAll(s)).toString()
+      expect(text).toMatch(/^HTTP\/1.1 200/)
+      expect(text).toContain('/via-socks')
+    }
+  })
+
+  it.skipIf(skipReason(!hasCurl ? 'curl is not installed (.ci/run installs it)' : false))('curl --socks5-hostname through the client', () => {
+    const out = execFileSync('curl', ['-sS', '--max-time', '10', '--socks5-hostname', `127.0.0.1:${socksPort}`, `http://localhost:${httpPort}/curl`], { encoding: 'utf8' })
+    expect(JSON.parse(out)).toMatchObject({ url: '/curl' })
+  })
+
+  it('moves large bodies both ways intact (24 MiB up, 24 MiB down)', async () => {
+    const body = crypto.randomBytes(24 << 20)
+    const up = await request(fwdPort, '/upload', body)
+    expect(JSON.parse(up.body.toString())).toMatchObject({ sha: sha256(body), n: body.length })
+    const down = await request(fwdPort, `/size/${24 << 20}`)
+    const want = Buffer.alloc(24 << 20)
+    for (let i = 0; i < want.length; i++) want[i] = ((i % 65536) * 7) & 255
+    expect(down.body.length).toBe(want.length)
+    expect(sha256(down.body)).toBe(sha256(want))
+  }, 60_000)
+
+  it('carries 200 concurrent connections (more than the 64 onward connects allowed at once: the rest wait)', async () => {
+    const results = await Promise.all(Array.from({ length: 200 }, (_, i) => request(fwdPort, `/c/${i}`)))
+    results.forEach((r, i) => expect(JSON.parse(r.body.toString()).url).toBe(`/c/${i}`))
+  }, 60_000)
+
+  it('passes half-close through: the target reads to EOF, then answers', async () => {
+    const data = crypto.randomBytes(300_000)
+    const s = net.connect({ host: '127.0.0.1', port: halfFwdPort, allowHalfOpen: true })
+    s.end(data)
+    expect((await readAll(s)).toString()).toBe(`got ${data.length} bytes, sha ${sha256(data)}`)
+  })
+})
+
+describe('refusals', () => {
+  it('a target not in the allow list: the SOCKS connection is closed, nothing forwarded', async () => {
+    const denied = await freePort()
+    const s = await socksConnect(socksPort, '127.0.0.1', denied)
+    s.write('GET / HTTP/1.1\r\n\r\n')
+    // closed (FIN or reset) with not one byte from any server
+    const got = await readAll(s).catch(() => Buffer.alloc(0))
+    expect(got.length).toBe(0)
+    await server.waitFor(new RegExp(`refused 127.0.0.1:${denied}: not in the allow list`))
+    await client.waitFor(new RegExp(`127.0.0.1:${denied} refused`))
+  })
+
+  it('a target that is down (ECONNREFUSED): refused and the local connection closed', async () => {
+    // allowed, but nothing listens there
+    const downPort = await freePort()
+    const srv = synmux(['server', '--listen', `127.0.0.1:${await freePort()}`, '--key', key, '--allow', `127.0.0.1:${downPort}`])
+    const line = await srv.waitFor(/listening on/)
+    const port = Number(/:(\d+),/.exec(line)![1])
+    const fwd = await freePort()
+    const cl = synmux(['client', '--server', `127.0.0.1:${port}`, '--key', key, '--forward', `${fwd}=127.0.0.1:${downPort}`])
+    await cl.waitFor(/session to .* up/)
+    const s = net.connect({ host: '127.0.0.1', port: fwd })
+    s.write('hello')
+    const got = await readAll(s).catch((e) => e)
+    expect(got instanceof Error ? 'reset' : got.length).toBeOneOf(['reset', 0])
+    await cl.waitFor(/refused: .*connection refused/)
+    await cl.stop()
+    await srv.stop()
+  })
+
+  it('a wrong key: no session; the server logs the failed handshake and keeps serving', async () => {
+    const fwd = await freePort()
+    const bad = synmux(['client', '--server', `127.0.0.1:${serverPort}`, '--key', keyFile(), '--forward', `${fwd}=127.0.0.1:${httpPort}`])
+    await server.waitFor(/handshake from 127.0.0.1 failed/)
+    expect(bad.log.some((l) => /session to .* up/.test(l))).toBe(false)
+    await bad.stop()
+    expect((await request(fwdPort, '/still-ok')).status).toBe(200)
+  })
+
+  it('garbage on the server port: the server survives and keeps serving others', async () => {
+    for (let i = 0; i < 3; i++) {
+      const g = net.connect({ host: '127.0.0.1', port: serverPort })
+      g.on('error', () => {})
+      g.write(crypto.randomBytes(4096))
+      await new Promise((r) => g.on('close', r))
+    }
+    expect(server.child.exitCode).toBe(null)
+    expect((await request(fwdPort, '/after-garbage')).status).toBe(200)
+  })
+
+  it('a client restart while the server keeps running', async () => {
+    await client.stop()
+    client = synmux(['client', '--server', `127.0.0.1:${serverPort}`, '--key', key, '--forward', `${fwdPort}=127.0.0.1:${httpPort}`])
+    await client.waitFor(/session to .* up/)
+    expect((await request(fwdPort, '/after-restart')).status).toBe(200)
+  })
+})
