@@ -3,7 +3,8 @@
  * `synmux client`) on loopback: port forwards and SOCKS5 to local servers,
  * large bodies both ways, many connections, half-close, and every refusal.
  */
-import { execFileSync } from 'node:child_process'
+import { execFile, execFileSync } from 'node:child_process'
+import { promisify } from 'node:util'
 import crypto from 'node:crypto'
 import http from 'node:http'
 import net from 'node:net'
@@ -128,9 +129,10 @@ describe('synmux server + client', () => {
     }
   })
 
-  it.skipIf(skipReason(!hasCurl ? 'curl is not installed (.ci/run installs it)' : false))('curl --socks5-hostname through the client', () => {
-    const out = execFileSync('curl', ['-sS', '--max-time', '10', '--socks5-hostname', `127.0.0.1:${socksPort}`, `http://localhost:${httpPort}/curl`], { encoding: 'utf8' })
-    expect(JSON.parse(out)).toMatchObject({ url: '/curl' })
+  it.skipIf(skipReason(!hasCurl ? 'curl is not installed (.ci/run installs it)' : false))('curl --socks5-hostname through the client', async () => {
+    // async: the target server runs in this process
+    const { stdout } = await promisify(execFile)('curl', ['-sS', '--max-time', '10', '--socks5-hostname', `127.0.0.1:${socksPort}`, `http://localhost:${httpPort}/curl`], { encoding: 'utf8' })
+    expect(JSON.parse(stdout)).toMatchObject({ url: '/curl' })
   })
 
   it('moves large bodies both ways intact (24 MiB up, 24 MiB down)', async () => {
