@@ -168,7 +168,9 @@ export const DEFAULTS = {
   /** Bytes of owed control frames after which the peer is cut off. */
   maxControlQueue: 1024 * 1024,
   /** Frame bytes handed to the transport per flush turn. */
-  writeBatch: 256 * 1024,
+  writeBatch: 1024 * 1024,
+  /** Writable high-water mark of a stream. */
+  streamHighWaterMark: 256 * 1024,
   /** Send an ACK after this many session bytes received. */
   ackEvery: 1024 * 1024,
 } as const

@@ -36,7 +36,12 @@ export interface SessionOptions {
   keepAliveInterval?: number
   /** Declare the peer dead this long after an unanswered keepalive PING. Default 20,000. */
   keepAliveTimeout?: number
-  /** `highWaterMark` of each stream's writable side. Default 65,536. */
+  /**
+   * `highWaterMark` of each stream's writable side: bytes a stream queues
+   * before `write()` returns false (besides what the credit lets through).
+   * Default 262,144 (one initial window), so that one flush can batch
+   * several writes.
+   */
   streamHighWaterMark?: number
   /** Disable Nagle on the transport when it supports `setNoDelay`. Default true. */
   noDelay?: boolean
@@ -99,7 +104,7 @@ export function resolveOptions(options: unknown): ResolvedOptions {
     idleTimeout: num(o, 'idleTimeout', DEFAULTS.idleTimeout, 0, MAX_TIMER),
     keepAliveInterval: num(o, 'keepAliveInterval', DEFAULTS.keepAliveInterval, 0, MAX_TIMER),
     keepAliveTimeout: num(o, 'keepAliveTimeout', DEFAULTS.keepAliveTimeout, 1, MAX_TIMER),
-    streamHighWaterMark: num(o, 'streamHighWaterMark', 65_536, 0, MAX_WINDOW),
+    streamHighWaterMark: num(o, 'streamHighWaterMark', DEFAULTS.streamHighWaterMark, 0, MAX_WINDOW),
     noDelay: o.noDelay === undefined ? true : o.noDelay,
     auth,
   }
