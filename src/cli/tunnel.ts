@@ -33,6 +33,9 @@ Options:
   --tls-cert FILE         serve over TLS with this certificate ...
   --tls-key FILE          ... and this private key
   --max-connects N        onward connects in progress per session (default 64)
+  --max-failed-handshakes N
+                          failed handshakes per source address per minute before
+                          its connections are closed unread (default 10)
   --config FILE           JSON object whose keys mirror these flags (flags win)
   --log-level LEVEL       silent, error, warn, info (default), debug
   --stats                 print a live status line (sessions, streams, bytes)
@@ -105,7 +108,7 @@ function onStop(close: () => Promise<void>): void {
 }
 
 export async function runServer(argv: string[]): Promise<number> {
-  const flags = parseFlags(argv, { ...COMMON, listen: {}, key: {}, allow: { repeat: true }, 'tls-cert': {}, 'tls-key': {}, 'max-connects': {} })
+  const flags = parseFlags(argv, { ...COMMON, listen: {}, key: {}, allow: { repeat: true }, 'tls-cert': {}, 'tls-key': {}, 'max-connects': {}, 'max-failed-handshakes': {} })
   const log = logger(flags, 'server')
   if (typeof flags.listen !== 'string') throw new UsageError('--listen [host:]port is required')
   const listen = parseHostPort(flags.listen, '--listen', '0.0.0.0')
@@ -116,6 +119,7 @@ export async function runServer(argv: string[]): Promise<number> {
     allow: (flags.allow as string[]) ?? [],
     ...(flags['tls-cert'] ? { tls: { cert: fs.readFileSync(flags['tls-cert'] as string), key: fs.readFileSync(flags['tls-key'] as string) } } : {}),
     ...(flags['max-connects'] ? { maxConnectsPerSession: int(flags, 'max-connects', 1, 100_000)! } : {}),
+    ...(flags['max-failed-handshakes'] ? { handshakeLimit: { maxFailures: int(flags, 'max-failed-handshakes', 1, 1_000_000)! } } : {}),
     logger: log,
   })
   await server.listen(listen.port, listen.host)

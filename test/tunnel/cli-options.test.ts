@@ -1,0 +1,189 @@
+/**
+ * The tunnel CLI's other faces: TLS (CA and pinned fingerprint), --config,
+ * --help, --stats, the per-source handshake limit, and usage errors.
+ */
+import { execFile } from 'node:child_process'
+import crypto from 'node:crypto'
+import fs from 'node:fs'
+import http from 'node:http'
+import net from 'node:net'
+import os from 'node:os'
+import path from 'node:path'
+import { promisify } from 'node:util'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { close, FIXTURES, listen } from '../helpers'
+import { CLI, freePort, keyFile, stopAll, synmux } from './cli'
+
+const cert = path.join(FIXTURES, 'test-cert.pem')
+const tlsKey = path.join(FIXTURES, 'test-key.pem')
+let key: string
+let target: http.Server
+let targetPort: number
+
+const get = (port: number) =>
+  new Promise<string>((resolve, reject) => {
+    http.get({ host: '127.0.0.1', port, path: '/x', agent: false }, (res) => {
+      let b = ''
+      res.on('data', (d) => (b += d))
+      res.on('end', () => resolve(b))
+    }).on('error', reject)
+  })
+
+const run = (args: string[]) => promisify(execFile)(process.execPath, [CLI, ...args], { encoding: 'utf8' }).then(
+  (r) => ({ code: 0, ...r }),
+  (e) => ({ code: e.code as number, stdout: e.stdout as string, stderr: e.stderr as string }),
+)
+
+beforeAll(async () => {
+  key = keyFile()
+  target = http.createServer((req, res) => res.end('target says hi'))
+  targetPort = await listen(target, '127.0.0.1')
+})
+afterAll(async () => {
+  await stopAll()
+  await close(target)
+})
+
+describe('TLS sessions', () => {
+  async function tlsPair(clientTlsArgs: string[]) {
+    const port = await freePort()
+    const server = synmux(['server', '--listen', `127.0.0.1:${port}`, '--key', key, '--allow', `127.0.0.1:${targetPort}`, '--tls-cert', cert, '--tls-key', tlsKey])
+    await server.waitFor(/listening on .*\(TLS\)/)
+    const fwd = await freePort()
+    const client = synmux(['client', '--server', `localhost:${port}`, '--key', key, '--tls', ...clientTlsArgs, '--forward', `${fwd}=127.0.0.1:${targetPort}`])
+    return { server, client, fwd }
+  }
+
+  it('verified by CA', async () => {
+    const { client, fwd, server } = await tlsPair(['--ca', cert])
+    await client.waitFor(/session to .* up/)
+    expect(await get(fwd)).toBe('target says hi')
+    await client.stop()
+    await server.stop()
+  })
+
+  it('verified by a pinned SHA-256 fingerprint', async () => {
+    const der = new crypto.X509Certificate(fs.readFileSync(cert)).raw
+    const fp = crypto.createHash('sha256').update(der).digest('hex').match(/../g)!.join(':')
+    const { client, fwd, server } = await tlsPair(['--fingerprint', fp])
+    await client.waitFor(/session to .* up/)
+    expect(await get(fwd)).toBe('target says hi')
+    await client.stop()
+    await server.stop()
+  })
+
+  it('a wrong fingerprint or an unknown CA: no session', async () => {
+    for (const args of [['--fingerprint', 'ab'.repeat(32)], []]) {
+      const { client, server } = await tlsPair(args)
+      await client.waitFor(/session to .* failed/)
+      expect(client.log.some((l) => /session to .* up/.test(l))).toBe(false)
+      await client.stop()
+      await server.stop()
+    }
+  })
+})
+
+describe('failed-handshake limit per source', () => {
+  it('after N failures from an address, its connections are closed unread; the limit is per source', async () => {
+    const port = await freePort()
+    const server = synmux(['server', '--listen', `127.0.0.1:${port}`, '--key', key, '--allow', `127.0.0.1:${targetPort}`, '--max-failed-handshakes', '3'])
+    await server.waitFor(/listening on/)
+    const garbage = () =>
+      new Promise<void>((resolve) => {
+        const s = net.connect({ host: '127.0.0.1', port })
+        s.on('error', () => {})
+        s.on('close', () => resolve())
+        s.write(crypto.randomBytes(64))
+      })
+    for (let i = 0; i < 3; i++) await garbage()
+    await garbage()
+    await server.waitFor(/refusing 127.0.0.1: too many failed handshakes/)
+    // the right key from the same address is refused too, until the window passes
+    const fwd = await freePort()
+    const client = synmux(['client', '--server', `127.0.0.1:${port}`, '--key', key, '--forward', `${fwd}=127.0.0.1:${targetPort}`])
+    await client.waitFor(/session to .* failed/)
+    // another source address is not affected: its connection stays open,
+    // waiting for a HELLO, while one from the blocked address is closed at once
+    const probe = (localAddress: string) =>
+      new Promise<'closed' | 'open'>((resolve) => {
+        const s = net.connect({ host: '127.0.0.1', port, localAddress })
+        s.on('error', () => {})
+        const t = setTimeout(() => (s.destroy(), resolve('open')), 500)
+        s.on('close', () => (clearTimeout(t), resolve('closed')))
+      })
+    expect(await probe('127.0.0.1')).toBe('closed')
+    expect(await probe('127.0.0.2')).toBe('open')
+    await client.stop()
+    await server.stop()
+  })
+})
+
+describe('command line', () => {
+  it('--help on every command', async () => {
+    for (const cmd of ['server', 'client', 'keygen', 'demo', 'support']) {
+      const r = await run([cmd, '--help'])
+      expect(r.code, cmd).toBe(0)
+      expect(r.stdout, cmd).toMatch(new RegExp(`Usage: synmux ${cmd}`))
+    }
+    const top = await run(['--help'])
+    expect(top.stdout).toMatch(/server .*\n.*client/s)
+  })
+
+  it('usage errors exit 2 with the reason and the help', async () => {
+    const cases: [string[], RegExp][] = [
+      [['server', '--key', key], /--listen \[host:\]port is required/],
+      [['server', '--listen', 'x:y', '--key', key], /expected \[host:\]port/],
+      [['server', '--listen', '1', '--key', key, '--bogus'], /unknown option --bogus/],
+      [['client', '--server', '127.0.0.1:1', '--key', key], /nothing to do/],
+      [['client', '--server', '127.0.0.1:1', '--key', key, '--forward', 'nonsense'], /--forward: expected/],
+      [['client', '--server', '127.0.0.1:1', '--key', key, '--socks', '1', '--log-level', 'loud'], /--log-level must be/],
+      [['nope'], /unknown command 'nope'/],
+    ]
+    for (const [args, re] of cases) {
+      const r = await run(args)
+      expect(r.code, args.join(' ')).toBe(2)
+      expect(r.stderr, args.join(' ')).toMatch(re)
+    }
+    const badKey = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'synmux-')), 'k')
+    fs.writeFileSync(badKey, 'not a key', { mode: 0o600 })
+    const r = await run(['server', '--listen', '1', '--key', badKey])
+    expect(r.code).toBe(1)
+    expect(r.stderr).toMatch(/synmux keygen/)
+  })
+
+  it('--config mirrors the flags (and flags win)', async () => {
+    const port = await freePort()
+    const fwd = await freePort()
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'synmux-cfg-'))
+    const serverCfg = path.join(dir, 'server.json')
+    const clientCfg = path.join(dir, 'client.json')
+    fs.writeFileSync(serverCfg, JSON.stringify({ listen: `127.0.0.1:${port}`, key, allow: [`127.0.0.1:${targetPort}`], logLevel: 'debug' }))
+    fs.writeFileSync(clientCfg, JSON.stringify({ server: `127.0.0.1:${port}`, key, forward: [`${fwd}=127.0.0.1:${targetPort}`], logLevel: 'warn' }))
+    const server = synmux(['server', '--config', serverCfg])
+    await server.waitFor(/listening on/)
+    const client = synmux(['client', '--config', clientCfg, '--log-level', 'info'])
+    await client.waitFor(/session to .* up/) // info lines shown: the flag beat logLevel 'warn'
+    expect(await get(fwd)).toBe('target says hi')
+    await server.waitFor(/debug server: connected/)
+    fs.writeFileSync(clientCfg, JSON.stringify({ server: 1, bogus: true }))
+    const r = await run(['client', '--config', clientCfg])
+    expect(r.code).toBe(2)
+    expect(r.stderr).toMatch(/unknown key 'bogus'/)
+    await client.stop()
+    await server.stop()
+  })
+
+  it('--stats prints a live status line', async () => {
+    const port = await freePort()
+    const fwd = await freePort()
+    const server = synmux(['server', '--listen', `127.0.0.1:${port}`, '--key', key, '--allow', `127.0.0.1:${targetPort}`, '--stats'])
+    await server.waitFor(/listening on/)
+    const client = synmux(['client', '--server', `127.0.0.1:${port}`, '--key', key, '--forward', `${fwd}=127.0.0.1:${targetPort}`, '--stats'])
+    await client.waitFor(/session to .* up/)
+    await get(fwd)
+    await client.waitFor(/session up\s+streams \d+\s+up \d+.* rtt [\d.]+ ms\s+reconnects 0/, 5000)
+    await server.waitFor(/sessions 1\s+streams \d+/, 5000)
+    await client.stop()
+    await server.stop()
+  })
+})
