@@ -1125,10 +1125,14 @@ export class Session extends EventEmitter<SessionEvents> {
     }
     this.sendPing(null, null)
     this.kaTimer = setTimeout(() => {
-      this.kaTimer = null
-      if (this.st === State.CLOSED) return
-      if (this.rx) this.armKeepalive()
-      else this.destroy(new MuxError('SYNMUX_PEER_TIMEOUT', `the peer did not answer a keepalive PING within ${this.opts.keepAliveTimeout} ms`))
+      // Decide after this turn's poll phase: if our own event loop was
+      // blocked, the peer's answer may be waiting in the socket right now.
+      setImmediate(() => {
+        this.kaTimer = null
+        if (this.st === State.CLOSED) return
+        if (this.rx) this.armKeepalive()
+        else this.destroy(new MuxError('SYNMUX_PEER_TIMEOUT', `the peer did not answer a keepalive PING within ${this.opts.keepAliveTimeout} ms`))
+      })
     }, this.opts.keepAliveTimeout)
     this.kaTimer.unref?.()
   }

@@ -154,7 +154,7 @@ describe('limits', () => {
   })
 
   it('keepalive: a live peer keeps the session, a silent one is declared dead', async () => {
-    const ka = { keepAliveInterval: 20, keepAliveTimeout: 40 }
+    const ka = { keepAliveInterval: 20, keepAliveTimeout: 150 }
     const { client, server } = await sessionPair(ka, ka)
     track(client, server)
     await new Promise((r) => setTimeout(r, 200))
