@@ -161,7 +161,7 @@ const out = {
   },
   targets: { synmuxVsRaw: 0.85, synmuxVsYamux: 3 },
   notes: [
-    'raw@64KiB is the usual Node pattern (write, await drain when write() returns false); with the default 16 KiB socket high-water mark it hands the kernel one 64 KiB write at a time, which is why a synmux stream (which batches up to 256 KiB of frames per writev) can beat it; raw@1MiB is the strong raw baseline, compare synmux@1MiB with it.',
+    'raw@64KiB is the usual Node pattern (write, await drain when write() returns false); with the default 16 KiB socket high-water mark it hands the kernel one 64 KiB write at a time, which is why a synmux stream (which batches up to 1 MiB of frames per writev) can beat it; raw@1MiB is the strong raw baseline, compare synmux@1MiB with it.',
     'Two cores shared by sender, receiver and whatever else runs on the machine: runs vary by up to 2x; compare ratios within one run.',
     '@chainsafe/libp2p-yamux runs over a small net.Socket → libp2p MultiaddrConnection adapter (bench/mux/yamux-adapter.mjs) that also polyfills Promise.withResolvers (Node 20).',
     'yamux-js is not installed, so it is not measured.',
