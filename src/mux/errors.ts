@@ -2,7 +2,6 @@
  * Error objects of the multiplexer. Every error has a stable `code`.
  * @packageDocumentation
  */
-import util from 'node:util'
 
 /** Every `code` a {@link MuxError} can carry (PROTOCOL.md 12). */
 export type MuxErrorCode =
@@ -76,27 +75,7 @@ export class ProtocolError extends MuxError {
   }
 }
 
-/** `TypeError` with `code: 'ERR_INVALID_ARG_TYPE'`. @internal */
-export function invalidArgType(name: string, expected: string, actual: unknown): TypeError {
-  const shown = actual === null ? 'null' : Array.isArray(actual) ? 'an array' : typeof actual
-  const err = new TypeError(`The "${name}" argument must be ${expected}. Received ${shown}`)
-  ;(err as TypeError & { code: string }).code = 'ERR_INVALID_ARG_TYPE'
-  return err
-}
-
-/** `TypeError` with `code: 'ERR_INVALID_ARG_VALUE'`. @internal */
-export function invalidArgValue(name: string, reason: string, actual: unknown): TypeError {
-  const err = new TypeError(`The argument '${name}' ${reason}. Received ${util.inspect(actual)}`)
-  ;(err as TypeError & { code: string }).code = 'ERR_INVALID_ARG_VALUE'
-  return err
-}
-
-/** `RangeError` with `code: 'ERR_OUT_OF_RANGE'`. @internal */
-export function outOfRange(name: string, range: string, actual: unknown): RangeError {
-  const err = new RangeError(`The value of "${name}" is out of range. It must be ${range}. Received ${util.inspect(actual)}`)
-  ;(err as RangeError & { code: string }).code = 'ERR_OUT_OF_RANGE'
-  return err
-}
+export { invalidArgType, invalidArgValue, outOfRange } from '../common/arg-errors.js'
 
 /** `Error` with `code: 'ERR_INVALID_STATE'` (a method called at the wrong time). @internal */
 export function invalidState(message: string): Error {

@@ -49,27 +49,7 @@ export function systemError(
   return err
 }
 
-/** `TypeError` with `code: 'ERR_INVALID_ARG_TYPE'`. @internal */
-export function invalidArgType(name: string, expected: string, actual: unknown): TypeError {
-  const shown = actual === null ? 'null' : Array.isArray(actual) ? 'an array' : typeof actual
-  const err = new TypeError(`The "${name}" argument must be ${expected}. Received ${shown}`)
-  ;(err as TypeError & { code: string }).code = 'ERR_INVALID_ARG_TYPE'
-  return err
-}
-
-/** `TypeError` with `code: 'ERR_INVALID_ARG_VALUE'`. @internal */
-export function invalidArgValue(name: string, reason: string, actual: unknown): TypeError {
-  const err = new TypeError(`The argument '${name}' ${reason}. Received ${util.inspect(actual)}`)
-  ;(err as TypeError & { code: string }).code = 'ERR_INVALID_ARG_VALUE'
-  return err
-}
-
-/** `RangeError` with the given code (default `ERR_OUT_OF_RANGE`). @internal */
-export function outOfRange(name: string, range: string, actual: unknown, code = 'ERR_OUT_OF_RANGE'): RangeError {
-  const err = new RangeError(`The value of "${name}" is out of range. It must be ${range}. Received ${util.inspect(actual)}`)
-  ;(err as RangeError & { code: string }).code = code
-  return err
-}
+export { invalidArgType, invalidArgValue, outOfRange } from '../common/arg-errors.js'
 
 /** The error an aborted operation rejects with (as Node's `AbortError`). @internal */
 export function abortError(signal: AbortSignal): Error {

@@ -1,0 +1,29 @@
+/**
+ * Argument errors shaped like Node's own (`code` ERR_INVALID_ARG_TYPE,
+ * ERR_INVALID_ARG_VALUE, ERR_OUT_OF_RANGE), shared by every layer.
+ * @internal
+ * @packageDocumentation
+ */
+import util from 'node:util'
+
+/** `TypeError` with `code: 'ERR_INVALID_ARG_TYPE'`. @internal */
+export function invalidArgType(name: string, expected: string, actual: unknown): TypeError {
+  const shown = actual === null ? 'null' : Array.isArray(actual) ? 'an array' : typeof actual
+  const err = new TypeError(`The "${name}" argument must be ${expected}. Received ${shown}`)
+  ;(err as TypeError & { code: string }).code = 'ERR_INVALID_ARG_TYPE'
+  return err
+}
+
+/** `TypeError` with `code: 'ERR_INVALID_ARG_VALUE'`. @internal */
+export function invalidArgValue(name: string, reason: string, actual: unknown): TypeError {
+  const err = new TypeError(`The argument '${name}' ${reason}. Received ${util.inspect(actual)}`)
+  ;(err as TypeError & { code: string }).code = 'ERR_INVALID_ARG_VALUE'
+  return err
+}
+
+/** `RangeError` with the given code (default `ERR_OUT_OF_RANGE`). @internal */
+export function outOfRange(name: string, range: string, actual: unknown, code = 'ERR_OUT_OF_RANGE'): RangeError {
+  const err = new RangeError(`The value of "${name}" is out of range. It must be ${range}. Received ${util.inspect(actual)}`)
+  ;(err as RangeError & { code: string }).code = code
+  return err
+}
