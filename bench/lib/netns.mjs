@@ -29,6 +29,9 @@ export const CLIENT_ADDRESS = '198.18.0.1';
 export const SERVER_ADDRESS = '198.18.0.2';
 export const CLIENT_ADDRESS6 = 'fd00:5e1d::1';
 export const SERVER_ADDRESS6 = 'fd00:5e1d::2';
+/** The far namespace of `link.extend()` and the server namespace's address towards it. */
+export const FAR_ADDRESS = '198.19.0.2';
+export const FAR_GATEWAY = '198.19.0.1';
 
 const DEFAULT_DEV = 'dlink0';
 
@@ -381,7 +384,7 @@ export async function createDelayedLink({
   const id = `${name}-${process.pid}-${threadId}-${++seq}`;
   const nsC = `${id}-c`;
   const nsS = `${id}-s`;
-  const st = { namespaces: [], children: new Set(), forwarder: null, closing: null };
+  const st = { namespaces: [], children: new Set(), forwarder: null, extraForwarders: [], closing: null };
   live.add(st);
   installHandlers();
 
@@ -401,13 +404,16 @@ export async function createDelayedLink({
     setRate,
     setQueueLimit,
     stats,
+    extend,
+    far: undefined,
     close,
   };
 
   function nsName(ns) {
     if (ns === 'client' || ns === link.client) return nsC;
     if (ns === 'server' || ns === link.server) return nsS;
-    if (ns === nsC || ns === nsS) return ns;
+    if (link.far && (ns === 'far' || ns === link.far)) return link.far.ns;
+    if (ns === nsC || ns === nsS || (link.far && ns === link.far.ns)) return ns;
     throw new Error(`unknown namespace ${JSON.stringify(ns)} (use 'client', 'server' or a namespace name)`);
   }
 
@@ -478,10 +484,11 @@ export async function createDelayedLink({
       await Promise.all(kids.map(async (c) => {
         if (!(await waitExit(c, 1000))) { try { c.kill('SIGKILL'); } catch {} await waitExit(c, 1000); }
       }));
-      const f = st.forwarder;
-      if (f && isRunning(f)) {
-        try { f.stdin.end(); } catch {}
-        if (!(await waitExit(f, 1000))) { try { f.kill('SIGKILL'); } catch {} await waitExit(f, 1000); }
+      for (const f of [st.forwarder, ...st.extraForwarders]) {
+        if (f && isRunning(f)) {
+          try { f.stdin.end(); } catch {}
+          if (!(await waitExit(f, 1000))) { try { f.kill('SIGKILL'); } catch {} await waitExit(f, 1000); }
+        }
       }
       for (const ns of st.namespaces.splice(0)) {
         killNamespacePids(ns);
@@ -495,6 +502,32 @@ export async function createDelayedLink({
       if (live.size === 0) uninstallHandlers();
     })();
     return st.closing;
+  }
+
+  /**
+   * Adds a third namespace, 'far', behind the server namespace over a second
+   * delayed link (its own forwarder): client — server — far. The server
+   * namespace forwards between the two links, so the client reaches
+   * `link.far.address` across both delays. IPv4 only.
+   */
+  async function extend({ rttMs: farRtt = rttMs, dev: farDev = 'dlink1' } = {}) {
+    if (link.far) throw new Error('already extended');
+    if (!(farRtt >= 0 && farRtt <= 600_000)) throw new Error(`bad rttMs ${farRtt}`);
+    if (!/^[A-Za-z0-9_.]{1,15}$/.test(farDev)) throw new Error(`bad dev ${JSON.stringify(farDev)}`);
+    const nsF = `${id}-f`;
+    await mustRun('ip', ['netns', 'add', nsF]);
+    st.namespaces.push(nsF);
+    await mustRun('ip', ['netns', 'exec', nsF, 'sh', '-c', `printf '%s\\n' ${Number(tcpFastOpen)} > /proc/sys/net/ipv4/tcp_fastopen`]);
+    await mustRun('ip', ['netns', 'exec', nsS, 'sh', '-c', "printf '1\\n' > /proc/sys/net/ipv4/ip_forward"]);
+    const f = spawn(bin, ['--ns-a', `/run/netns/${nsS}`, '--dev-a', farDev, '--ns-b', `/run/netns/${nsF}`, '--dev-b', dev, '--mtu', String(mtu), '--delay-us', String(Math.round((farRtt * 1000) / 2)), ...(offload ? ['--offload'] : [])], { stdio: ['pipe', 'pipe', 'pipe'] });
+    st.extraForwarders.push(f);
+    await new Control(f).waitReady(10_000);
+    await mustRun('ip', ['-n', nsS, 'addr', 'add', FAR_GATEWAY, 'peer', FAR_ADDRESS, 'dev', farDev]);
+    await mustRun('ip', ['-n', nsF, 'addr', 'add', FAR_ADDRESS, 'peer', FAR_GATEWAY, 'dev', dev]);
+    await mustRun('ip', ['-n', nsF, 'route', 'add', `${CLIENT_ADDRESS}/32`, 'dev', dev]);
+    await mustRun('ip', ['-n', nsC, 'route', 'add', `${FAR_ADDRESS}/32`, 'dev', dev]);
+    link.far = { ns: nsF, address: FAR_ADDRESS, gateway: FAR_GATEWAY, rttMs: farRtt, dev };
+    return link.far;
   }
 
   try {
