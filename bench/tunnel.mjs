@@ -10,6 +10,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { execFileSync } from 'node:child_process'
 import { canCreateNamespaces, createDelayedLink } from './lib/netns.mjs'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
@@ -40,6 +41,31 @@ function ready(child, re = /ready (\d+)|listening on [^:]+:(\d+)|session to .* u
 }
 
 const keyDir = fs.mkdtempSync(path.join(os.tmpdir(), 'synmux-bench-'))
+// ssh -L as a baseline when OpenSSH is installed (Debian: openssh-server, openssh-client)
+const SSHD = ['/usr/sbin/sshd', '/usr/bin/sshd'].find((f) => fs.existsSync(f))
+const hasSsh = !!SSHD && (() => {
+  try {
+    execFileSync('ssh', ['-V'], { stdio: 'ignore' })
+    return true
+  } catch {
+    return false
+  }
+})()
+if (hasSsh) {
+  for (const k of ['host', 'client']) execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', path.join(keyDir, k)])
+  fs.copyFileSync(path.join(keyDir, 'client.pub'), path.join(keyDir, 'authorized_keys'))
+  fs.mkdirSync('/run/sshd', { recursive: true })
+}
+
+/** Waits until something accepts connections on host:port in a namespace. */
+async function waitPort(link, ns, port) {
+  for (let i = 0; i < 100; i++) {
+    const r = await link.run(ns, process.execPath, ['-e', `require('net').connect(${port},'127.0.0.1').on('connect',()=>process.exit(0)).on('error',()=>process.exit(1))`])
+    if (r.code === 0) return
+    await new Promise((r) => setTimeout(r, 100))
+  }
+  throw new Error(`nothing listens on ${port}`)
+}
 const key = path.join(keyDir, 'key')
 fs.writeFileSync(key, `synmux-psk-v1:${crypto.randomBytes(32).toString('base64')}\n`, { mode: 0o600 })
 const pipes = { stdio: ['ignore', 'pipe', 'pipe'] }
@@ -58,8 +84,17 @@ try {
   await ready(client)
   const relay = link.spawnNode('client', path.join(here, 'tunnel', 'relay.mjs'), ['7002', far ? T : S, String(targetPort)], pipes)
   await ready(relay)
+  if (hasSsh) {
+    const conf = path.join(keyDir, 'sshd_config')
+    fs.writeFileSync(conf, [`ListenAddress ${S}`, 'Port 22', `HostKey ${path.join(keyDir, 'host')}`, `AuthorizedKeysFile ${path.join(keyDir, 'authorized_keys')}`, 'PermitRootLogin prohibit-password', 'StrictModes no', 'UsePAM no', 'AllowTcpForwarding yes', 'PidFile none', ''].join('\n'))
+    link.exec('server', SSHD, ['-D', '-e', '-f', conf], pipes)
+    await new Promise((r) => setTimeout(r, 300))
+    link.exec('client', 'ssh', ['-N', '-L', `127.0.0.1:7003:${T}:${targetPort}`, '-i', path.join(keyDir, 'client'), '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'BatchMode=yes', '-o', 'ExitOnForwardFailure=yes', '-o', 'LogLevel=ERROR', `root@${S}`], pipes)
+    await waitPort(link, 'client', 7003)
+  }
   const paths = {
     'direct TCP': { host: far ? T : S, port: targetPort },
+    ...(hasSsh ? { 'ssh -L': { host: '127.0.0.1', port: 7003 } } : {}),
     'plain TCP relay': { host: '127.0.0.1', port: 7002 },
     synmux: { host: '127.0.0.1', port: 7001 },
   }
@@ -95,7 +130,7 @@ const result = {
   goal: 'synmux <= 1.05 RTT where the others take >= 2',
   notes: [
     'synmuxOverheadMs: time above one RTT; it is per connection (three processes on 2 cores: client, server, target), not per RTT',
-    'ssh -L not measured: needs an sshd with keys inside a namespace (not set up)',
+    hasSsh ? 'ssh -L: OpenSSH in the namespaces (ed25519 keys made for the run), one SSH connection set up before measuring; each new connection opens a direct-tcpip channel' : 'ssh -L not measured: OpenSSH (sshd, ssh) is not installed',
     'the last run puts the target behind a second delayed link (link.extend): there the onward connection crosses a slow link too, and only onward TFO keeps synmux at one end-to-end RTT',
   ],
 }
