@@ -6,7 +6,7 @@
  */
 import util from 'node:util'
 
-/** `TypeError` with `code: 'ERR_INVALID_ARG_TYPE'`. @internal */
+/** `TypeError` with `code: 'ERR_INVALID_ARG_TYPE'`. */
 export function invalidArgType(name: string, expected: string, actual: unknown): TypeError {
   const shown = actual === null ? 'null' : Array.isArray(actual) ? 'an array' : typeof actual
   const err = new TypeError(`The "${name}" argument must be ${expected}. Received ${shown}`)
@@ -14,7 +14,7 @@ export function invalidArgType(name: string, expected: string, actual: unknown):
   return err
 }
 
-/** `TypeError` with `code: 'ERR_INVALID_ARG_VALUE'`. @internal */
+/** `TypeError` with `code: 'ERR_INVALID_ARG_VALUE'`. */
 export function invalidArgValue(name: string, reason: string, actual: unknown): TypeError {
   const err = new TypeError(`The argument '${name}' ${reason}. Received ${util.inspect(actual)}`)
   ;(err as TypeError & { code: string }).code = 'ERR_INVALID_ARG_VALUE'

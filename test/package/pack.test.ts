@@ -105,7 +105,11 @@ describe('the packed package', () => {
     )
     const tsc = path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc')
     // @types/node comes from the repo's dev dependencies (a user has their own)
-    run(process.execPath, [tsc, '-p', app, '--types', 'node'], app)
+    try {
+      run(process.execPath, [tsc, '-p', app, '--types', 'node'], app)
+    } catch (err) {
+      throw new Error(`tsc failed:\n${(err as { stdout?: string }).stdout ?? ''}${(err as { stderr?: string }).stderr ?? ''}`)
+    }
   })
 
   it('without a prebuild or build/, the package still works through plain net and says why', () => {
