@@ -21,7 +21,7 @@ export function invalidArgValue(name: string, reason: string, actual: unknown): 
   return err
 }
 
-/** `RangeError` with the given code (default `ERR_OUT_OF_RANGE`). @internal */
+/** `RangeError` with the given code (default `ERR_OUT_OF_RANGE`). */
 export function outOfRange(name: string, range: string, actual: unknown, code = 'ERR_OUT_OF_RANGE'): RangeError {
   const err = new RangeError(`The value of "${name}" is out of range. It must be ${range}. Received ${util.inspect(actual)}`)
   ;(err as RangeError & { code: string }).code = code
