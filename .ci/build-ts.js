@@ -13,6 +13,10 @@ fs.rmSync(dist, { recursive: true, force: true })
 const tsc = require.resolve('typescript/bin/tsc', { paths: [root] })
 execFileSync(process.execPath, [tsc, '-p', path.join(root, 'tsconfig.json')], { stdio: 'inherit', cwd: root })
 
+// tsc does not keep the executable bit; the bin must have it even where
+// npm does not link it anew (e.g. a cached `npx` install of this folder).
+fs.chmodSync(path.join(dist, 'cjs', 'cli', 'index.js'), 0o755)
+
 const cjs = require(path.join(dist, 'cjs', 'index.js'))
 const names = Object.keys(cjs).filter((n) => n !== 'default' && n !== '__esModule').sort()
 fs.mkdirSync(path.join(dist, 'esm'), { recursive: true })
