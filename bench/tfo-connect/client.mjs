@@ -3,6 +3,7 @@
 // interleaved rounds. Prints one JSON line.
 import net from 'node:net'
 import { connectWithData, fastOpenSupport } from 'synmux'
+import { summarize } from '../lib/stats.mjs'
 
 const [host, portArg, roundsArg] = process.argv.slice(2)
 const port = Number(portArg)
@@ -43,16 +44,11 @@ for (let i = 0; i < rounds; i++) {
   samples['connectWithData(fastOpen:false)'].push((await tfo(false)).ms)
   samples['net.connect+write'].push((await plain()).ms)
 }
-const stat = (xs) => {
-  const s = [...xs].sort((a, b) => a - b)
-  const q = (p) => s[Math.min(s.length - 1, Math.floor(p * s.length))]
-  return { n: s.length, min: +s[0].toFixed(3), median: +q(0.5).toFixed(3), p90: +q(0.9).toFixed(3), max: +s.at(-1).toFixed(3) }
-}
 console.log(
   JSON.stringify({
     support: fastOpenSupport(),
     firstConnection: first,
     dataInSyn: `${accepted}/${rounds}`,
-    ttfbMs: Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, stat(v)])),
+    ttfbMs: Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, summarize(v)])),
   }),
 )
