@@ -173,4 +173,16 @@ export const DEFAULTS = {
   streamHighWaterMark: 256 * 1024,
   /** Send an ACK after this many session bytes received. */
   ackEvery: 1024 * 1024,
+  /** Replay buffer of a resumable session (PROTOCOL.md 13). */
+  replayBuffer: 4 * 1024 * 1024,
+  /** Detached-session ids remembered as expired (RESUME_REFUSED 2 instead of 1). */
+  expiredIds: 4096,
+} as const
+
+/** RESUME_REFUSED reasons (PROTOCOL.md 3.5, 13). */
+export const ResumeRefused = {
+  UNKNOWN_ID: 1,
+  EXPIRED: 2,
+  OUT_OF_RANGE: 3,
+  NOT_SUPPORTED: 4,
 } as const

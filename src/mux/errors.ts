@@ -22,6 +22,8 @@ export type MuxErrorCode =
   | 'SYNMUX_STREAM_RESET'
   | 'SYNMUX_TOO_MANY_STREAMS'
   | 'SYNMUX_STREAM_IDS_EXHAUSTED'
+  | 'SYNMUX_SESSION_LOST'
+  | 'SYNMUX_MESSAGE_TOO_LARGE'
 
 /** Options of a {@link MuxError}. */
 export interface MuxErrorOptions {

@@ -5,7 +5,9 @@
  */
 export { Session } from './session.js'
 export type { OpenOptions, StreamInfo, GoawayInfo, SessionState, SessionStats, SessionEvents } from './session.js'
-export type { SessionOptions, AuthOptions } from './options.js'
+export type { SessionOptions, AuthOptions, ResumptionOptions } from './options.js'
+export { SessionRegistry } from './registry.js'
+export type { SessionRegistryOptions, SessionRegistryEvents, SessionRegistryStats } from './registry.js'
 export { MuxStream } from './stream.js'
 export type { Target, DecodedTarget, TargetKind } from './target.js'
 export { MuxError, ProtocolError } from './errors.js'
@@ -48,6 +50,7 @@ export {
   Capability,
   HelloExtension,
   TargetType,
+  ResumeRefused,
   PROTOCOL_VERSION as MUX_PROTOCOL_VERSION,
   FRAME_HEADER_SIZE as MUX_FRAME_HEADER_SIZE,
   DEFAULTS as MUX_DEFAULTS,

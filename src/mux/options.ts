@@ -4,6 +4,7 @@
  */
 import { DEFAULTS, MAX_HOST_LENGTH, MAX_MAX_FRAME_SIZE, MAX_WINDOW, MIN_INITIAL_WINDOW, MIN_MAX_FRAME_SIZE } from './constants.js'
 import { invalidArgType, invalidArgValue, outOfRange } from './errors.js'
+import type { Duplex } from 'node:stream'
 
 /**
  * Options of a {@link Session}. Every limit of PROTOCOL.md section 10 can be
@@ -52,6 +53,44 @@ export interface SessionOptions {
    * key, the transport just closes).
    */
   auth?: AuthOptions
+  /**
+   * Session resumption (PROTOCOL.md 13): the session survives the loss of
+   * its transport. In effect when both sides enable it (a server through a
+   * {@link SessionRegistry}).
+   */
+  resumption?: ResumptionOptions
+}
+
+/** Options of session resumption (PROTOCOL.md 13). */
+export interface ResumptionOptions {
+  /**
+   * Bytes of sent session frames kept until the peer ACKs them (announced
+   * as REPLAY_BUFFER). When it is full, no session frame is sent until an
+   * ACK frees space. Default 4 MiB; at least 65,536.
+   */
+  replayBuffer?: number
+  /**
+   * Client: makes a new transport to the same server (use TFO so a resume
+   * costs one round trip). Without it, the session emits `'detached'` and
+   * waits for {@link Session.resume}.
+   */
+  connect?: () => Duplex | Promise<Duplex>
+  /** Client: reconnect backoff in ms, doubling from `min` to `max`. Default 50 / 2,000. */
+  reconnectDelay?: { min?: number; max?: number }
+  /** Client: give up (`SYNMUX_SESSION_LOST`) after this long without a transport. Default 60,000. */
+  resumeTimeout?: number
+  /** Server: free a detached session after this long. Default 60,000. */
+  detachTimeout?: number
+}
+
+/** Resolved resumption options. @internal */
+export interface ResolvedResumption {
+  replayBuffer: number
+  connect: (() => Duplex | Promise<Duplex>) | null
+  minDelay: number
+  maxDelay: number
+  resumeTimeout: number
+  detachTimeout: number
 }
 
 /** Options of PSK authentication. */
@@ -61,7 +100,27 @@ export interface AuthOptions {
 }
 
 /** Fully resolved options. @internal */
-export type ResolvedOptions = Required<Omit<SessionOptions, 'auth'>> & { auth: { key: Buffer } | null }
+export type ResolvedOptions = Required<Omit<SessionOptions, 'auth' | 'resumption'>> & { auth: { key: Buffer } | null; resumption: ResolvedResumption | null }
+
+function resolveResumption(v: unknown): ResolvedResumption | null {
+  if (v === undefined || v === null || v === false) return null
+  if (v === true) v = {}
+  if (typeof v !== 'object') throw invalidArgType('options.resumption', 'an object', v)
+  const o = v as Record<string, unknown>
+  if (o.connect !== undefined && typeof o.connect !== 'function') throw invalidArgType('options.resumption.connect', 'a function', o.connect)
+  const d = o.reconnectDelay
+  if (d !== undefined && (typeof d !== 'object' || d === null)) throw invalidArgType('options.resumption.reconnectDelay', 'an object', d)
+  const dd = (d ?? {}) as Record<string, unknown>
+  const minDelay = num(dd, 'min', 50, 0, MAX_TIMER)
+  return {
+    replayBuffer: num(o, 'replayBuffer', DEFAULTS.replayBuffer, MIN_INITIAL_WINDOW, 0xffff_ffff),
+    connect: (o.connect as ResolvedResumption['connect']) ?? null,
+    minDelay,
+    maxDelay: Math.max(minDelay, num(dd, 'max', 2000, 0, MAX_TIMER)),
+    resumeTimeout: num(o, 'resumeTimeout', 60_000, 0, MAX_TIMER),
+    detachTimeout: num(o, 'detachTimeout', 60_000, 0, MAX_TIMER),
+  }
+}
 
 function num(opts: Record<string, unknown>, name: string, def: number, min: number, max: number, allowInfinity = false): number {
   const v = opts[name]
@@ -107,5 +166,6 @@ export function resolveOptions(options: unknown): ResolvedOptions {
     streamHighWaterMark: num(o, 'streamHighWaterMark', DEFAULTS.streamHighWaterMark, 0, MAX_WINDOW),
     noDelay: o.noDelay === undefined ? true : o.noDelay,
     auth,
+    resumption: resolveResumption(o.resumption),
   }
 }

@@ -27,6 +27,7 @@ import {
   MIN_INITIAL_WINDOW,
   MIN_MAX_FRAME_SIZE,
   RefuseCode,
+  ResumeRefused,
   SESSION_ID_SIZE,
   isGracefulGoaway,
 } from './constants.js'
@@ -53,6 +54,8 @@ import { AUTH_HOLD_LIMIT, AUTH_SIZE, clientProof, newNonce, proofMatches, server
 import { type WindowBudget, onConsumed } from './flow.js'
 import { type ResolvedOptions, type SessionOptions, resolveOptions } from './options.js'
 import { OutputBatch, Queue } from './scheduler.js'
+import { ReplayBuffer } from './replay.js'
+import type { SessionRegistry } from './registry.js'
 import { MuxStream, SF } from './stream.js'
 import { type DecodedTarget, type Target, isPrintableHost, normalizeTarget, targetSize, writeTarget } from './target.js'
 
@@ -108,6 +111,22 @@ export interface SessionStats {
   controlQueueBytes: number
   /** Smoothed RTT in ms (0 until measured). */
   rtt: number
+  /** Resumption (PROTOCOL.md 13) is in effect. */
+  resumable: boolean
+  /** A transport is attached (false while a resumable session waits for a new one). */
+  attached: boolean
+  /** Times the session moved to a new transport. */
+  resumes: number
+  /** Sent session bytes the peer has not acknowledged, held for replay. */
+  replayBytes: number
+  /** Highest `replayBytes` ever (never above `replayLimit`). */
+  replayMax: number
+  /** The replay buffer limit (0 when not resumable). */
+  replayLimit: number
+  /** Session bytes sent again from the replay buffer after resumes. */
+  replayedBytes: number
+  /** Duplicate session bytes dropped on arrival (replays that crossed). */
+  duplicateBytes: number
 }
 
 /** Events of a {@link Session}. */
@@ -122,6 +141,10 @@ export interface SessionEvents {
   error: [err: MuxError]
   /** The session is closed; `err` if it failed. */
   close: [err?: MuxError]
+  /** Resumable session: the transport was lost; streams are paused, not failed. */
+  detached: [err: MuxError]
+  /** Resumable session: it runs on a new transport; what was lost has been replayed. */
+  resumed: []
 }
 
 const enum State {
@@ -148,6 +171,36 @@ const REFUSE_REASONS: Record<number, string> = {
 }
 
 const ZERO_ID = Buffer.alloc(SESSION_ID_SIZE)
+/** Session frames are emitted only while the replay buffer has this much room (a target plus some data). */
+const MIN_ROOM = 1024
+
+function u32(n: number): Buffer {
+  const b = Buffer.allocUnsafe(4)
+  b.writeUInt32BE(n >>> 0, 0)
+  return b
+}
+function u64(n: number): Buffer {
+  const b = Buffer.allocUnsafe(8)
+  b.writeUInt32BE(Math.floor(n / 0x1_0000_0000), 0)
+  b.writeUInt32BE(n >>> 0, 4)
+  return b
+}
+function readU64Ext(h: Hello, type: number): number | null {
+  const v = h.extensions.get(type)
+  if (v === undefined || v.length !== 8) return null
+  const n = v.readUInt32BE(0) * 0x1_0000_0000 + v.readUInt32BE(4)
+  return n > Number.MAX_SAFE_INTEGER ? null : n
+}
+function readU32Ext(h: Hello, type: number): number | null {
+  const v = h.extensions.get(type)
+  return v === undefined || v.length !== 4 ? null : v.readUInt32BE(0)
+}
+/** The `SYNMUX_SESSION_LOST` error for a RESUME_REFUSED reason (or a local reason). @internal */
+export function sessionLost(reason: number | string, detail?: string): MuxError {
+  const names: Record<number, string> = { 1: 'unknown session id', 2: 'session expired', 3: 'replay out of range', 4: 'resumption not supported' }
+  const text = typeof reason === 'number' ? names[reason] ?? `reason ${reason}` : reason
+  return new MuxError('SYNMUX_SESSION_LOST', `the session could not be resumed: ${text}${detail ? ` (${detail})` : ''}`, typeof reason === 'number' ? { wireCode: reason, reason: text } : { reason: text })
+}
 const LINGER_MS = 5000
 
 function protocolError(message: string): ProtocolError {
@@ -197,9 +250,8 @@ function emitOpen(s: MuxStream): void {
 export class Session extends EventEmitter<SessionEvents> {
   /** This side's role. */
   readonly role: 'client' | 'server'
-  /** The transport. */
-  readonly duplex: Duplex
   /** @internal */ readonly opts: ResolvedOptions
+  private dx: Duplex
 
   private st: State = State.HANDSHAKING
   private sessionId: Buffer | null = null
@@ -208,7 +260,33 @@ export class Session extends EventEmitter<SessionEvents> {
   private helloPending = false
   private helloSent = false
   private helloSentAt = 0
-  private readonly decoder: FrameDecoder
+  private decoder: FrameDecoder
+  /** No HELLO from the peer yet on the current transport. */
+  private helloWait = true
+  /** RESUME is in effect (both HELLOs set it). */
+  private resumable = false
+  private replay: ReplayBuffer | null = null
+  /** Replay from this session offset at the next flush (-1: nothing to replay). */
+  private replayFrom = -1
+  private replayBlocked = false
+  /** Duplicate session bytes to drop at the start of a resumed transport. */
+  private rxSkip = 0
+  private ackEvery: number = DEFAULTS.ackEvery
+  private attached = true
+  /** Client: our RESUME HELLO is out, the answer has not come. */
+  private resuming = false
+  private resumes = 0
+  private replayedBytes = 0
+  private duplicateBytes = 0
+  private detachedAt = 0
+  private reconnectTimer: NodeJS.Timeout | null = null
+  private reconnectDelay = 0
+  private detachTimer: NodeJS.Timeout | null = null
+  private attemptTimer: NodeJS.Timeout | null = null
+  /** Server: the registry that finds this session by id. */
+  private registry: SessionRegistry | null = null
+  /** Server: why a RESUME/JOIN got NEW (RESUME_REFUSED), 0 if not. */
+  private refuseResume = 0
   private readonly streams = new Map<number, MuxStream>()
   private nextStreamId: number
   private highestPeerId = 0
@@ -259,7 +337,7 @@ export class Session extends EventEmitter<SessionEvents> {
 
   private ownHelloBytes: Buffer | null = null
   private peerHelloBytes: Buffer | null = null
-  private readonly nonce: Buffer | null
+  private nonce: Buffer | null
   private peerNonce: Buffer | null = null
   /** Server: the client's AUTH has not arrived yet; its frames are held. */
   private authPending = false
@@ -288,7 +366,7 @@ export class Session extends EventEmitter<SessionEvents> {
     }
     this.opts = resolveOptions(options)
     this.role = this.opts.role
-    this.duplex = duplex
+    this.dx = duplex
     this.nextStreamId = this.role === 'client' ? 1 : 2
     this.decoder = new FrameDecoder({ maxFrameSize: this.opts.maxFrameSize, zeroCopy: true })
     this.budget = { windowExtra: 0, maxSessionBuffer: this.opts.maxSessionBuffer, bufferedTotal: 0, maxWindow: this.opts.maxWindow }
@@ -301,17 +379,14 @@ export class Session extends EventEmitter<SessionEvents> {
       this.scheduleFlush(true)
     }
     this.onEndBound = () => this.onEnd()
-    this.onErrorBound = (err) => this.destroy(new MuxError('SYNMUX_CONNECTION_LOST', `transport error: ${err.message}`, { cause: err }))
+    this.onErrorBound = (err) => this.lost(new MuxError('SYNMUX_CONNECTION_LOST', `transport error: ${err.message}`, { cause: err }))
     this.onCloseBound = () => {
-      if (this.st !== State.CLOSED) this.destroy(this.ending ? undefined : new MuxError('SYNMUX_CONNECTION_LOST', 'the transport closed'))
+      if (this.st !== State.CLOSED) {
+        if (this.ending) this.destroy()
+        else this.lost(new MuxError('SYNMUX_CONNECTION_LOST', 'the transport closed'))
+      }
     }
-    const sock = duplex as Duplex & { setNoDelay?: (v: boolean) => unknown }
-    if (this.opts.noDelay && typeof sock.setNoDelay === 'function') sock.setNoDelay(true)
-    duplex.on('data', this.onDataBound)
-    duplex.on('drain', this.onDrainBound)
-    duplex.on('end', this.onEndBound)
-    duplex.on('error', this.onErrorBound)
-    duplex.on('close', this.onCloseBound)
+    this.bindTransport(duplex)
     if (this.opts.handshakeTimeout > 0) {
       this.handshakeTimer = setTimeout(() => {
         this.handshakeTimer = null
@@ -334,6 +409,11 @@ export class Session extends EventEmitter<SessionEvents> {
 
   // -------------------------------------------------------------------------
   // Public API
+
+  /** The transport (the current one for a resumable session). */
+  get duplex(): Duplex {
+    return this.dx
+  }
 
   /** The 32-byte session id (chosen by the server), or `null` before the handshake. */
   get id(): Buffer | null {
@@ -390,6 +470,14 @@ export class Session extends EventEmitter<SessionEvents> {
       framesReceived: this.framesReceived,
       controlQueueBytes: this.controlBytes,
       rtt: this.srtt,
+      resumable: this.resumable,
+      attached: this.attached,
+      resumes: this.resumes,
+      replayBytes: this.replay?.bytes ?? 0,
+      replayMax: this.replay?.maxBytes ?? 0,
+      replayLimit: this.replay?.limit ?? 0,
+      replayedBytes: this.replayedBytes,
+      duplicateBytes: this.duplicateBytes,
     }
   }
 
@@ -481,6 +569,349 @@ export class Session extends EventEmitter<SessionEvents> {
   }
 
   // -------------------------------------------------------------------------
+  // Resumption (PROTOCOL.md 13)
+
+  /**
+   * Client, resumable session: resumes the session over `duplex`, a new
+   * transport to the same server (normally done by itself through
+   * `resumption.connect`). If a transport is attached it is dropped first.
+   * Throws `ERR_INVALID_STATE` if the session is not resumable or closed.
+   */
+  resume(duplex: Duplex): void {
+    if (this.role !== 'client' || !this.resumable) throw invalidState('resume() is for a resumable client session')
+    if (this.st === State.CLOSED) throw invalidState('the session is closed')
+    if (typeof duplex !== 'object' || duplex === null || typeof duplex.write !== 'function') throw invalidArgType('duplex', 'a Duplex stream', duplex)
+    if (this.attached) this.detachTransport(new MuxError('SYNMUX_CONNECTION_LOST', 'replaced by resume()'), false)
+    if (this.reconnectTimer) {
+      clearTimeout(this.reconnectTimer)
+      this.reconnectTimer = null
+    }
+    this.bindTransport(duplex)
+    this.attached = true
+    this.resuming = true
+    this.helloWait = true
+    this.helloBuf = null
+    this.helloPending = true
+    this.helloSent = false
+    this.waitingDrain = false
+    this.nonce = this.opts.auth ? newNonce() : null
+    this.authHold = this.opts.auth !== null
+    const t = this.opts.handshakeTimeout
+    if (t > 0) {
+      this.attemptTimer = setTimeout(() => {
+        this.attemptTimer = null
+        if (this.resuming && this.dx === duplex) this.lost(new MuxError('SYNMUX_HANDSHAKE_TIMEOUT', `no answer to RESUME within ${t} ms`))
+      }, t)
+      this.attemptTimer.unref?.()
+    }
+    if (duplex.destroyed) {
+      process.nextTick(() => {
+        if (this.dx === duplex) this.lost(new MuxError('SYNMUX_CONNECTION_LOST', 'the transport is already destroyed'))
+      })
+      return
+    }
+    this.scheduleFlush()
+  }
+
+  /**
+   * Resumable session: drops the current transport as if it had died (a
+   * client then reconnects and resumes; a server waits for the client).
+   * Used by pools to replace a connection that looks dead or slow. Returns
+   * false if the session is not resumable or has no transport.
+   */
+  reconnect(reason = 'reconnect requested'): boolean {
+    if (!this.resumable || !this.attached || this.st === State.CLOSED) return false
+    this.lost(new MuxError('SYNMUX_CONNECTION_LOST', reason))
+    return true
+  }
+
+  /** @internal The transport was lost: detach and resume if we can, else fail. */
+  private lost(err: MuxError): void {
+    if (this.st === State.CLOSED) return
+    if (this.resumable && !this.ending && this.attached) {
+      this.detachTransport(err, true)
+      return
+    }
+    if (this.resumable && !this.attached) return
+    this.destroy(err)
+  }
+
+  private bindTransport(d: Duplex): void {
+    this.dx = d
+    const sock = d as Duplex & { setNoDelay?: (v: boolean) => unknown }
+    if (this.opts.noDelay && typeof sock.setNoDelay === 'function') sock.setNoDelay(true)
+    d.on('data', this.onDataBound)
+    d.on('drain', this.onDrainBound)
+    d.on('end', this.onEndBound)
+    d.on('error', this.onErrorBound)
+    d.on('close', this.onCloseBound)
+  }
+
+  private unbindTransport(): void {
+    const d = this.dx
+    d.removeListener('data', this.onDataBound)
+    d.removeListener('drain', this.onDrainBound)
+    d.removeListener('end', this.onEndBound)
+    d.removeListener('close', this.onCloseBound)
+    d.removeListener('error', this.onErrorBound)
+    d.on('error', () => {})
+    d.destroy()
+  }
+
+  /** Forgets the transport and everything that belonged to it (link state); streams are kept. */
+  private detachTransport(err: MuxError, reconnect: boolean): void {
+    this.unbindTransport()
+    this.attached = false
+    this.resuming = false
+    this.detachedAt = performance.now()
+    for (const t of [this.kaTimer, this.attemptTimer]) if (t) clearTimeout(t)
+    this.kaTimer = this.attemptTimer = null
+    if (this.handshakeTimer && !this.authPending) {
+      clearTimeout(this.handshakeTimer)
+      this.handshakeTimer = null
+    }
+    this.decoder.stop()
+    this.decoder = new FrameDecoder({ maxFrameSize: this.opts.maxFrameSize, zeroCopy: true })
+    this.helloBuf = null
+    this.flushScheduled = false
+    this.waitingDrain = false
+    this.replayBlocked = false
+    this.replayFrom = -1
+    this.rxSkip = 0
+    this.ackPending = false
+    // Link frames were for the dead transport; unsent session frames stay.
+    const keep: Buffer[] = []
+    let keepBytes = 0
+    for (const b of this.control) {
+      if (b[3]! < 0x80) {
+        keep.push(b)
+        keepBytes += b.length
+      }
+    }
+    this.control = keep
+    this.controlBytes = keepBytes
+    const pingErr = new MuxError('SYNMUX_CONNECTION_LOST', 'the transport was lost before the PONG')
+    for (const p of this.pings.values()) p.reject?.(pingErr)
+    this.pings.clear()
+    if (this.listenerCount('detached') > 0) this.emit('detached', err)
+    if (!reconnect) return
+    if (this.role === 'client') {
+      this.reconnectDelay = 0
+      this.scheduleReconnect()
+    } else {
+      const t = this.opts.resumption!.detachTimeout
+      if (this.detachTimer) clearTimeout(this.detachTimer)
+      this.detachTimer = setTimeout(() => {
+        this.detachTimer = null
+        if (!this.attached) this.destroy(sessionLost(ResumeRefused.EXPIRED, `detached for more than ${t} ms`))
+      }, t)
+      this.detachTimer.unref?.()
+    }
+  }
+
+  private scheduleReconnect(): void {
+    const r = this.opts.resumption!
+    if (this.st === State.CLOSED || this.attached) return
+    if (r.connect === null) {
+      // The application resumes by hand; still give up after resumeTimeout.
+      if (this.reconnectTimer === null) {
+        this.reconnectTimer = setTimeout(() => {
+          this.reconnectTimer = null
+          if (!this.attached) this.destroy(sessionLost('no transport', `not resumed within ${r.resumeTimeout} ms`))
+        }, r.resumeTimeout)
+        this.reconnectTimer.unref?.()
+      }
+      return
+    }
+    const left = r.resumeTimeout - (performance.now() - this.detachedAt)
+    if (left <= 0) {
+      this.destroy(sessionLost('reconnect failed', `no new transport within ${r.resumeTimeout} ms`))
+      return
+    }
+    const delay = Math.min(this.reconnectDelay, left)
+    this.reconnectDelay = Math.min(Math.max(r.minDelay, this.reconnectDelay * 2), r.maxDelay)
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = null
+      if (this.st === State.CLOSED || this.attached) return
+      let res: Duplex | Promise<Duplex>
+      try {
+        res = r.connect!()
+      } catch {
+        this.scheduleReconnect()
+        return
+      }
+      Promise.resolve(res).then(
+        (d) => {
+          if (this.st === State.CLOSED || this.attached) {
+            d.destroy()
+            return
+          }
+          this.resume(d)
+        },
+        () => this.scheduleReconnect(),
+      )
+    }, delay)
+    this.reconnectTimer.unref?.()
+  }
+
+  /** After the NEW exchange: is RESUME in effect? Sets up the replay buffer and the ACK rate. */
+  private setupResumption(h: Hello): void {
+    const r = this.opts.resumption
+    if (r === null || !(h.capabilities & Capability.RESUME)) return
+    if (this.role === 'server' && (this.registry === null || this.refuseResume !== 0)) return
+    const peerReplay = readU32Ext(h, HelloExtension.REPLAY_BUFFER)
+    if (peerReplay === null || peerReplay < MIN_INITIAL_WINDOW) throw handshakeError('RESUME without a valid REPLAY_BUFFER')
+    this.resumable = true
+    this.replay = new ReplayBuffer(r.replayBuffer)
+    // At least every quarter of the peer's replay buffer (13.1 requires half).
+    this.ackEvery = Math.min(DEFAULTS.ackEvery, Math.floor(peerReplay / 4))
+    if (this.role === 'server') this.registry!._register(this)
+  }
+
+  /** Client: the server's answer to our RESUME. */
+  private onResumeAnswer(h: Hello, raw: Buffer): void {
+    this.resuming = false
+    if (this.attemptTimer) {
+      clearTimeout(this.attemptTimer)
+      this.attemptTimer = null
+    }
+    if (h.kind === HelloKind.NEW) {
+      const why = h.extensions.get(HelloExtension.RESUME_REFUSED)
+      this.destroy(sessionLost(why !== undefined && why.length === 1 ? why[0]! : ResumeRefused.NOT_SUPPORTED))
+      return
+    }
+    if (h.kind !== HelloKind.RESUME) throw handshakeError(`unexpected HELLO kind ${h.kind} in answer to RESUME`)
+    if (!h.sessionId.equals(this.sessionId!)) throw handshakeError('RESUMED names another session')
+    this.authenticateServer(h, raw)
+    const r = readU64Ext(h, HelloExtension.RECEIVED)
+    if (r === null) throw handshakeError('RESUMED without RECEIVED')
+    if (r < this.replay!.start || r > this.sessionBytesSent) {
+      const e = sessionLost(ResumeRefused.OUT_OF_RANGE, `the server received ${r}, replay holds ${this.replay!.start}..${this.sessionBytesSent}`)
+      this.fail(new MuxError('SYNMUX_SESSION_LOST', e.message, { wireCode: GoawayCode.RESUME_OUT_OF_RANGE, reason: 'replay out of range' }))
+      return
+    }
+    this.sampleRtt(performance.now() - this.helloSentAt)
+    this.onAttached(r, 0)
+  }
+
+  /** Both sides: a new transport carries the session; replay from `peerReceived`, drop `skip` duplicate bytes. */
+  private onAttached(peerReceived: number, skip: number): void {
+    if (peerReceived > this.peerAcked) this.peerAcked = peerReceived
+    this.replay!.ack(peerReceived)
+    this.replayFrom = peerReceived
+    this.rxSkip = skip
+    this.resumes++
+    if (this.detachTimer) {
+      clearTimeout(this.detachTimer)
+      this.detachTimer = null
+    }
+    this.sendPing(null, null)
+    this.armKeepalive()
+    this.scheduleFlush()
+    this.emit('resumed')
+  }
+
+  /** @internal Registry: attach this server session to its registry (before the client's HELLO is fed). */
+  _setRegistry(registry: SessionRegistry, refuseResume: number): void {
+    this.registry = registry
+    this.refuseResume = refuseResume
+  }
+
+  /** @internal Registry: feeds bytes read from the transport before the session took it over. */
+  _input(buf: Buffer): void {
+    if (buf.length > 0) this.onData(buf)
+  }
+
+  /** @internal Registry: whether a client that received `n` session bytes can be resumed from our replay buffer. */
+  _canReplayFrom(n: number): boolean {
+    return this.resumable && this.replay !== null && this.st !== State.CLOSED && n >= this.replay.start && n <= this.sessionBytesSent
+  }
+
+  /**
+   * @internal Server: a RESUME for this session arrived on `d` (HELLO
+   * already read: `h`, `raw`; `rest` are the bytes after it). Answers
+   * RESUMED, checks the client's AUTH on `d` without touching the
+   * session, then moves the session onto `d`. A failure closes `d`
+   * silently and leaves the session as it was.
+   */
+  _acceptResume(d: Duplex, h: Hello, raw: Buffer, rest: Buffer, onAuthFailed: (why: string) => void): void {
+    const received = readU64Ext(h, HelloExtension.RECEIVED)
+    const auth = this.opts.auth
+    const drop = (why: string): void => {
+      d.removeListener('data', onData)
+      if (timer) clearTimeout(timer)
+      d.on('error', () => {})
+      d.destroy()
+      onAuthFailed(why)
+    }
+    let timer: NodeJS.Timeout | null = null
+    let buf = rest
+    const onData = (c: Buffer): void => {
+      buf = buf.length === 0 ? c : Buffer.concat([buf, c])
+      check()
+    }
+    if (received === null) return drop('RESUME without RECEIVED')
+    let peerNonce: Buffer | undefined
+    const extensions: Array<[number, Buffer]> = [[HelloExtension.RECEIVED, u64(this.sessionBytesReceived)]]
+    const atHello = this.sessionBytesReceived
+    let capabilities = Capability.RESUME
+    if (auth !== null) {
+      peerNonce = h.extensions.get(HelloExtension.AUTH_NONCE)
+      if (!(h.capabilities & Capability.AUTH_PSK) || peerNonce === undefined || peerNonce.length !== AUTH_SIZE) return drop('RESUME without authentication')
+      capabilities |= Capability.AUTH_PSK
+      const ns = newNonce()
+      extensions.push([HelloExtension.AUTH_NONCE, ns], [HelloExtension.AUTH_PROOF, serverProof(auth.key, raw, ns)])
+    }
+    extensions.push([HelloExtension.REPLAY_BUFFER, u32(this.opts.resumption!.replayBuffer)])
+    const hello = encodeHello({
+      kind: HelloKind.RESUME,
+      role: 'server',
+      capabilities,
+      sessionId: this.sessionId!,
+      initialWindow: this.opts.initialWindow,
+      maxFrameSize: this.opts.maxFrameSize,
+      maxStreams: this.opts.maxStreams,
+      extensions,
+    })
+    d.on('error', () => {})
+    d.write(hello)
+    const swap = (leftover: Buffer): void => {
+      d.removeListener('data', onData)
+      if (timer) clearTimeout(timer)
+      if (this.st === State.CLOSED || !this._canReplayFrom(received)) {
+        d.destroy()
+        return
+      }
+      if (this.attached) this.detachTransport(new MuxError('SYNMUX_CONNECTION_LOST', 'replaced by a resumed transport'), false)
+      this.bindTransport(d)
+      this.bytesSent += hello.length
+      this.attached = true
+      this.helloWait = false
+      this.helloSent = true
+      this.helloPending = false
+      this.ownHelloBytes = hello
+      this.peerHelloBytes = Buffer.from(raw)
+      this.onAttached(received, this.sessionBytesReceived - atHello)
+      if (leftover.length > 0) this.onData(leftover)
+    }
+    if (auth === null) return swap(rest)
+    const check = (): void => {
+      if (buf.length < FRAME_HEADER_SIZE + AUTH_SIZE) return
+      const ok =
+        buf[0] === 0 && buf[1] === 0 && buf[2] === AUTH_SIZE && buf[3] === FrameType.AUTH &&
+        proofMatches(buf.subarray(FRAME_HEADER_SIZE, FRAME_HEADER_SIZE + AUTH_SIZE), clientProof(auth.key, hello, peerNonce!))
+      if (!ok) return drop('the client does not hold our key')
+      swap(buf.subarray(FRAME_HEADER_SIZE + AUTH_SIZE))
+    }
+    if (this.opts.handshakeTimeout > 0) {
+      timer = setTimeout(() => drop('no AUTH in time'), this.opts.handshakeTimeout)
+      timer.unref?.()
+    }
+    d.on('data', onData)
+    check()
+  }
+
+  // -------------------------------------------------------------------------
   // Internal: shutdown
 
   private closeWith(code: number, reason: string): void {
@@ -516,7 +947,7 @@ export class Session extends EventEmitter<SessionEvents> {
     let goaway = err.code !== 'SYNMUX_BAD_MAGIC' && err.code !== 'SYNMUX_AUTH_FAILED'
     if (err.code === 'SYNMUX_UNSUPPORTED_VERSION' && this.role === 'server' && !this.helloSent) this.helloPending = true
     if (!this.helloSent && !this.helloPending) goaway = false
-    if (goaway && this.duplex.writable) {
+    if (goaway && this.dx.writable) {
       const parts: Buffer[] = []
       if (this.helloPending) parts.push(this.encodeOwnHello())
       this.helloPending = false
@@ -525,8 +956,8 @@ export class Session extends EventEmitter<SessionEvents> {
       const out = Buffer.concat(parts)
       this.bytesSent += out.length
       this.teardown(err, true)
-      this.duplex.end(out)
-      const t = setTimeout(() => this.duplex.destroy(), LINGER_MS)
+      this.dx.end(out)
+      const t = setTimeout(() => this.dx.destroy(), LINGER_MS)
       t.unref?.()
       return
     }
@@ -537,17 +968,19 @@ export class Session extends EventEmitter<SessionEvents> {
     if (this.st === State.CLOSED) return
     this.st = State.CLOSED
     this.closeError = err
-    for (const t of [this.kaTimer, this.handshakeTimer, this.idleTimer, this.acceptTimer]) if (t) clearTimeout(t)
-    this.kaTimer = this.handshakeTimer = this.idleTimer = this.acceptTimer = null
+    for (const t of [this.kaTimer, this.handshakeTimer, this.idleTimer, this.acceptTimer, this.reconnectTimer, this.detachTimer, this.attemptTimer]) if (t) clearTimeout(t)
+    this.kaTimer = this.handshakeTimer = this.idleTimer = this.acceptTimer = this.reconnectTimer = this.detachTimer = this.attemptTimer = null
+    this.registry?._forget(this, err?.code === 'SYNMUX_SESSION_LOST' && err.wireCode === ResumeRefused.EXPIRED)
+    this.replay?.clear()
     this.decoder.stop()
     this.helloBuf = null
-    this.duplex.removeListener('data', this.onDataBound)
-    this.duplex.removeListener('drain', this.onDrainBound)
-    this.duplex.removeListener('end', this.onEndBound)
-    this.duplex.removeListener('close', this.onCloseBound)
+    this.dx.removeListener('data', this.onDataBound)
+    this.dx.removeListener('drain', this.onDrainBound)
+    this.dx.removeListener('end', this.onEndBound)
+    this.dx.removeListener('close', this.onCloseBound)
     // Keep an 'error' listener: a late transport error must not crash the process.
-    this.duplex.removeListener('error', this.onErrorBound)
-    this.duplex.on('error', () => {})
+    this.dx.removeListener('error', this.onErrorBound)
+    this.dx.on('error', () => {})
     // Like http2: an error destroys the streams with it; a deliberate
     // destroy() closes them without an 'error' event.
     for (const s of [...this.streams.values()]) {
@@ -564,16 +997,16 @@ export class Session extends EventEmitter<SessionEvents> {
     for (const p of this.pings.values()) p.reject?.(pingErr)
     this.pings.clear()
     if (!keepTransport) {
-      if (this.ending && !this.duplex.destroyed) {
+      if (this.ending && !this.dx.destroyed) {
         // Graceful: our end() is done or under way; make sure it completes.
         if (!this.endCalled) {
           this.endCalled = true
-          this.duplex.end()
+          this.dx.end()
         }
-        const t = setTimeout(() => this.duplex.destroy(), LINGER_MS)
+        const t = setTimeout(() => this.dx.destroy(), LINGER_MS)
         t.unref?.()
       } else {
-        this.duplex.destroy()
+        this.dx.destroy()
       }
     }
     process.nextTick(() => {
@@ -592,7 +1025,7 @@ export class Session extends EventEmitter<SessionEvents> {
     this.bytesReceived += chunk.length
     this.rx = true
     try {
-      if (this.peer === null) {
+      if (this.helloWait) {
         const buf: Buffer = this.helloBuf === null ? chunk : Buffer.concat([this.helloBuf, chunk])
         const r = decodeHello(buf)
         if (r === null) {
@@ -618,7 +1051,7 @@ export class Session extends EventEmitter<SessionEvents> {
       this.maybeEnd()
       return
     }
-    this.destroy(new MuxError('SYNMUX_CONNECTION_LOST', 'the transport ended without GOAWAY'))
+    this.lost(new MuxError('SYNMUX_CONNECTION_LOST', 'the transport ended without GOAWAY'))
   }
 
   private encodeOwnHello(): Buffer {
@@ -633,11 +1066,18 @@ export class Session extends EventEmitter<SessionEvents> {
         extensions.push([HelloExtension.AUTH_PROOF, serverProof(auth.key, this.peerHelloBytes, this.nonce!)])
       }
     }
+    const res = this.opts.resumption
+    if (res !== null && (this.role === 'client' || (this.registry !== null && this.refuseResume === 0))) {
+      capabilities |= Capability.RESUME
+      extensions.push([HelloExtension.REPLAY_BUFFER, u32(res.replayBuffer)])
+    }
+    if (this.resuming) extensions.push([HelloExtension.RECEIVED, u64(this.sessionBytesReceived)])
+    if (this.role === 'server' && this.refuseResume !== 0) extensions.push([HelloExtension.RESUME_REFUSED, Buffer.from([this.refuseResume])])
     const hello = encodeHello({
-      kind: HelloKind.NEW,
+      kind: this.resuming ? HelloKind.RESUME : HelloKind.NEW,
       role: this.role,
       capabilities,
-      sessionId: this.role === 'server' ? this.sessionId! : ZERO_ID,
+      sessionId: this.role === 'server' || this.resuming ? this.sessionId! : ZERO_ID,
       initialWindow: this.opts.initialWindow,
       maxFrameSize: this.opts.maxFrameSize,
       maxStreams: this.opts.maxStreams,
@@ -696,10 +1136,12 @@ export class Session extends EventEmitter<SessionEvents> {
   }
 
   private onHello(h: Hello, raw: Buffer): void {
+    this.helloWait = false
     this.peerHelloBytes = Buffer.from(raw)
     const expected = this.role === 'client' ? 'server' : 'client'
     if (h.role !== expected) throw handshakeError(`role conflict: the peer is also a ${h.role}`)
     const zero = h.sessionId.equals(ZERO_ID)
+    if (this.resuming) return this.onResumeAnswer(h, raw)
     if (this.role === 'client') {
       if (h.kind !== HelloKind.NEW) throw handshakeError(`unexpected HELLO kind ${h.kind} from the server`)
       if (zero) throw handshakeError('the server sent an all-zero session id')
@@ -707,8 +1149,10 @@ export class Session extends EventEmitter<SessionEvents> {
       this.sessionId = h.sessionId
       this.sampleRtt(performance.now() - this.helloSentAt)
     } else {
-      // Version 1 implements no RESUME or JOIN: answer them with NEW.
+      // A RESUME or JOIN that reaches a fresh session is answered with NEW
+      // (the registry hands the ones it can honour to their session).
       if (h.kind === HelloKind.NEW && !zero) throw handshakeError('a client NEW HELLO must carry a zero session id')
+      if (h.kind !== HelloKind.NEW && this.refuseResume === 0) this.refuseResume = this.registry !== null ? ResumeRefused.UNKNOWN_ID : ResumeRefused.NOT_SUPPORTED
       if (this.opts.auth !== null) {
         if (!(h.capabilities & Capability.AUTH_PSK)) throw authError('the client offered no authentication')
         const nc = h.extensions.get(HelloExtension.AUTH_NONCE)
@@ -722,6 +1166,7 @@ export class Session extends EventEmitter<SessionEvents> {
     this.peer = h
     this.peerInitialWindow = h.initialWindow
     this.sendFrameSize = Math.min(h.maxFrameSize, this.opts.maxFrameSize)
+    this.setupResumption(h)
     if (this.handshakeTimer && !this.authPending) {
       clearTimeout(this.handshakeTimer)
       this.handshakeTimer = null
@@ -765,8 +1210,15 @@ export class Session extends EventEmitter<SessionEvents> {
     if (this.authPending) return this.holdUntilAuth(frame, size)
     this.framesReceived++
     if (frame.type < 0x80) {
+      if (this.rxSkip > 0) {
+        // Replayed by the peer, but already received on the old transport.
+        this.rxSkip -= size
+        this.duplicateBytes += size
+        if (this.rxSkip < 0) throw protocolError('replayed session frames do not end on the resume offset')
+        return
+      }
       this.sessionBytesReceived += size
-      if (this.sessionBytesReceived - this.ackReported >= DEFAULTS.ackEvery && !this.ackPending) {
+      if (this.sessionBytesReceived - this.ackReported >= this.ackEvery && !this.ackPending) {
         this.ackPending = true
         this.scheduleFlush()
       }
@@ -946,6 +1398,13 @@ export class Session extends EventEmitter<SessionEvents> {
     if (f.received < this.peerAcked) throw protocolError('ACK went backwards')
     if (f.received > this.sessionBytesSent) throw protocolError('ACK of more session bytes than were sent')
     this.peerAcked = f.received
+    if (this.replay !== null) {
+      this.replay.ack(f.received)
+      if (this.replayBlocked) {
+        this.replayBlocked = false
+        this.scheduleFlush()
+      }
+    }
   }
 
   private sampleRtt(sample: number): void {
@@ -1131,7 +1590,7 @@ export class Session extends EventEmitter<SessionEvents> {
         this.kaTimer = null
         if (this.st === State.CLOSED) return
         if (this.rx) this.armKeepalive()
-        else this.destroy(new MuxError('SYNMUX_PEER_TIMEOUT', `the peer did not answer a keepalive PING within ${this.opts.keepAliveTimeout} ms`))
+        else this.lost(new MuxError('SYNMUX_PEER_TIMEOUT', `the peer did not answer a keepalive PING within ${this.opts.keepAliveTimeout} ms`))
       })
     }, this.opts.keepAliveTimeout)
     this.kaTimer.unref?.()
@@ -1229,7 +1688,7 @@ export class Session extends EventEmitter<SessionEvents> {
   }
 
   private scheduleFlush(immediate = false): void {
-    if (this.flushScheduled || this.waitingDrain || this.st === State.CLOSED) return
+    if (this.flushScheduled || this.waitingDrain || this.st === State.CLOSED || !this.attached) return
     this.flushScheduled = true
     if (immediate) setImmediate(flushTick, this)
     else process.nextTick(flushHop, this)
@@ -1239,31 +1698,41 @@ export class Session extends EventEmitter<SessionEvents> {
     return this.control.length > 0 || this.ackPending || this.windowQueue.length > 0 || this.openQueue.length > 0 || this.ring.length > 0 || this.helloPending
   }
 
+  /** Bytes of session frames the replay buffer can still take (Infinity when not resumable). */
+  private room(): number {
+    return this.replay === null ? Infinity : this.replay.limit - (this.sessionBytesSent - this.peerAcked)
+  }
+
   /** Writes one batch of frames. @internal */
   _flush(): void {
     this.flushScheduled = false
-    if (this.st === State.CLOSED || this.waitingDrain) return
+    if (this.st === State.CLOSED || this.waitingDrain || !this.attached) return
     if (!this.helloSent && !this.helloPending) return
-    if (this.duplex.writableNeedDrain) {
+    if (this.dx.writableNeedDrain) {
       this.waitingDrain = true
       return
     }
-    const batch = new OutputBatch()
+    // Link frames go in `lb`; session frames in `sb`, which is the same
+    // batch unless the session is resumable (then its bytes are also kept
+    // for replay).
+    const lb = new OutputBatch()
+    const sb = this.replay !== null ? new OutputBatch() : lb
     const cbs: Array<(err?: Error | null) => void> = []
     const limit = DEFAULTS.writeBatch
     if (this.helloPending) {
       this.helloPending = false
       this.helloSent = true
       this.helloSentAt = performance.now()
-      batch.append(this.encodeOwnHello())
+      lb.append(this.encodeOwnHello())
     }
-    if (this.authHold) {
-      // Until the peer is authenticated, only the HELLO and link frames leave.
+    if (this.authHold || this.resuming) {
+      // Until the peer is authenticated (or, resuming, has said where to
+      // replay from), only the HELLO and link frames leave.
       const keep: Buffer[] = []
       let keepBytes = 0
       for (const b of this.control) {
-        if (b[3]! >= 0x80) {
-          batch.append(b)
+        if (b[3]! >= 0x80 && !this.resuming) {
+          lb.append(b)
           this.framesSent++
         } else {
           keep.push(b)
@@ -1272,75 +1741,114 @@ export class Session extends EventEmitter<SessionEvents> {
       }
       this.control = keep
       this.controlBytes = keepBytes
-      const chunks = batch.finish()
-      if (chunks.length > 0) this.writeChunks(chunks, batch.bytes)
+      const chunks = lb.finish()
+      if (chunks.length > 0) this.writeChunks(chunks, lb.bytes)
       return
+    }
+    let replayed: Buffer[] | null = null
+    let replayedBytes = 0
+    if (this.replayFrom >= 0 && this.replay !== null) {
+      replayed = this.replay.slice(this.replayFrom)
+      replayedBytes = this.sessionBytesSent - this.replayFrom
+      this.replayedBytes += replayedBytes
+      this.replayFrom = -1
     }
     if (this.control.length > 0) {
       const control = this.control
       this.control = []
       this.controlBytes = 0
+      let held = false
       for (let i = 0; i < control.length; i++) {
         const b = control[i]!
-        if (b[3]! < 0x80) this.sessionBytesSent += b.length
-        batch.append(b)
+        if (b[3]! >= 0x80) {
+          lb.append(b)
+        } else if (!held && b.length <= this.room()) {
+          this.sessionBytesSent += b.length
+          sb.append(b)
+        } else {
+          // Replay buffer full: session frames wait for an ACK, in order.
+          held = true
+          this.control.push(b)
+          this.controlBytes += b.length
+          continue
+        }
+        this.framesSent++
       }
-      this.framesSent += control.length
     }
     if (this.ackPending) {
       this.ackPending = false
       this.ackReported = this.sessionBytesReceived
-      batch.header(8, FrameType.ACK, 0, 0)
-      const [b, o] = batch.reserve(8)
+      lb.header(8, FrameType.ACK, 0, 0)
+      const [b, o] = lb.reserve(8)
       b.writeUInt32BE(Math.floor(this.sessionBytesReceived / 0x1_0000_0000), o)
       b.writeUInt32BE(this.sessionBytesReceived >>> 0, o + 4)
       this.framesSent++
     }
     let s: MuxStream | undefined
-    while ((s = this.windowQueue.shift()) !== undefined) {
+    while (this.room() >= MIN_ROOM && (s = this.windowQueue.shift()) !== undefined) {
       s.f &= ~SF.IN_WINDOW_QUEUE
       if (s.f & (SF.DETACHED | SF.FIN_RECEIVED)) continue
       const rs = s.rs
       const inc = rs.rwin - rs.rcredit - rs.rbuffered
       if (inc <= 0) continue
       rs.rcredit += inc
-      batch.header(4, FrameType.WINDOW, 0, s.id)
-      const [b, o] = batch.reserve(4)
+      sb.header(4, FrameType.WINDOW, 0, s.id)
+      const [b, o] = sb.reserve(4)
       b.writeUInt32BE(inc, o)
       this.sessionBytesSent += FRAME_HEADER_SIZE + 4
       this.framesSent++
     }
-    while (batch.bytes < limit && (s = this.openQueue.shift()) !== undefined) {
+    while (sb.bytes < limit && this.room() >= MIN_ROOM && (s = this.openQueue.shift()) !== undefined) {
       s.f &= ~SF.IN_OPEN_QUEUE
       if (s.f & SF.DETACHED) continue
-      this.emitFirst(s, batch, cbs)
+      this.emitFirst(s, sb, cbs)
     }
-    while (batch.bytes < limit && (s = this.ring.shift()) !== undefined) {
+    while (sb.bytes < limit && this.room() >= MIN_ROOM && (s = this.ring.shift()) !== undefined) {
       s.f &= ~SF.IN_RING
       if (!this.sendable(s)) continue
-      this.emitData(s, batch, cbs)
+      this.emitData(s, sb, cbs)
       if (this.sendable(s)) {
         s.f |= SF.IN_RING
         this.ring.push(s)
       }
     }
-    const chunks = batch.finish()
-    if (chunks.length > 0) this.writeChunks(chunks, batch.bytes)
+    const chunks = lb.finish()
+    let bytes = lb.bytes
+    if (sb !== lb) {
+      const schunks = sb.finish()
+      if (replayed !== null) {
+        for (let i = 0; i < replayed.length; i++) chunks.push(replayed[i]!)
+        bytes += replayedBytes
+      }
+      if (sb.bytes > 0) {
+        // One copy per flush: the replay buffer must not alias buffers the
+        // application may reuse once its write callback ran.
+        const copy = schunks.length === 1 ? Buffer.from(schunks[0]!) : Buffer.concat(schunks, sb.bytes)
+        this.replay!.push(copy)
+        chunks.push(copy)
+        bytes += sb.bytes
+      }
+    }
+    if (chunks.length > 0) this.writeChunks(chunks, bytes)
     for (let i = 0; i < cbs.length; i++) cbs[i]!()
-    if (this.isClosed()) return
+    if (this.isClosed() || !this.attached) return
     if (this.hasWork()) {
-      if (this.duplex.writableNeedDrain) this.waitingDrain = true
+      if (this.room() < MIN_ROOM && this.control.every((b) => b[3]! < 0x80) && !this.ackPending && !this.helloPending) {
+        // Only session frames left and the replay buffer is full: the next
+        // ACK schedules the flush.
+        this.replayBlocked = true
+      } else if (this.dx.writableNeedDrain) this.waitingDrain = true
       else this.scheduleFlush(true)
     } else if (this.ending && !this.endCalled) {
       this.endCalled = true
-      this.duplex.end()
-      const t = setTimeout(() => this.duplex.destroy(), LINGER_MS)
+      this.dx.end()
+      const t = setTimeout(() => this.dx.destroy(), LINGER_MS)
       t.unref?.()
     }
   }
 
   private writeChunks(chunks: Buffer[], bytes: number): void {
-    const d = this.duplex
+    const d = this.dx
     if (!d.writable) return
     this.bytesSent += bytes
     if (chunks.length === 1) {
@@ -1362,7 +1870,7 @@ export class Session extends EventEmitter<SessionEvents> {
   private emitFirst(s: MuxStream, batch: OutputBatch, cbs: Array<(err?: Error | null) => void>): void {
     const isOpen = s.opener === 'local'
     const tsize = isOpen ? targetSize(s.target) : 0
-    const n = Math.max(0, Math.min(s.sqBytes, s.scredit, this.sendFrameSize - tsize))
+    const n = Math.max(0, Math.min(s.sqBytes, s.scredit, this.sendFrameSize - tsize, this.room() - FRAME_HEADER_SIZE - tsize))
     const fin = this.finReady(s, n)
     batch.header(tsize + n, isOpen ? FrameType.OPEN : FrameType.OPENED, fin ? FrameFlag.FIN : 0, s.id)
     if (isOpen) {
@@ -1381,7 +1889,7 @@ export class Session extends EventEmitter<SessionEvents> {
   }
 
   private emitData(s: MuxStream, batch: OutputBatch, cbs: Array<(err?: Error | null) => void>): void {
-    const n = Math.min(s.sqBytes, s.scredit, this.sendFrameSize)
+    const n = Math.min(s.sqBytes, s.scredit, this.sendFrameSize, this.room() - FRAME_HEADER_SIZE)
     const fin = this.finReady(s, n)
     if (n === 0 && !fin) return
     batch.header(n, FrameType.DATA, fin ? FrameFlag.FIN : 0, s.id)
