@@ -660,10 +660,12 @@ export class Session extends EventEmitter<SessionEvents> {
 
   /** Forgets the transport and everything that belonged to it (link state); streams are kept. */
   private detachTransport(err: MuxError, reconnect: boolean): void {
+    // A failed resume attempt keeps the clock and the backoff of the outage.
+    const failedAttempt = this.resuming
     this.unbindTransport()
     this.attached = false
     this.resuming = false
-    this.detachedAt = performance.now()
+    if (!failedAttempt) this.detachedAt = performance.now()
     for (const t of [this.kaTimer, this.attemptTimer]) if (t) clearTimeout(t)
     this.kaTimer = this.attemptTimer = null
     if (this.handshakeTimer && !this.authPending) {
@@ -696,7 +698,7 @@ export class Session extends EventEmitter<SessionEvents> {
     if (this.listenerCount('detached') > 0) this.emit('detached', err)
     if (!reconnect) return
     if (this.role === 'client') {
-      this.reconnectDelay = 0
+      if (!failedAttempt) this.reconnectDelay = 0
       this.scheduleReconnect()
     } else {
       const t = this.opts.resumption!.detachTimeout
@@ -751,7 +753,8 @@ export class Session extends EventEmitter<SessionEvents> {
         () => this.scheduleReconnect(),
       )
     }, delay)
-    this.reconnectTimer.unref?.()
+    // Not unref'd: streams are waiting for this reconnect (the transport
+    // that kept the process alive is gone).
   }
 
   /** After the NEW exchange: is RESUME in effect? Sets up the replay buffer and the ACK rate. */
