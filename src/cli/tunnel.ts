@@ -58,6 +58,10 @@ Options:
                           (default 127.0.0.1) and forward to dhost:dport
   --socks [host:]port     a SOCKS5 proxy (CONNECT) on this address
   --first-bytes-wait MS   wait this long for an application's first bytes (default 5)
+  --pool N                keep N sessions, each on its own connection; new
+                          streams go to the best (lowest RTT, least queued),
+                          dead connections are replaced (default 1). A lost
+                          connection is always resumed without failing streams
   --config FILE           JSON object whose keys mirror these flags (flags win)
   --log-level LEVEL       silent, error, warn, info (default), debug
   --stats                 print a live status line (streams, bytes, RTT, reconnects)
@@ -144,6 +148,7 @@ export async function runClient(argv: string[]): Promise<number> {
     forward: { repeat: true },
     socks: {},
     'first-bytes-wait': {},
+    pool: {},
   })
   const log = logger(flags, 'client')
   if (typeof flags.server !== 'string') throw new UsageError('--server host:port is required')
@@ -157,11 +162,13 @@ export async function runClient(argv: string[]): Promise<number> {
   })
   if (forwards.length === 0 && !flags.socks) throw new UsageError('nothing to do: give --forward and/or --socks')
   const fbw = int(flags, 'first-bytes-wait', 0, 10_000)
+  const pool = int(flags, 'pool', 1, 64)
   const client = new TunnelClient({
     server,
     key: key(flags, log),
     ...(flags.tls ? { tls: { ...(flags.ca ? { ca: fs.readFileSync(flags.ca as string) } : {}), ...(flags.fingerprint ? { fingerprint: flags.fingerprint as string } : {}) } } : {}),
     ...(fbw !== undefined ? { firstBytesWait: fbw } : {}),
+    ...(pool !== undefined && pool > 1 ? { pool } : {}),
     logger: log,
   })
   client.start()
@@ -170,7 +177,8 @@ export async function runClient(argv: string[]): Promise<number> {
   if (flags.stats) {
     statusLine(() => {
       const s = client.stats()
-      return `session ${s.state}  streams ${s.streams}  up ${human(s.bytesUp)}  down ${human(s.bytesDown)}  rtt ${s.rtt.toFixed(1)} ms  reconnects ${s.reconnects}  refused ${s.refused}`
+      const pool = s.pool ? `  pool ${s.pool.up}/${s.pool.size} [${s.pool.members.map((m) => `${m.state} ${m.rtt.toFixed(1)}ms ${human(m.bytesSent + m.bytesReceived)} r${m.resumes}`).join(' | ')}]` : ''
+      return `session ${s.state}  streams ${s.streams}  up ${human(s.bytesUp)}  down ${human(s.bytesDown)}  rtt ${s.rtt.toFixed(1)} ms  reconnects ${s.reconnects}  resumes ${s.resumes}  refused ${s.refused}${pool}`
     })
   }
   onStop(() => client.close())

@@ -24,7 +24,7 @@ export interface SessionRegistryEvents {
   /** An existing session moved onto a new transport. */
   resumed: [session: Session]
   /** A RESUME was refused with NEW (`reason`: RESUME_REFUSED code) or dropped (`reason` 0: authentication failed). */
-  refused: [info: { reason: number; why: string }]
+  refused: [info: { reason: number; why: string; duplex: Duplex }]
 }
 
 /** Counters of a {@link SessionRegistry}. */
@@ -123,7 +123,7 @@ export class SessionRegistry extends EventEmitter<SessionRegistryEvents> {
     else if (!s._canReplayFrom(received)) refuse = ResumeRefused.OUT_OF_RANGE
     if (refuse !== 0) {
       this.#stats.refused++
-      this.emit('refused', { reason: refuse, why: ['', 'unknown session id', 'session expired', 'replay out of range'][refuse]! })
+      this.emit('refused', { reason: refuse, why: ['', 'unknown session id', 'session expired', 'replay out of range'][refuse]!, duplex })
       this.#newSession(duplex, all, refuse)
       return
     }
@@ -136,7 +136,7 @@ export class SessionRegistry extends EventEmitter<SessionRegistryEvents> {
     duplex.once('close', () => s!.off('resumed', onResumed))
     s!._acceptResume(duplex, h, raw, rest, (why) => {
       this.#stats.authFailures++
-      this.emit('refused', { reason: 0, why })
+      this.emit('refused', { reason: 0, why, duplex })
     })
   }
 

@@ -628,7 +628,8 @@ export class Session extends EventEmitter<SessionEvents> {
   /** @internal The transport was lost: detach and resume if we can, else fail. */
   private lost(err: MuxError): void {
     if (this.st === State.CLOSED) return
-    if (this.resumable && !this.ending && this.attached) {
+    // A session is resumable only once both sides are authenticated.
+    if (this.resumable && !this.ending && this.attached && !this.authPending && (!this.authHold || this.resuming)) {
       this.detachTransport(err, true)
       return
     }
@@ -919,6 +920,11 @@ export class Session extends EventEmitter<SessionEvents> {
 
   private closeWith(code: number, reason: string): void {
     if (this.st === State.CLOSED) return
+    if (!this.attached) {
+      // Detached: no transport to say goodbye on.
+      this.destroy()
+      return
+    }
     if (this.role === 'server' && !this.helloSent && !this.helloPending) {
       // Nothing said yet: nothing to say goodbye with.
       this.destroy()

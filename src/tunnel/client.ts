@@ -17,6 +17,7 @@ import { createConnection } from '../tfo/connect.js'
 import { TunnelError } from './errors.js'
 import { silentLogger, type Logger } from './log.js'
 import { relay } from './relay.js'
+import { SessionPool, type PoolStats } from './pool.js'
 import { Socks5Parser, SocksReply, socksReply } from './socks5.js'
 
 /** TLS settings of a {@link TunnelClient}. */
@@ -45,6 +46,13 @@ export interface TunnelClientOptions {
   firstBytesWait?: number
   /** How long a new local connection waits for a session before it is closed. Default 10,000 ms. */
   sessionWait?: number
+  /**
+   * Run a {@link SessionPool} of this many sessions, each on its own
+   * connection (new streams go to the best one). Default: one session.
+   * Sessions are resumable either way: a lost connection is reconnected
+   * and the session resumed without failing its streams.
+   */
+  pool?: number
   logger?: Logger
 }
 
@@ -60,7 +68,11 @@ export interface TunnelClientStats {
   rtt: number
   /** Sessions established after the first. */
   reconnects: number
+  /** Times a session moved to a new connection without losing its streams. */
+  resumes: number
   refused: number
+  /** With `pool`: every pool member's state. */
+  pool?: PoolStats
 }
 
 /** A forward or SOCKS listener of a {@link TunnelClient}. */
@@ -101,7 +113,8 @@ export class TunnelClient extends EventEmitter {
   #timer: NodeJS.Timeout | undefined
   #sessions = 0
   readonly #listeners = new Set<net.Server>()
-  readonly #stats = { bytesUp: 0, bytesDown: 0, refused: 0 }
+  readonly #stats = { bytesUp: 0, bytesDown: 0, refused: 0, resumes: 0 }
+  #pool: SessionPool | null = null
 
   constructor(options: TunnelClientOptions) {
     super()
@@ -115,17 +128,53 @@ export class TunnelClient extends EventEmitter {
 
   /** Connects, and keeps a session up until {@link TunnelClient.close}. */
   start(): this {
-    if (!this.#session && !this.#timer && !this.#closed) this.#connect()
+    if (this.#closed) return this
+    if ((this.#opts.pool ?? 0) > 1) {
+      if (this.#pool === null) {
+        this.#pool = new SessionPool({
+          size: this.#opts.pool!,
+          connect: () => this.#transport().transport,
+          session: { ...this.#opts.session, auth: { key: this.#opts.key } },
+        })
+        this.#pool.on('up', (s: Session) => {
+          this.#up = true
+          this.emit('up', s)
+        })
+        this.#pool.start()
+      }
+      return this
+    }
+    if (!this.#session && !this.#timer) this.#connect()
     return this
   }
 
   /** The current session when it is established. */
   get session(): Session | null {
+    if (this.#pool !== null) return this.#pool.pick()
     return this.#up ? this.#session : null
+  }
+
+  /** The pool, with `pool` > 1. */
+  get pool(): SessionPool | null {
+    return this.#pool
   }
 
   /** Live counters. */
   stats(): TunnelClientStats {
+    if (this.#pool !== null) {
+      const p = this.#pool.stats()
+      return {
+        state: this.#closed ? 'closed' : p.up > 0 ? 'up' : 'connecting',
+        streams: p.members.reduce((n, m) => n + m.streams, 0),
+        bytesUp: this.#stats.bytesUp,
+        bytesDown: this.#stats.bytesDown,
+        rtt: Math.min(...p.members.map((m) => (m.state === 'up' ? m.rtt : Infinity))) || 0,
+        reconnects: p.replaced,
+        resumes: p.members.reduce((n, m) => n + m.resumes, 0),
+        refused: this.#stats.refused,
+        pool: p,
+      }
+    }
     const s = this.#session
     return {
       state: this.#closed ? 'closed' : this.#up ? 'up' : 'connecting',
@@ -134,12 +183,13 @@ export class TunnelClient extends EventEmitter {
       bytesDown: this.#stats.bytesDown,
       rtt: s?.rtt ?? 0,
       reconnects: Math.max(0, this.#sessions - 1),
+      resumes: this.#stats.resumes + (s?.stats().resumes ?? 0),
       refused: this.#stats.refused,
     }
   }
 
-  #connect(): void {
-    this.#timer = undefined
+  /** A new connection to the server: TFO, then TLS if configured. */
+  #transport(): { raw: ReturnType<typeof createConnection>; transport: net.Socket } {
     const { host, port } = this.#opts.server
     // TFO for the session's own connection: the HELLO (or the TLS
     // ClientHello) is the first write, so it rides in the SYN.
@@ -161,7 +211,21 @@ export class TunnelClient extends EventEmitter {
       }
     }
     transport.on('error', (err) => this.#log.debug(`transport: ${err.message}`))
-    const session = new Session(transport, { ...this.#opts.session, role: 'client', auth: { key: this.#opts.key } })
+    return { raw, transport }
+  }
+
+  #connect(): void {
+    this.#timer = undefined
+    const { host, port } = this.#opts.server
+    const { raw, transport } = this.#transport()
+    const session = new Session(transport, {
+      ...this.#opts.session,
+      role: 'client',
+      auth: { key: this.#opts.key },
+      resumption: { ...this.#opts.session?.resumption, connect: () => this.#transport().transport },
+    })
+    session.on('detached', (err: MuxError) => this.#log.warn(`connection to ${host}:${port} lost (${err.message}); resuming the session`))
+    session.on('resumed', () => this.#log.info(`session to ${host}:${port} resumed on a new connection`))
     this.#session = session
     session.on('error', () => {})
     session.once('handshake', () => {
@@ -172,6 +236,7 @@ export class TunnelClient extends EventEmitter {
       this.emit('up', session)
     })
     session.once('close', (err?: MuxError) => {
+      this.#stats.resumes += session.stats().resumes
       const wasUp = this.#up
       this.#up = false
       this.#session = null
@@ -208,6 +273,10 @@ export class TunnelClient extends EventEmitter {
    * session if none is up).
    */
   async open(target: Target, data?: Buffer): Promise<MuxStream> {
+    if (this.#pool !== null || (this.#opts.pool ?? 0) > 1) {
+      this.start()
+      return this.#pool!.open({ target, ...(data && data.length ? { data } : {}) }, this.#opts.sessionWait ?? 10_000)
+    }
     const session = await this.#ready()
     return session.open({ target, ...(data && data.length ? { data } : {}) })
   }
@@ -315,6 +384,7 @@ export class TunnelClient extends EventEmitter {
     this.#closed = true
     if (this.#timer) clearTimeout(this.#timer)
     await Promise.all([...this.#listeners].map((s) => new Promise((r) => s.close(r))))
+    if (this.#pool !== null) await this.#pool.close()
     const s = this.#session
     if (s) await s.close()
   }

@@ -11,6 +11,7 @@ import net from 'node:net'
 import tls from 'node:tls'
 import { RefuseCode } from '../mux/constants.js'
 import { Session } from '../mux/session.js'
+import { SessionRegistry } from '../mux/registry.js'
 import type { SessionOptions } from '../mux/options.js'
 import type { MuxStream } from '../mux/stream.js'
 import type { DecodedTarget } from '../mux/target.js'
@@ -94,6 +95,8 @@ export class TunnelServer extends EventEmitter {
   readonly #limiter: FailureLimiter
   readonly #server: net.Server
   readonly #sessions = new Set<Session>()
+  /** Resumption: RESUME HELLOs find their session here (sessions outlive their connection). */
+  #registry: SessionRegistry | null = null
   readonly #stats: TunnelServerStats = { sessions: 0, streams: 0, connectsInProgress: 0, refused: 0, handshakeFailures: 0, bytesUp: 0, bytesDown: 0 }
 
   constructor(options: TunnelServerOptions) {
@@ -165,7 +168,19 @@ export class TunnelServer extends EventEmitter {
     const source = socket.remoteAddress ?? '?'
     if (socket.destroyed) return
     socket.on('error', () => {})
-    const session = new Session(socket, { ...this.#opts.session, role: 'server', acceptDelay: Infinity, auth: { key: this.#opts.key } })
+    if (this.#registry === null) {
+      this.#registry = new SessionRegistry({ resumption: {}, ...this.#opts.session, acceptDelay: Infinity, auth: { key: this.#opts.key } })
+      const from = (d: unknown) => (d as net.Socket).remoteAddress ?? '?'
+      this.#registry.on('session', (s) => this.#onSession(s, from(s.duplex)))
+      this.#registry.on('resumed', (s) => this.#log.info(`session resumed from ${from(s.duplex)}`))
+      this.#registry.on('refused', ({ reason, why, duplex }) => {
+        if (reason === 0) this.#handshakeFailed(from(duplex), `resume: ${why}`)
+      })
+    }
+    this.#registry.accept(socket)
+  }
+
+  #onSession(session: Session, source: string): void {
     let handshook = false
     this.#sessions.add(session)
     session.once('handshake', () => {
