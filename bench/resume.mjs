@@ -1,0 +1,133 @@
+#!/usr/bin/env node
+// Resumption benchmark (issue 7).
+// 1. Stall: over a namespace link with a real RTT, a stream echoes a small
+//    message every 5 ms; the client RSTs its connection; the stall is the
+//    longest gap between answers, reported in RTTs (goal: reconnect + 1 RTT,
+//    i.e. about 2 RTT without TFO data in the SYN, 1 RTT + connect with it).
+// 2. Cost: loopback throughput of one 256 MiB stream, plain session vs
+//    resumable session (replay buffer copy + ACK pacing); goal ≤ 5 %.
+// JSON on stdout and in bench/results/resume.json.
+import fs from 'node:fs'
+import net from 'node:net'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { Session, SessionRegistry, createConnection } from 'synmux'
+
+const here = path.dirname(fileURLToPath(import.meta.url))
+const [mode, ...args] = process.argv.slice(2)
+
+async function stallServer(port) {
+  const registry = new SessionRegistry({ resumption: {} })
+  registry.on('session', (s) => s.on('stream', (st) => st.pipe(st)))
+  net.createServer((sock) => registry.accept(sock)).listen(port, '::')
+}
+
+async function stallClient(host, port, rtt) {
+  const connect = () => createConnection({ host, port: Number(port), noDelay: true })
+  const s = new Session(connect(), { role: 'client', resumption: { connect, reconnectDelay: { min: 0, max: 50 } } })
+  await new Promise((r) => s.once('handshake', r))
+  const st = s.open()
+  let last = performance.now()
+  let maxGap = 0
+  let killedAt = 0
+  let measuring = false
+  st.on('data', () => {
+    const now = performance.now()
+    if (measuring) maxGap = Math.max(maxGap, now - last)
+    last = now
+  })
+  const timer = setInterval(() => st.write(Buffer.alloc(32)), 5)
+  await new Promise((r) => setTimeout(r, 1000))
+  const results = []
+  for (let i = 0; i < 5; i++) {
+    maxGap = 0
+    measuring = true
+    killedAt = performance.now()
+    const resumed = new Promise((r) => s.once('resumed', r))
+    s.duplex.resetAndDestroy()
+    await resumed
+    const resumeMs = performance.now() - killedAt
+    await new Promise((r) => setTimeout(r, 10 * Number(rtt) + 200))
+    measuring = false
+    results.push({ stallMs: +maxGap.toFixed(1), resumeMs: +resumeMs.toFixed(1) })
+  }
+  clearInterval(timer)
+  process.stdout.write(JSON.stringify(results) + '\n')
+  process.exit(0)
+}
+
+async function throughput(resumable, bytes) {
+  const server = net.createServer()
+  await new Promise((r) => server.listen(0, '127.0.0.1', r))
+  const registry = new SessionRegistry({ resumption: {} })
+  server.on('connection', (sock) => {
+    if (resumable) registry.accept(sock)
+    else new Session(sock, { role: 'server' }).on('stream', (st) => st.resume().on('end', () => st.end()))
+  })
+  registry.on('session', (s) => s.on('stream', (st) => st.resume().on('end', () => st.end())))
+  const sock = net.connect(server.address().port, '127.0.0.1')
+  const s = new Session(sock, { role: 'client', ...(resumable ? { resumption: {} } : {}) })
+  await new Promise((r) => s.once('handshake', r))
+  const st = s.open()
+  const block = Buffer.alloc(256 * 1024, 1)
+  const t0 = performance.now()
+  const done = new Promise((r) => st.on('end', r))
+  st.resume()
+  for (let sent = 0; sent < bytes; sent += block.length) {
+    if (!st.write(block)) await new Promise((r) => st.once('drain', r))
+  }
+  st.end()
+  await done
+  const ms = performance.now() - t0
+  s.destroy()
+  server.close()
+  await registry.close()
+  return (bytes / (ms / 1000)) / 1e6
+}
+
+if (mode === 'stall-server') await stallServer(Number(args[0]))
+else if (mode === 'stall-client') await stallClient(...args)
+else {
+  const out = { bench: 'resume', date: new Date().toISOString(), node: process.version }
+  // Cost.
+  const bytes = 256 * 1024 * 1024
+  const plain = []
+  const res = []
+  for (let i = 0; i < 5; i++) {
+    plain.push(await throughput(false, bytes))
+    res.push(await throughput(true, bytes))
+  }
+  const med = (a) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)]
+  out.throughput = {
+    bytes,
+    plainMBps: +med(plain).toFixed(1),
+    resumableMBps: +med(res).toFixed(1),
+    costPercent: +((1 - med(res) / med(plain)) * 100).toFixed(1),
+    goalPercent: 5,
+    samples: { plain: plain.map((x) => +x.toFixed(1)), resumable: res.map((x) => +x.toFixed(1)) },
+  }
+  // Stall over a delayed namespace link.
+  const { canCreateNamespaces, createDelayedLink } = await import('./lib/netns.mjs')
+  const cap = canCreateNamespaces()
+  if (!cap.ok) out.stall = { skipped: cap.reason }
+  else {
+    out.stall = []
+    for (const rttMs of [20, 50]) {
+      const link = await createDelayedLink({ rttMs })
+      try {
+        link.spawnNode('server', path.join(here, 'resume.mjs'), ['stall-server', '9600'])
+        await new Promise((r) => setTimeout(r, 500))
+        const r = await link.run('client', process.execPath, [path.join(here, 'resume.mjs'), 'stall-client', link.server.address, '9600', String(rttMs)], { timeoutMs: 60_000 })
+        const runs = JSON.parse(r.stdout.trim().split('\n').pop())
+        const stalls = runs.map((x) => x.stallMs)
+        out.stall.push({ rttMs, runs, medianStallMs: med(stalls), medianStallRtts: +(med(stalls) / rttMs).toFixed(2), goal: 'reconnect (1 RTT) + 1 RTT = 2 RTT' })
+      } finally {
+        await link.close()
+      }
+    }
+  }
+  const json = JSON.stringify(out, null, 2)
+  process.stdout.write(json + '\n')
+  fs.mkdirSync(path.join(here, 'results'), { recursive: true })
+  fs.writeFileSync(path.join(here, 'results', 'resume.json'), json + '\n')
+}
