@@ -7,3 +7,4 @@
 export * from './tfo/index.js'
 export * from './mux/index.js'
 export * from './tunnel/index.js'
+export * from './proxy/index.js'

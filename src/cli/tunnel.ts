@@ -8,6 +8,7 @@ import { createLogger, isLogLevel, type Logger, type LogLevel } from '../tunnel/
 import { generateKey, readKeyFile } from '../tunnel/keys.js'
 import { TunnelServer } from '../tunnel/server.js'
 import { TunnelClient } from '../tunnel/client.js'
+import { HttpProxy } from '../proxy/client.js'
 import { parseFlags, parseHostPort, UsageError, type Flags } from './args.js'
 
 const COMMON = {
@@ -33,6 +34,11 @@ Options:
   --tls-cert FILE         serve over TLS with this certificate ...
   --tls-key FILE          ... and this private key
   --max-connects N        onward connects in progress per session (default 64)
+  --no-http-gateway       refuse HTTP gateway streams (the far half of
+                          synmux client --http-proxy; on by default: it reaches
+                          only what --allow allows, over pooled keep-alive
+                          connections opened with TFO)
+  --http-max-sockets N    HTTP gateway: onward connections per origin (default 32)
   --max-failed-handshakes N
                           failed handshakes per source address per minute before
                           its connections are closed unread (default 10)
@@ -41,7 +47,7 @@ Options:
   --stats                 print a live status line (sessions, streams, bytes)
   --help                  this help`
 
-export const CLIENT_HELP = `Usage: synmux client --server host:port --key FILE [--forward ...] [--socks ...] [options]
+export const CLIENT_HELP = `Usage: synmux client --server host:port --key FILE [--forward ...] [--socks ...] [--http-proxy ...] [options]
 
 Keeps one authenticated session up to a synmux server (TFO for its own
 connection, reconnecting with backoff) and carries local connections over it:
@@ -57,6 +63,15 @@ Options:
   --forward SPEC          [lhost:]lport=dhost:dport, repeatable: listen locally
                           (default 127.0.0.1) and forward to dhost:dport
   --socks [host:]port     a SOCKS5 proxy (CONNECT) on this address
+  --http-proxy [host:]port
+                          an HTTP proxy for browsers on this address (default
+                          host 127.0.0.1): keep-alive browser connections, every
+                          request over the one session, pooled keep-alive
+                          connections on the server's side; CONNECT and
+                          WebSocket too. The server's --allow still applies
+  --http-proxy-auth USER:PASS
+                          require this Proxy-Authorization (basic); put it in
+                          --config to keep it out of the process list
   --first-bytes-wait MS   wait this long for an application's first bytes (default 5)
   --pool N                keep N sessions, each on its own connection; new
                           streams go to the best (lowest RTT, least queued),
@@ -112,7 +127,7 @@ function onStop(close: () => Promise<void>): void {
 }
 
 export async function runServer(argv: string[]): Promise<number> {
-  const flags = parseFlags(argv, { ...COMMON, listen: {}, key: {}, allow: { repeat: true }, 'tls-cert': {}, 'tls-key': {}, 'max-connects': {}, 'max-failed-handshakes': {} })
+  const flags = parseFlags(argv, { ...COMMON, listen: {}, key: {}, allow: { repeat: true }, 'tls-cert': {}, 'tls-key': {}, 'max-connects': {}, 'max-failed-handshakes': {}, 'no-http-gateway': { boolean: true }, 'http-max-sockets': {} })
   const log = logger(flags, 'server')
   if (typeof flags.listen !== 'string') throw new UsageError('--listen [host:]port is required')
   const listen = parseHostPort(flags.listen, '--listen', '0.0.0.0')
@@ -124,13 +139,15 @@ export async function runServer(argv: string[]): Promise<number> {
     ...(flags['tls-cert'] ? { tls: { cert: fs.readFileSync(flags['tls-cert'] as string), key: fs.readFileSync(flags['tls-key'] as string) } } : {}),
     ...(flags['max-connects'] ? { maxConnectsPerSession: int(flags, 'max-connects', 1, 100_000)! } : {}),
     ...(flags['max-failed-handshakes'] ? { handshakeLimit: { maxFailures: int(flags, 'max-failed-handshakes', 1, 1_000_000)! } } : {}),
+    httpGateway: flags['no-http-gateway'] ? false : flags['http-max-sockets'] ? { maxSocketsPerOrigin: int(flags, 'http-max-sockets', 1, 100_000)! } : true,
     logger: log,
   })
   await server.listen(listen.port, listen.host)
   if (flags.stats) {
     statusLine(() => {
       const s = server.stats()
-      return `sessions ${s.sessions}  streams ${s.streams}  connecting ${s.connectsInProgress}  up ${human(s.bytesUp)}  down ${human(s.bytesDown)}  refused ${s.refused}  failed handshakes ${s.handshakeFailures}`
+      const http = s.http ? `  http ${s.http.requests} req (${s.http.active} active, ${s.http.originConnections} origin conns, ${s.http.refused} refused)` : ''
+      return `sessions ${s.sessions}  streams ${s.streams}  connecting ${s.connectsInProgress}  up ${human(s.bytesUp)}  down ${human(s.bytesDown)}  refused ${s.refused}  failed handshakes ${s.handshakeFailures}${http}`
     })
   }
   onStop(() => server.close())
@@ -149,6 +166,8 @@ export async function runClient(argv: string[]): Promise<number> {
     socks: {},
     'first-bytes-wait': {},
     pool: {},
+    'http-proxy': {},
+    'http-proxy-auth': {},
   })
   const log = logger(flags, 'client')
   if (typeof flags.server !== 'string') throw new UsageError('--server host:port is required')
@@ -160,7 +179,16 @@ export async function runClient(argv: string[]): Promise<number> {
     if (!l || !d) throw new UsageError(`--forward: expected [lhost:]lport=dhost:dport, got '${spec}'`)
     return { at: parseHostPort(l, '--forward', '127.0.0.1'), target: parseHostPort(d, '--forward') }
   })
-  if (forwards.length === 0 && !flags.socks) throw new UsageError('nothing to do: give --forward and/or --socks')
+  if (forwards.length === 0 && !flags.socks && !flags['http-proxy']) throw new UsageError('nothing to do: give --forward, --socks and/or --http-proxy')
+  let proxyAuth: { user: string; pass: string } | undefined
+  if (flags['http-proxy-auth'] !== undefined) {
+    if (!flags['http-proxy']) throw new UsageError('--http-proxy-auth needs --http-proxy')
+    const v = String(flags['http-proxy-auth'])
+    const colon = v.indexOf(':')
+    if (colon <= 0) throw new UsageError('--http-proxy-auth: expected USER:PASS')
+    proxyAuth = { user: v.slice(0, colon), pass: v.slice(colon + 1) }
+  }
+  const httpAt = flags['http-proxy'] ? parseHostPort(flags['http-proxy'] as string, '--http-proxy', '127.0.0.1') : undefined
   const fbw = int(flags, 'first-bytes-wait', 0, 10_000)
   const pool = int(flags, 'pool', 1, 64)
   const client = new TunnelClient({
@@ -174,14 +202,20 @@ export async function runClient(argv: string[]): Promise<number> {
   client.start()
   for (const f of forwards) await client.forward(f.at, f.target)
   if (flags.socks) await client.socks(parseHostPort(flags.socks as string, '--socks', '127.0.0.1'))
+  const proxy = httpAt ? await new HttpProxy({ tunnel: client, ...(proxyAuth ? { auth: proxyAuth } : {}), ...(fbw !== undefined ? { firstBytesWait: fbw } : {}), logger: log }).listen(httpAt.port, httpAt.host) : null
   if (flags.stats) {
     statusLine(() => {
       const s = client.stats()
       const pool = s.pool ? `  pool ${s.pool.up}/${s.pool.size} [${s.pool.members.map((m) => `${m.state} ${m.rtt.toFixed(1)}ms ${human(m.bytesSent + m.bytesReceived)} r${m.resumes}`).join(' | ')}]` : ''
-      return `session ${s.state}  streams ${s.streams}  up ${human(s.bytesUp)}  down ${human(s.bytesDown)}  rtt ${s.rtt.toFixed(1)} ms  reconnects ${s.reconnects}  resumes ${s.resumes}  refused ${s.refused}${pool}`
+      const p = proxy?.stats()
+      const http = p ? `  http ${p.requests} req (${p.active} active, ${p.connections} conns, ${p.refused} refused)` : ''
+      return `session ${s.state}  streams ${s.streams}  up ${human(s.bytesUp)}  down ${human(s.bytesDown)}  rtt ${s.rtt.toFixed(1)} ms  reconnects ${s.reconnects}  resumes ${s.resumes}  refused ${s.refused}${pool}${http}`
     })
   }
-  onStop(() => client.close())
+  onStop(async () => {
+    await proxy?.close()
+    await client.close()
+  })
   return await new Promise<number>(() => {})
 }
 

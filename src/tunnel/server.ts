@@ -22,6 +22,8 @@ import { AllowList } from './allow.js'
 import { FailureLimiter, type FailureLimiterOptions } from './ratelimit.js'
 import { relay } from './relay.js'
 import { silentLogger, type Logger } from './log.js'
+import { HttpGateway, type HttpGatewayLimits, type HttpGatewayStats } from '../proxy/gateway.js'
+import { isGatewayTarget } from '../proxy/common.js'
 
 /** Options of {@link TunnelServer}. */
 export interface TunnelServerOptions {
@@ -43,6 +45,13 @@ export interface TunnelServerOptions {
   handshakeLimit?: FailureLimiterOptions
   /** Resolver (default `dns.lookup`). */
   lookup?: typeof dns.lookup
+  /**
+   * The HTTP gateway (the far half of `synmux client --http-proxy`): streams
+   * whose target is the reserved name `gateway.synmux.invalid` carry HTTP
+   * requests, forwarded to allowed origins over pooled keep-alive
+   * connections. `false` refuses such streams. Default on, with these limits.
+   */
+  httpGateway?: boolean | HttpGatewayLimits
   logger?: Logger
 }
 
@@ -55,6 +64,8 @@ export interface TunnelServerStats {
   handshakeFailures: number
   bytesUp: number
   bytesDown: number
+  /** The HTTP gateway's counters (absent when it is off). */
+  http?: HttpGatewayStats
 }
 
 /** Maps an onward connect error to a REFUSED code. */
@@ -97,6 +108,7 @@ export class TunnelServer extends EventEmitter {
   readonly #sessions = new Set<Session>()
   /** Resumption: RESUME HELLOs find their session here (sessions outlive their connection). */
   #registry: SessionRegistry | null = null
+  readonly #gateway: HttpGateway | null
   readonly #stats: TunnelServerStats = { sessions: 0, streams: 0, connectsInProgress: 0, refused: 0, handshakeFailures: 0, bytesUp: 0, bytesDown: 0 }
 
   constructor(options: TunnelServerOptions) {
@@ -108,6 +120,10 @@ export class TunnelServer extends EventEmitter {
     this.#log = options.logger ?? silentLogger
     this.allow = options.allow instanceof AllowList ? options.allow : AllowList.parse(options.allow as string | string[])
     this.#limiter = new FailureLimiter(options.handshakeLimit)
+    this.#gateway =
+      options.httpGateway === false
+        ? null
+        : new HttpGateway({ ...(typeof options.httpGateway === 'object' ? options.httpGateway : {}), resolve: (t) => this.#allowedAddresses(t), logger: this.#log })
     const onTransport = (socket: net.Socket) => this.#onTransport(socket)
     if (options.tls) {
       const server = tls.createServer({ cert: options.tls.cert, key: options.tls.key, allowHalfOpen: true }, onTransport)
@@ -149,13 +165,14 @@ export class TunnelServer extends EventEmitter {
   async close(): Promise<void> {
     await new Promise<void>((r) => this.#server.close(() => r()))
     await Promise.all([...this.#sessions].map((s) => s.close()))
+    await this.#gateway?.close()
   }
 
   /** Live counters. */
   stats(): TunnelServerStats {
     let streams = 0
     for (const s of this.#sessions) streams += s.streamCount
-    return { ...this.#stats, sessions: this.#sessions.size, streams }
+    return { ...this.#stats, sessions: this.#sessions.size, streams, ...(this.#gateway ? { http: this.#gateway.stats() } : {}) }
   }
 
   #handshakeFailed(source: string | undefined, why: string): void {
@@ -212,6 +229,10 @@ export class TunnelServer extends EventEmitter {
     }
     session.on('stream', (stream, { target }) => {
       if (!target) return stream.refuse(RefuseCode.BAD_TARGET, 'a target is required')
+      if (isGatewayTarget(target)) {
+        if (this.#gateway) return this.#gateway.handle(stream)
+        return this.#refuse(stream, target, RefuseCode.NOT_ALLOWED, 'the HTTP gateway is off')
+      }
       if (running < max) run(stream, target)
       else waiting.push(() => run(stream, target))
     })

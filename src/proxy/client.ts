@@ -1,0 +1,501 @@
+/**
+ * The near half of the HTTP proxy: a forward proxy for browsers on a local
+ * port. Browser connections stay alive as long as the browser likes; each
+ * absolute-form request travels as one mux stream to the reserved gateway
+ * target of the one session (its head rides in the OPEN), where the
+ * tunnel server's {@link HttpGateway} forwards it over pooled keep-alive
+ * connections. `CONNECT host:port` becomes a raw stream to host:port (the
+ * TLS ClientHello rides in the OPEN); `Upgrade` (WebSocket) passes through.
+ *
+ * `node:http` (llhttp) parses every message on both sides: message
+ * boundaries, keep-alive and in-order answers to pipelined requests are
+ * Node's. Hop-by-hop fields are consumed on every hop.
+ * @packageDocumentation
+ */
+import crypto from 'node:crypto'
+import { EventEmitter } from 'node:events'
+import http from 'node:http'
+import type net from 'node:net'
+import type { MuxError } from '../mux/errors.js'
+import type { MuxStream } from '../mux/stream.js'
+import type { Target } from '../mux/target.js'
+import { silentLogger, type Logger } from '../tunnel/log.js'
+import { relay } from '../tunnel/relay.js'
+import {
+  GATEWAY_HOST,
+  GATEWAY_PORT,
+  SAFE,
+  endToEnd,
+  endToEndTrailers,
+  isGatewayTarget,
+  parseAbsoluteUrl,
+  parseAuthority,
+  proxyAnswer,
+  rawAnswer,
+  refusalStatus,
+  requestFraming,
+  requestFramingHeaders,
+  responseFramingHeaders,
+  serializeHead,
+  writeInformational,
+} from './common.js'
+
+/** What the proxy opens streams with: a {@link TunnelClient} (or anything with its `open`). */
+export interface StreamOpener {
+  open(target: Target, data?: Buffer): Promise<MuxStream>
+}
+
+/** Options of an {@link HttpProxy}. */
+export interface HttpProxyOptions {
+  /** The tunnel client whose session carries everything. */
+  tunnel: StreamOpener
+  /** Require `Proxy-Authorization: Basic` with these credentials (answered 407 otherwise). */
+  auth?: { user: string; pass: string }
+  /** Realm in `Proxy-Authenticate`. Default `synmux`. */
+  realm?: string
+  /** CONNECT: how long to wait for the client's first bytes (the TLS ClientHello) to send them in the OPEN. Default 5 ms. */
+  firstBytesWait?: number
+  /**
+   * CONNECT: answer 200 at once, so the client's first bytes ride in the
+   * OPEN (one round trip); a refused target then closes the connection.
+   * `false`: wait for the far side (one more round trip) and answer
+   * 403/502/504 on refusal. Default true.
+   */
+  optimisticConnect?: boolean
+  /** Close a browser connection idle this long (ms) after its last response; 0: never (the browser decides). Default 0. */
+  keepAliveTimeout?: number
+  /** A request head must arrive within this many ms. Default 60,000. */
+  headersTimeout?: number
+  logger?: Logger
+}
+
+/** Counters of an {@link HttpProxy}. */
+export interface HttpProxyStats {
+  /** Client connections open now. */
+  connections: number
+  /** Requests received (absolute-form, CONNECT and upgrades). */
+  requests: number
+  /** Requests in progress. */
+  active: number
+  /** CONNECT tunnels opened. */
+  tunnels: number
+  /** Upgrades (WebSocket) relayed. */
+  upgrades: number
+  /** Requests whose stream the far side refused (answered 4xx/5xx, client connection closed). */
+  refused: number
+  /** Requests answered 407. */
+  authFailures: number
+}
+
+/** The reserved gateway target. */
+const GATEWAY: Target = { host: GATEWAY_HOST, port: GATEWAY_PORT }
+
+interface Exchange {
+  seq: number
+  abort(): void
+}
+
+/** Per client connection: request order, and whether a refusal is closing it. */
+interface Conn {
+  seq: number
+  closing: boolean
+  /** Settles when every exchange so far has finished. */
+  all: Promise<void>
+  /** Settles when the last non-safe exchange (and so everything before it) has finished. */
+  unsafe: Promise<void>
+  /** Settles when the latest exchange's stream was accepted by the far side (or it ended unrefused). */
+  last: Promise<void>
+  exchanges: Set<Exchange>
+}
+
+const isRefusal = (err: unknown): err is MuxError => (err as { code?: string })?.code === 'SYNMUX_REFUSED'
+
+/**
+ * A forward HTTP proxy over a synmux session.
+ *
+ * @example
+ * ```js
+ * const { TunnelClient, HttpProxy, readKeyFile } = require('synmux')
+ * const tunnel = new TunnelClient({ server: { host: 'tunnel.example', port: 9000 }, key: readKeyFile('key').key }).start()
+ * const proxy = await new HttpProxy({ tunnel }).listen(3128)
+ * // browsers: --proxy-server=http://127.0.0.1:3128
+ * ```
+ */
+export class HttpProxy extends EventEmitter {
+  /** The underlying `node:http` server. */
+  readonly server: http.Server
+  readonly #opts: HttpProxyOptions
+  readonly #log: Logger
+  readonly #expected: Buffer | null
+  readonly #conns = new WeakMap<object, Conn>()
+  readonly #sockets = new Set<net.Socket>()
+  readonly #stats: HttpProxyStats = { connections: 0, requests: 0, active: 0, tunnels: 0, upgrades: 0, refused: 0, authFailures: 0 }
+
+  constructor(options: HttpProxyOptions) {
+    super()
+    if (typeof options?.tunnel?.open !== 'function') throw Object.assign(new TypeError('options.tunnel must be a TunnelClient (or have its open())'), { code: 'ERR_INVALID_ARG_TYPE' })
+    const auth = options.auth
+    if (auth !== undefined) {
+      if (typeof auth !== 'object' || auth === null || typeof auth.user !== 'string' || typeof auth.pass !== 'string') {
+        throw Object.assign(new TypeError('options.auth must be { user: string, pass: string }'), { code: 'ERR_INVALID_ARG_TYPE' })
+      }
+      if (auth.user === '' || auth.user.includes(':')) throw Object.assign(new TypeError('options.auth.user must be non-empty and contain no colon'), { code: 'ERR_INVALID_ARG_VALUE' })
+    }
+    for (const k of ['firstBytesWait', 'keepAliveTimeout', 'headersTimeout'] as const) {
+      const v = options[k]
+      if (v !== undefined && (typeof v !== 'number' || !Number.isInteger(v) || v < 0)) throw Object.assign(new RangeError(`options.${k} must be a non-negative integer`), { code: 'ERR_OUT_OF_RANGE' })
+    }
+    this.#opts = options
+    this.#log = options.logger ?? silentLogger
+    this.#expected = auth ? crypto.createHash('sha256').update(`${auth.user}:${auth.pass}`, 'utf8').digest() : null
+    const server = http.createServer({ maxHeaderSize: 65_536, requestTimeout: 0, headersTimeout: options.headersTimeout ?? 60_000, noDelay: true })
+    server.keepAliveTimeout = options.keepAliveTimeout ?? 0
+    server.on('connection', (socket: net.Socket) => {
+      this.#stats.connections++
+      this.#sockets.add(socket)
+      socket.once('close', () => {
+        this.#stats.connections--
+        this.#sockets.delete(socket)
+      })
+    })
+    server.on('request', (req, res) => void this.#onRequest(req, res, false))
+    server.on('checkContinue', (req, res) => void this.#onRequest(req, res, true))
+    server.on('connect', (req, socket, head) => void this.#onConnect(req, socket as net.Socket, head))
+    server.on('upgrade', (req, socket, head) => void this.#onUpgrade(req, socket as net.Socket, head))
+    server.on('clientError', (err: NodeJS.ErrnoException, socket: net.Socket) => {
+      if (err.code === 'ECONNRESET' || !socket.writable || (socket as { _httpMessage?: http.ServerResponse })._httpMessage?.headersSent) return void socket.destroy()
+      const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400
+      this.#log.debug(`http proxy: bad request from ${socket.remoteAddress}: ${err.code ?? err.message}`)
+      socket.end(serializeHead(status, http.STATUS_CODES[status] ?? 'Bad Request', ['Content-Length', '0', 'Connection', 'close']))
+    })
+    this.server = server
+  }
+
+  /** Starts listening (default host 127.0.0.1). */
+  listen(port: number, host = '127.0.0.1'): Promise<this> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject)
+      this.server.listen(port, host, () => {
+        this.server.off('error', reject)
+        const a = this.address()
+        this.#log.info(`HTTP proxy on ${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}${this.#expected ? ' (basic auth)' : ''}`)
+        resolve(this)
+      })
+    })
+  }
+
+  /** The listening address. */
+  address(): net.AddressInfo {
+    return this.server.address() as net.AddressInfo
+  }
+
+  /** Live counters. */
+  stats(): HttpProxyStats {
+    return { ...this.#stats }
+  }
+
+  /** Stops listening and closes every client connection. */
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      this.server.close(() => resolve())
+      for (const s of this.#sockets) s.destroy()
+    })
+  }
+
+  #conn(socket: object): Conn {
+    let c = this.#conns.get(socket)
+    if (!c) {
+      c = { seq: 0, closing: false, all: Promise.resolve(), unsafe: Promise.resolve(), last: Promise.resolve(), exchanges: new Set() }
+      this.#conns.set(socket, c)
+    }
+    return c
+  }
+
+  /** Checks `Proxy-Authorization` (constant time); true when no auth is configured. */
+  #authorized(req: http.IncomingMessage): boolean {
+    if (this.#expected === null) return true
+    const h = req.headers['proxy-authorization']
+    const m = typeof h === 'string' ? /^\s*basic\s+([A-Za-z0-9+/=_-]+)\s*$/i.exec(h) : null
+    const got = crypto.createHash('sha256').update(m ? Buffer.from(m[1]!, 'base64') : Buffer.alloc(0)).digest()
+    return crypto.timingSafeEqual(got, this.#expected) && m !== null
+  }
+
+  #challenge(): string[] {
+    return ['Proxy-Authenticate', `Basic realm="${(this.#opts.realm ?? 'synmux').replace(/["\\]/g, '')}", charset="UTF-8"`]
+  }
+
+  async #onRequest(req: http.IncomingMessage, res: http.ServerResponse, expectContinue: boolean): Promise<void> {
+    this.#stats.requests++
+    const conn = this.#conn(req.socket)
+    // after a refusal, nothing more is read or forwarded from this connection
+    if (conn.closing) return
+    if (!this.#authorized(req)) {
+      this.#stats.authFailures++
+      return proxyAnswer(res, 407, 'proxy authentication required', { extra: this.#challenge() })
+    }
+    const url = parseAbsoluteUrl(req.url ?? '')
+    if (!url) {
+      const text = (req.url ?? '').startsWith('/') ? 'this is a proxy: send absolute-form requests (GET http://host/path)' : 'only http:// request targets (use CONNECT for https)'
+      return proxyAnswer(res, 400, text, { error: 'http_request_error' })
+    }
+    const framing = requestFraming(req)
+    if (framing.kind === 'unsupported') return proxyAnswer(res, 501, `unsupported transfer coding: ${req.headers['transfer-encoding']}`, { close: true })
+    if (isGatewayTarget(url)) return proxyAnswer(res, 400, `${GATEWAY_HOST} is reserved`, { error: 'http_request_error' })
+
+    // Order of pipelined requests: a safe one is sent once the far side has
+    // accepted the one before it (so nothing behind a refused request is
+    // ever forwarded) and every earlier non-safe one has finished; a
+    // non-safe one waits for all before it to finish (RFC 9112 9.3.2).
+    // Node's server writes the answers in order.
+    const method = req.method ?? 'GET'
+    const safe = SAFE.has(method)
+    let done!: () => void
+    const mine = new Promise<void>((r) => (done = r))
+    let opened!: () => void
+    const gate = new Promise<void>((r) => (opened = r))
+    const before = safe ? Promise.all([conn.unsafe, conn.last]) : conn.all
+    conn.all = Promise.all([conn.all, mine]).then(() => {})
+    conn.last = gate
+    if (!safe) conn.unsafe = mine
+    let up: http.ClientRequest | null = null
+    let finished = false
+    const ex: Exchange = {
+      seq: ++conn.seq,
+      abort: () => {
+        finish()
+        up?.destroy()
+      },
+    }
+    const finish = () => {
+      if (finished) return
+      finished = true
+      this.#stats.active--
+      conn.exchanges.delete(ex)
+      done()
+      opened()
+    }
+    this.#stats.active++
+    conn.exchanges.add(ex)
+    res.once('close', () => {
+      if (!res.writableFinished) ex.abort()
+    })
+    await before
+    if (finished || conn.closing || res.destroyed) return finish()
+
+    let stream: MuxStream
+    try {
+      stream = await this.#opts.tunnel.open(GATEWAY)
+    } catch (err) {
+      proxyAnswer(res, 502, `synmux: no session to the server (${(err as Error).message})`, { error: 'proxy_internal_error' })
+      return finish()
+    }
+    if (finished) return void stream.destroy()
+    stream.on('error', () => {})
+    stream.once('open', opened)
+    const target = `http://${url.authority}${url.path}`
+    const headers = [...endToEnd(req.rawHeaders), 'Host', url.authority, ...requestFramingHeaders(framing)]
+    let responded = false
+    up = http.request({ createConnection: () => stream as unknown as net.Socket, method, path: target, headers, setHost: false, maxHeaderSize: 65_536 })
+    up.on('information', (info: http.InformationEvent) => {
+      if (info.statusCode === 100) {
+        if (expectContinue && !res.headersSent) res.writeContinue()
+      } else if (info.statusCode !== 101) writeInformational(res, info.statusCode, info.statusMessage, endToEnd(info.rawHeaders))
+    })
+    up.on('response', (upRes) => {
+      responded = true
+      const framingHeaders = responseFramingHeaders(upRes) ?? []
+      try {
+        res.writeHead(upRes.statusCode ?? 502, upRes.statusMessage, [...endToEnd(upRes.rawHeaders), ...framingHeaders])
+      } catch (err) {
+        upRes.destroy()
+        proxyAnswer(res, 502, `synmux: unusable response head (${(err as Error).message})`, { error: 'http_response_header_block_size' })
+        return finish()
+      }
+      upRes.pipe(res, { end: false })
+      upRes.once('end', () => {
+        const trailers = endToEndTrailers(upRes.rawTrailers)
+        if (trailers.length > 0) res.addTrailers(trailers)
+        res.end()
+        finish()
+      })
+      upRes.once('close', () => {
+        if (upRes.complete) return
+        // the far side reset mid-body: the message cannot be completed
+        res.destroy()
+        finish()
+      })
+    })
+    up.on('error', (err: Error) => {
+      if (finished) return
+      if (isRefusal(err)) return this.#refused(conn, ex, res, err, target, finish)
+      this.#log.debug(`http proxy: ${method} ${target}: ${err.message}`)
+      if (responded || res.headersSent) res.destroy()
+      else proxyAnswer(res, 502, `synmux: ${err.message}`, { error: 'proxy_internal_error' })
+      finish()
+    })
+    if (framing.kind === 'none') {
+      up.end()
+      return
+    }
+    up.flushHeaders()
+    req.pipe(up, { end: false })
+    req.once('end', () => {
+      const trailers = endToEndTrailers(req.rawTrailers)
+      if (trailers.length > 0) up!.addTrailers(trailers)
+      up!.end()
+    })
+  }
+
+  /**
+   * The far side refused the request's stream: its bytes were discarded
+   * there, and nothing else from this connection goes anywhere. Answer
+   * (403/502/504), abort the requests pipelined behind it, and close the
+   * connection after the answer (docs/PROTOCOL.md, "Tunnel conventions").
+   */
+  #refused(conn: Conn, ex: Exchange, res: http.ServerResponse, err: MuxError, target: string, finish: () => void): void {
+    this.#stats.refused++
+    conn.closing = true
+    for (const other of [...conn.exchanges]) if (other.seq > ex.seq) other.abort()
+    const { status, error } = refusalStatus(err.wireCode)
+    this.#log.info(`http proxy: ${target} refused: ${err.message}`)
+    proxyAnswer(res, status, `synmux: ${err.message}`, { error, close: true })
+    finish()
+  }
+
+  /** Waits up to `firstBytesWait` ms for the client's first bytes. */
+  #firstBytes(socket: net.Socket): Promise<Buffer> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer)
+        socket.off('readable', done)
+        socket.off('end', done)
+        socket.off('close', done)
+        const chunks: Buffer[] = []
+        for (let c: Buffer | null; (c = socket.read()) !== null; ) chunks.push(c)
+        resolve(Buffer.concat(chunks))
+      }
+      const timer = setTimeout(done, this.#opts.firstBytesWait ?? 5)
+      socket.once('readable', done)
+      socket.once('end', done)
+      socket.once('close', done)
+    })
+  }
+
+  async #onConnect(req: http.IncomingMessage, socket: net.Socket, head: Buffer): Promise<void> {
+    this.#stats.requests++
+    socket.on('error', () => {})
+    if (!this.#authorized(req)) {
+      this.#stats.authFailures++
+      return rawAnswer(socket, 407, 'Proxy Authentication Required', 'proxy authentication required', this.#challenge())
+    }
+    const hp = parseAuthority(req.url ?? '')
+    if (!hp) return rawAnswer(socket, 400, 'Bad Request', 'CONNECT needs host:port', [], 'http_request_error')
+    const target: Target = { host: hp.host, port: hp.port }
+    if (isGatewayTarget(target)) return rawAnswer(socket, 403, 'Forbidden', `${GATEWAY_HOST} is reserved`, [], 'destination_ip_prohibited')
+    this.#stats.tunnels++
+    this.#stats.active++
+    const name = req.url
+    let stream: MuxStream
+    if (this.#opts.optimisticConnect !== false) {
+      // 200 at once: the ClientHello that follows rides in the OPEN.
+      socket.write('HTTP/1.1 200 Connection Established\r\n\r\n')
+      const first = head.length > 0 ? head : await this.#firstBytes(socket)
+      try {
+        stream = await this.#opts.tunnel.open(target, first)
+      } catch (err) {
+        this.#log.warn(`http proxy: CONNECT ${name}: ${(err as Error).message}`)
+        this.#stats.active--
+        return void socket.destroy()
+      }
+      stream.once('error', (err: Error) => {
+        if (!isRefusal(err)) return
+        // nothing the client sent goes anywhere else: its connection closes
+        this.#stats.refused++
+        this.#log.info(`http proxy: CONNECT ${name} refused: ${err.message}`)
+      })
+    } else {
+      try {
+        stream = await this.#opts.tunnel.open(target, head.length > 0 ? head : undefined)
+        await new Promise<void>((resolve, reject) => {
+          stream.once('open', resolve)
+          stream.once('error', reject)
+        })
+      } catch (err) {
+        this.#stats.active--
+        if (isRefusal(err)) {
+          this.#stats.refused++
+          this.#log.info(`http proxy: CONNECT ${name} refused: ${(err as Error).message}`)
+          const { status, error } = refusalStatus(err.wireCode)
+          return rawAnswer(socket, status, http.STATUS_CODES[status] ?? 'Error', `synmux: ${(err as Error).message}`, [], error)
+        }
+        return rawAnswer(socket, 502, 'Bad Gateway', `synmux: ${(err as Error).message}`, [], 'proxy_internal_error')
+      }
+      stream.on('error', () => {})
+      socket.write('HTTP/1.1 200 Connection Established\r\n\r\n')
+    }
+    await relay(stream, socket)
+    this.#stats.active--
+  }
+
+  async #onUpgrade(req: http.IncomingMessage, socket: net.Socket, head: Buffer): Promise<void> {
+    this.#stats.requests++
+    socket.on('error', () => {})
+    if (!this.#authorized(req)) {
+      this.#stats.authFailures++
+      return rawAnswer(socket, 407, 'Proxy Authentication Required', 'proxy authentication required', this.#challenge())
+    }
+    const url = parseAbsoluteUrl(req.url ?? '')
+    if (!url || isGatewayTarget(url)) return rawAnswer(socket, 400, 'Bad Request', 'only http:// request targets', [], 'http_request_error')
+    this.#stats.active++
+    let stream: MuxStream
+    try {
+      stream = await this.#opts.tunnel.open(GATEWAY)
+    } catch (err) {
+      this.#stats.active--
+      return rawAnswer(socket, 502, 'Bad Gateway', `synmux: no session to the server (${(err as Error).message})`, [], 'proxy_internal_error')
+    }
+    stream.on('error', () => {})
+    const target = `http://${url.authority}${url.path}`
+    const headers = [...endToEnd(req.rawHeaders, { upgrade: true }), 'Host', url.authority]
+    const up = http.request({ createConnection: () => stream as unknown as net.Socket, method: req.method, path: target, headers, setHost: false, maxHeaderSize: 65_536 })
+    let settled = false
+    const settle = () => {
+      if (settled) return false
+      settled = true
+      this.#stats.active--
+      return true
+    }
+    socket.once('close', () => {
+      if (settle()) up.destroy()
+    })
+    up.on('upgrade', (upRes, upSocket: net.Socket, upHead: Buffer) => {
+      this.#stats.upgrades++
+      socket.write(serializeHead(upRes.statusCode ?? 101, upRes.statusMessage ?? 'Switching Protocols', endToEnd(upRes.rawHeaders, { upgrade: true })), 'latin1')
+      if (upHead.length > 0) socket.write(upHead)
+      if (head.length > 0) upSocket.write(head)
+      void relay(upSocket as unknown as MuxStream, socket)
+    })
+    up.on('response', (upRes) => {
+      // no upgrade: pass the answer on, then close (the socket left the HTTP parser)
+      const framing = responseFramingHeaders(upRes) ?? []
+      socket.write(serializeHead(upRes.statusCode ?? 502, upRes.statusMessage ?? '', [...endToEnd(upRes.rawHeaders), ...framing, 'Connection', 'close']), 'latin1')
+      upRes.pipe(socket)
+    })
+    up.on('error', (err: Error) => {
+      if (socket.destroyed) return
+      if (isRefusal(err)) {
+        this.#stats.refused++
+        this.#log.info(`http proxy: upgrade ${target} refused: ${err.message}`)
+        const { status, error } = refusalStatus(err.wireCode)
+        return rawAnswer(socket, status, http.STATUS_CODES[status] ?? 'Error', `synmux: ${err.message}`, [], error)
+      }
+      rawAnswer(socket, 502, 'Bad Gateway', `synmux: ${err.message}`, [], 'proxy_internal_error')
+    })
+    up.end()
+  }
+}
+
+/** Creates an {@link HttpProxy} (call `listen()` on it). */
+export function createHttpProxy(options: HttpProxyOptions): HttpProxy {
+  return new HttpProxy(options)
+}
