@@ -321,15 +321,14 @@ describe('resumption', () => {
   })
 })
 
-describe('resumption over a namespace link that silently drops everything', () => {
+const netns = await import('../../bench/lib/netns.mjs')
+const nsCap = netns.canCreateNamespaces()
+if (!nsCap.ok) console.warn(`[skip] silent-drop resumption: ${nsCap.reason}`)
+
+describe.skipIf(!nsCap.ok)('resumption over a namespace link that silently drops everything', () => {
   it('2 × 8 MiB both ways survive three blackholes (keepalive detects, client reconnects and resumes)', async () => {
-    const { canCreateNamespaces, createDelayedLink } = await import('../../bench/lib/netns.mjs')
-    const cap = canCreateNamespaces()
-    if (!cap.ok) {
-      console.log(`skipped: ${cap.reason}`)
-      return
-    }
-    const link = await createDelayedLink({ rttMs: 10 })
+    // 2 MB/s each way: the transfer outlasts all three blackholes
+    const link = await netns.createDelayedLink({ rttMs: 10, rateBps: 2_000_000 })
     const script = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures/resume-peer.mjs')
     try {
       const server = link.spawnNode('server', script, ['server', '9500'])
@@ -338,6 +337,7 @@ describe('resumption over a namespace link that silently drops everything', () =
       await sleep(500)
       const bytes = 8 << 20
       const run = link.run('client', process.execPath, [script, 'client', link.server.address, '9500', String(bytes)], { timeoutMs: 60_000 })
+      await sleep(1000) // let the client start, handshake and get the transfer going
       for (let i = 0; i < 3; i++) {
         await sleep(300)
         await link.setBlackhole(true)
@@ -350,6 +350,8 @@ describe('resumption over a namespace link that silently drops everything', () =
       await sleep(200)
       const views = serverLines.map((l) => JSON.parse(l)).filter((v) => v.server)
       expect(out.ok).toBe(true)
+      // Three blackholes during the transfer give 1-3 resumes: a reconnect
+      // cycle can span more than one blackhole. Every byte must still arrive.
       expect(out.resumes).toBeGreaterThanOrEqual(1)
       expect(views.length).toBe(2)
       const sentByServer = new Set(views.map((v) => v.sent))
