@@ -478,6 +478,7 @@ export class HttpProxy extends EventEmitter {
     up.on('response', (upRes) => {
       // no upgrade: pass the answer on, then close (the socket left the HTTP parser)
       const framing = responseFramingHeaders(upRes) ?? []
+      socket.resume()
       socket.write(serializeHead(upRes.statusCode ?? 502, upRes.statusMessage ?? '', [...endToEnd(upRes.rawHeaders), ...framing, 'Connection', 'close']), 'latin1')
       upRes.pipe(socket)
     })

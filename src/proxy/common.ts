@@ -264,8 +264,9 @@ export function proxyAnswer(res: http.ServerResponse, status: number, text: stri
 }
 
 /** A raw HTTP/1.1 answer on a socket the HTTP server let go of (CONNECT, upgrades); closes it. */
-export function rawAnswer(socket: NodeJS.WritableStream & { destroyed?: boolean }, status: number, message: string, text: string, extra: string[] = [], error?: string): void {
+export function rawAnswer(socket: NodeJS.ReadWriteStream & { destroyed?: boolean }, status: number, message: string, text: string, extra: string[] = [], error?: string): void {
   if (socket.destroyed) return
+  socket.resume() // whatever else the client sends is discarded (and its FIN seen, so the socket can close)
   const body = Buffer.from(`${text}\n`)
   const raw = ['Content-Type', 'text/plain; charset=utf-8', 'Content-Length', String(body.length), ...(error ? ['Proxy-Status', `synmux; error=${error}`] : []), ...extra, 'Connection', 'close']
   socket.end(Buffer.concat([Buffer.from(serializeHead(status, message, raw), 'latin1'), body]))

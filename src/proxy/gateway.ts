@@ -50,7 +50,7 @@ export interface AllowedAddress {
 export interface HttpGatewayLimits {
   /** Onward connections per origin (host:port), busy and idle. Default 32. */
   maxSocketsPerOrigin?: number
-  /** Idle onward connections kept per origin. Default 8. */
+  /** Idle onward connections kept per origin. Default 32. */
   maxFreeSocketsPerOrigin?: number
   /** Onward connections in all. Default 512. */
   maxTotalSockets?: number
@@ -85,6 +85,8 @@ export interface HttpGatewayOptions extends HttpGatewayLimits {
 export interface HttpGatewayStats {
   /** Gateway streams handled. */
   streams: number
+  /** Of those, streams whose OPEN already carried request bytes (the request head: one round trip). */
+  headsInOpen: number
   /** Requests received (upgrades included). */
   requests: number
   /** Requests in progress. */
@@ -139,7 +141,7 @@ export class HttpGateway extends EventEmitter {
   readonly #agent: http.Agent
   readonly #states = new WeakMap<object, StreamState>()
   readonly #cache = new Map<string, { until: number; p: Promise<AllowedAddress[]> }>()
-  readonly #stats: HttpGatewayStats = { streams: 0, requests: 0, active: 0, refused: 0, retries: 0, upgrades: 0, originConnections: 0, reusedConnections: 0 }
+  readonly #stats: HttpGatewayStats = { streams: 0, headsInOpen: 0, requests: 0, active: 0, refused: 0, retries: 0, upgrades: 0, originConnections: 0, reusedConnections: 0 }
   #closed = false
 
   constructor(options: HttpGatewayOptions) {
@@ -168,6 +170,7 @@ export class HttpGateway extends EventEmitter {
       this.#log.debug(`gateway: malformed request: ${err.code ?? err.message}`)
       if (stream.pending) stream.refuse(RefuseCode.BAD_TARGET, `malformed HTTP request (${err.code ?? 'parse error'})`)
       else if (stream.writable && !(socket as { _httpMessage?: http.ServerResponse })._httpMessage?.headersSent) {
+        stream.resume()
         stream.end(serializeHead(400, 'Bad Request', ['Content-Length', '0', 'Connection', 'close']))
       } else stream.destroy()
     })
@@ -175,7 +178,7 @@ export class HttpGateway extends EventEmitter {
       keepAlive: true,
       scheduling: 'lifo',
       maxSockets: options.maxSocketsPerOrigin ?? 32,
-      maxFreeSockets: options.maxFreeSocketsPerOrigin ?? 8,
+      maxFreeSockets: options.maxFreeSocketsPerOrigin ?? 32,
       maxTotalSockets: options.maxTotalSockets ?? 512,
       timeout: options.idleSocketTimeout ?? 30_000,
     })
@@ -199,6 +202,7 @@ export class HttpGateway extends EventEmitter {
       return
     }
     this.#stats.streams++
+    if (stream.readableLength > 0) this.#stats.headsInOpen++
     stream.on('error', () => {})
     const state: StreamState = { timer: null, inFlight: 0 }
     this.#states.set(stream, state)
@@ -273,8 +277,10 @@ export class HttpGateway extends EventEmitter {
     }
     const s = status ?? refusalStatus(code).status
     if (res) proxyAnswer(res, s, why, { close: true, error: refusalStatus(code).error })
-    else if (stream.writable) stream.end(serializeHead(s, http.STATUS_CODES[s] ?? 'Error', ['Content-Length', '0', 'Connection', 'close']))
-    else stream.destroy()
+    else if (stream.writable) {
+      stream.resume()
+      stream.end(serializeHead(s, http.STATUS_CODES[s] ?? 'Error', ['Content-Length', '0', 'Connection', 'close']))
+    } else stream.destroy()
   }
 
   /** Checks the request target: the origin and its allowed addresses, or `null` (declined). */
@@ -466,6 +472,7 @@ export class HttpGateway extends EventEmitter {
     up.on('response', (upRes) => {
       // the origin declined the upgrade: pass its answer on, then close
       const framing = responseFramingHeaders(upRes) ?? []
+      stream.resume() // nothing more is read from this stream
       stream.write(serializeHead(upRes.statusCode ?? 502, upRes.statusMessage ?? '', [...endToEnd(upRes.rawHeaders), ...framing, ...via(upRes.httpVersion, pseudonym), 'Connection', 'close']), 'latin1')
       upRes.pipe(stream)
     })
