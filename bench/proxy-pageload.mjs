@@ -138,7 +138,7 @@ try {
       'direct: origin in the server namespace, the client across the link; synmux: proxy client on 127.0.0.1 in the client namespace, server + origin in the server namespace, one session set up before measuring',
       'deadConnectionRetries: requests the client (like a browser) had to send again because a reused keep-alive connection turned out closed',
       'cold: a new set of client connections per page load (a first visit); warm: the next load on the same connections',
-      tinyproxyVersion ? `tinyproxy: Debian's ${tinyproxyVersion} next to the origin (it closes every client connection after one response, so it pays a handshake per request)` : 'tinyproxy not measured: not installed (apt-get install tinyproxy)',
+      tinyproxyVersion ? `tinyproxy: Debian's ${tinyproxyVersion} next to the origin (it closes every client connection after one response without sending Connection: close, the 1999 keep-alive bug: clients find out by a failed reuse, resend, and pay a new handshake per request)` : 'tinyproxy not measured: not installed (apt-get install tinyproxy)',
       'plain keep-alive proxy (node): bench/proxy/plain-proxy.mjs next to the origin, keep-alive both sides: what a proxy without the session can do at best',
     ],
   }

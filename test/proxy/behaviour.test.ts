@@ -166,6 +166,22 @@ describe('client connections outlive onward connections', () => {
     c.destroy()
   })
 
+  it('a pooled connection\'s idle timeout never cuts a response that pauses longer', async () => {
+    const short = await startStack([`127.0.0.1:${origin.port}`], { server: { httpGateway: { idleSocketTimeout: 200 } } })
+    try {
+      const c = new RawClient(short.port)
+      c.write(requestHead('GET', `${O}/bytes/1`))
+      await c.response()
+      c.write(requestHead('GET', `${O}/slow`)) // on the pooled connection, which had a 200 ms idle timeout
+      const r = await c.response()
+      expect(r.body.toString()).toBe('first-last')
+      expect(short.server.stats().http!.reusedConnections).toBe(1)
+      c.destroy()
+    } finally {
+      await short.close()
+    }
+  })
+
   it('requests from many client connections share a few pooled onward connections, over one session', async () => {
     const before = origin.connections
     const agent = new http.Agent({ keepAlive: true, maxSockets: 20 })

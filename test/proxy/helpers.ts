@@ -148,6 +148,7 @@ export function wsParse(buf: Buffer): { frames: { opcode: number; payload: Buffe
  * - `/204`, `/304`: no body (304 with an ETag and a Content-Length)
  * - `/early`: 102 and 103 before a 200
  * - `/hop`: answers with hop-by-hop fields that must not reach the client
+ * - `/slow`: half the body, a 600 ms pause, the rest
  * - `/close`: answers with `Connection: close` (the onward connection ends)
  * - `/flaky`: on a reused connection, closes it without answering
  * - `/continue` (Expect: 100-continue): 100, then the echo; `/reject`: 417 at once
@@ -234,6 +235,11 @@ export async function startOrigin(): Promise<Origin> {
         ])
         return res.end('ok')
       }
+      case '/slow':
+        // a long pause mid-body (a long poll, a slow origin)
+        res.writeHead(200, { 'content-length': 10 })
+        res.write('first')
+        return void setTimeout(() => res.end('-last'), 600)
       case '/close':
         res.writeHead(200, { connection: 'close', 'content-length': 6 })
         return res.end('closed')
