@@ -356,7 +356,17 @@ export class HttpGateway extends EventEmitter {
     const started = Date.now()
 
     const attempt = (retry: boolean): http.ClientRequest => {
-      const up = http.request({ host: url.host, port: url.port, method, path: url.path, headers, setHost: false, agent: this.#agent, lookup: lookup as never, maxHeaderSize: 65_536 })
+      // The retry goes on a connection of its own, never another pooled one:
+      // when an origin drops idle connections, it usually drops all of them.
+      const route = retry
+        ? {
+            createConnection: () => {
+              this.#stats.originConnections++
+              return createConnection({ host: url.host, port: url.port, noDelay: true, lookup: lookup as never })
+            },
+          }
+        : { agent: this.#agent, lookup: lookup as never }
+      const up = http.request({ host: url.host, port: url.port, method, path: url.path, headers, setHost: false, maxHeaderSize: 65_536, ...route })
       current = up
       this.#acceptOn(up, stream)
       up.on('information', (info: http.InformationEvent) => {
@@ -395,7 +405,7 @@ export class HttpGateway extends EventEmitter {
         if (responded) return void res.destroy()
         if (res.destroyed || stream.destroyed) return
         if (!retry && (up as { reusedSocket?: boolean }).reusedSocket && isReset(err) && replay !== null && req.complete) {
-          // The origin closed the pooled connection before answering: once more, on a fresh one.
+          // The origin closed the pooled connection before answering: once more, on a new connection.
           this.#stats.retries++
           this.#log.debug(`gateway: ${method} http://${url.authority}${url.path}: pooled connection closed (${err.code}), retrying once`)
           const again = attempt(true)

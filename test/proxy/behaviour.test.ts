@@ -12,9 +12,9 @@ import https from 'node:https'
 import net from 'node:net'
 import path from 'node:path'
 import tls from 'node:tls'
-import { GATEWAY_HOST, GATEWAY_PORT, HttpProxy, isGatewayTarget } from 'synmux'
+import { GATEWAY_HOST, GATEWAY_PORT, HttpProxy, createServer as createFastOpenServer, fastOpenInfo, isGatewayTarget } from 'synmux'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { FIXTURES, listen } from '../helpers'
+import { FIXTURES, freshLoopback, isLinux, listen, serverTfoOn, skipReason } from '../helpers'
 import { field, fields, RawClient, requestHead, sha256, startOrigin, startStack, until, viaProxy, wsAccept, wsFrame, wsParse, type Origin, type Stack } from './helpers'
 
 let origin: Origin
@@ -165,6 +165,70 @@ describe('client connections outlive onward connections', () => {
     expect((await c.response()).body.length).toBe(2)
     c.destroy()
   })
+
+  it('the retry goes on a new connection, not on another pooled one the origin has dropped too', async () => {
+    const own = await startStack([`127.0.0.1:${origin.port}`])
+    try {
+      // two requests at once: two onward connections, both pooled afterwards
+      const a = new RawClient(own.port)
+      const b = new RawClient(own.port)
+      a.write(requestHead('GET', `${O}/slow`))
+      b.write(requestHead('GET', `${O}/slow`))
+      expect((await a.response()).body.toString()).toBe('first-last')
+      expect((await b.response()).body.toString()).toBe('first-last')
+      const st = own.server.stats().http!
+      expect(st.originConnections).toBe(2)
+      // /flaky drops any connection that served a request before: both pooled ones
+      a.write(requestHead('GET', `${O}/flaky?twice`))
+      const r = await a.response()
+      expect(r.status).toBe(200)
+      expect(JSON.parse(r.body.toString())).toMatchObject({ url: '/flaky?twice' })
+      expect(seenOf(origin, '/flaky?twice').map((t) => t.nth > 1)).toEqual([true, false])
+      expect(own.server.stats().http!).toMatchObject({ retries: st.retries + 1, originConnections: 3 })
+      a.destroy()
+      b.destroy()
+    } finally {
+      await own.close()
+    }
+  })
+
+  it.skipIf(skipReason(!isLinux ? 'TFO is checked on Linux' : !serverTfoOn() ? 'net.ipv4.tcp_fastopen has no server bit (.ci/run sets 3)' : false))(
+    'onward connections use TCP Fast Open: once the origin gave a cookie, a new connection carries its request in the SYN',
+    async () => {
+      const host = freshLoopback() // no cookie cached for this address yet
+      const synData: (boolean | null)[] = []
+      const sockets = new Set<net.Socket>()
+      const web = http.createServer((req, res) => {
+        synData.push(fastOpenInfo(req.socket).synData)
+        res.end('tfo')
+      })
+      const tfo = createFastOpenServer((s) => {
+        sockets.add(s)
+        s.once('close', () => sockets.delete(s))
+        web.emit('connection', s)
+      })
+      const port = await listen(tfo, host)
+      const own = await startStack([`${host}:${port}`])
+      try {
+        const c = new RawClient(own.port)
+        c.write(requestHead('GET', `http://${host}:${port}/one`))
+        expect((await c.response()).body.toString()).toBe('tfo')
+        // the origin drops the pooled connection: the next request needs a new one
+        for (const s of sockets) s.destroy()
+        await until(() => sockets.size === 0, 'origin sockets closed')
+        await new Promise((r) => setTimeout(r, 50)) // let the gateway's pool see the close
+        c.write(requestHead('GET', `http://${host}:${port}/two`))
+        expect((await c.response()).body.toString()).toBe('tfo')
+        // first connection: no cookie, the SYN asked for one; second: the request rode in the SYN
+        expect(synData).toEqual([false, true])
+        c.destroy()
+      } finally {
+        await own.close()
+        for (const s of sockets) s.destroy()
+        await new Promise((r) => tfo.close(r))
+      }
+    },
+  )
 
   it('a pooled connection\'s idle timeout never cuts a response that pauses longer', async () => {
     const short = await startStack([`127.0.0.1:${origin.port}`], { server: { httpGateway: { idleSocketTimeout: 200 } } })
