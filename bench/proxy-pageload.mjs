@@ -11,7 +11,7 @@
 //                   origin, keep-alive on both sides, no session
 // 'cold' loads use new client connections (a first visit); 'warm' loads
 // reuse the connections the cold load left open.
-// Usage: node bench/proxy-pageload.mjs [--rtt 50] [--resources 30] [--rounds 10]
+// Usage: node bench/proxy-pageload.mjs [--rtt 50] [--resources 30] [--rounds 10] [--no-chromium]
 import crypto from 'node:crypto'
 import fs from 'node:fs'
 import os from 'node:os'
@@ -21,6 +21,18 @@ import { fileURLToPath } from 'node:url'
 import { canCreateNamespaces, createDelayedLink } from './lib/netns.mjs'
 import { summarize } from './lib/stats.mjs'
 
+if (process.argv.includes('--help') || process.argv.includes('-h')) {
+  console.log(`Usage: node bench/proxy-pageload.mjs [options]   (root: network namespaces)
+Page-load time, a page + N sub-resources over a delayed link, direct vs
+synmux client --http-proxy vs a plain keep-alive Node proxy vs tinyproxy
+(if installed); a browser-like Node client and headless Chromium (if
+/usr/bin/chromium exists). JSON on stdout and in bench/results/proxy-pageload.json.
+  --rtt MS          round-trip time of the link (default 50)
+  --resources N     sub-resources on the page (default 30)
+  --rounds N        page loads per path and mode (default 10)
+  --no-chromium     skip the Chromium measurement`)
+  process.exit(0)
+}
 const here = path.dirname(fileURLToPath(import.meta.url))
 const cli = path.join(here, '..', 'dist', 'cjs', 'cli', 'index.js')
 const arg = (n, d) => (process.argv.includes(`--${n}`) ? Number(process.argv[process.argv.indexOf(`--${n}`) + 1]) : d)

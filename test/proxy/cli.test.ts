@@ -3,31 +3,14 @@
  * (its HTTP gateway) and `synmux client --http-proxy`, with origins in this
  * process; curl as a client when installed; the flags' usage errors.
  */
-import { execFile, execFileSync } from 'node:child_process'
 import crypto from 'node:crypto'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { skipReason } from '../helpers'
-import { CLI, freePort, keyFile, stopAll, synmux, type Proc } from '../tunnel/cli'
+import { curl, freePort, keyFile, needCurl, runCli as run, stopAll, synmux, type Proc } from '../tunnel/cli'
 import { field, RawClient, requestHead, sha256, startOrigin, viaProxy, wsAccept, wsFrame, wsParse, type Origin } from './helpers'
-
-const hasCurl = (() => {
-  try {
-    execFileSync('curl', ['--version'], { stdio: 'ignore' })
-    return true
-  } catch {
-    return false
-  }
-})()
-
-const run = (args: string[]) =>
-  promisify(execFile)(process.execPath, [CLI, ...args], { encoding: 'utf8' }).then(
-    (r) => ({ code: 0, ...r }),
-    (e) => ({ code: e.code as number, stdout: e.stdout as string, stderr: e.stderr as string }),
-  )
 
 let key: string
 let origin: Origin
@@ -113,23 +96,23 @@ describe('synmux client --http-proxy + synmux server', () => {
     expect(server.log.filter((l) => /session from .* established/.test(l))).toHaveLength(1)
   })
 
-  it.skipIf(skipReason(!hasCurl ? 'curl is not installed (.ci/run installs it)' : false))('curl -x through the proxy (keep-alive: several URLs on one connection)', async () => {
-    const { stdout, stderr } = await promisify(execFile)('curl', ['-sS', '-v', '--max-time', '10', '-x', `http://127.0.0.1:${proxyPort}`, `${O}/bytes/10`, '-o', '/dev/null', `${O}/echo?curl`], { encoding: 'utf8' })
+  it.skipIf(skipReason(needCurl))('curl -x through the proxy (keep-alive: several URLs on one connection)', async () => {
+    const { stdout, stderr } = await curl(['-sS', '-v', '--max-time', '10', '-x', `http://127.0.0.1:${proxyPort}`, `${O}/bytes/10`, '-o', '/dev/null', `${O}/echo?curl`])
     expect(JSON.parse(stdout)).toMatchObject({ url: '/echo?curl' })
     expect(stderr).toMatch(/Re-using existing connection|Reusing existing/)
   })
 
-  it.skipIf(skipReason(!hasCurl ? 'curl is not installed (.ci/run installs it)' : false))('--http-proxy-auth (from --config): curl needs --proxy-user', async () => {
+  it.skipIf(skipReason(needCurl))('--http-proxy-auth (from --config): curl needs --proxy-user', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'synmux-proxy-'))
     const config = path.join(dir, 'client.json')
     const port = await freePort()
     fs.writeFileSync(config, JSON.stringify({ server: `127.0.0.1:${serverPort}`, key, httpProxy: `127.0.0.1:${port}`, httpProxyAuth: 'me:pa ss' }))
     const p = synmux(['client', '--config', config])
     await p.waitFor(/HTTP proxy on .* \(basic auth\)/)
-    const curl = (extra: string[]) => promisify(execFile)('curl', ['-sS', '--max-time', '10', '-o', '/dev/null', '-w', '%{http_code}', '-x', `http://127.0.0.1:${port}`, ...extra, `${O}/bytes/1`], { encoding: 'utf8' })
-    expect((await curl([])).stdout).toBe('407')
-    expect((await curl(['--proxy-user', 'me:wrong'])).stdout).toBe('407')
-    expect((await curl(['--proxy-user', 'me:pa ss'])).stdout).toBe('200')
+    const get = (extra: string[]) => curl(['-sS', '--max-time', '10', '-o', '/dev/null', '-w', '%{http_code}', '-x', `http://127.0.0.1:${port}`, ...extra, `${O}/bytes/1`])
+    expect((await get([])).stdout).toBe('407')
+    expect((await get(['--proxy-user', 'me:wrong'])).stdout).toBe('407')
+    expect((await get(['--proxy-user', 'me:pa ss'])).stdout).toBe('200')
     await p.stop()
   })
 

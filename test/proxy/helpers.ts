@@ -11,6 +11,7 @@ import http from 'node:http'
 import net from 'node:net'
 import { HttpProxy, TunnelClient, TunnelServer, type HttpProxyOptions, type TunnelServerOptions } from 'synmux'
 import { listen } from '../helpers'
+import { httpRequest, type HttpResult } from '../tunnel/cli'
 
 export const sha256 = (b: Uint8Array | string): string => crypto.createHash('sha256').update(b).digest('hex')
 
@@ -459,24 +460,9 @@ export function requestHead(method: string, url: string, fields: [string, string
   return `${method} ${url} HTTP/1.1\r\nHost: ${host}\r\n${fields.map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n`
 }
 
-/** One request through the proxy with node:http (absolute-form), whole body read. */
-export function viaProxy(
-  proxyPort: number,
-  url: string,
-  opts: { method?: string; headers?: http.OutgoingHttpHeaders | string[]; body?: Buffer; agent?: http.Agent | false } = {},
-): Promise<{ status: number; headers: http.IncomingHttpHeaders; rawHeaders: string[]; body: Buffer; trailers: string[]; info: number[] }> {
-  return new Promise((resolve, reject) => {
-    const info: number[] = []
-    const req = http.request({ host: '127.0.0.1', port: proxyPort, method: opts.method ?? 'GET', path: url, headers: opts.headers ?? {}, agent: opts.agent ?? false }, (res) => {
-      const c: Buffer[] = []
-      res.on('data', (d: Buffer) => c.push(d))
-      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, rawHeaders: res.rawHeaders, body: Buffer.concat(c), trailers: res.rawTrailers, info }))
-      res.on('error', reject)
-    })
-    req.on('information', (i) => info.push(i.statusCode))
-    req.on('error', reject)
-    req.end(opts.body)
-  })
+/** One request through the proxy with node:http (absolute-form `url`), whole body read. */
+export function viaProxy(proxyPort: number, url: string, opts: Parameters<typeof httpRequest>[2] = {}): Promise<HttpResult> {
+  return httpRequest(proxyPort, url, { method: 'GET', ...opts })
 }
 
 /** Waits until `pred()` holds, polling (for effects in other sockets/processes). */

@@ -1,10 +1,16 @@
-/** Runs the real `synmux` CLI as child processes for the tunnel tests. */
-import { spawn, type ChildProcess } from 'node:child_process'
+/**
+ * Runs the real `synmux` CLI as child processes for the tunnel and proxy
+ * tests, and the client-side helpers those end-to-end tests share (HTTP
+ * requests, curl, SOCKS5).
+ */
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import crypto from 'node:crypto'
 import fs from 'node:fs'
+import http from 'node:http'
 import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
+import { promisify } from 'node:util'
 import { ROOT } from '../helpers'
 
 export const CLI = path.join(ROOT, 'dist', 'cjs', 'cli', 'index.js')
@@ -102,5 +108,68 @@ export function socksConnect(proxyPort: number, host: string, port: number): Pro
     }
     s.on('data', onData)
     s.once('error', reject)
+  })
+}
+
+/** Runs `synmux <args>` to completion: exit code, stdout, stderr. */
+export function runCli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return promisify(execFile)(process.execPath, [CLI, ...args], { encoding: 'utf8' }).then(
+    (r) => ({ code: 0, ...r }),
+    (e) => ({ code: e.code as number, stdout: e.stdout as string, stderr: e.stderr as string }),
+  )
+}
+
+/** Whether curl is installed (.ci/run installs it); tests that need it skip with the reason otherwise. */
+export const hasCurl: boolean = (() => {
+  try {
+    execFileSync('curl', ['--version'], { stdio: 'ignore' })
+    return true
+  } catch {
+    return false
+  }
+})()
+
+/** The skip reason for curl tests, or false. */
+export const needCurl: string | false = hasCurl ? false : 'curl is not installed (.ci/run installs it)'
+
+/** Runs curl with `args` (rejects on a non-zero exit). */
+export function curl(args: string[]): Promise<{ stdout: string; stderr: string }> {
+  return promisify(execFile)('curl', args, { encoding: 'utf8' })
+}
+
+/** What {@link httpRequest} resolves with. */
+export interface HttpResult {
+  status: number
+  headers: http.IncomingHttpHeaders
+  rawHeaders: string[]
+  body: Buffer
+  trailers: string[]
+  /** Status codes of the interim (1xx) responses. */
+  info: number[]
+}
+
+/**
+ * One HTTP request to 127.0.0.1:`port` with node:http, whole body read.
+ * `path` is origin-form (`/x`) to a server or port forward, absolute-form
+ * (`http://host/x`) to an HTTP proxy. Default method: POST with a body,
+ * GET without; default agent: none (a connection of its own).
+ */
+export function httpRequest(
+  port: number,
+  path: string,
+  opts: { method?: string; headers?: http.OutgoingHttpHeaders | string[]; body?: Buffer; agent?: http.Agent | false } = {},
+): Promise<HttpResult> {
+  return new Promise((resolve, reject) => {
+    const info: number[] = []
+    const method = opts.method ?? (opts.body ? 'POST' : 'GET')
+    const req = http.request({ host: '127.0.0.1', port, method, path, headers: opts.headers ?? {}, agent: opts.agent ?? false }, (res) => {
+      const c: Buffer[] = []
+      res.on('data', (d: Buffer) => c.push(d))
+      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, rawHeaders: res.rawHeaders, body: Buffer.concat(c), trailers: res.rawTrailers, info }))
+      res.on('error', reject)
+    })
+    req.on('information', (i) => info.push(i.statusCode))
+    req.on('error', reject)
+    req.end(opts.body)
   })
 }

@@ -3,23 +3,12 @@
  * `synmux client`) on loopback: port forwards and SOCKS5 to local servers,
  * large bodies both ways, many connections, half-close, and every refusal.
  */
-import { execFile, execFileSync } from 'node:child_process'
-import { promisify } from 'node:util'
 import crypto from 'node:crypto'
 import http from 'node:http'
 import net from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { close, listen, sha256, skipReason } from '../helpers'
-
-const hasCurl = (() => {
-  try {
-    execFileSync('curl', ['--version'], { stdio: 'ignore' })
-    return true
-  } catch {
-    return false
-  }
-})()
-import { freePort, keyFile, socksConnect, stopAll, synmux, type Proc } from './cli'
+import { close, listen, readAll, sha256, skipReason } from '../helpers'
+import { curl, freePort, httpRequest as request, keyFile, needCurl, socksConnect, stopAll, synmux, type Proc } from './cli'
 
 let key: string
 let httpTarget: http.Server
@@ -32,28 +21,6 @@ let client: Proc
 let fwdPort: number
 let halfFwdPort: number
 let socksPort: number
-
-/** Reads a whole socket. */
-const readAll = (s: net.Socket) =>
-  new Promise<Buffer>((resolve, reject) => {
-    const c: Buffer[] = []
-    s.on('data', (d: Buffer) => c.push(d))
-    s.on('end', () => resolve(Buffer.concat(c)))
-    s.on('error', reject)
-  })
-
-/** An HTTP request through a local port; returns status and body. */
-function request(port: number, path: string, body?: Buffer): Promise<{ status: number; body: Buffer }> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, path, method: body ? 'POST' : 'GET', agent: false }, (res) => {
-      const c: Buffer[] = []
-      res.on('data', (d) => c.push(d))
-      res.on('end', () => resolve({ status: res.statusCode!, body: Buffer.concat(c) }))
-    })
-    req.on('error', reject)
-    req.end(body)
-  })
-}
 
 beforeAll(async () => {
   key = keyFile()
@@ -129,15 +96,15 @@ describe('synmux server + client', () => {
     }
   })
 
-  it.skipIf(skipReason(!hasCurl ? 'curl is not installed (.ci/run installs it)' : false))('curl --socks5-hostname through the client', async () => {
+  it.skipIf(skipReason(needCurl))('curl --socks5-hostname through the client', async () => {
     // async: the target server runs in this process
-    const { stdout } = await promisify(execFile)('curl', ['-sS', '--max-time', '10', '--socks5-hostname', `127.0.0.1:${socksPort}`, `http://localhost:${httpPort}/curl`], { encoding: 'utf8' })
+    const { stdout } = await curl(['-sS', '--max-time', '10', '--socks5-hostname', `127.0.0.1:${socksPort}`, `http://localhost:${httpPort}/curl`])
     expect(JSON.parse(stdout)).toMatchObject({ url: '/curl' })
   })
 
   it('moves large bodies both ways intact (24 MiB up, 24 MiB down)', async () => {
     const body = crypto.randomBytes(24 << 20)
-    const up = await request(fwdPort, '/upload', body)
+    const up = await request(fwdPort, '/upload', { body })
     expect(JSON.parse(up.body.toString())).toMatchObject({ sha: sha256(body), n: body.length })
     const down = await request(fwdPort, `/size/${24 << 20}`)
     const want = Buffer.alloc(24 << 20)
