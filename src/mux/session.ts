@@ -1380,8 +1380,10 @@ export class Session extends EventEmitter<SessionEvents> {
       this.queueControl(encodeFrame({ type: FrameType.REFUSED, streamId: id, code: refuse, reason: REFUSE_REASONS[refuse] ?? '' }))
       return
     }
-    const now = performance.now()
     const messages = (f.flags & FrameFlag.MESSAGES) !== 0
+    // Message-mode violations in the OPEN itself fail the session before a stream exists.
+    if (messages) this.checkMessageFrame(id, 0, len, (f.flags & FrameFlag.OPEN_EOM) !== 0, (f.flags & FrameFlag.FIN) !== 0)
+    const now = performance.now()
     const s = new MuxStream(this, id, 'remote', f.target, this.opts.initialWindow, now, this.opts.streamHighWaterMark, messages)
     s.scredit = this.peerInitialWindow
     s.f |= SF.PENDING
@@ -1518,8 +1520,14 @@ export class Session extends EventEmitter<SessionEvents> {
     this.srtt = this.srtt === 0 ? sample : this.srtt * 0.875 + sample * 0.125
   }
 
+  /** Message streams: a frame adding `len` bytes to a message of `partial` bytes must stay within our MAX_MESSAGE, and FIN must not cut a message (PROTOCOL.md 15.5, 15.7). */
+  private checkMessageFrame(id: number, partial: number, len: number, eom: boolean, fin: boolean): void {
+    if (partial + len > this.opts.maxMessage) throw protocolError(`a message of more than ${this.opts.maxMessage} bytes (our MAX_MESSAGE) on stream ${id}`)
+    if (fin && !eom && partial + len > 0) throw protocolError(`FIN on stream ${id} in the middle of a message (${partial + len} bytes without EOM)`)
+  }
+
   private remoteFin(s: MuxStream): void {
-    if (s.inbox !== null && s.inbox.partial > 0) throw protocolError(`FIN on stream ${s.id} in the middle of a message (${s.inbox.partial} bytes without EOM)`)
+    if (s.inbox !== null) this.checkMessageFrame(s.id, s.inbox.partial, 0, false, true)
     s.f |= SF.FIN_RECEIVED
     s.push(null)
     if (s.f & SF.FIN_SENT) this.detach(s)
@@ -1534,9 +1542,7 @@ export class Session extends EventEmitter<SessionEvents> {
    */
   private messageIn(s: MuxStream, data: Buffer, chunks: Buffer[] | undefined, len: number, eom: boolean): void {
     const box = s.inbox!
-    if (box.partial + len > this.opts.maxMessage) {
-      throw protocolError(`a message of more than ${this.opts.maxMessage} bytes (our MAX_MESSAGE) on stream ${s.id}`)
-    }
+    this.checkMessageFrame(s.id, box.partial, len, eom, false)
     if (chunks === undefined) box.add(data)
     else for (let i = 0; i < chunks.length; i++) box.add(chunks[i]!)
     this.budget.bufferedTotal += len

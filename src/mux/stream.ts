@@ -192,6 +192,11 @@ export class MuxStream extends Duplex {
   /** Message streams also emit each `'data'` chunk (one message) as `'message'`. */
   override emit(event: string | symbol, ...args: any[]): boolean {
     if (event === 'data' && this.messages) {
+      // 'data' is when a message is consumed (flowing, read(), for await):
+      // let the session credit its bytes back. (Node calls _read() only
+      // while the object-mode buffer is below its high-water mark and no
+      // _read() is pending, so it is not a reliable consumption signal.)
+      this.session._streamRead(this)
       const d = super.emit('data', ...args)
       return super.emit('message', args[0]) || d
     }
