@@ -6,18 +6,12 @@
 // brand-new synmux session (HELLO + OPEN in one flight, after TCP connect).
 // Usage: node bench/mux-onertt.mjs [--rtt 50] [--rounds 15]
 // Writes bench/results/mux-onertt.json and prints the same JSON.
-import fs from 'node:fs'
 import path from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { canCreateNamespaces, createDelayedLink } from './lib/netns.mjs'
+import { benchDir as here, numArg, waitReady, writeResult } from './lib/proc.mjs'
 
-const here = path.dirname(fileURLToPath(import.meta.url))
-const arg = (name, dflt) => {
-  const i = process.argv.indexOf(`--${name}`)
-  return i >= 0 ? Number(process.argv[i + 1]) : dflt
-}
-const rttMs = arg('rtt', 50)
-const rounds = arg('rounds', 15)
+const rttMs = numArg('rtt', 50)
+const rounds = numArg('rounds', 15)
 
 const cap = canCreateNamespaces()
 if (!cap.ok) {
@@ -29,15 +23,7 @@ const link = await createDelayedLink({ rttMs, name: 'smxmux' })
 let result
 try {
   const server = link.spawnNode('server', path.join(here, 'mux', 'onertt-server.mjs'), [link.server.address], { stdio: ['ignore', 'pipe', 'inherit'] })
-  const [tcpPort, muxPort] = await new Promise((resolve, reject) => {
-    let buf = ''
-    server.stdout.on('data', (d) => {
-      buf += d
-      const m = /ready (\d+) (\d+)/.exec(buf)
-      if (m) resolve([m[1], m[2]])
-    })
-    server.once('exit', (c) => reject(new Error(`server exited ${c}`)))
-  })
+  const [, tcpPort, muxPort] = await waitReady(server, /ready (\d+) (\d+)/)
   const r = await link.run('client', process.execPath, [path.join(here, 'mux', 'onertt-client.mjs'), link.server.address, tcpPort, muxPort, String(rounds)], { timeoutMs: 120_000 })
   if (r.code !== 0) throw new Error(`client failed: ${r.stderr}`)
   const client = JSON.parse(r.stdout.trim().split('\n').pop())
@@ -55,6 +41,4 @@ try {
 } finally {
   await link.close()
 }
-fs.mkdirSync(path.join(here, 'results'), { recursive: true })
-fs.writeFileSync(path.join(here, 'results', 'mux-onertt.json'), JSON.stringify(result, null, 2) + '\n')
-console.log(JSON.stringify(result, null, 2))
+writeResult('mux-onertt', result)

@@ -4,18 +4,12 @@
 // namespaces joined by bench/lib's TUN forwarder (this kernel has no netem).
 // Usage: node bench/tfo-connect.mjs [--rtt 50] [--rounds 20]
 // Writes bench/results/tfo-connect.json and prints the same JSON.
-import fs from 'node:fs'
 import path from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { canCreateNamespaces, createDelayedLink } from './lib/netns.mjs'
+import { benchDir as here, numArg, waitReady, writeResult } from './lib/proc.mjs'
 
-const here = path.dirname(fileURLToPath(import.meta.url))
-const arg = (name, dflt) => {
-  const i = process.argv.indexOf(`--${name}`)
-  return i >= 0 ? Number(process.argv[i + 1]) : dflt
-}
-const rttMs = arg('rtt', 50)
-const rounds = arg('rounds', 20)
+const rttMs = numArg('rtt', 50)
+const rounds = numArg('rounds', 20)
 
 const cap = canCreateNamespaces()
 if (!cap.ok) {
@@ -27,15 +21,7 @@ const link = await createDelayedLink({ rttMs, name: 'smxtfo' })
 let result
 try {
   const server = link.spawnNode('server', path.join(here, 'tfo-connect', 'server.mjs'), [link.server.address], { stdio: ['ignore', 'pipe', 'pipe'] })
-  const port = await new Promise((resolve, reject) => {
-    let buf = ''
-    server.stdout.on('data', (d) => {
-      buf += d
-      const m = /ready (\d+)/.exec(buf)
-      if (m) resolve(Number(m[1]))
-    })
-    server.once('exit', (c) => reject(new Error(`server exited ${c}`)))
-  })
+  const port = Number((await waitReady(server, /ready (\d+)/))[1])
   const r = await link.run('client', process.execPath, [path.join(here, 'tfo-connect', 'client.mjs'), link.server.address, String(port), String(rounds)], { timeoutMs: 120_000 })
   if (r.code !== 0) throw new Error(`client failed: ${r.stderr}`)
   const client = JSON.parse(r.stdout.trim().split('\n').pop())
@@ -67,6 +53,4 @@ try {
 } finally {
   await link.close()
 }
-fs.mkdirSync(path.join(here, 'results'), { recursive: true })
-fs.writeFileSync(path.join(here, 'results', 'tfo-connect.json'), JSON.stringify(result, null, 2) + '\n')
-console.log(JSON.stringify(result, null, 2))
+writeResult('tfo-connect', result)

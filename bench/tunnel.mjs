@@ -9,16 +9,13 @@ import crypto from 'node:crypto'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { execFileSync } from 'node:child_process'
 import { canCreateNamespaces, createDelayedLink } from './lib/netns.mjs'
+import { benchDir as here, cliPath as cli, listArg, numArg, waitReady, writeResult } from './lib/proc.mjs'
 
-const here = path.dirname(fileURLToPath(import.meta.url))
-const cli = path.join(here, '..', 'dist', 'cjs', 'cli', 'index.js')
-const arg = (n, d) => (process.argv.includes(`--${n}`) ? Number(process.argv[process.argv.indexOf(`--${n}`) + 1]) : d)
-const rtts = (process.argv.includes('--rtt') ? process.argv[process.argv.indexOf('--rtt') + 1] : '50,100').split(',').map(Number)
-const rounds = arg('rounds', 20)
-const farRtt = arg('far-rtt', 50)
+const rtts = listArg('rtt', ['50', '100']).map(Number)
+const rounds = numArg('rounds', 20)
+const farRtt = numArg('far-rtt', 50)
 
 const cap = canCreateNamespaces()
 if (!cap.ok) {
@@ -26,18 +23,9 @@ if (!cap.ok) {
   process.exit(0)
 }
 
-function ready(child, re = /ready (\d+)|listening on [^:]+:(\d+)|session to .* up/) {
-  return new Promise((resolve, reject) => {
-    let buf = ''
-    const on = (d) => {
-      buf += d
-      const m = re.exec(buf)
-      if (m) resolve(Number(m[1] ?? m[2] ?? 0))
-    }
-    child.stdout?.on('data', on)
-    child.stderr?.on('data', on)
-    child.once('exit', (c) => reject(new Error(`exited ${c}: ${buf}`)))
-  })
+async function ready(child, re = /ready (\d+)|listening on [^:]+:(\d+)|session to .* up/) {
+  const m = await waitReady(child, re)
+  return Number(m[1] ?? m[2] ?? 0)
 }
 
 const keyDir = fs.mkdtempSync(path.join(os.tmpdir(), 'synmux-bench-'))
@@ -134,6 +122,4 @@ const result = {
     'the last run puts the target behind a second delayed link (link.extend): there the onward connection crosses a slow link too, and only onward TFO keeps synmux at one end-to-end RTT',
   ],
 }
-fs.mkdirSync(path.join(here, 'results'), { recursive: true })
-fs.writeFileSync(path.join(here, 'results', 'tunnel.json'), JSON.stringify(result, null, 2) + '\n')
-console.log(JSON.stringify(result, null, 2))
+writeResult('tunnel', result)
