@@ -315,6 +315,12 @@ const ALLOWED_FLAGS: Record<number, number> = {
   [FrameType.AUTH]: 0,
   [FrameType.SEQ]: 0,
 }
+/** Flags allowed when the MESSAGES capability is in effect (PROTOCOL.md 15). */
+const MESSAGE_FLAGS: Record<number, number> = {
+  [FrameType.OPEN]: FrameFlag.FIN | FrameFlag.MESSAGES | FrameFlag.OPEN_EOM,
+  [FrameType.OPENED]: FrameFlag.FIN | FrameFlag.EOM,
+  [FrameType.DATA]: FrameFlag.FIN | FrameFlag.EOM,
+}
 
 /** Whether a frame type is a session frame (counted in the session sequence). */
 export function isSessionFrameType(type: number): boolean {
@@ -460,15 +466,22 @@ export function frameTypeName(type: number): string {
 
 /**
  * Validates a frame header on its own (before any payload is buffered).
+ * `messages`: the MESSAGES capability is in effect (its flags are allowed).
  * Throws a {@link ProtocolError}. @internal
  */
-export function checkFrameHeader(length: number, type: number, flags: number, streamId: number, maxFrameSize: number): void {
-  const allowed = ALLOWED_FLAGS[type]
+export function checkFrameHeader(length: number, type: number, flags: number, streamId: number, maxFrameSize: number, messages = false): void {
+  let allowed = ALLOWED_FLAGS[type]
   if (allowed === undefined) throw protocolError(`unknown frame type 0x${type.toString(16).padStart(2, '0')}`)
   if (length > maxFrameSize) {
     throw new ProtocolError('SYNMUX_FRAME_SIZE_ERROR', `${TYPE_NAMES[type]} frame of ${length} bytes exceeds the max frame size ${maxFrameSize}`, GoawayCode.FRAME_SIZE_ERROR)
   }
-  if ((flags & ~allowed) !== 0) throw protocolError(`${TYPE_NAMES[type]} frame with invalid flags 0x${flags.toString(16)}`)
+  if (messages) allowed = MESSAGE_FLAGS[type] ?? allowed
+  if ((flags & ~allowed) !== 0) {
+    const msgBits = messages ? 0 : (MESSAGE_FLAGS[type] ?? 0) & ~allowed
+    const hint = (flags & msgBits) !== 0 ? ' (a message-mode flag, but MESSAGES is not in effect)' : ''
+    throw protocolError(`${TYPE_NAMES[type]} frame with invalid flags 0x${flags.toString(16)}${hint}`)
+  }
+  if (type === FrameType.OPEN && (flags & FrameFlag.OPEN_EOM) !== 0 && (flags & FrameFlag.MESSAGES) === 0) throw protocolError('OPEN frame with EOM but without MESSAGES')
   const onStream = type <= FrameType.RST
   if (onStream && streamId === 0) throw protocolError(`${TYPE_NAMES[type]} frame on stream 0`)
   if (!onStream && streamId !== 0) throw protocolError(`${TYPE_NAMES[type]} frame with stream id ${streamId} (must be 0)`)
@@ -561,15 +574,17 @@ export function parseFrame(type: number, flags: number, streamId: number, payloa
  * Decodes one frame at `offset` of `buf`. Returns `null` if the buffer ends
  * before the frame does, else the frame and its size (header + payload).
  * Payload buffers are views into `buf` (no copy). Throws a
- * {@link ProtocolError} for malformed frames.
+ * {@link ProtocolError} for malformed frames. `messages`: the MESSAGES
+ * capability is in effect, so the message-mode flags (OPEN MESSAGES and
+ * EOM, OPENED/DATA EOM) are allowed; default false (they are errors).
  */
-export function decodeFrame(buf: Buffer, offset = 0, maxFrameSize: number = MAX_MAX_FRAME_SIZE): { frame: Frame; size: number } | null {
+export function decodeFrame(buf: Buffer, offset = 0, maxFrameSize: number = MAX_MAX_FRAME_SIZE, messages = false): { frame: Frame; size: number } | null {
   if (buf.length - offset < FRAME_HEADER_SIZE) return null
   const length = (buf[offset]! << 16) | (buf[offset + 1]! << 8) | buf[offset + 2]!
   const type = buf[offset + 3]!
   const flags = buf[offset + 4]!
   const streamId = buf.readUInt32BE(offset + 5)
-  checkFrameHeader(length, type, flags, streamId, maxFrameSize)
+  checkFrameHeader(length, type, flags, streamId, maxFrameSize, messages)
   const end = offset + FRAME_HEADER_SIZE + length
   if (buf.length < end) return null
   return { frame: parseFrame(type, flags, streamId, buf.subarray(offset + FRAME_HEADER_SIZE, end)), size: FRAME_HEADER_SIZE + length }
@@ -584,6 +599,8 @@ export interface FrameDecoderOptions {
    * input) instead of copying them into one Buffer. Default false.
    */
   zeroCopy?: boolean
+  /** Accept the message-mode flags (the MESSAGES capability is in effect). Default false. */
+  messages?: boolean
 }
 
 const EMPTY = Buffer.alloc(0)
@@ -597,6 +614,11 @@ const EMPTY = Buffer.alloc(0)
 export class FrameDecoder {
   /** Largest payload accepted. */
   readonly maxFrameSize: number
+  /**
+   * Whether the message-mode flags are accepted (PROTOCOL.md 15). A session
+   * switches it on once the HELLOs show that MESSAGES is in effect.
+   */
+  messages: boolean
   private readonly zeroCopy: boolean
   private readonly hdr = Buffer.alloc(FRAME_HEADER_SIZE)
   private hdrFill = 0
@@ -614,6 +636,7 @@ export class FrameDecoder {
     const mf = options.maxFrameSize ?? MAX_MAX_FRAME_SIZE
     this.maxFrameSize = checkUint('options.maxFrameSize', mf, 0, MAX_MAX_FRAME_SIZE)
     this.zeroCopy = options.zeroCopy === true
+    this.messages = options.messages === true
   }
 
   /** Bytes held for the frame being assembled. */
@@ -671,7 +694,7 @@ export class FrameDecoder {
         const type = h[ho + 3]!
         const flags = h[ho + 4]!
         const streamId = h.readUInt32BE(ho + 5)
-        checkFrameHeader(length, type, flags, streamId, this.maxFrameSize)
+        checkFrameHeader(length, type, flags, streamId, this.maxFrameSize, this.messages)
         if (length === 0) {
           onFrame(parseFrame(type, flags, streamId, EMPTY), FRAME_HEADER_SIZE)
           continue

@@ -35,6 +35,10 @@ export const MAX_STREAM_ID = 0xffff_ffff
 export const MAX_REASON_LENGTH = 255
 /** Largest host name in a target. */
 export const MAX_HOST_LENGTH = 255
+/** Smallest legal MAX_MESSAGE, and the largest message a side may start before the peer's HELLO (PROTOCOL.md 15). */
+export const MIN_MAX_MESSAGE = 65_536
+/** Largest MAX_MESSAGE this implementation accepts as an option. */
+export const MAX_MAX_MESSAGE = 2_147_483_647
 
 /** HELLO kinds (PROTOCOL.md 3.2). */
 export const HelloKind = {
@@ -92,10 +96,12 @@ export type FrameType = (typeof FrameType)[keyof typeof FrameType]
 export const FrameFlag = {
   /** OPEN, OPENED, DATA: the sender has finished sending on the stream. */
   FIN: 0x01,
-  /** OPEN: message mode (reserved; needs the MESSAGES capability). */
+  /** OPEN: the stream is a message stream (PROTOCOL.md 15; needs the MESSAGES capability). */
   MESSAGES: 0x02,
-  /** DATA: end of message (reserved; needs the MESSAGES capability). */
+  /** OPENED, DATA: the frame ends a message (PROTOCOL.md 15; message streams only). */
   EOM: 0x02,
+  /** OPEN: its initial data ends a message (PROTOCOL.md 15; with MESSAGES only). */
+  OPEN_EOM: 0x04,
 } as const
 
 /** Target address types in OPEN. */
@@ -160,6 +166,8 @@ export const DEFAULTS = {
   maxStreams: 1024,
   maxPendingOpens: 256,
   maxTargetLength: 255,
+  /** Largest message accepted on a message stream (MAX_MESSAGE, PROTOCOL.md 15). */
+  maxMessage: 262_144,
   acceptDelay: 1,
   handshakeTimeout: 10_000,
   idleTimeout: 0,

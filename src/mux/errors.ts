@@ -24,6 +24,7 @@ export type MuxErrorCode =
   | 'SYNMUX_STREAM_IDS_EXHAUSTED'
   | 'SYNMUX_SESSION_LOST'
   | 'SYNMUX_MESSAGE_TOO_LARGE'
+  | 'SYNMUX_MESSAGES_UNSUPPORTED'
 
 /** Options of a {@link MuxError}. */
 export interface MuxErrorOptions {

@@ -2,7 +2,7 @@
  * Session options, their defaults and their validation.
  * @packageDocumentation
  */
-import { DEFAULTS, MAX_HOST_LENGTH, MAX_MAX_FRAME_SIZE, MAX_WINDOW, MIN_INITIAL_WINDOW, MIN_MAX_FRAME_SIZE } from './constants.js'
+import { DEFAULTS, MAX_HOST_LENGTH, MAX_MAX_FRAME_SIZE, MAX_MAX_MESSAGE, MAX_WINDOW, MIN_INITIAL_WINDOW, MIN_MAX_FRAME_SIZE, MIN_MAX_MESSAGE } from './constants.js'
 import { invalidArgType, invalidArgValue, outOfRange } from './errors.js'
 import type { Duplex } from 'node:stream'
 
@@ -44,6 +44,14 @@ export interface SessionOptions {
    * several writes.
    */
   streamHighWaterMark?: number
+  /**
+   * Largest message accepted on a message stream (`open({ messages: true })`,
+   * PROTOCOL.md 15), announced to the peer as MAX_MESSAGE. A larger message
+   * from the peer is a protocol error. A stream's receive buffers can reach
+   * its window plus this much. Default 262,144 (256 KiB); 65,536 to
+   * 2,147,483,647, or 0 to turn message mode off (MESSAGES is not offered).
+   */
+  maxMessage?: number
   /** Disable Nagle on the transport when it supports `setNoDelay`. Default true. */
   noDelay?: boolean
   /**
@@ -149,6 +157,8 @@ export function resolveOptions(options: unknown): ResolvedOptions {
     if (key.length < 16) throw outOfRange('options.auth.key length', '>= 16', key.length)
     auth = { key: Buffer.from(key) }
   }
+  const maxMessage = num(o, 'maxMessage', DEFAULTS.maxMessage, 0, MAX_MAX_MESSAGE)
+  if (maxMessage !== 0 && maxMessage < MIN_MAX_MESSAGE) throw outOfRange('options.maxMessage', `0 or an integer >= ${MIN_MAX_MESSAGE} && <= ${MAX_MAX_MESSAGE}`, maxMessage)
   return {
     role: o.role,
     maxFrameSize: num(o, 'maxFrameSize', DEFAULTS.maxFrameSize, MIN_MAX_FRAME_SIZE, MAX_MAX_FRAME_SIZE),
@@ -164,6 +174,7 @@ export function resolveOptions(options: unknown): ResolvedOptions {
     keepAliveInterval: num(o, 'keepAliveInterval', DEFAULTS.keepAliveInterval, 0, MAX_TIMER),
     keepAliveTimeout: num(o, 'keepAliveTimeout', DEFAULTS.keepAliveTimeout, 1, MAX_TIMER),
     streamHighWaterMark: num(o, 'streamHighWaterMark', DEFAULTS.streamHighWaterMark, 0, MAX_WINDOW),
+    maxMessage,
     noDelay: o.noDelay === undefined ? true : o.noDelay,
     auth,
     resumption: resolveResumption(o.resumption),

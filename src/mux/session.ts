@@ -26,6 +26,7 @@ import {
   MAX_WINDOW,
   MIN_INITIAL_WINDOW,
   MIN_MAX_FRAME_SIZE,
+  MIN_MAX_MESSAGE,
   RefuseCode,
   ResumeRefused,
   SESSION_ID_SIZE,
@@ -51,7 +52,8 @@ import {
 } from './codec.js'
 import { MuxError, ProtocolError, invalidArgType, invalidState } from './errors.js'
 import { AUTH_HOLD_LIMIT, AUTH_SIZE, clientProof, newNonce, proofMatches, serverProof } from './auth.js'
-import { type WindowBudget, onConsumed } from './flow.js'
+import { type WindowBudget, creditDue, onConsumed } from './flow.js'
+import { Head, headMessage, messageTooLarge } from './message.js'
 import { type ResolvedOptions, type SessionOptions, resolveOptions } from './options.js'
 import { OutputBatch, Queue } from './scheduler.js'
 import { ReplayBuffer } from './replay.js'
@@ -67,12 +69,20 @@ export interface OpenOptions {
   data?: Buffer | Uint8Array | string
   /** Half-close right after `data` (FIN rides in the OPEN). Default false. */
   end?: boolean
+  /**
+   * Open a message stream (PROTOCOL.md 15): each write is one message and
+   * arrives whole as one `'message'` (see {@link MuxStream}); `data`, if
+   * given, is the first message (it rides in the OPEN). Default false.
+   */
+  messages?: boolean
 }
 
 /** Second argument of the `'stream'` event. */
 export interface StreamInfo {
   /** The target the opener named, or `null`. */
   target: DecodedTarget | null
+  /** Whether the opener made it a message stream (`stream.messages`). */
+  messages: boolean
 }
 
 /** Argument of the `'goaway'` event. */
@@ -295,6 +305,10 @@ export class Session extends EventEmitter<SessionEvents> {
   private pendingCount = 0
   private peerInitialWindow = MIN_INITIAL_WINDOW
   private sendFrameSize = MIN_MAX_FRAME_SIZE
+  /** MESSAGES is in effect (both HELLOs set it, PROTOCOL.md 15). */
+  private messagesOn = false
+  /** The peer's MAX_MESSAGE (0 until known, or when MESSAGES is not in effect). */
+  private peerMax = 0
   /** @internal */ readonly budget: WindowBudget
 
   private control: Buffer[] = []
@@ -368,7 +382,7 @@ export class Session extends EventEmitter<SessionEvents> {
     this.role = this.opts.role
     this.dx = duplex
     this.nextStreamId = this.role === 'client' ? 1 : 2
-    this.decoder = new FrameDecoder({ maxFrameSize: this.opts.maxFrameSize, zeroCopy: true })
+    this.decoder = this.newDecoder()
     this.budget = { windowExtra: 0, maxSessionBuffer: this.opts.maxSessionBuffer, bufferedTotal: 0, maxWindow: this.opts.maxWindow }
     this.nonce = this.opts.auth ? newNonce() : null
     this.authHold = this.opts.auth !== null
@@ -455,6 +469,17 @@ export class Session extends EventEmitter<SessionEvents> {
     return this.closeError
   }
 
+  /** Whether message streams can be opened (PROTOCOL.md 15): `false` when `maxMessage` is 0 or the peer's HELLO lacks MESSAGES, `null` while the peer's HELLO is still to come. */
+  get messages(): boolean | null {
+    if (this.opts.maxMessage === 0) return false
+    return this.peer === null ? null : this.messagesOn
+  }
+
+  /** Largest message the peer accepts (its MAX_MESSAGE), or `null` before its HELLO or without message mode. */
+  get peerMaxMessage(): number | null {
+    return this.messagesOn ? this.peerMax : null
+  }
+
   /** Counters. */
   stats(): SessionStats {
     return {
@@ -489,6 +514,14 @@ export class Session extends EventEmitter<SessionEvents> {
    * Throws `ERR_INVALID_ARG_TYPE`/`ERR_INVALID_ARG_VALUE`/`ERR_OUT_OF_RANGE`
    * on bad options; session-level failures (closed session, too many
    * streams) are reported as an `'error'` on the returned stream.
+   *
+   * With `messages: true` (a message stream, see {@link MuxStream}), throws
+   * a `MuxError` with `code` `SYNMUX_MESSAGES_UNSUPPORTED` if message mode
+   * is off here (`maxMessage: 0`) or the peer's HELLO showed it does not
+   * offer it, and a `RangeError` with `code` `SYNMUX_MESSAGE_TOO_LARGE` if
+   * `data` is larger than the peer's MAX_MESSAGE. Before the peer's HELLO
+   * (a client's first flight) the stream is opened optimistically, in
+   * 1 RTT; a peer without message mode then fails the session.
    */
   open(options: OpenOptions = {}): MuxStream {
     if (typeof options !== 'object' || options === null) throw invalidArgType('options', 'an object', options)
@@ -498,6 +531,14 @@ export class Session extends EventEmitter<SessionEvents> {
       throw invalidArgType('options.data', 'a string, Buffer or Uint8Array', data)
     }
     if (options.end !== undefined && typeof options.end !== 'boolean') throw invalidArgType('options.end', 'of type boolean', options.end)
+    if (options.messages !== undefined && typeof options.messages !== 'boolean') throw invalidArgType('options.messages', 'of type boolean', options.messages)
+    const messages = options.messages === true
+    if (messages) {
+      if (this.messages === false) {
+        throw new MuxError('SYNMUX_MESSAGES_UNSUPPORTED', this.opts.maxMessage === 0 ? 'message mode is off on this session (maxMessage: 0)' : 'the peer does not offer message mode (no MESSAGES in its HELLO)')
+      }
+      if (data !== undefined) this._checkMessage(typeof data === 'string' ? Buffer.byteLength(data) : data.byteLength)
+    }
     const now = performance.now()
     let err: MuxError | null = null
     if (this.st === State.CLOSED || this.goawaySent) {
@@ -511,7 +552,7 @@ export class Session extends EventEmitter<SessionEvents> {
       this.closeWith(GoawayCode.STREAM_IDS_EXHAUSTED, 'stream ids exhausted')
     }
     const id = err ? 0 : this.nextStreamId
-    const s = new MuxStream(this, id, 'local', target, this.opts.initialWindow, now, this.opts.streamHighWaterMark)
+    const s = new MuxStream(this, id, 'local', target, this.opts.initialWindow, now, this.opts.streamHighWaterMark, messages)
     if (err) {
       s.f |= SF.DETACHED
       const e = err
@@ -527,9 +568,22 @@ export class Session extends EventEmitter<SessionEvents> {
     s.f |= SF.IN_OPEN_QUEUE
     this.openQueue.push(s)
     this.scheduleFlush()
-    if (data !== undefined && data.length > 0) s.write(data)
+    if (data !== undefined && (data.length > 0 || messages)) s.write(data)
     if (options.end) s.end()
     return s
+  }
+
+  /**
+   * @internal Message streams: throws the `SYNMUX_MESSAGE_TOO_LARGE`
+   * RangeError if a message of `size` bytes is above the peer's MAX_MESSAGE
+   * (unknown before its HELLO: then the flush holds it, PROTOCOL.md 15.5).
+   */
+  _checkMessage(size: number): void {
+    if (this.messagesOn && size > this.peerMax) throw messageTooLarge(size, this.peerMax)
+  }
+
+  private newDecoder(): FrameDecoder {
+    return new FrameDecoder({ maxFrameSize: this.opts.maxFrameSize, zeroCopy: true, messages: this.messagesOn })
   }
 
   /**
@@ -674,7 +728,7 @@ export class Session extends EventEmitter<SessionEvents> {
       this.handshakeTimer = null
     }
     this.decoder.stop()
-    this.decoder = new FrameDecoder({ maxFrameSize: this.opts.maxFrameSize, zeroCopy: true })
+    this.decoder = this.newDecoder()
     this.helloBuf = null
     this.flushScheduled = false
     this.waitingDrain = false
@@ -756,6 +810,37 @@ export class Session extends EventEmitter<SessionEvents> {
     }, delay)
     // Not unref'd: streams are waiting for this reconnect (the transport
     // that kept the process alive is gone).
+  }
+
+  /**
+   * After the NEW exchange: is MESSAGES in effect (PROTOCOL.md 15)? Then the
+   * decoder accepts its flags and we learn the peer's MAX_MESSAGE. Message
+   * streams opened before the HELLO that cannot go on fail here.
+   */
+  private setupMessages(h: Hello): void {
+    if (this.opts.maxMessage > 0 && (h.capabilities & Capability.MESSAGES)) {
+      const max = readU32Ext(h, HelloExtension.MAX_MESSAGE)
+      if (max === null || max < MIN_MAX_MESSAGE) throw handshakeError('MESSAGES without a valid MAX_MESSAGE')
+      this.messagesOn = true
+      this.peerMax = max
+      this.decoder.messages = true
+    }
+    for (const s of [...this.streams.values()]) {
+      if (!s.messages || s.opener !== 'local') continue
+      let err: MuxError | null = null
+      if (!this.messagesOn) {
+        err = new MuxError('SYNMUX_MESSAGES_UNSUPPORTED', `stream ${s.id}: the peer does not offer message mode (no MESSAGES in its HELLO)`)
+      } else {
+        for (let i = s.sqHead; i < s.sq.length; i++) {
+          const n = s.sq[i]!.length
+          if (n > this.peerMax) {
+            err = new MuxError('SYNMUX_MESSAGE_TOO_LARGE', `stream ${s.id}: a message of ${n} bytes written before the peer's HELLO is above its MAX_MESSAGE ${this.peerMax}`)
+            break
+          }
+        }
+      }
+      if (err !== null) s.destroy(err)
+    }
   }
 
   /** After the NEW exchange: is RESUME in effect? Sets up the replay buffer and the ACK rate. */
@@ -1080,6 +1165,10 @@ export class Session extends EventEmitter<SessionEvents> {
       capabilities |= Capability.RESUME
       extensions.push([HelloExtension.REPLAY_BUFFER, u32(res.replayBuffer)])
     }
+    if (this.opts.maxMessage > 0) {
+      capabilities |= Capability.MESSAGES
+      extensions.push([HelloExtension.MAX_MESSAGE, u32(this.opts.maxMessage)])
+    }
     if (this.resuming) extensions.push([HelloExtension.RECEIVED, u64(this.sessionBytesReceived)])
     if (this.role === 'server' && this.refuseResume !== 0) extensions.push([HelloExtension.RESUME_REFUSED, Buffer.from([this.refuseResume])])
     const hello = encodeHello({
@@ -1175,6 +1264,7 @@ export class Session extends EventEmitter<SessionEvents> {
     this.peer = h
     this.peerInitialWindow = h.initialWindow
     this.sendFrameSize = Math.min(h.maxFrameSize, this.opts.maxFrameSize)
+    this.setupMessages(h)
     this.setupResumption(h)
     if (this.handshakeTimer && !this.authPending) {
       clearTimeout(this.handshakeTimer)
@@ -1290,8 +1380,11 @@ export class Session extends EventEmitter<SessionEvents> {
       this.queueControl(encodeFrame({ type: FrameType.REFUSED, streamId: id, code: refuse, reason: REFUSE_REASONS[refuse] ?? '' }))
       return
     }
+    const messages = (f.flags & FrameFlag.MESSAGES) !== 0
+    // Message-mode violations in the OPEN itself fail the session before a stream exists.
+    if (messages) this.checkMessageFrame(id, 0, len, (f.flags & FrameFlag.OPEN_EOM) !== 0, (f.flags & FrameFlag.FIN) !== 0)
     const now = performance.now()
-    const s = new MuxStream(this, id, 'remote', f.target, this.opts.initialWindow, now, this.opts.streamHighWaterMark)
+    const s = new MuxStream(this, id, 'remote', f.target, this.opts.initialWindow, now, this.opts.streamHighWaterMark, messages)
     s.scredit = this.peerInitialWindow
     s.f |= SF.PENDING
     this.pendingCount++
@@ -1299,7 +1392,8 @@ export class Session extends EventEmitter<SessionEvents> {
     this.peerStreamCount++
     this.clearIdle()
     s.rs.rcredit -= len
-    if (len > 0) this.deliver(s, f.data)
+    if (messages) this.messageIn(s, f.data, undefined, len, (f.flags & FrameFlag.OPEN_EOM) !== 0)
+    else if (len > 0) this.deliver(s, f.data)
     if (f.flags & FrameFlag.FIN) this.remoteFin(s)
     if (this.opts.acceptDelay !== Infinity) {
       s.acceptDeadline = now + this.opts.acceptDelay
@@ -1308,7 +1402,7 @@ export class Session extends EventEmitter<SessionEvents> {
       if (this.acceptQueue.length > 2 * this.pendingCount + 64) this.acceptQueue.retain((x) => x.pending)
       this.armAcceptTimer()
     }
-    this.emit('stream', s, { target: f.target })
+    this.emit('stream', s, { target: f.target, messages })
   }
 
   private onOpened(f: OpenedFrame): void {
@@ -1320,7 +1414,9 @@ export class Session extends EventEmitter<SessionEvents> {
     s.f |= SF.REMOTE_OPENED
     s.openedIn = performance.now() - s.openAt
     s.rs.rcredit -= len
-    if (len > 0) this.deliver(s, f.data)
+    if (s.inbox !== null) this.messageIn(s, f.data, undefined, len, (f.flags & FrameFlag.EOM) !== 0)
+    else if (f.flags & FrameFlag.EOM) throw protocolError(`OPENED with EOM on stream ${s.id}, which is not a message stream`)
+    else if (len > 0) this.deliver(s, f.data)
     if (f.flags & FrameFlag.FIN) this.remoteFin(s)
     s.emit('open')
     if (len > 0) this._checkConsumed(s)
@@ -1346,7 +1442,11 @@ export class Session extends EventEmitter<SessionEvents> {
     else for (let i = 0; i < chunks.length; i++) len += chunks[i]!.length
     if (len > s.rs.rcredit) throw flowError(`DATA of ${len} bytes exceeds the credit (${s.rs.rcredit}) of stream ${s.id}`)
     s.rs.rcredit -= len
-    if (chunks === undefined) {
+    if (s.inbox !== null) {
+      this.messageIn(s, f.data, chunks, len, (f.flags & FrameFlag.EOM) !== 0)
+    } else if (f.flags & FrameFlag.EOM) {
+      throw protocolError(`DATA with EOM on stream ${s.id}, which is not a message stream`)
+    } else if (chunks === undefined) {
       if (len > 0) this.deliver(s, f.data)
     } else {
       for (let i = 0; i < chunks.length; i++) this.deliver(s, chunks[i]!)
@@ -1420,10 +1520,41 @@ export class Session extends EventEmitter<SessionEvents> {
     this.srtt = this.srtt === 0 ? sample : this.srtt * 0.875 + sample * 0.125
   }
 
+  /** Message streams: a frame adding `len` bytes to a message of `partial` bytes must stay within our MAX_MESSAGE, and FIN must not cut a message (PROTOCOL.md 15.5, 15.7). */
+  private checkMessageFrame(id: number, partial: number, len: number, eom: boolean, fin: boolean): void {
+    if (partial + len > this.opts.maxMessage) throw protocolError(`a message of more than ${this.opts.maxMessage} bytes (our MAX_MESSAGE) on stream ${id}`)
+    if (fin && !eom && partial + len > 0) throw protocolError(`FIN on stream ${id} in the middle of a message (${partial + len} bytes without EOM)`)
+  }
+
   private remoteFin(s: MuxStream): void {
+    if (s.inbox !== null) this.checkMessageFrame(s.id, s.inbox.partial, 0, false, true)
     s.f |= SF.FIN_RECEIVED
     s.push(null)
     if (s.f & SF.FIN_SENT) this.detach(s)
+  }
+
+  /**
+   * Message streams (PROTOCOL.md 15): adds a frame's bytes to the message
+   * being assembled (a protocol error if it would exceed our MAX_MESSAGE:
+   * checked before the bytes are kept); on EOM hands the whole message to
+   * the readable side. Bytes of the incomplete message are credited back
+   * as they arrive (15.6), complete ones as the application reads them.
+   */
+  private messageIn(s: MuxStream, data: Buffer, chunks: Buffer[] | undefined, len: number, eom: boolean): void {
+    const box = s.inbox!
+    this.checkMessageFrame(s.id, box.partial, len, eom, false)
+    if (chunks === undefined) box.add(data)
+    else for (let i = 0; i < chunks.length; i++) box.add(chunks[i]!)
+    this.budget.bufferedTotal += len
+    if (eom) {
+      const msg = box.finish()
+      s.rs.rbuffered += msg.length
+      s.push(msg)
+    } else if (len > 0 && !(s.f & SF.IN_WINDOW_QUEUE) && creditDue(s.rs) > 0) {
+      s.f |= SF.IN_WINDOW_QUEUE
+      this.windowQueue.push(s)
+      this.scheduleFlush()
+    }
   }
 
   /** Hands received bytes to a stream; small or sparse views are copied so they do not pin big transport buffers. */
@@ -1442,7 +1573,8 @@ export class Session extends EventEmitter<SessionEvents> {
   /** @internal */
   _checkConsumed(s: MuxStream): void {
     if (s.f & SF.DETACHED) return
-    const len = s.readableLength
+    // Message streams: the readable side counts messages; credit counts bytes.
+    const len = s.inbox !== null ? s.inbox.unread(s.readableLength) : s.readableLength
     const consumed = s.rs.rbuffered - len
     if (consumed <= 0) return
     s.rs.rbuffered = len
@@ -1471,21 +1603,23 @@ export class Session extends EventEmitter<SessionEvents> {
       return
     }
     if (s.opener === 'remote' && !(s.f & SF.ANSWERED)) this._accept(s)
+    // Message streams queue every chunk as one entry, even an empty one: an entry is a message.
+    const keepEmpty = s.messages
     if (chunk !== null) {
-      if (chunk.length > 0) {
+      if (chunk.length > 0 || keepEmpty) {
         s.sq.push(chunk)
         s.sqBytes += chunk.length
       }
     } else if (chunks !== null) {
       for (let i = 0; i < chunks.length; i++) {
         const c = chunks[i]!.chunk
-        if (c.length > 0) {
+        if (c.length > 0 || keepEmpty) {
           s.sq.push(c)
           s.sqBytes += c.length
         }
       }
     }
-    if (s.sqBytes > 0) this.scheduleStream(s)
+    if (s.sqBytes > 0 || (keepEmpty && s.sqHead < s.sq.length)) this.scheduleStream(s)
     // Take writes synchronously while the queue is under the high-water mark
     // (so everything written in one tick can share one frame); beyond it,
     // hold the callback: Node's backpressure (write() false, 'drain')
@@ -1565,6 +1699,10 @@ export class Session extends EventEmitter<SessionEvents> {
     if (s.opener === 'local') this.ownStreamCount--
     else this.peerStreamCount--
     this.unpend(s)
+    if (s.inbox !== null) {
+      this.budget.bufferedTotal -= s.inbox.partial
+      s.inbox.clear()
+    }
     this.budget.bufferedTotal -= s.rs.rbuffered
     s.rs.rbuffered = 0
     this.budget.windowExtra -= s.rs.rwin - this.opts.initialWindow
@@ -1692,7 +1830,12 @@ export class Session extends EventEmitter<SessionEvents> {
 
   private sendable(s: MuxStream): boolean {
     if (s.f & (SF.DETACHED | SF.FIN_SENT)) return false
-    if (s.sqBytes > 0) return s.scredit > 0
+    if (s.messages) {
+      const h = headMessage(s.sq, s.sqHead, this.peer === null)
+      if (h > 0) return s.scredit > 0
+      if (h === 0) return true
+      if (h === Head.HELD) return false
+    } else if (s.sqBytes > 0) return s.scredit > 0
     return (s.f & SF.FIN_QUEUED) !== 0
   }
 
@@ -1870,8 +2013,10 @@ export class Session extends EventEmitter<SessionEvents> {
   }
 
   /** Whether the stream's writable side has nothing beyond what is queued here and has ended: FIN can ride with the last bytes. */
-  private finReady(s: MuxStream, n: number): boolean {
+  private finReady(s: MuxStream, n: number, eom: boolean): boolean {
     if (s.sqBytes !== n) return false
+    // Message streams: FIN rides only with the end of the last queued message.
+    if (s.messages && s.sq.length - s.sqHead > (eom ? 1 : 0)) return false
     if (s.f & SF.FIN_QUEUED) return true
     return s.writableEnded && s.writableLength === s.sqBytes
   }
@@ -1879,14 +2024,21 @@ export class Session extends EventEmitter<SessionEvents> {
   private emitFirst(s: MuxStream, batch: OutputBatch, cbs: Array<(err?: Error | null) => void>): void {
     const isOpen = s.opener === 'local'
     const tsize = isOpen ? targetSize(s.target) : 0
-    const n = Math.max(0, Math.min(s.sqBytes, s.scredit, this.sendFrameSize - tsize, this.room() - FRAME_HEADER_SIZE - tsize))
-    const fin = this.finReady(s, n)
-    batch.header(tsize + n, isOpen ? FrameType.OPEN : FrameType.OPENED, fin ? FrameFlag.FIN : 0, s.id)
+    const head = s.messages ? headMessage(s.sq, s.sqHead, this.peer === null) : s.sqBytes
+    const n = Math.max(0, Math.min(head, s.scredit, this.sendFrameSize - tsize, this.room() - FRAME_HEADER_SIZE - tsize))
+    const eom = s.messages && n === head
+    const fin = this.finReady(s, n, eom)
+    let flags = fin ? FrameFlag.FIN : 0
+    if (s.messages) {
+      if (isOpen) flags |= FrameFlag.MESSAGES | (eom ? FrameFlag.OPEN_EOM : 0)
+      else if (eom) flags |= FrameFlag.EOM
+    }
+    batch.header(tsize + n, isOpen ? FrameType.OPEN : FrameType.OPENED, flags, s.id)
     if (isOpen) {
       const [b, o] = batch.reserve(tsize)
       writeTarget(s.target, b, o)
     }
-    if (n > 0) this.take(s, n, batch)
+    if (n > 0 || eom) this.take(s, n, batch)
     s.f |= SF.OPEN_SENT
     this.sessionBytesSent += FRAME_HEADER_SIZE + tsize + n
     this.framesSent++
@@ -1898,19 +2050,23 @@ export class Session extends EventEmitter<SessionEvents> {
   }
 
   private emitData(s: MuxStream, batch: OutputBatch, cbs: Array<(err?: Error | null) => void>): void {
-    const n = Math.min(s.sqBytes, s.scredit, this.sendFrameSize, this.room() - FRAME_HEADER_SIZE)
-    const fin = this.finReady(s, n)
-    if (n === 0 && !fin) return
-    batch.header(n, FrameType.DATA, fin ? FrameFlag.FIN : 0, s.id)
-    if (n > 0) this.take(s, n, batch)
+    const head = s.messages ? headMessage(s.sq, s.sqHead, this.peer === null) : s.sqBytes
+    const n = Math.max(0, Math.min(head, s.scredit, this.sendFrameSize, this.room() - FRAME_HEADER_SIZE))
+    const eom = s.messages && n === head
+    const fin = this.finReady(s, n, eom)
+    if (n === 0 && !fin && !eom) return
+    batch.header(n, FrameType.DATA, (fin ? FrameFlag.FIN : 0) | (eom ? FrameFlag.EOM : 0), s.id)
+    if (n > 0 || eom) this.take(s, n, batch)
     this.sessionBytesSent += FRAME_HEADER_SIZE + n
     this.framesSent++
     this.afterEmit(s, fin, cbs)
   }
 
+  /** Moves `n` bytes of the send queue into the batch; `n` = 0 takes an empty message (message streams). */
   private take(s: MuxStream, n: number, batch: OutputBatch): void {
     let left = n
     const sq = s.sq
+    if (n === 0) s.sqHead++
     while (left > 0) {
       const b = sq[s.sqHead]!
       if (b.length <= left) {

@@ -10,6 +10,7 @@ import type { DecodedTarget } from './target.js'
 import type { ReceiveState } from './flow.js'
 import { ResetCode } from './constants.js'
 import { invalidArgType, outOfRange } from './errors.js'
+import { MessageInbox, messageSize } from './message.js'
 
 /** Bit flags of a stream's state. @internal */
 export const enum SF {
@@ -49,9 +50,35 @@ export const enum SF {
  * Events besides the `Duplex` ones:
  * - `'open'`: the stream is established (opener: OPENED arrived, see
  *   {@link MuxStream.openedIn}; acceptor: it was accepted).
+ * - `'message'` (message streams only): one whole message, a `Buffer`.
  * - `'error'` with a `MuxError` whose `code` is `SYNMUX_REFUSED` (refused;
  *   `wireCode` is the refuse code), `SYNMUX_STREAM_RESET` (RST by the peer;
  *   `wireCode` is the reset code) or a session error.
+ *
+ * **Message streams** (`session.open({ messages: true })` and the peer's
+ * side of such a stream, {@link MuxStream.messages}; PROTOCOL.md 15)
+ * preserve message boundaries in both directions:
+ * - Writing: every `write(chunk)` (and `end(chunk)`, and `open()`'s
+ *   `data`) is one message, possibly empty. A message larger than the
+ *   peer's MAX_MESSAGE (its `maxMessage` option, known from its HELLO)
+ *   makes that `write()`/`end()` throw a `RangeError` with `code`
+ *   `SYNMUX_MESSAGE_TOO_LARGE`; nothing is queued, the stream stays usable
+ *   and no other message is affected. (Only before the peer's HELLO, on a
+ *   client's first flight, is the limit still unknown: a message above
+ *   65,536 bytes written then waits for the HELLO, and if the peer's limit
+ *   is smaller the stream fails with a `MuxError` of that code.) The
+ *   writable side's `highWaterMark` is in bytes, as for byte streams.
+ * - Reading: the readable side is in object mode, each chunk one whole
+ *   message as a `Buffer` (`read()`, `'data'`, `for await` all yield
+ *   messages). `'message'` is emitted with each message as the application
+ *   consumes it (together with `'data'`); like `'data'`, adding a
+ *   `'message'` listener starts the flow unless the stream was paused.
+ * - Backpressure: credit is returned to the sender as messages are read,
+ *   so a paused or slow reader stops the sender once its window is full
+ *   (plus at most one incomplete message, which is always credited so a
+ *   message larger than the window can complete).
+ * - `end()` half-closes after the last message (FIN rides with its last
+ *   frame); the peer sees `'end'` after its last `'message'`.
  */
 export class MuxStream extends Duplex {
   /** The session the stream belongs to. */
@@ -64,6 +91,8 @@ export class MuxStream extends Duplex {
   readonly opener: 'local' | 'remote'
   /** Opener only: milliseconds from `open()` to OPENED; `null` before. */
   openedIn: number | null = null
+  /** Whether this is a message stream (PROTOCOL.md 15): each write is one message, each read one whole message. */
+  readonly messages: boolean
 
   /** @internal */ f: number = 0
   /** @internal */ scredit = 0
@@ -76,14 +105,17 @@ export class MuxStream extends Duplex {
   /** @internal */ openAt: number
   /** @internal */ acceptDeadline = 0
   /** @internal */ resetCode: number = ResetCode.CANCEL
+  /** @internal Message streams: the receive side's message assembly. */ inbox: MessageInbox | null
 
   /** @internal */
-  constructor(session: Session, id: number, opener: 'local' | 'remote', target: DecodedTarget | null, rwin: number, now: number, hwm: number) {
-    super({ allowHalfOpen: true, writableHighWaterMark: hwm, decodeStrings: true })
+  constructor(session: Session, id: number, opener: 'local' | 'remote', target: DecodedTarget | null, rwin: number, now: number, hwm: number, messages = false) {
+    super({ allowHalfOpen: true, writableHighWaterMark: hwm, decodeStrings: true, readableObjectMode: messages })
     this.session = session
     this.id = id
     this.opener = opener
     this.target = target
+    this.messages = messages
+    this.inbox = messages ? new MessageInbox() : null
     this.openAt = now
     this.rs = { rwin, rcredit: rwin, rbuffered: 0, epochStart: now, epochBytes: 0 }
   }
@@ -138,6 +170,51 @@ export class MuxStream extends Duplex {
     this.destroy(err)
   }
 
+  /**
+   * As `Duplex.write()`. On a message stream the chunk is one message;
+   * throws a `RangeError` with `code` `SYNMUX_MESSAGE_TOO_LARGE` (and queues
+   * nothing) if it is larger than the peer's MAX_MESSAGE.
+   */
+  override write(chunk: any, encoding?: any, cb?: any): boolean {
+    if (this.messages) this.session._checkMessage(messageSize(chunk, encoding))
+    return super.write(chunk, encoding, cb)
+  }
+
+  /**
+   * As `Duplex.end()`. On a message stream a `chunk` is the last message;
+   * throws like {@link MuxStream.write} (the stream is then not ended).
+   */
+  override end(chunk?: any, encoding?: any, cb?: any): this {
+    if (this.messages && chunk != null && typeof chunk !== 'function') this.session._checkMessage(messageSize(chunk, encoding))
+    return super.end(chunk, encoding, cb)
+  }
+
+  /** Message streams also emit each `'data'` chunk (one message) as `'message'`. */
+  override emit(event: string | symbol, ...args: any[]): boolean {
+    if (event === 'data' && this.messages) {
+      // 'data' is when a message is consumed (flowing, read(), for await):
+      // let the session credit its bytes back. (Node calls _read() only
+      // while the object-mode buffer is below its high-water mark and no
+      // _read() is pending, so it is not a reliable consumption signal.)
+      this.session._streamRead(this)
+      const d = super.emit('data', ...args)
+      return super.emit('message', args[0]) || d
+    }
+    return super.emit(event, ...args)
+  }
+
+  /** As `Duplex.on()`; like `'data'`, a `'message'` listener starts the flow (unless the stream was paused). */
+  override on(event: string | symbol, listener: (...args: any[]) => void): this {
+    super.on(event, listener)
+    if (event === 'message' && this.messages && this.readableFlowing !== false) this.resume()
+    return this
+  }
+
+  /** Same as {@link MuxStream.on}. */
+  override addListener(event: string | symbol, listener: (...args: any[]) => void): this {
+    return this.on(event, listener)
+  }
+
   override _write(chunk: Buffer, _encoding: BufferEncoding, cb: (err?: Error | null) => void): void {
     this.session._streamWrite(this, chunk, null, cb)
   }
@@ -164,8 +241,12 @@ export class MuxStream extends Duplex {
 export interface MuxStream {
   /** `'open'`: the stream is established (opener: OPENED arrived; acceptor: accepted). */
   on(event: 'open', listener: () => void): this
+  /** `'message'` (message streams): one whole message. */
+  on(event: 'message', listener: (message: Buffer) => void): this
   on(event: string | symbol, listener: (...args: any[]) => void): this
   /** `'open'`: the stream is established (opener: OPENED arrived; acceptor: accepted). */
   once(event: 'open', listener: () => void): this
+  /** `'message'` (message streams): one whole message. */
+  once(event: 'message', listener: (message: Buffer) => void): this
   once(event: string | symbol, listener: (...args: any[]) => void): this
 }

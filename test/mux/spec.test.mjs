@@ -4,7 +4,7 @@
 import { describe, it, expect } from 'vitest'
 import fs from 'node:fs'
 import path from 'node:path'
-import { Session, FrameType, GoawayCode, RefuseCode, ResetCode, HelloExtension, Capability, MUX_DEFAULTS, decodeHello, decodeFrame, frameTypeName } from 'synmux'
+import { Session, FrameType, FrameFlag, GoawayCode, RefuseCode, ResetCode, HelloExtension, Capability, MUX_DEFAULTS, decodeHello, decodeFrame, frameTypeName } from 'synmux'
 import { LockstepLink } from './helpers.mjs'
 
 const root = path.resolve(import.meta.dirname, '../..')
@@ -18,8 +18,23 @@ const line = (bytes, comment) => {
 }
 const num = (n) => n.toLocaleString('en-US')
 
+const capNames = (caps) => Object.entries(Capability).filter(([, bit]) => caps & bit).map(([name]) => name).join(', ') || 'none'
+const extName = (t) => Object.entries(HelloExtension).find(([, v]) => v === t)?.[0] ?? `0x${t.toString(16)}`
+
+function renderExtensions(b, end) {
+  const out = []
+  for (let off = 59; off < end; ) {
+    const t = b[off]
+    const len = b.readUInt16BE(off + 1)
+    const v = b.subarray(off + 3, off + 3 + len)
+    out.push(line(b.subarray(off, off + 3 + len), `extension ${extName(t)}: ${len === 4 ? num(v.readUInt32BE(0)) : `${len} bytes`}`))
+    off += 3 + len
+  }
+  return out
+}
+
 function renderHello(b) {
-  const { hello } = decodeHello(b)
+  const { hello, size } = decodeHello(b)
   const idBytes = b.subarray(15, 47)
   const idText = idBytes.every((x) => x === 0) ? '00 x 32' : 'a5 x 32'
   return [
@@ -28,18 +43,25 @@ function renderHello(b) {
     line(b.subarray(7, 8), 'kind NEW'),
     line(b.subarray(8, 10), `body length ${b.readUInt16BE(8)}`),
     line(b.subarray(10, 11), `role ${hello.role}`),
-    line(b.subarray(11, 15), 'capabilities: none'),
+    line(b.subarray(11, 15), `capabilities: ${capNames(hello.capabilities)}`),
     line(idText, hello.role === 'client' ? 'session id: zero (the server picks it)' : 'session id: 32 random bytes (shown as a5)'),
     line(b.subarray(47, 51), `initial window ${num(hello.initialWindow)}`),
     line(b.subarray(51, 55), `max frame size ${num(hello.maxFrameSize)}`),
     line(b.subarray(55, 59), `max streams ${num(hello.maxStreams)}`),
+    ...renderExtensions(b, size),
   ]
 }
 
 function renderFrame(b, f) {
   const h = b.subarray(0, 9)
   const p = b.subarray(9)
-  const flags = f.flags & 1 ? ', FIN' : ''
+  const eomBit = f.type === FrameType.OPEN ? FrameFlag.OPEN_EOM : FrameFlag.EOM
+  const names = [
+    f.flags & FrameFlag.FIN ? 'FIN' : '',
+    f.type === FrameType.OPEN && f.flags & FrameFlag.MESSAGES ? 'MESSAGES' : '',
+    (f.type === FrameType.OPEN || f.type === FrameType.OPENED || f.type === FrameType.DATA) && f.flags & eomBit ? 'EOM' : '',
+  ].filter(Boolean)
+  const flags = names.length ? `, ${names.join(', ')}` : ''
   const out = [line(h, `${frameTypeName(f.type)}: length ${p.length}${flags}, stream ${f.streamId}`)]
   switch (f.type) {
     case FrameType.OPEN: {
@@ -81,7 +103,7 @@ function renderFlight(n, from, bytes, withHello) {
     off = size
   }
   while (off < bytes.length) {
-    const { frame, size } = decodeFrame(bytes, off)
+    const { frame, size } = decodeFrame(bytes, off, undefined, true)
     lines.push(...renderFrame(bytes.subarray(off, off + size), frame))
     off += size
   }
@@ -158,6 +180,34 @@ describe('docs/PROTOCOL.md agrees with the code', () => {
     for (const r of rows) expect(r[2]).toBe(parseInt(r[0].replace(/`/g, ''), 16) < 0x80 ? 'session' : 'link')
   })
 
+  it('frame flags: the flags column lists exactly the flags the codec accepts (with MESSAGES in effect)', () => {
+    const rows = table('| type | name | kind |')
+    for (const r of rows) {
+      const type = parseInt(r[0].replace(/`/g, ''), 16)
+      const listed = r[5] === '—' ? [] : r[5].split(';').map((x) => x.trim().match(/^(\w+) `0x([0-9a-f]+)`$/)).map((m) => [m[1], parseInt(m[2], 16)])
+      let mask = 0
+      for (const [name, bit] of listed) {
+        // The name is the FrameFlag constant (OPEN's EOM is FrameFlag.OPEN_EOM).
+        expect(type === FrameType.OPEN && name === 'EOM' ? FrameFlag.OPEN_EOM : FrameFlag[name], `${r[1]} ${name}`).toBe(bit)
+        mask |= bit
+      }
+      // Every listed flag decodes; the first unlisted bit is a protocol error.
+      const frame = (flags) => {
+        const payload = type === FrameType.OPEN ? Buffer.from([0]) : Buffer.alloc({ 3: 2, 5: 4, 6: 2, 7: 6, 0x80: 8, 0x81: 8, 0x82: 8, 0x83: 32, 0x84: 8 }[type] ?? 0, 0)
+        if (type === FrameType.WINDOW) payload.writeUInt32BE(1)
+        const h = Buffer.alloc(9)
+        h.writeUIntBE(payload.length, 0, 3)
+        h[3] = type
+        h[4] = flags
+        h.writeUInt32BE(type <= FrameType.RST ? 1 : 0, 5)
+        return Buffer.concat([h, payload])
+      }
+      expect(decodeFrame(frame(mask), 0, undefined, true).frame.flags, r[1]).toBe(mask)
+      const unlisted = [1, 2, 4, 8, 16, 32, 64, 128].find((bit) => !(mask & bit))
+      expect(() => decodeFrame(frame(mask | unlisted), 0, undefined, true), r[1]).toThrow(expect.objectContaining({ code: 'SYNMUX_PROTOCOL_ERROR' }))
+    }
+  })
+
   it('GOAWAY, REFUSED and RST codes', () => {
     expect(codeRows('### 11.1 GOAWAY codes')).toEqual({ ...GoawayCode })
     expect(codeRows('### 11.2 REFUSED codes')).toEqual({ ...RefuseCode })
@@ -195,5 +245,6 @@ describe('docs/PROTOCOL.md agrees with the code', () => {
     expect(rows['handshake timeout']).toBe(`${MUX_DEFAULTS.handshakeTimeout / 1000} s`)
     expect(rows['keepalive interval / timeout']).toBe(`${MUX_DEFAULTS.keepAliveInterval / 1000} s / ${MUX_DEFAULTS.keepAliveTimeout / 1000} s`)
     expect(rows['control queue (frames the peer made us owe it: PONG, REFUSED, WINDOW, ...)']).toBe(`${MUX_DEFAULTS.maxControlQueue / 2 ** 20} MiB`)
+    expect(n(rows['max message (MAX_MESSAGE, message streams)'])).toBe(MUX_DEFAULTS.maxMessage)
   })
 })
