@@ -52,6 +52,12 @@ export const enum SF {
  * - `'error'` with a `MuxError` whose `code` is `SYNMUX_REFUSED` (refused;
  *   `wireCode` is the refuse code), `SYNMUX_STREAM_RESET` (RST by the peer;
  *   `wireCode` is the reset code) or a session error.
+ *
+ * Written Buffers are framed by reference, not copied: like most Node
+ * writables that queue, a stream may still hold a chunk after its write
+ * callback ran (up to the high-water mark), and a resumable session keeps
+ * it in its replay buffer until the peer acknowledges it. Do not modify a
+ * Buffer once it has been written.
  */
 export class MuxStream extends Duplex {
   /** The session the stream belongs to. */
