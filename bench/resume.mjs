@@ -140,17 +140,20 @@ if (mode === 'stall-server') await stallServer(Number(args[0]))
 else if (mode === 'stall-client') await stallClient(...args)
 else {
   const out = { bench: 'resume', date: new Date().toISOString(), node: process.version }
-  // Cost: RESUME_RUNS runs (default 3) of RESUME_PAIRS pairs (default 15) of 128 MiB.
+  // Cost: RESUME_RUNS runs (default 5) of RESUME_PAIRS pairs (default 21) of 128 MiB.
   const bytes = 128 * 1024 * 1024
-  const pairs = Number(process.env.RESUME_PAIRS ?? 15)
+  const pairs = Number(process.env.RESUME_PAIRS ?? 21)
   const runs = []
-  for (let i = 0; i < Number(process.env.RESUME_RUNS ?? 3); i++) runs.push(await costRun(pairs, bytes))
+  for (let i = 0; i < Number(process.env.RESUME_RUNS ?? 5); i++) runs.push(await costRun(pairs, bytes))
   out.throughput = {
     bytesPerTransfer: bytes,
     pairsPerRun: pairs,
     method: 'per pair: 1 - resumable/plain (MB/s, same process, loopback, plain and resumable back to back); costPercent = median over the pairs of a run',
+    // Median over the runs of each run's median pair cost, and every run's figure.
     costPercent: med(runs.map((r) => r.costPercent)),
+    costPercentByRun: runs.map((r) => r.costPercent),
     cpuCostPercent: med(runs.map((r) => r.cpuCostPercent)),
+    cpuCostPercentByRun: runs.map((r) => r.cpuCostPercent),
     goalPercent: 5,
     runs,
   }
