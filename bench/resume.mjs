@@ -8,6 +8,10 @@
 //    resumable session (replay buffer bookkeeping + ACK pacing), in pairs
 //    run back to back so both halves see the same machine load; goal ≤ 5 %.
 //    RESUME_RUNS x RESUME_PAIRS pairs; RESUME_SKIP_STALL=1 skips part 1.
+// 3. WAN cost: one 64 MiB stream over the delayed link (RTT 50 and 100 ms),
+//    plain vs resumable with the default 4 MiB replay buffer, which bounds
+//    the bytes in flight (about REPLAY_BUFFER per RTT); RESUME_SKIP_WAN=1
+//    skips it.
 // JSON on stdout and in bench/results/resume.json.
 import fs from 'node:fs'
 import net from 'node:net'
@@ -136,7 +140,42 @@ async function costRun(pairs, bytes) {
   }
 }
 
+// WAN cost: the same transfer over the delayed link. A plain session's
+// in-flight data is bounded by the stream window (up to maxWindow, 16 MiB);
+// a resumable one's also by the replay buffer (REPLAY_BUFFER per RTT).
+async function wanServer(port) {
+  const sink = (st) => st.resume().on('end', () => st.end())
+  const registry = new SessionRegistry({ resumption: { replayBuffer: Number(args[1]) } })
+  registry.on('session', (s) => s.on('stream', sink))
+  net.createServer((sock) => registry.accept(sock)).listen(port, '::')
+  net.createServer((sock) => new Session(sock, { role: 'server' }).on('stream', sink)).listen(port + 1, '::')
+}
+
+async function wanClient(host, port, kind, replayBuffer, mib) {
+  const resumable = kind === 'resumable'
+  const sock = net.connect(Number(port) + (resumable ? 0 : 1), host)
+  const s = new Session(sock, { role: 'client', ...(resumable ? { resumption: { replayBuffer: Number(replayBuffer) } } : {}) })
+  await new Promise((r) => s.once('handshake', r))
+  const st = s.open()
+  const bytes = Number(mib) * 1024 * 1024
+  const block = Buffer.alloc(256 * 1024, 1)
+  const t0 = performance.now()
+  const done = new Promise((r) => st.on('end', r))
+  st.resume()
+  for (let sent = 0; sent < bytes; sent += block.length) {
+    if (!st.write(block)) await new Promise((r) => st.once('drain', r))
+  }
+  st.end()
+  await done
+  const ms = performance.now() - t0
+  process.stdout.write(JSON.stringify({ MBps: bytes / (ms / 1000) / 1e6, replayMax: s.stats().replayMax }) + '\n')
+  s.destroy()
+  process.exit(0)
+}
+
 if (mode === 'stall-server') await stallServer(Number(args[0]))
+else if (mode === 'wan-server') await wanServer(Number(args[0]))
+else if (mode === 'wan-client') await wanClient(...args)
 else if (mode === 'stall-client') await stallClient(...args)
 else {
   const out = { bench: 'resume', date: new Date().toISOString(), node: process.version }
@@ -173,6 +212,45 @@ else {
         const runs = JSON.parse(r.stdout.trim().split('\n').pop())
         const stalls = runs.map((x) => x.stallMs)
         out.stall.push({ rttMs, runs, medianStallMs: med(stalls), medianStallRtts: +(med(stalls) / rttMs).toFixed(2), goal: 'reconnect (1 RTT) + 1 RTT = 2 RTT' })
+      } finally {
+        await link.close()
+      }
+    }
+  }
+  // WAN cost: plain vs resumable (default 4 MiB replay buffer) over the delayed link.
+  if (process.env.RESUME_SKIP_WAN === '1') out.wan = { skipped: 'RESUME_SKIP_WAN=1' }
+  else if (!cap.ok) out.wan = { skipped: cap.reason }
+  else {
+    out.wan = []
+    for (const rttMs of [50, 100]) {
+      const link = await createDelayedLink({ rttMs })
+      try {
+        const replayBuffer = 4 * 1024 * 1024
+        link.spawnNode('server', path.join(here, 'resume.mjs'), ['wan-server', '9700', String(replayBuffer)])
+        await new Promise((r) => setTimeout(r, 500))
+        const one = async (kind) => {
+          const r = await link.run('client', process.execPath, [path.join(here, 'resume.mjs'), 'wan-client', link.server.address, '9700', kind, String(replayBuffer), '64'], { timeoutMs: 120_000 })
+          return JSON.parse(r.stdout.trim().split('\n').pop())
+        }
+        const plain = []
+        const res = []
+        let replayMax = 0
+        for (let i = 0; i < 3; i++) {
+          plain.push((await one('plain')).MBps)
+          const r = await one('resumable')
+          res.push(r.MBps)
+          replayMax = Math.max(replayMax, r.replayMax)
+        }
+        out.wan.push({
+          rttMs,
+          bytesPerTransfer: 64 * 1024 * 1024,
+          replayBuffer,
+          plainMBps: +med(plain).toFixed(1),
+          resumableMBps: +med(res).toFixed(1),
+          costPercent: +((1 - med(res) / med(plain)) * 100).toFixed(1),
+          replayMaxBytes: replayMax,
+          samples: { plain: plain.map((x) => +x.toFixed(1)), resumable: res.map((x) => +x.toFixed(1)) },
+        })
       } finally {
         await link.close()
       }
