@@ -234,14 +234,19 @@ export class SessionPool extends EventEmitter {
         // A PING is outstanding: dead after 1 s + the worst recent RTT.
         const worstRtt = this.#worst(m, now)
         const deadline = this.#opts.deadBase + worstRtt
-        const waited = now - m.pingAt
-        if (waited > deadline) {
-          m.pingAt = 0
-          m.deaths++
-          this.#stats.deaths++
-          const info: PoolDeathInfo = { waited, deadline, worstRtt }
-          this.emit('dead', m.index, info)
-          s.reconnect('no PONG within the pool deadline')
+        const at = m.pingAt
+        if (now - at > deadline) {
+          // Decide after this turn's poll phase: if our own event loop was
+          // blocked, the PONG may be waiting in the socket right now.
+          setImmediate(() => {
+            if (this.#closed || m.pingAt !== at || !m.linked || m.session !== s || s.destroyed) return
+            m.pingAt = 0
+            m.deaths++
+            this.#stats.deaths++
+            const info: PoolDeathInfo = { waited: Date.now() - at, deadline, worstRtt }
+            this.emit('dead', m.index, info)
+            s.reconnect('no PONG within the pool deadline')
+          })
         }
         continue
       }
@@ -267,6 +272,7 @@ export class SessionPool extends EventEmitter {
         for (const m of up) if (this.#worst(m, now) > this.#worst(worst, now)) worst = m
         const worstRtt = this.#worst(worst, now)
         this.#stats.retired++
+        // The slot gets a new connection (maybe a new path): its RTT history starts over.
         worst.samples = []
         this.emit('retire', worst.index, worstRtt)
         worst.session.reconnect('retired: worst recent RTT in the pool')

@@ -6,7 +6,9 @@
  * slow path that is not declared dead; the worst-RTT connection is the one
  * the worst-killer retires; a session that cannot be resumed is replaced.
  */
+import { spawn } from 'node:child_process'
 import net from 'node:net'
+import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
 import { SessionPool, SessionRegistry, type MuxStream, type PoolDeathInfo, type Session } from 'synmux'
 import { Relay, nextEvent, pump, until } from './pool-relay.js'
@@ -70,7 +72,7 @@ describe('SessionPool', () => {
     const srv = await echoServer()
     // Slot 1 goes through a relay so its connection can go silent.
     const relay = await new Relay(srv.port).listen()
-    const deadBase = 300
+    const deadBase = 500
     const pool = new SessionPool({
       size: 3,
       connect: (i) => (i === 1 ? relay.connect() : net.connect({ port: srv.port, host: '127.0.0.1', allowHalfOpen: true })),
@@ -173,6 +175,47 @@ describe('SessionPool', () => {
     await relay.close()
     await srv.close()
   }, 20_000)
+
+  it('a PONG that arrived while the event loop was blocked is not a death', async () => {
+    // The server runs in another process, so it answers while we are blocked.
+    const child = spawn(process.execPath, [fileURLToPath(new URL('./fixtures/pool-server.mjs', import.meta.url))], { stdio: ['pipe', 'pipe', 'inherit'] })
+    try {
+      const [line] = await nextEvent<[Buffer]>(child.stdout!, 'data')
+      const { port } = JSON.parse(line.toString()) as { port: number }
+      const deadBase = 100
+      const pool = new SessionPool({ size: 1, connect: () => net.connect({ port, host: '127.0.0.1' }), monitorInterval: 10, deadBase, retireInterval: 0 })
+      const deaths: PoolDeathInfo[] = []
+      pool.on('dead', (_i: number, info: PoolDeathInfo) => deaths.push(info))
+      pool.start()
+      await until(() => pool.stats().members[0]!.pongs >= 2, 'two PONGs')
+      // Block the event loop for 10 deadlines right after the monitor's next
+      // PING went out: when the monitor runs again, the deadline has passed
+      // but the PONG is waiting in the socket.
+      const s = pool.sessions[0]!
+      const ping = s.ping.bind(s)
+      let blocked = false
+      s.ping = () => {
+        const p = ping()
+        if (!blocked) {
+          blocked = true
+          // After the PING is written (next ticks), before the PONG is read (next poll phase).
+          setImmediate(() => {
+            const end = performance.now() + 10 * deadBase
+            while (performance.now() < end);
+          })
+        }
+        return p
+      }
+      const pongs = pool.stats().members[0]!.pongs
+      await until(() => blocked && pool.stats().members[0]!.pongs >= pongs + 3, 'three more PONGs after the block')
+      expect(deaths).toEqual([])
+      expect(pool.stats().members[0]!.resumes).toBe(0)
+      await pool.close()
+    } finally {
+      child.stdin!.end()
+      child.kill()
+    }
+  })
 
   it('the worst-killer retires the connection with the worst recent RTT (a slower path), which resumes; streams continue', async () => {
     const srv = await echoServer()
