@@ -176,6 +176,26 @@ describe('SessionPool', () => {
     await srv.close()
   }, 20_000)
 
+  it('the worst RTT is that of the last rttWindow ms: a slow spell is forgotten after it', async () => {
+    const srv = await echoServer()
+    const relay = await new Relay(srv.port, 100).listen()
+    const rttWindow = 600
+    const pool = new SessionPool({ size: 1, connect: () => relay.connect(), monitorInterval: 20, rttWindow, retireInterval: 0 })
+    pool.start()
+    await until(() => pool.stats().members[0]!.pongs >= 2, 'two PONGs over the slow path')
+    expect(pool.stats().members[0]!.worstRtt).toBeGreaterThanOrEqual(200)
+    const relayed = relay as unknown as { oneWayMs: number }
+    relayed.oneWayMs = 0 // the path gets fast
+    const t0 = Date.now()
+    await until(() => pool.stats().members[0]!.worstRtt < 100, 'the slow samples to leave the window')
+    // The last slow sample was taken at most one slow RTT (+ a monitor period) before t0.
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(rttWindow - 250)
+    expect(pool.stats().deaths).toBe(0)
+    await pool.close()
+    await relay.close()
+    await srv.close()
+  })
+
   it('a PONG that arrived while the event loop was blocked is not a death', async () => {
     // The server runs in another process, so it answers while we are blocked.
     const child = spawn(process.execPath, [fileURLToPath(new URL('./fixtures/pool-server.mjs', import.meta.url))], { stdio: ['pipe', 'pipe', 'inherit'] })
