@@ -1,10 +1,9 @@
 // Helpers for the resumption tests: a loopback TCP server whose
-// connections go through a SessionRegistry, a client Session that
-// reconnects by itself, a relay that can silently drop its connections,
-// hashed senders/receivers and deadline-bounded waits.
+// connections go through a SessionRegistry, a relay that can silently
+// drop its connections, hashed senders/receivers and deadline-bounded waits.
 import net from 'node:net'
 import crypto from 'node:crypto'
-import { Session, SessionRegistry } from 'synmux'
+import { SessionRegistry } from 'synmux'
 
 /** A restartable loopback listener feeding `registry.accept`. */
 export class ResumeServer {
@@ -46,12 +45,6 @@ export class ResumeServer {
     for (const s of this.sockets) s.destroy()
     await new Promise((r) => this.net.close(r))
   }
-}
-
-/** A resumable client session to `port` that reconnects itself. */
-export function resumableClient(port, opts = {}, resumption = {}) {
-  const connect = () => net.connect({ port, host: '127.0.0.1', allowHalfOpen: true })
-  return new Session(connect(), { role: 'client', ...opts, resumption: { connect, reconnectDelay: { min: 10, max: 100 }, ...resumption } })
 }
 
 /**
