@@ -74,7 +74,10 @@ export interface ResumptionOptions {
   /**
    * Bytes of sent session frames kept until the peer ACKs them (announced
    * as REPLAY_BUFFER). When it is full, no session frame is sent until an
-   * ACK frees space. Default 4 MiB; at least 65,536.
+   * ACK frees space. Default 4 MiB; at least 65,536. It caps a session's
+   * throughput at about this much per RTT. The Buffers written to streams
+   * are kept as they are (not copied) until acknowledged: never modify a
+   * Buffer after writing it.
    */
   replayBuffer?: number
   /**

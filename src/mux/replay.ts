@@ -24,7 +24,10 @@ export class ReplayBuffer {
     return this.end - this.start
   }
 
-  /** Appends the next bytes of the session sequence. */
+  /**
+   * Appends the next bytes of the session sequence. The Buffer itself is
+   * kept (no copy) until acknowledged, so its bytes must never change.
+   */
   push(buf: Buffer): void {
     if (buf.length === 0) return
     this.chunks.push(buf)
@@ -32,6 +35,11 @@ export class ReplayBuffer {
     this.end += buf.length
     const n = this.end - this.start
     if (n > this.maxBytes) this.maxBytes = n
+  }
+
+  /** Appends several chunks, in order (the same Buffers are kept: they must never be modified). */
+  pushAll(bufs: readonly Buffer[]): void {
+    for (let i = 0; i < bufs.length; i++) this.push(bufs[i]!)
   }
 
   /** Forgets everything before `offset` (the peer has it). */
@@ -48,8 +56,7 @@ export class ReplayBuffer {
         continue
       }
       if (o < offset) {
-        // Keep only the unacknowledged tail (a view; the copy made at push
-        // time is per flush, so at most one batch is retained beyond it).
+        // Keep only the unacknowledged tail (a view of the same memory).
         this.chunks[this.head] = c.subarray(offset - o)
         this.offsets[this.head] = offset
       }

@@ -1973,11 +1973,12 @@ export class Session extends EventEmitter<SessionEvents> {
         bytes += replayedBytes
       }
       if (sb.bytes > 0) {
-        // One copy per flush: the replay buffer must not alias buffers the
-        // application may reuse once its write callback ran.
-        const copy = schunks.length === 1 ? Buffer.from(schunks[0]!) : Buffer.concat(schunks, sb.bytes)
-        this.replay!.push(copy)
-        chunks.push(copy)
+        // The replay buffer keeps the very Buffers handed to the transport
+        // (no copy): batch scratch is never written again once finished,
+        // and payloads are the application's chunks, which a stream already
+        // holds past its write callback (see MuxStream).
+        this.replay!.pushAll(schunks)
+        for (let i = 0; i < schunks.length; i++) chunks.push(schunks[i]!)
         bytes += sb.bytes
       }
     }

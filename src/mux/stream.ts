@@ -79,6 +79,12 @@ export const enum SF {
  *   message larger than the window can complete).
  * - `end()` half-closes after the last message (FIN rides with its last
  *   frame); the peer sees `'end'` after its last `'message'`.
+ *
+ * Written Buffers are framed by reference, not copied: like most Node
+ * writables that queue, a stream may still hold a chunk after its write
+ * callback ran (up to the high-water mark), and a resumable session keeps
+ * it in its replay buffer until the peer acknowledges it. Do not modify a
+ * Buffer once it has been written.
  */
 export class MuxStream extends Duplex {
   /** The session the stream belongs to. */

@@ -20,8 +20,12 @@ import type { MuxStream } from '../mux/stream.js'
 export interface SessionPoolOptions {
   /** Number of sessions (connections). Default 3. */
   size?: number
-  /** Makes a new connection to the server (use TFO). */
-  connect: () => Duplex | Promise<Duplex>
+  /**
+   * Makes a new connection to the server (use TFO). `index` is the pool
+   * slot the connection is for (first connection, reconnects and
+   * replacements alike), so a caller can route slots differently.
+   */
+  connect: (index: number) => Duplex | Promise<Duplex>
   /** Options of every session (`role` and `resumption.connect` are set by the pool). */
   session?: Omit<SessionOptions, 'role'>
   /** Monitor period (ping every session) in ms. Default 250. */
@@ -44,6 +48,8 @@ export interface PoolMemberStats {
   bytesSent: number
   bytesReceived: number
   resumes: number
+  /** Monitor PINGs answered (RTT samples taken). */
+  pongs: number
   /** Connections declared dead by the monitor. */
   deaths: number
   /** Sessions this slot has had (1 + replacements). */
@@ -66,16 +72,39 @@ export interface PoolStats {
 interface Member {
   index: number
   session: Session
+  /** The session completed its first handshake. */
   up: boolean
+  /** Its transport is established: handshake or resume done, not detached since (a resume in progress is not linked). */
+  linked: boolean
   samples: Array<[number, number]>
   pingAt: number
+  pongs: number
   deaths: number
   sessions: number
   resumesBefore: number
   bytesBefore: [number, number]
 }
 
-/** A self-healing pool of resumable sessions to one server. */
+/** What the monitor saw when it declared a connection dead (the `'dead'` event). */
+export interface PoolDeathInfo {
+  /** Time since the unanswered PING was sent, ms. */
+  waited: number
+  /** The deadline it passed: `deadBase` + `worstRtt`, ms. */
+  deadline: number
+  /** Worst RTT of this slot in the last `rttWindow` ms (PONGs, handshakes and resumes), ms. */
+  worstRtt: number
+}
+
+/**
+ * A self-healing pool of resumable sessions to one server.
+ *
+ * Events:
+ * - `'up'` `(session, index)`: a slot's session completed its handshake.
+ * - `'resumed'` `(index)`: a slot's session resumed on a new connection.
+ * - `'dead'` `(index, info: PoolDeathInfo)`: no PONG within the deadline; the connection is dropped and the session resumes.
+ * - `'retire'` `(index, worstRtt)`: the connection with the worst recent RTT is dropped (it resumes on a new one).
+ * - `'down'` `(index, err)`: a slot's session closed (it could not be resumed); a new session replaces it.
+ */
 export class SessionPool extends EventEmitter {
   readonly #opts: Required<Omit<SessionPoolOptions, 'session'>> & { session: Omit<SessionOptions, 'role'> }
   readonly #members: Member[] = []
@@ -110,7 +139,7 @@ export class SessionPool extends EventEmitter {
   }
 
   #spawn(index: number, prev: Member | null): Member {
-    const connect = this.#opts.connect
+    const connect = (): Duplex | Promise<Duplex> => this.#opts.connect(index)
     const first = connect()
     const r = this.#opts.session.resumption
     const resumption = { ...(typeof r === 'object' && r !== null ? r : {}), connect }
@@ -120,8 +149,10 @@ export class SessionPool extends EventEmitter {
       index,
       session: null as unknown as Session,
       up: false,
+      linked: false,
       samples: [],
       pingAt: 0,
+      pongs: prev?.pongs ?? 0,
       deaths: prev?.deaths ?? 0,
       sessions: (prev?.sessions ?? 0) + 1,
       resumesBefore: prev ? prev.resumesBefore + prev.session.stats().resumes : 0,
@@ -130,15 +161,29 @@ export class SessionPool extends EventEmitter {
     const attach = (s: Session): void => {
       m.session = s
       s.on('error', () => {})
+      // The handshake and every resume measure one RTT: they seed the worst
+      // RTT, so the first PING on a slow path is not declared dead early
+      // (and a false death cannot repeat forever for want of a sample).
       s.once('handshake', () => {
         m.up = true
+        m.linked = true
+        this.#sample(m, s.stats().rtt)
         this.emit('up', s, index)
       })
+      s.on('resumed', () => {
+        m.linked = true
+        this.#sample(m, s.stats().rtt)
+        this.emit('resumed', index)
+      })
+      // Until the resume completes, a PING would wait for it: no PING, no
+      // deadline (the session's own handshake timeout covers the attempt).
       s.on('detached', () => {
+        m.linked = false
         m.pingAt = 0
       })
       s.once('close', (err?: MuxError) => {
         m.up = false
+        m.linked = false
         if (this.#closed) return
         this.emit('down', index, err)
         this.#stats.replaced++
@@ -166,6 +211,12 @@ export class SessionPool extends EventEmitter {
     return m
   }
 
+  #sample(m: Member, rtt: number): void {
+    if (!(rtt > 0)) return
+    m.samples.push([Date.now(), rtt])
+    if (m.samples.length > 4096) m.samples.shift()
+  }
+
   #worst(m: Member, now: number): number {
     const cut = now - this.#opts.rttWindow
     while (m.samples.length > 0 && m.samples[0]![0] < cut) m.samples.shift()
@@ -178,15 +229,24 @@ export class SessionPool extends EventEmitter {
     const now = Date.now()
     for (const m of this.#members) {
       const s = m.session
-      if (!m.up || s.destroyed || !s.stats().attached) continue
+      if (!m.linked || s.destroyed) continue
       if (m.pingAt !== 0) {
         // A PING is outstanding: dead after 1 s + the worst recent RTT.
-        if (now - m.pingAt > this.#opts.deadBase + this.#worst(m, now)) {
-          m.pingAt = 0
-          m.deaths++
-          this.#stats.deaths++
-          this.emit('dead', m.index)
-          s.reconnect('no PONG within the pool deadline')
+        const worstRtt = this.#worst(m, now)
+        const deadline = this.#opts.deadBase + worstRtt
+        const at = m.pingAt
+        if (now - at > deadline) {
+          // Decide after this turn's poll phase: if our own event loop was
+          // blocked, the PONG may be waiting in the socket right now.
+          setImmediate(() => {
+            if (this.#closed || m.pingAt !== at || !m.linked || m.session !== s || s.destroyed) return
+            m.pingAt = 0
+            m.deaths++
+            this.#stats.deaths++
+            const info: PoolDeathInfo = { waited: Date.now() - at, deadline, worstRtt }
+            this.emit('dead', m.index, info)
+            s.reconnect('no PONG within the pool deadline')
+          })
         }
         continue
       }
@@ -195,8 +255,8 @@ export class SessionPool extends EventEmitter {
       s.ping().then(
         (rtt) => {
           if (m.pingAt === at) m.pingAt = 0
-          m.samples.push([Date.now(), rtt])
-          if (m.samples.length > 4096) m.samples.shift()
+          m.pongs++
+          this.#sample(m, rtt)
         },
         () => {
           if (m.pingAt === at) m.pingAt = 0
@@ -206,13 +266,15 @@ export class SessionPool extends EventEmitter {
     const ri = this.#opts.retireInterval
     if (ri > 0 && now - this.#lastRetire >= ri && this.#members.length > 1) {
       this.#lastRetire = now
-      const up = this.#members.filter((m) => m.up && m.session.stats().attached)
+      const up = this.#members.filter((m) => m.linked && !m.session.destroyed)
       if (up.length === this.#members.length) {
         let worst = up[0]!
         for (const m of up) if (this.#worst(m, now) > this.#worst(worst, now)) worst = m
+        const worstRtt = this.#worst(worst, now)
         this.#stats.retired++
+        // The slot gets a new connection (maybe a new path): its RTT history starts over.
         worst.samples = []
-        this.emit('retire', worst.index)
+        this.emit('retire', worst.index, worstRtt)
         worst.session.reconnect('retired: worst recent RTT in the pool')
       }
     }
@@ -227,7 +289,7 @@ export class SessionPool extends EventEmitter {
       if (!m.up || s.destroyed || s.state !== 'open') continue
       const st = s.stats()
       const queued = (s.duplex.writableLength ?? 0) + st.controlQueueBytes
-      const score = (st.attached ? 0 : 1e6) + (Math.max(st.rtt, 0.1) + 1) * (1 + queued / 262_144 + st.streams / 16)
+      const score = (m.linked ? 0 : 1e6) + (Math.max(st.rtt, 0.1) + 1) * (1 + queued / 262_144 + st.streams / 16)
       if (score < bestScore) {
         bestScore = score
         best = s
@@ -269,13 +331,14 @@ export class SessionPool extends EventEmitter {
       const st = s.stats()
       return {
         index: m.index,
-        state: s.destroyed ? 'closed' : !m.up ? 'connecting' : st.attached ? 'up' : 'detached',
+        state: s.destroyed ? 'closed' : !m.up ? 'connecting' : m.linked ? 'up' : 'detached',
         rtt: Math.round(st.rtt * 100) / 100,
         worstRtt: Math.round(this.#worst(m, now) * 100) / 100,
         streams: s.streamCount,
         bytesSent: m.bytesBefore[0] + st.bytesSent,
         bytesReceived: m.bytesBefore[1] + st.bytesReceived,
         resumes: m.resumesBefore + st.resumes,
+        pongs: m.pongs,
         deaths: m.deaths,
         sessions: m.sessions,
       }
