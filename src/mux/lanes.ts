@@ -144,6 +144,14 @@ class Splitter {
   get buffered(): number {
     return this.bytes
   }
+
+  /** Everything buffered and not yet returned (the splitter is left empty). */
+  rest(): Buffer {
+    const out = this.parts.length === 1 ? this.parts[0]! : Buffer.concat(this.parts, this.bytes)
+    this.parts = []
+    this.bytes = 0
+    return out ?? Buffer.alloc(0)
+  }
 }
 
 function readU64(b: Buffer, off: number): number {
@@ -437,9 +445,8 @@ export class LaneSet extends Duplex {
         const lane = this.#addLane(dx, index, false)
         lane.state = 'open'
         this.#joinDelay = 0
-        const rest: Buffer[] = []
-        for (let r; sp.buffered > 0 && (r = sp.next()) !== null; ) if (!('hello' in r)) rest.push(r.frame)
-        for (const f of rest) lane.onData(f)
+        const rest = sp.rest()
+        if (rest.length > 0) lane.onData(rest)
         this.#o.onLane?.(lane.info())
         this.#sendMark(lane)
         resolve(index)
