@@ -286,6 +286,8 @@ export class LaneSet extends Duplex {
   #joinDelay = 0
   #joinTimer: NodeJS.Timeout | null = null
   #failed = false
+  /** The last ACK the session sent: sent again when a lane dies (it may have died with it). */
+  #lastAck: Buffer | null = null
 
   /** @internal */
   constructor(lane0: Duplex, options: LaneSetOptions) {
@@ -449,6 +451,7 @@ export class LaneSet extends Duplex {
         if (rest.length > 0) lane.onData(rest)
         this.#o.onLane?.(lane.info())
         this.#sendMark(lane)
+        this.#drained()
         resolve(index)
       }
       const onClose = (): void => fail(new MuxError('SYNMUX_LANE_REFUSED', `lane ${index}: the transport closed during JOIN`))
@@ -517,6 +520,7 @@ export class LaneSet extends Duplex {
       this.#o.onLane?.(lane.info())
       if (leftover.length > 0) lane.onData(leftover)
       this.#sendMark(lane)
+      this.#drained()
     }
     if (key === null) {
       attach(rest)
@@ -632,7 +636,17 @@ export class LaneSet extends Duplex {
       lane.resent++
       this.#route(off, bufs[i]!)
     }
-    for (const p of pings) this.#pick(p.length)?.dx.write(p)
+    for (const p of pings) {
+      const l = this.#pick(p.length)
+      if (l !== null) {
+        l.pings.push(p)
+        this.#write(l, p)
+      }
+    }
+    if (this.#lastAck !== null) {
+      const l = this.#pick(this.#lastAck.length)
+      if (l !== null) this.#write(l, this.#lastAck)
+    }
   }
 
   // ---------------------------------------------------------------------------
@@ -730,6 +744,7 @@ export class LaneSet extends Duplex {
       return
     }
     const lane = this.#pick(frame.length)
+    if (type === FrameType.ACK) this.#lastAck = frame
     if (lane === null) return
     if (type === FrameType.PING) lane.pings.push(frame)
     this.#write(lane, frame)

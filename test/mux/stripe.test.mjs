@@ -16,7 +16,7 @@ afterEach(async () => {
 async function until(pred, ms = 10_000, what = 'condition') {
   const end = Date.now() + ms
   while (!pred()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
+    if (Date.now() > end) throw new Error(`timed out waiting for ${typeof what === 'function' ? what() : what}`)
     await new Promise((r) => setTimeout(r, 5))
   }
 }
@@ -25,10 +25,12 @@ async function until(pred, ms = 10_000, what = 'condition') {
 async function stripeServer(opts = {}) {
   const registry = new SessionRegistry(opts)
   const sessions = []
+  const used = new Set()
   registry.on('session', (s) => {
     sessions.push(s)
     s.on('error', () => {})
     s.on('stream', (st) => {
+      used.add(s)
       st.on('error', () => {})
       st.pipe(st)
     })
@@ -46,7 +48,7 @@ async function stripeServer(opts = {}) {
     await new Promise((r) => server.close(r))
   }
   cleanups.push(close)
-  return { registry, sessions, port: server.address().port }
+  return { registry, sessions, used, port: server.address().port }
 }
 
 /**
@@ -62,16 +64,31 @@ async function laneRelay(port, delayOf = () => 0) {
     const conn = { a, b, delay, dead: false }
     conns.push(conn)
     const pipe = (from, to) => {
-      let last = 0
-      from.on('data', (d) => {
-        if (delay === 0) return void to.write(d)
-        const at = Math.max(Date.now() + delay, last)
-        last = at
-        setTimeout(() => !to.destroyed && to.write(d), at - Date.now())
-      })
-      from.on('end', () => setTimeout(() => !to.destroyed && to.end(), delay))
+      // One FIFO per direction, pumped by one timer: bytes keep their order.
+      const q = []
+      let timer = null
+      const pump = () => {
+        timer = null
+        while (q.length > 0 && q[0].at <= Date.now()) {
+          const { d } = q.shift()
+          if (to.destroyed) continue
+          if (d === null) to.end()
+          else to.write(d)
+        }
+        if (q.length > 0) timer = setTimeout(pump, q[0].at - Date.now())
+      }
+      const add = (d) => {
+        if (delay === 0 && q.length === 0) {
+          if (!to.destroyed) d === null ? to.end() : to.write(d)
+          return
+        }
+        q.push({ at: Date.now() + delay, d })
+        if (timer === null) timer = setTimeout(pump, delay)
+      }
+      from.on('data', add)
+      from.on('end', () => add(null))
       from.on('error', () => {})
-      from.on('close', () => setTimeout(() => to.destroy(), delay))
+      from.on('close', () => setTimeout(() => to.destroy(), delay + 1))
     }
     pipe(a, b)
     pipe(b, a)
@@ -171,9 +188,10 @@ describe('striping over 4 lanes', () => {
       // The killed lanes' unacknowledged frames were sent again on the others.
       expect(resent()).toBeGreaterThan(0)
       // Killed lanes were replaced (the client keeps 4).
-      await until(() => c.stats().lanes.filter((l) => l.state === 'open').length === 4, 10_000, 'lanes replaced')
+      await until(() => c.stats().lanes.filter((l) => l.state === "open").length === 4, 10_000, () => `lanes replaced (${JSON.stringify(c.stats().lanes)} resumes ${c.stats().resumes})`)
       expect(relay.conns.length).toBeGreaterThan(4)
-      expect(srv.sessions).toHaveLength(1)
+      // One session carried everything (a JOIN that raced a resume may have been answered NEW and dropped).
+      expect(srv.used.size).toBe(1)
     } catch (err) {
       err.message += ` (seed ${seed}; rerun with SYNMUX_SEED=${seed})`
       throw err
