@@ -718,7 +718,7 @@ export class LaneSet extends Duplex {
   #ownHello(h: Hello, raw: Buffer): void {
     this.#own = h
     this.#ownRaw = raw
-    this.#recvR = received(h)
+    if (h.kind !== HelloKind.NEW || this.#recvR < 0) this.#recvR = received(h)
     if (h.kind === HelloKind.NEW && h.role === 'client') this.#sendOff = 0
     this.#write(this.#lanes[0]!, raw)
     this.#setup()
@@ -854,6 +854,8 @@ export class LaneSet extends Duplex {
         if ('hello' in u) {
           this.#peer = u.hello
           this.#peerRaw = u.raw
+          // After a NEW the peer's session frames start at offset 0.
+          if (u.hello.kind === HelloKind.NEW && this.#recvR < 0) this.#recvR = 0
           this.push(u.raw)
           if (this.#o.role === 'client' && this.#sendOff < 0) this.#sendOff = received(u.hello)
           this.#setup()
@@ -876,6 +878,8 @@ export class LaneSet extends Duplex {
 
   #inFrame(lane: Lane, type: number, f: Buffer): void {
     if (!this.#striped) {
+      // Before the HELLOs are both known (or without striping): lane 0 in order; keep count.
+      if (type < 0x80 && this.#recvR >= 0) this.#recvR += f.length
       this.push(f)
       return
     }
@@ -958,7 +962,7 @@ export class LaneSet extends Duplex {
     if (bytes < 16 * 1024 || lane.srtt === 0) lane.srtt = lane.srtt === 0 ? dt : lane.srtt * 0.875 + dt * 0.125
     // Delivery rate: the bytes confirmed over the time since the lane got busy.
     const busy = now - lane.busySince
-    if (bytes >= 64 * 1024 && busy > 0) {
+    if (bytes >= 16 * 1024 && busy > 0) {
       const r = bytes / busy
       lane.rate = lane.rate === INITIAL_RATE ? r : lane.rate * 0.75 + r * 0.25
     }
