@@ -198,6 +198,21 @@ describe('striping over 4 lanes', () => {
     }
   })
 
+  it('streams opened at once (before the lanes join) carry on over the lanes as they join', async () => {
+    const srv = await stripeServer()
+    const c = stripedClient(srv.port)
+    const runs = []
+    for (let i = 0; i < 3; i++) {
+      // Opened and written before the server's HELLO: these frames go on lane 0 before striping is known.
+      const st = c.open({})
+      runs.push(Promise.all([sendHashed(st, 4 * 1024 * 1024), receiveHashed(st)]))
+    }
+    expect(c.stats().striped).toBe(false)
+    for (const [sent, got] of await Promise.all(runs)) expect(got.sha).toBe(sent)
+    await until(() => c.stats().lanes.length === 4, 10_000, '4 lanes')
+    expect(c.stats().lanes.filter((l) => l.index > 0).every((l) => l.bytesSent > 0)).toBe(true)
+  })
+
   it('keeps FIN (half-close) and RST meaning across lanes', async () => {
     const srv = await stripeServer()
     const c = stripedClient(srv.port)
