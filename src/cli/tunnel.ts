@@ -77,6 +77,9 @@ Options:
                           streams go to the best (lowest RTT, least queued),
                           dead connections are replaced (default 1). A lost
                           connection is always resumed without failing streams
+  --lanes N               stripe the session over N connections to the server
+                          (each TFO and authenticated); beats per-connection
+                          rate caps (default 1)
   --config FILE           JSON object whose keys mirror these flags (flags win)
   --log-level LEVEL       silent, error, warn, info (default), debug
   --stats                 print a live status line (streams, bytes, RTT, reconnects)
@@ -166,6 +169,7 @@ export async function runClient(argv: string[]): Promise<number> {
     socks: {},
     'first-bytes-wait': {},
     pool: {},
+    lanes: {},
     'http-proxy': {},
     'http-proxy-auth': {},
   })
@@ -191,12 +195,14 @@ export async function runClient(argv: string[]): Promise<number> {
   const httpAt = flags['http-proxy'] ? parseHostPort(flags['http-proxy'] as string, '--http-proxy', '127.0.0.1') : undefined
   const fbw = int(flags, 'first-bytes-wait', 0, 10_000)
   const pool = int(flags, 'pool', 1, 64)
+  const lanes = int(flags, 'lanes', 1, 64)
   const client = new TunnelClient({
     server,
     key: key(flags, log),
     ...(flags.tls ? { tls: { ...(flags.ca ? { ca: fs.readFileSync(flags.ca as string) } : {}), ...(flags.fingerprint ? { fingerprint: flags.fingerprint as string } : {}) } } : {}),
     ...(fbw !== undefined ? { firstBytesWait: fbw } : {}),
     ...(pool !== undefined && pool > 1 ? { pool } : {}),
+    ...(lanes !== undefined && lanes > 1 ? { lanes } : {}),
     logger: log,
   })
   client.start()
@@ -207,9 +213,10 @@ export async function runClient(argv: string[]): Promise<number> {
     statusLine(() => {
       const s = client.stats()
       const pool = s.pool ? `  pool ${s.pool.up}/${s.pool.size} [${s.pool.members.map((m) => `${m.state} ${m.rtt.toFixed(1)}ms ${human(m.bytesSent + m.bytesReceived)} r${m.resumes}`).join(' | ')}]` : ''
+      const lanes = s.lanes ? `  lanes ${s.lanes.filter((l) => l.state === 'open').length} [${s.lanes.map((l) => `${l.index}:${l.rtt.toFixed(1)}ms ${human(l.bytesSent)}`).join(' | ')}]` : ''
       const p = proxy?.stats()
       const http = p ? `  http ${p.requests} req (${p.active} active, ${p.connections} conns, ${p.refused} refused)` : ''
-      return `session ${s.state}  streams ${s.streams}  up ${human(s.bytesUp)}  down ${human(s.bytesDown)}  rtt ${s.rtt.toFixed(1)} ms  reconnects ${s.reconnects}  resumes ${s.resumes}  refused ${s.refused}${pool}${http}`
+      return `session ${s.state}  streams ${s.streams}  up ${human(s.bytesUp)}  down ${human(s.bytesDown)}  rtt ${s.rtt.toFixed(1)} ms  reconnects ${s.reconnects}  resumes ${s.resumes}  refused ${s.refused}${pool}${lanes}${http}`
     })
   }
   onStop(async () => {

@@ -25,6 +25,7 @@ export type MuxErrorCode =
   | 'SYNMUX_SESSION_LOST'
   | 'SYNMUX_MESSAGE_TOO_LARGE'
   | 'SYNMUX_MESSAGES_UNSUPPORTED'
+  | 'SYNMUX_LANE_REFUSED'
 
 /** Options of a {@link MuxError}. */
 export interface MuxErrorOptions {

@@ -9,6 +9,8 @@ export type { SessionOptions, AuthOptions, ResumptionOptions } from './options.j
 export { SessionRegistry } from './registry.js'
 export type { SessionRegistryOptions, SessionRegistryEvents, SessionRegistryStats } from './registry.js'
 export { MuxStream } from './stream.js'
+export { LaneSet } from './lanes.js'
+export type { LaneInfo } from './lanes.js'
 export type { Target, DecodedTarget, TargetKind } from './target.js'
 export { MuxError, ProtocolError } from './errors.js'
 export type { MuxErrorCode, MuxErrorOptions } from './errors.js'

@@ -67,6 +67,16 @@ export interface SessionOptions {
    * {@link SessionRegistry}).
    */
   resumption?: ResumptionOptions
+  /**
+   * Client: run the session over this many transports ("lanes", PROTOCOL.md
+   * 14), lane 0 included. Needs `resumption` with a `connect` function
+   * (each further lane is opened with it, joins with HELLO JOIN and is
+   * authenticated like a resume) and a server that allows lanes. Default 1
+   * (no striping); 1–64.
+   */
+  lanes?: number
+  /** Server: most lanes a striped session may have (PROTOCOL.md 14). Default 16; 0 turns striping off. */
+  maxLanes?: number
 }
 
 /** Options of session resumption (PROTOCOL.md 13). */
@@ -181,5 +191,7 @@ export function resolveOptions(options: unknown): ResolvedOptions {
     noDelay: o.noDelay === undefined ? true : o.noDelay,
     auth,
     resumption: resolveResumption(o.resumption),
+    lanes: num(o, 'lanes', 1, 1, 64),
+    maxLanes: num(o, 'maxLanes', 16, 0, 64),
   }
 }

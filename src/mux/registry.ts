@@ -8,11 +8,12 @@
  */
 import { EventEmitter } from 'node:events'
 import type { Duplex } from 'node:stream'
-import { DEFAULTS, HelloKind, ResumeRefused } from './constants.js'
+import { Capability, DEFAULTS, HelloKind, ResumeRefused } from './constants.js'
 import { decodeHello, type Hello } from './codec.js'
 import { invalidArgType } from './errors.js'
-import { type SessionOptions, resolveOptions } from './options.js'
-import { Session } from './session.js'
+import { type ResolvedOptions, type SessionOptions, resolveOptions } from './options.js'
+import { Session, laneSetOptions } from './session.js'
+import { LaneSet } from './lanes.js'
 
 /** Options of a {@link SessionRegistry}: the options of every server session it creates (`role` is `'server'`). */
 export type SessionRegistryOptions = Omit<SessionOptions, 'role'>
@@ -23,6 +24,8 @@ export interface SessionRegistryEvents {
   session: [session: Session]
   /** An existing session moved onto a new transport. */
   resumed: [session: Session]
+  /** A striped session got a new lane (PROTOCOL.md 14). */
+  lane: [session: Session, index: number]
   /** A RESUME was refused with NEW (`reason`: RESUME_REFUSED code) or dropped (`reason` 0: authentication failed). */
   refused: [info: { reason: number; why: string; duplex: Duplex }]
 }
@@ -44,7 +47,10 @@ const HELLO_READ_LIMIT = 10 + 1024
 /** Server-side registry of resumable sessions. */
 export class SessionRegistry extends EventEmitter<SessionRegistryEvents> {
   readonly #options: SessionOptions
+  readonly #resolved: ResolvedOptions
   readonly #sessions = new Map<string, Session>()
+  /** Lane sets of striped sessions, by session id (where JOINs go). */
+  readonly #laneSets = new Map<string, LaneSet>()
   readonly #expired = new Set<string>()
   readonly #stats = { resumed: 0, refused: 0, expired: 0, authFailures: 0 }
   #closed = false
@@ -55,7 +61,23 @@ export class SessionRegistry extends EventEmitter<SessionRegistryEvents> {
     if (typeof options !== 'object' || options === null) throw invalidArgType('options', 'an object', options)
     this.#options = { ...options, role: 'server', resumption: options.resumption ?? {} }
     // Validate now (throws with stable codes) rather than on the first connection.
-    resolveOptions(this.#options)
+    this.#resolved = resolveOptions(this.#options)
+  }
+
+  /** A LaneSet over lane 0 of a striped session (the client's HELLO asked for STRIPE). */
+  #laneSet(duplex: Duplex, peerHello?: { hello: Hello; raw: Buffer; rest: Buffer }): LaneSet {
+    return new LaneSet(duplex, laneSetOptions(this.#resolved, {
+      ...(peerHello ? { peerHello } : {}),
+      register: (id, set) => this.#laneSets.set(id.toString('hex'), set),
+      unregister: (id, set) => {
+        const k = id.toString('hex')
+        if (this.#laneSets.get(k) === set) this.#laneSets.delete(k)
+      },
+    }))
+  }
+
+  #wantsLanes(h: Hello | undefined): boolean {
+    return h !== undefined && this.#resolved.maxLanes > 0 && (h.capabilities & (Capability.STRIPE | Capability.RESUME)) === (Capability.STRIPE | Capability.RESUME)
   }
 
   /**
@@ -94,22 +116,28 @@ export class SessionRegistry extends EventEmitter<SessionRegistryEvents> {
         this.#resume(duplex, r.hello, buf.subarray(0, r.size), buf.subarray(r.size), buf)
         return
       }
-      this.#newSession(duplex, buf, 0)
+      if (r !== null && r.hello.kind === HelloKind.JOIN && r.hello.role === 'client') {
+        this.#join(duplex, r.hello, buf.subarray(0, r.size), buf.subarray(r.size), buf)
+        return
+      }
+      this.#newSession(duplex, buf, 0, r !== null && r.hello.kind === HelloKind.NEW && this.#wantsLanes(r.hello))
     }
     duplex.on('error', () => {})
     duplex.on('data', onData)
     duplex.on('close', onClose)
   }
 
-  #newSession(duplex: Duplex, buf: Buffer, refuse: number): void {
-    const session = new Session(duplex, this.#options)
+  #newSession(duplex: Duplex, buf: Buffer, refuse: number, striped = false): void {
+    const set = striped ? this.#laneSet(duplex) : null
+    const session = new Session(set ?? duplex, this.#options)
     session._setRegistry(this, refuse)
     if (this.#closed) {
       session.destroy()
       return
     }
     this.emit('session', session)
-    session._input(buf)
+    if (set !== null) set._input(buf)
+    else session._input(buf)
   }
 
   #resume(duplex: Duplex, h: Hello, raw: Buffer, rest: Buffer, all: Buffer): void {
@@ -134,10 +162,38 @@ export class SessionRegistry extends EventEmitter<SessionRegistryEvents> {
     }
     s!.once('resumed', onResumed)
     duplex.once('close', () => s!.off('resumed', onResumed))
-    s!._acceptResume(duplex, h, raw, rest, (why) => {
+    // A striped session resumes onto a new LaneSet (lane 0: this transport).
+    let d: Duplex = duplex
+    if (this.#wantsLanes(h)) {
+      d = this.#laneSet(duplex, { hello: h, raw, rest })
+      rest = Buffer.alloc(0)
+    }
+    s!._acceptResume(d, h, raw, rest, (why) => {
       this.#stats.authFailures++
       this.emit('refused', { reason: 0, why, duplex })
     })
+  }
+
+  #join(duplex: Duplex, h: Hello, raw: Buffer, rest: Buffer, all: Buffer): void {
+    const key = h.sessionId.toString('hex')
+    const set = this.#closed ? undefined : this.#laneSets.get(key)
+    const s = this.#sessions.get(key)
+    let refuse: number = set === undefined ? (this.#expired.has(key) ? ResumeRefused.EXPIRED : ResumeRefused.UNKNOWN_ID) : 0
+    if (set !== undefined) {
+      refuse = set._acceptJoin(duplex, h, raw, rest, (why) => {
+        this.#stats.authFailures++
+        this.emit('refused', { reason: 0, why, duplex })
+      })
+      if (refuse === 0 && s !== undefined) {
+        const v = h.extensions.get(0x05)
+        if (v !== undefined && v.length === 2) this.emit('lane', s, v.readUInt16BE(0))
+      }
+    }
+    if (refuse !== 0) {
+      this.#stats.refused++
+      this.emit('refused', { reason: refuse, why: ['', 'unknown session id', 'session expired', 'lane not accepted', 'striping not in effect'][refuse]!, duplex })
+      this.#newSession(duplex, all, refuse)
+    }
   }
 
   /** @internal A session became resumable (its id is known). */

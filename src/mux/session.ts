@@ -57,6 +57,7 @@ import { Head, headMessage, messageTooLarge } from './message.js'
 import { type ResolvedOptions, type SessionOptions, resolveOptions } from './options.js'
 import { OutputBatch, Queue } from './scheduler.js'
 import { ReplayBuffer } from './replay.js'
+import { type LaneInfo, LaneSet, type LaneSetOptions } from './lanes.js'
 import type { SessionRegistry } from './registry.js'
 import { MuxStream, SF } from './stream.js'
 import { type DecodedTarget, type Target, isPrintableHost, normalizeTarget, targetSize, writeTarget } from './target.js'
@@ -137,6 +138,10 @@ export interface SessionStats {
   replayedBytes: number
   /** Duplicate session bytes dropped on arrival (replays that crossed). */
   duplicateBytes: number
+  /** Striping (PROTOCOL.md 14) is in effect on the current transport. */
+  striped: boolean
+  /** The lanes of a striped session (lane 0 first); empty when not striped. */
+  lanes: LaneInfo[]
 }
 
 /** Events of a {@link Session}. */
@@ -155,6 +160,8 @@ export interface SessionEvents {
   detached: [err: MuxError]
   /** Resumable session: it runs on a new transport; what was lost has been replayed. */
   resumed: []
+  /** Striped session: a lane joined, is leaving or is gone (`err`: why it died or could not join). */
+  lane: [info: LaneInfo, err?: MuxError]
 }
 
 const enum State {
@@ -183,6 +190,20 @@ const REFUSE_REASONS: Record<number, string> = {
 const ZERO_ID = Buffer.alloc(SESSION_ID_SIZE)
 /** Session frames are emitted only while the replay buffer has this much room (a target plus some data). */
 const MIN_ROOM = 1024
+
+/** @internal Options of the LaneSet of a session with options `o` (hooks are set when the session binds it). */
+export function laneSetOptions(o: ResolvedOptions, extra: Partial<LaneSetOptions> = {}): LaneSetOptions {
+  return {
+    role: o.role,
+    key: o.auth?.key ?? null,
+    maxFrameSize: o.maxFrameSize,
+    lanes: o.lanes,
+    maxLanes: o.maxLanes,
+    connect: o.resumption?.connect ?? null,
+    handshakeTimeout: o.handshakeTimeout,
+    ...extra,
+  }
+}
 
 function u32(n: number): Buffer {
   const b = Buffer.allocUnsafe(4)
@@ -400,7 +421,7 @@ export class Session extends EventEmitter<SessionEvents> {
         else this.lost(new MuxError('SYNMUX_CONNECTION_LOST', 'the transport closed'))
       }
     }
-    this.bindTransport(duplex)
+    this.bindTransport(this.wrap(duplex))
     if (this.opts.handshakeTimeout > 0) {
       this.handshakeTimer = setTimeout(() => {
         this.handshakeTimer = null
@@ -503,7 +524,43 @@ export class Session extends EventEmitter<SessionEvents> {
       replayLimit: this.replay?.limit ?? 0,
       replayedBytes: this.replayedBytes,
       duplicateBytes: this.duplicateBytes,
+      striped: this.dx instanceof LaneSet && this.dx.striped,
+      lanes: this.dx instanceof LaneSet && this.dx.striped ? this.dx.lanes() : [],
     }
+  }
+
+  /**
+   * Striped client session (`lanes` option, PROTOCOL.md 14): adds a lane,
+   * over `duplex` or, without it, a transport from `resumption.connect`.
+   * Resolves with the lane index once it carries frames; rejects with
+   * `SYNMUX_LANE_REFUSED`, `SYNMUX_AUTH_FAILED`, `SYNMUX_HANDSHAKE_TIMEOUT`,
+   * or `ERR_INVALID_STATE` when striping is not in effect.
+   */
+  addLane(duplex?: Duplex): Promise<number> {
+    if (duplex !== undefined && (typeof duplex !== 'object' || duplex === null || typeof (duplex as Duplex).write !== 'function')) throw invalidArgType('duplex', 'a Duplex stream', duplex)
+    if (!(this.dx instanceof LaneSet)) return Promise.reject(invalidState('striping is not in effect on this session (lanes option, and a server that allows lanes)'))
+    return this.dx.join(duplex)
+  }
+
+  /**
+   * Striped session: takes lane `index` out of service gracefully (frames it
+   * carries are confirmed or sent again on the others). Returns false if
+   * there is no such open lane or it is the last one.
+   */
+  removeLane(index: number): boolean {
+    if (typeof index !== 'number' || !Number.isInteger(index) || index < 0) throw invalidArgType('index', 'a lane index (integer >= 0)', index)
+    return this.dx instanceof LaneSet ? this.dx.remove(index) : false
+  }
+
+  /** @internal A client's transport, wrapped in a LaneSet when the session stripes. */
+  private wrap(d: Duplex): Duplex {
+    if (this.role !== 'client' || this.opts.lanes <= 1 || this.opts.resumption === null) return d
+    return this.laneSet(d)
+  }
+
+  /** @internal A client's LaneSet over `lane0`. */
+  private laneSet(lane0: Duplex): LaneSet {
+    return new LaneSet(lane0, laneSetOptions(this.opts))
   }
 
   /**
@@ -640,7 +697,8 @@ export class Session extends EventEmitter<SessionEvents> {
       clearTimeout(this.reconnectTimer)
       this.reconnectTimer = null
     }
-    this.bindTransport(duplex)
+    const bound = this.wrap(duplex)
+    this.bindTransport(bound)
     this.attached = true
     this.resuming = true
     this.helloWait = true
@@ -654,13 +712,13 @@ export class Session extends EventEmitter<SessionEvents> {
     if (t > 0) {
       this.attemptTimer = setTimeout(() => {
         this.attemptTimer = null
-        if (this.resuming && this.dx === duplex) this.lost(new MuxError('SYNMUX_HANDSHAKE_TIMEOUT', `no answer to RESUME within ${t} ms`))
+        if (this.resuming && this.dx === bound) this.lost(new MuxError('SYNMUX_HANDSHAKE_TIMEOUT', `no answer to RESUME within ${t} ms`))
       }, t)
       this.attemptTimer.unref?.()
     }
     if (duplex.destroyed) {
       process.nextTick(() => {
-        if (this.dx === duplex) this.lost(new MuxError('SYNMUX_CONNECTION_LOST', 'the transport is already destroyed'))
+        if (this.dx === bound) this.lost(new MuxError('SYNMUX_CONNECTION_LOST', 'the transport is already destroyed'))
       })
       return
     }
@@ -693,6 +751,14 @@ export class Session extends EventEmitter<SessionEvents> {
 
   private bindTransport(d: Duplex): void {
     this.dx = d
+    if (d instanceof LaneSet) {
+      d._hooks(
+        (err) => this.fail(err),
+        (info, err) => {
+          if (this.listenerCount('lane') > 0) this.emit('lane', info, err)
+        },
+      )
+    }
     const sock = d as Duplex & { setNoDelay?: (v: boolean) => unknown }
     if (this.opts.noDelay && typeof sock.setNoDelay === 'function') sock.setNoDelay(true)
     d.on('data', this.onDataBound)
@@ -944,6 +1010,7 @@ export class Session extends EventEmitter<SessionEvents> {
     const extensions: Array<[number, Buffer]> = [[HelloExtension.RECEIVED, u64(this.sessionBytesReceived)]]
     const atHello = this.sessionBytesReceived
     let capabilities = Capability.RESUME
+    if (d instanceof LaneSet) capabilities |= Capability.STRIPE
     if (auth !== null) {
       peerNonce = h.extensions.get(HelloExtension.AUTH_NONCE)
       if (!(h.capabilities & Capability.AUTH_PSK) || peerNonce === undefined || peerNonce.length !== AUTH_SIZE) return drop('RESUME without authentication')
@@ -1165,6 +1232,7 @@ export class Session extends EventEmitter<SessionEvents> {
       capabilities |= Capability.RESUME
       extensions.push([HelloExtension.REPLAY_BUFFER, u32(res.replayBuffer)])
     }
+    if ((capabilities & Capability.RESUME) && this.dx instanceof LaneSet) capabilities |= Capability.STRIPE
     if (this.opts.maxMessage > 0) {
       capabilities |= Capability.MESSAGES
       extensions.push([HelloExtension.MAX_MESSAGE, u32(this.opts.maxMessage)])

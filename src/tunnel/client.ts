@@ -18,6 +18,7 @@ import { TunnelError } from './errors.js'
 import { silentLogger, type Logger } from './log.js'
 import { relay } from './relay.js'
 import { SessionPool, type PoolStats } from './pool.js'
+import type { LaneInfo } from '../mux/lanes.js'
 import { Socks5Parser, SocksReply, socksReply } from './socks5.js'
 
 /** TLS settings of a {@link TunnelClient}. */
@@ -53,6 +54,13 @@ export interface TunnelClientOptions {
    * and the session resumed without failing its streams.
    */
   pool?: number
+  /**
+   * Stripe each session over this many connections ("lanes", PROTOCOL.md
+   * 14), each opened like the first (TFO, TLS, authenticated): frames go to
+   * the lane that will deliver them first and are put back in order on the
+   * far side, so per-connection rate caps add up. Default 1.
+   */
+  lanes?: number
   logger?: Logger
 }
 
@@ -73,6 +81,8 @@ export interface TunnelClientStats {
   refused: number
   /** With `pool`: every pool member's state. */
   pool?: PoolStats
+  /** With `lanes`: the session's lanes (PROTOCOL.md 14). */
+  lanes?: LaneInfo[]
 }
 
 /** A forward or SOCKS listener of a {@link TunnelClient}. */
@@ -134,7 +144,7 @@ export class TunnelClient extends EventEmitter {
         this.#pool = new SessionPool({
           size: this.#opts.pool!,
           connect: () => this.#transport().transport,
-          session: { ...this.#opts.session, auth: { key: this.#opts.key } },
+          session: { ...this.#opts.session, ...(this.#opts.lanes !== undefined ? { lanes: this.#opts.lanes } : {}), auth: { key: this.#opts.key } },
         })
         this.#pool.on('up', (s: Session) => {
           this.#up = true
@@ -185,6 +195,7 @@ export class TunnelClient extends EventEmitter {
       reconnects: Math.max(0, this.#sessions - 1),
       resumes: this.#stats.resumes + (s?.stats().resumes ?? 0),
       refused: this.#stats.refused,
+      ...((this.#opts.lanes ?? 1) > 1 ? { lanes: s?.stats().lanes ?? [] } : {}),
     }
   }
 
@@ -220,6 +231,7 @@ export class TunnelClient extends EventEmitter {
     const { raw, transport } = this.#transport()
     const session = new Session(transport, {
       ...this.#opts.session,
+      ...(this.#opts.lanes !== undefined ? { lanes: this.#opts.lanes } : {}),
       role: 'client',
       auth: { key: this.#opts.key },
       resumption: { ...this.#opts.session?.resumption, connect: () => this.#transport().transport },
