@@ -172,6 +172,9 @@ export function resolveOptions(options: unknown): ResolvedOptions {
   }
   const maxMessage = num(o, 'maxMessage', DEFAULTS.maxMessage, 0, MAX_MAX_MESSAGE)
   if (maxMessage !== 0 && maxMessage < MIN_MAX_MESSAGE) throw outOfRange('options.maxMessage', `0 or an integer >= ${MIN_MAX_MESSAGE} && <= ${MAX_MAX_MESSAGE}`, maxMessage)
+  const resumption = resolveResumption(o.resumption)
+  const lanes = num(o, 'lanes', 1, 1, 64)
+  if (lanes > 1 && resumption === null) throw invalidArgValue('options.lanes', 'needs options.resumption (striping resends from the replay buffer)', lanes)
   return {
     role: o.role,
     maxFrameSize: num(o, 'maxFrameSize', DEFAULTS.maxFrameSize, MIN_MAX_FRAME_SIZE, MAX_MAX_FRAME_SIZE),
@@ -190,8 +193,8 @@ export function resolveOptions(options: unknown): ResolvedOptions {
     maxMessage,
     noDelay: o.noDelay === undefined ? true : o.noDelay,
     auth,
-    resumption: resolveResumption(o.resumption),
-    lanes: num(o, 'lanes', 1, 1, 64),
+    resumption,
+    lanes,
     maxLanes: num(o, 'maxLanes', 16, 0, 64),
   }
 }

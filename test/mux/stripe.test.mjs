@@ -274,6 +274,7 @@ describe('striping: refusals, limits and protocol errors', () => {
     expect(() => new Session(sock, { role: 'client', lanes: 0 })).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }))
     expect(() => new Session(sock, { role: 'client', lanes: 65 })).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }))
     expect(() => new Session(sock, { role: 'client', lanes: '2' })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }))
+    expect(() => new Session(sock, { role: 'client', lanes: 2 })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }))
     const srv = await stripeServer()
     const plain = new Session(net.connect(srv.port, '127.0.0.1'), { role: 'client' })
     cleanups.push(async () => plain.destroy())
