@@ -61,7 +61,7 @@ async function laneRelay(port, delayOf = () => 0) {
   const server = net.createServer({ allowHalfOpen: true }, (a) => {
     const b = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true })
     const delay = delayOf()
-    const conn = { a, b, delay, dead: false }
+    const conn = { a, b, delay, dead: false, frozen: false }
     conns.push(conn)
     const pipe = (from, to) => {
       // One FIFO per direction, pumped by one timer: bytes keep their order.
@@ -85,7 +85,9 @@ async function laneRelay(port, delayOf = () => 0) {
         q.push({ at: Date.now() + delay, d })
         if (timer === null) timer = setTimeout(pump, delay)
       }
-      from.on('data', add)
+      from.on('data', (d) => {
+        if (!conn.frozen) add(d)
+      })
       from.on('end', () => add(null))
       from.on('error', () => {})
       from.on('close', () => setTimeout(() => to.destroy(), delay + 1))
@@ -105,6 +107,11 @@ async function laneRelay(port, delayOf = () => 0) {
     port: server.address().port,
     conns,
     live: () => conns.filter((c) => !c.dead && !c.a.destroyed),
+    /** The lane goes silent: nothing is forwarded any more, nothing is closed. */
+    freeze(c) {
+      c.frozen = true
+      c.dead = true
+    },
     kill(c) {
       c.dead = true
       c.a.resetAndDestroy()
@@ -211,6 +218,30 @@ describe('striping over 4 lanes', () => {
     for (const [sent, got] of await Promise.all(runs)) expect(got.sha).toBe(sent)
     await until(() => c.stats().lanes.length === 4, 10_000, '4 lanes')
     expect(c.stats().lanes.filter((l) => l.index > 0).every((l) => l.bytesSent > 0)).toBe(true)
+  })
+
+  it('a lane that goes silent (no RST, no FIN) is declared stalled and its frames are sent on the others', async () => {
+    const srv = await stripeServer()
+    const relay = await laneRelay(srv.port)
+    const c = stripedClient(relay.port, { lanes: 3 })
+    await until(() => c.stats().lanes.length === 3, 10_000, '3 lanes')
+    const died = []
+    c.on('lane', (info, err) => {
+      if (info.state === 'closed') died.push({ index: info.index, code: err?.code, resent: info.resent })
+    })
+    const st = c.open({})
+    const got = receiveHashed(st)
+    const sending = sendHashed(st, 16 * 1024 * 1024)
+    await until(() => c.stats().sessionBytesSent > 2 * 1024 * 1024, 10_000, 'progress')
+    const t0 = Date.now()
+    relay.freeze(relay.live()[1])
+    expect((await got).sha).toBe(await sending)
+    expect(died.length).toBeGreaterThanOrEqual(1)
+    expect(died[0].code).toBe('SYNMUX_PEER_TIMEOUT')
+    expect(died[0].resent).toBeGreaterThan(0)
+    // Declared after the rule's 1 s (plus twice the worst lane RTT and its queue), not at once.
+    expect(Date.now() - t0).toBeGreaterThan(900)
+    expect(c.stats().resumes).toBe(0)
   })
 
   it('keeps FIN (half-close) and RST meaning across lanes', async () => {
