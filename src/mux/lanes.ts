@@ -29,6 +29,8 @@ const MARK = 0xff
 const STALL_BASE_MS = 1000
 /** Assumed delivery rate of a lane before it has been measured (bytes per ms; 8 Mbit/s). */
 const INITIAL_RATE = 1000
+/** Bytes a lane may have in flight before its rate is measured (more than a mark's 16 KiB sample). */
+const UNMEASURED_INFLIGHT = 64 * 1024
 
 /** A lane as {@link LaneSet.lanes} reports it. */
 export interface LaneInfo {
@@ -203,6 +205,8 @@ class Lane {
   delivered = 0
   bytesReceived = 0
   rate = INITIAL_RATE
+  /** The rate has been measured at least once. */
+  measured = false
   srtt = 0
   /** Outstanding PING mark: when it was sent and the lane byte count it marks. */
   mark: { at: number; written: number } | null = null
@@ -767,9 +771,14 @@ export class LaneSet extends Duplex {
   #pick(size: number): Lane | null {
     let best: Lane | null = null
     let bestT = Infinity
+    // Until a lane's rate is measured it gets at most a probe's worth in flight
+    // (unless no other lane can take the frame).
+    let others = false
+    for (const l of this.#lanes) if (l.state === 'open' && (l.measured || l.inflight <= UNMEASURED_INFLIGHT)) others = true
     for (const l of this.#lanes) {
       if (l.state !== 'open') continue
       if (!this.#striped) return l
+      if (others && !l.measured && l.inflight > UNMEASURED_INFLIGHT) continue
       const t = (l.inflight + l.dx.writableLength + size) / l.rate + l.srtt / 2
       if (t < bestT) {
         bestT = t
@@ -964,7 +973,8 @@ export class LaneSet extends Duplex {
     const busy = now - lane.busySince
     if (bytes >= 16 * 1024 && busy > 0) {
       const r = bytes / busy
-      lane.rate = lane.rate === INITIAL_RATE ? r : lane.rate * 0.75 + r * 0.25
+      lane.rate = lane.measured ? lane.rate * 0.75 + r * 0.25 : r
+      lane.measured = true
     }
     lane.busySince = lane.written > written ? now : 0
     if (lane.dataSinceMark > 0) this.#sendMark(lane)
