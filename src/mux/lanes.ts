@@ -322,6 +322,11 @@ export class LaneSet extends Duplex {
     if (l0 !== undefined && buf.length > 0) l0.onData(buf)
   }
 
+  /** The peer's address as lane 0's socket reports it (for logs), if it is a socket. */
+  get remoteAddress(): string | undefined {
+    return (this.#lanes[0]?.dx as { remoteAddress?: string } | undefined)?.remoteAddress
+  }
+
   /** Whether striping is in effect (both HELLOs set STRIPE). */
   get striped(): boolean {
     return this.#striped
