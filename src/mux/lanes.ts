@@ -824,7 +824,9 @@ export class LaneSet extends Duplex {
     for (const [type, f] of early) this.#outFrame(type, f)
     if (!on) return
     const rb = this.#peer.extensions.get(HelloExtension.REPLAY_BUFFER)
-    this.#heldLimit = rb !== undefined && rb.length === 4 ? rb.readUInt32BE(0) : 0
+    // The peer keeps at most the smaller REPLAY_BUFFER unacknowledged (13.1): held bytes never exceed it.
+    const own = this.#own.extensions.get(HelloExtension.REPLAY_BUFFER)
+    this.#heldLimit = Math.min(rb !== undefined && rb.length === 4 ? rb.readUInt32BE(0) : 0, own !== undefined && own.length === 4 ? own.readUInt32BE(0) : 0)
     this.#timer = setInterval(() => this.#tick(), 250)
     this.#timer.unref?.()
     for (const l of this.#lanes) if (l.sendNext < 0) l.sendNext = this.#sendOff

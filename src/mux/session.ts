@@ -917,9 +917,12 @@ export class Session extends EventEmitter<SessionEvents> {
     const peerReplay = readU32Ext(h, HelloExtension.REPLAY_BUFFER)
     if (peerReplay === null || peerReplay < MIN_INITIAL_WINDOW) throw handshakeError('RESUME without a valid REPLAY_BUFFER')
     this.resumable = true
-    this.replay = new ReplayBuffer(r.replayBuffer)
-    // At least every quarter of the peer's replay buffer (13.1 requires half).
-    this.ackEvery = Math.min(DEFAULTS.ackEvery, Math.floor(peerReplay / 4))
+    // Either side keeps at most the smaller REPLAY_BUFFER unacknowledged
+    // (13.1), so no peer can make us buffer more than our own (a striped
+    // receiver's reorder buffer, 14.3).
+    this.replay = new ReplayBuffer(Math.min(r.replayBuffer, peerReplay))
+    // At least every quarter of that bound (13.1 requires half).
+    this.ackEvery = Math.min(DEFAULTS.ackEvery, Math.floor(Math.min(r.replayBuffer, peerReplay) / 4))
     if (this.role === 'server') this.registry!._register(this)
   }
 

@@ -371,12 +371,12 @@ describe('striping: refusals, limits and protocol errors', () => {
     expect(c.stats().lanes.length).toBe(2)
   })
 
-  it('out-of-order session frames beyond the REPLAY_BUFFER are a protocol error (GOAWAY PROTOCOL_ERROR)', async () => {
-    const srv = await stripeServer()
+  it('out-of-order session frames beyond the smaller REPLAY_BUFFER are a protocol error (GOAWAY PROTOCOL_ERROR), however large the peer says its own is', async () => {
+    const srv = await stripeServer({ resumption: { replayBuffer: 65536 } })
     const sock = net.connect(srv.port, '127.0.0.1')
     cleanups.push(async () => sock.destroy())
     const rb = Buffer.alloc(4)
-    rb.writeUInt32BE(65536)
+    rb.writeUInt32BE(0xffff_ffff)
     sock.write(encodeHello({ kind: HelloKind.NEW, role: 'client', capabilities: Capability.STRIPE | Capability.RESUME, sessionId: Buffer.alloc(32), initialWindow: 65536, maxFrameSize: 65536, maxStreams: 10, extensions: [[HelloExtension.REPLAY_BUFFER, rb]] }))
     const chunks = []
     sock.on('data', (d) => chunks.push(d))
