@@ -17,9 +17,9 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { execFileSync } from 'node:child_process'
-import { fileURLToPath } from 'node:url'
 import { canCreateNamespaces, createDelayedLink } from './lib/netns.mjs'
 import { summarize } from './lib/stats.mjs'
+import { benchDir as here, cliPath as cli, numArg as arg, waitReady, writeResult } from './lib/proc.mjs'
 
 if (process.argv.includes('--help') || process.argv.includes('-h')) {
   console.log(`Usage: node bench/proxy-pageload.mjs [options]   (root: network namespaces)
@@ -33,9 +33,6 @@ synmux client --http-proxy vs a plain keep-alive Node proxy vs tinyproxy
   --no-chromium     skip the Chromium measurement`)
   process.exit(0)
 }
-const here = path.dirname(fileURLToPath(import.meta.url))
-const cli = path.join(here, '..', 'dist', 'cjs', 'cli', 'index.js')
-const arg = (n, d) => (process.argv.includes(`--${n}`) ? Number(process.argv[process.argv.indexOf(`--${n}`) + 1]) : d)
 const rttMs = arg('rtt', 50)
 const resources = arg('resources', 30)
 const rounds = arg('rounds', 10)
@@ -49,22 +46,8 @@ const TINYPROXY = ['/usr/bin/tinyproxy', '/usr/sbin/tinyproxy'].find((f) => fs.e
 const CHROMIUM = fs.existsSync('/usr/bin/chromium') && !process.argv.includes('--no-chromium')
 const tinyproxyVersion = TINYPROXY ? execFileSync(TINYPROXY, ['-v'], { encoding: 'utf8' }).trim() : null
 
-function ready(child, re = /ready (\d+)|HTTP proxy on|listening on|session to .* up/) {
-  return new Promise((resolve, reject) => {
-    let buf = ''
-    const on = (d) => {
-      buf += d
-      const m = re.exec(buf)
-      if (m) {
-        child.stdout?.off('data', on)
-        child.stderr?.off('data', on)
-        resolve(Number(m[1] ?? 0))
-      }
-    }
-    child.stdout?.on('data', on)
-    child.stderr?.on('data', on)
-    child.once('exit', (c) => reject(new Error(`exited ${c}: ${buf}`)))
-  })
+async function ready(child, re = /ready (\d+)|HTTP proxy on|listening on|session to .* up/) {
+  return Number((await waitReady(child, re))[1] ?? 0)
 }
 
 async function waitPort(link, ns, host, port) {
@@ -158,6 +141,4 @@ try {
   await link.close()
   fs.rmSync(tmp, { recursive: true, force: true })
 }
-fs.mkdirSync(path.join(here, 'results'), { recursive: true })
-fs.writeFileSync(path.join(here, 'results', 'proxy-pageload.json'), JSON.stringify(result, null, 2) + '\n')
-console.log(JSON.stringify(result, null, 2))
+writeResult('proxy-pageload', result)

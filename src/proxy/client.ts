@@ -21,6 +21,7 @@ import type { MuxStream } from '../mux/stream.js'
 import type { Target } from '../mux/target.js'
 import { silentLogger, type Logger } from '../tunnel/log.js'
 import { relay } from '../tunnel/relay.js'
+import { readFirstBytes } from '../tunnel/onward.js'
 import {
   GATEWAY_HOST,
   GATEWAY_PORT,
@@ -37,7 +38,7 @@ import {
   requestFramingHeaders,
   responseFramingHeaders,
   serializeHead,
-  writeInformational,
+  forwardInformational,
 } from './common.js'
 
 /** What the proxy opens streams with: a {@link TunnelClient} (or anything with its `open`). */
@@ -296,11 +297,7 @@ export class HttpProxy extends EventEmitter {
     const headers = [...endToEnd(req.rawHeaders), 'Host', url.authority, ...requestFramingHeaders(framing)]
     let responded = false
     up = http.request({ createConnection: () => stream as unknown as net.Socket, method, path: target, headers, setHost: false, maxHeaderSize: 65_536 })
-    up.on('information', (info: http.InformationEvent) => {
-      if (info.statusCode === 100) {
-        if (expectContinue && !res.headersSent) res.writeContinue()
-      } else if (info.statusCode !== 101) writeInformational(res, info.statusCode, info.statusMessage, endToEnd(info.rawHeaders))
-    })
+    forwardInformational(up, res, expectContinue)
     up.on('response', (upRes) => {
       responded = true
       const framingHeaders = responseFramingHeaders(upRes) ?? []
@@ -362,25 +359,6 @@ export class HttpProxy extends EventEmitter {
     finish()
   }
 
-  /** Waits up to `firstBytesWait` ms for the client's first bytes. */
-  #firstBytes(socket: net.Socket): Promise<Buffer> {
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer)
-        socket.off('readable', done)
-        socket.off('end', done)
-        socket.off('close', done)
-        const chunks: Buffer[] = []
-        for (let c: Buffer | null; (c = socket.read()) !== null; ) chunks.push(c)
-        resolve(Buffer.concat(chunks))
-      }
-      const timer = setTimeout(done, this.#opts.firstBytesWait ?? 5)
-      socket.once('readable', done)
-      socket.once('end', done)
-      socket.once('close', done)
-    })
-  }
-
   async #onConnect(req: http.IncomingMessage, socket: net.Socket, head: Buffer): Promise<void> {
     this.#stats.requests++
     socket.on('error', () => {})
@@ -399,7 +377,7 @@ export class HttpProxy extends EventEmitter {
     if (this.#opts.optimisticConnect !== false) {
       // 200 at once: the ClientHello that follows rides in the OPEN.
       socket.write('HTTP/1.1 200 Connection Established\r\n\r\n')
-      const first = head.length > 0 ? head : await this.#firstBytes(socket)
+      const first = head.length > 0 ? head : await readFirstBytes(socket, this.#opts.firstBytesWait ?? 5)
       try {
         stream = await this.#opts.tunnel.open(target, first)
       } catch (err) {

@@ -37,7 +37,7 @@ import {
   responseFramingHeaders,
   serializeHead,
   via,
-  writeInformational,
+  forwardInformational,
 } from './common.js'
 
 /** An address the allow list permits (as `dns.lookup` with `all: true` yields). */
@@ -369,11 +369,7 @@ export class HttpGateway extends EventEmitter {
       const up = http.request({ host: url.host, port: url.port, method, path: url.path, headers, setHost: false, maxHeaderSize: 65_536, ...route })
       current = up
       this.#acceptOn(up, stream)
-      up.on('information', (info: http.InformationEvent) => {
-        if (info.statusCode === 100) {
-          if (expectContinue && !res.headersSent) res.writeContinue()
-        } else if (info.statusCode !== 101) writeInformational(res, info.statusCode, info.statusMessage, endToEnd(info.rawHeaders))
-      })
+      forwardInformational(up, res, expectContinue)
       up.on('response', (upRes) => {
         responded = true
         const framingHeaders = responseFramingHeaders(upRes)

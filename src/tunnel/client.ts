@@ -17,6 +17,7 @@ import { createConnection } from '../tfo/connect.js'
 import { TunnelError } from './errors.js'
 import { silentLogger, type Logger } from './log.js'
 import { relay } from './relay.js'
+import { readFirstBytes } from './onward.js'
 import { SessionPool, type PoolStats } from './pool.js'
 import type { LaneInfo } from '../mux/lanes.js'
 import { Socks5Parser, SocksReply, socksReply } from './socks5.js'
@@ -293,28 +294,10 @@ export class TunnelClient extends EventEmitter {
     return session.open({ target, ...(data && data.length ? { data } : {}) })
   }
 
-  /** Waits up to `firstBytesWait` ms for the application's first bytes. */
-  #firstBytes(socket: net.Socket, head?: Buffer): Promise<Buffer> {
-    if (head && head.length > 0) return Promise.resolve(head)
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer)
-        socket.off('readable', done)
-        socket.off('end', done)
-        const chunks: Buffer[] = []
-        for (let c: Buffer | null; (c = socket.read()) !== null; ) chunks.push(c)
-        resolve(Buffer.concat(chunks))
-      }
-      const timer = setTimeout(done, this.#opts.firstBytesWait ?? 5)
-      socket.once('readable', done)
-      socket.once('end', done)
-    })
-  }
-
   /** Carries one local connection to `target` through the session. */
   async #carry(socket: net.Socket, target: Target, head?: Buffer): Promise<void> {
     socket.on('error', () => {})
-    const first = await this.#firstBytes(socket, head)
+    const first = head && head.length > 0 ? head : await readFirstBytes(socket, this.#opts.firstBytesWait ?? 5)
     let stream: MuxStream
     try {
       stream = await this.open(target, first)

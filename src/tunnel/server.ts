@@ -19,6 +19,7 @@ import { connectWithData } from '../tfo/connect.js'
 import type { FastOpenSocket } from '../tfo/socket.js'
 import { enableFastOpen } from '../tfo/server.js'
 import { AllowList } from './allow.js'
+import { refuseCodeFor } from './onward.js'
 import { FailureLimiter, type FailureLimiterOptions } from './ratelimit.js'
 import { relay } from './relay.js'
 import { silentLogger, type Logger } from './log.js'
@@ -66,24 +67,6 @@ export interface TunnelServerStats {
   bytesDown: number
   /** The HTTP gateway's counters (absent when it is off). */
   http?: HttpGatewayStats
-}
-
-/** Maps an onward connect error to a REFUSED code. */
-function refuseCodeFor(err: NodeJS.ErrnoException): number {
-  switch (err.code) {
-    case 'ECONNREFUSED':
-      return RefuseCode.CONNECTION_REFUSED
-    case 'ETIMEDOUT':
-      return RefuseCode.TIMEOUT
-    case 'ENOTFOUND':
-    case 'EAI_AGAIN':
-    case 'ENETUNREACH':
-    case 'EHOSTUNREACH':
-    case 'EADDRNOTAVAIL':
-      return RefuseCode.UNREACHABLE
-    default:
-      return RefuseCode.REFUSED
-  }
 }
 
 const targetText = (t: DecodedTarget) => (t.kind === 'ipv6' ? `[${t.host}]:${t.port}` : `${t.host}:${t.port}`)

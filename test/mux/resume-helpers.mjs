@@ -48,22 +48,21 @@ export class ResumeServer {
 }
 
 /**
- * Sends `bytes` pseudo-random bytes on `stream` (honouring backpressure)
- * and ends it; resolves with the sha256 of what was sent.
+ * Writes pseudo-random blocks on `stream` (each a fresh Buffer: the session
+ * may keep it until sent; honouring backpressure) while `nextSize(sent)`
+ * returns more than 0, then ends it; resolves with { sha, bytes } sent.
  */
-export async function sendHashed(stream, bytes, chunk = 64 * 1024) {
+async function sendBlocks(stream, nextSize, chunk) {
   const h = crypto.createHash('sha256')
   const block = crypto.randomBytes(chunk * 4)
-  let sent = 0
+  let bytes = 0
   let i = 0
-  while (sent < bytes) {
-    const n = Math.min(chunk, bytes - sent)
-    // A fresh buffer per write (the session may keep it until sent).
+  for (let n; (n = nextSize(bytes)) > 0; ) {
     const off = (i++ * 7919) % (block.length - n)
     const b = Buffer.from(block.subarray(off, off + n))
     b.writeUInt32BE(i >>> 0, 0)
     h.update(b)
-    sent += n
+    bytes += n
     if (!stream.write(b)) {
       await new Promise((resolve, reject) => {
         const done = (err) => {
@@ -81,7 +80,15 @@ export async function sendHashed(stream, bytes, chunk = 64 * 1024) {
     }
   }
   stream.end()
-  return h.digest('hex')
+  return { sha: h.digest('hex'), bytes }
+}
+
+/**
+ * Sends `bytes` pseudo-random bytes on `stream` (honouring backpressure)
+ * and ends it; resolves with the sha256 of what was sent.
+ */
+export async function sendHashed(stream, bytes, chunk = 64 * 1024) {
+  return (await sendBlocks(stream, (sent) => Math.min(chunk, bytes - sent), chunk)).sha
 }
 
 /** Reads a stream to its end; resolves with { sha, bytes }. */
@@ -104,35 +111,8 @@ export const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
  * Sends pseudo-random bytes on `stream` (honouring backpressure) until
  * `stop()` returns true, then ends it; resolves with { sha, bytes } sent.
  */
-export async function sendUntil(stream, stop, chunk = 16 * 1024) {
-  const h = crypto.createHash('sha256')
-  const block = crypto.randomBytes(chunk * 4)
-  let bytes = 0
-  let i = 0
-  while (!stop()) {
-    const off = (i++ * 7919) % (block.length - chunk)
-    const b = Buffer.from(block.subarray(off, off + chunk))
-    b.writeUInt32BE(i >>> 0, 0)
-    h.update(b)
-    bytes += chunk
-    if (!stream.write(b)) {
-      await new Promise((resolve, reject) => {
-        const done = (err) => {
-          stream.off('drain', done)
-          stream.off('error', done)
-          stream.off('close', done)
-          if (err) reject(err)
-          else if (stream.destroyed) reject(new Error('stream closed'))
-          else resolve()
-        }
-        stream.on('drain', done)
-        stream.on('error', done)
-        stream.on('close', done)
-      })
-    }
-  }
-  stream.end()
-  return { sha: h.digest('hex'), bytes }
+export function sendUntil(stream, stop, chunk = 16 * 1024) {
+  return sendBlocks(stream, () => (stop() ? 0 : chunk), chunk)
 }
 
 /**
