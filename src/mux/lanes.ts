@@ -19,7 +19,7 @@
  */
 import { Duplex } from 'node:stream'
 import { Capability, FRAME_HEADER_SIZE, FrameType, GoawayCode, HELLO_PREAMBLE_SIZE, HelloExtension, HelloKind } from './constants.js'
-import { type Hello, decodeHello, encodeHello } from './codec.js'
+import { type Hello, decodeHello, encodeFrame, encodeHello } from './codec.js'
 import { AUTH_SIZE, clientProof, newNonce, proofMatches, serverProof } from './auth.js'
 import { MuxError, ProtocolError, invalidState } from './errors.js'
 
@@ -163,24 +163,6 @@ function readU64(b: Buffer, off: number): number {
 function u16(n: number): Buffer {
   const b = Buffer.allocUnsafe(2)
   b.writeUInt16BE(n)
-  return b
-}
-
-function linkFrame(type: number, payload: Buffer): Buffer {
-  const b = Buffer.allocUnsafe(FRAME_HEADER_SIZE + payload.length)
-  b.fill(0, 0, FRAME_HEADER_SIZE)
-  b[2] = payload.length
-  b[3] = type
-  payload.copy(b, FRAME_HEADER_SIZE)
-  return b
-}
-
-function seqFrame(offset: number): Buffer {
-  const b = Buffer.alloc(FRAME_HEADER_SIZE + 8)
-  b[2] = 8
-  b[3] = FrameType.SEQ
-  b.writeUInt32BE(Math.floor(offset / 0x1_0000_0000), FRAME_HEADER_SIZE)
-  b.writeUInt32BE(offset >>> 0, FRAME_HEADER_SIZE + 4)
   return b
 }
 
@@ -445,7 +427,7 @@ export class LaneSet extends Duplex {
           if (ns === undefined || ns.length !== AUTH_SIZE || !proofMatches(proof, serverProof(key, hello, ns))) {
             return fail(new MuxError('SYNMUX_AUTH_FAILED', `authentication failed: the server of lane ${index} does not hold our key`))
           }
-          auth = linkFrame(FrameType.AUTH, clientProof(key, u.raw, nonce!))
+          auth = encodeFrame({ type: FrameType.AUTH, proof: clientProof(key, u.raw, nonce!) })
         }
         cleanup()
         if (this.destroyed) {
@@ -763,7 +745,7 @@ export class LaneSet extends Duplex {
   #route(off: number, frame: Buffer): void {
     const lane = this.#pick(frame.length)
     if (lane === null) return // no lane: the replay buffer has it for the resume
-    if (this.#striped && lane.sendNext !== off) this.#write(lane, seqFrame(off))
+    if (this.#striped && lane.sendNext !== off) this.#write(lane, encodeFrame({ type: FrameType.SEQ, offset: off }))
     lane.sendNext = off + frame.length
     lane.sentOff.push(off)
     lane.sentBuf.push(frame)
@@ -809,7 +791,7 @@ export class LaneSet extends Duplex {
     lane.mark = { at: performance.now(), written: w }
     lane.lastMark = w
     lane.dataSinceMark = 0
-    this.#write(lane, linkFrame(FrameType.PING, p))
+    this.#write(lane, encodeFrame({ type: FrameType.PING, opaque: p }))
   }
 
   /** Both HELLOs seen: is striping in effect? Then start the lane timer (and, client, the JOINs). */

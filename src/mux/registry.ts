@@ -8,7 +8,7 @@
  */
 import { EventEmitter } from 'node:events'
 import type { Duplex } from 'node:stream'
-import { Capability, DEFAULTS, HelloKind, ResumeRefused } from './constants.js'
+import { Capability, DEFAULTS, HelloExtension, HelloKind, ResumeRefused } from './constants.js'
 import { decodeHello, type Hello } from './codec.js'
 import { invalidArgType } from './errors.js'
 import { type ResolvedOptions, type SessionOptions, resolveOptions } from './options.js'
@@ -143,7 +143,7 @@ export class SessionRegistry extends EventEmitter<SessionRegistryEvents> {
   #resume(duplex: Duplex, h: Hello, raw: Buffer, rest: Buffer, all: Buffer): void {
     const key = h.sessionId.toString('hex')
     const s = this.#sessions.get(key)
-    const v = h.extensions.get(0x03)
+    const v = h.extensions.get(HelloExtension.RECEIVED)
     const received = v !== undefined && v.length === 8 ? v.readUInt32BE(0) * 0x1_0000_0000 + v.readUInt32BE(4) : -1
     let refuse = 0
     if (this.#closed) refuse = ResumeRefused.UNKNOWN_ID
@@ -185,7 +185,7 @@ export class SessionRegistry extends EventEmitter<SessionRegistryEvents> {
         this.emit('refused', { reason: 0, why, duplex })
       })
       if (refuse === 0 && s !== undefined) {
-        const v = h.extensions.get(0x05)
+        const v = h.extensions.get(HelloExtension.LANE)
         if (v !== undefined && v.length === 2) this.emit('lane', s, v.readUInt16BE(0))
       }
     }
