@@ -120,10 +120,13 @@ describe.skipIf(needNetns)('errors on a network of our own', () => {
 
 describe('invalid input throws before any socket exists', () => {
   const bad: [string, unknown, string, string][] = [
-    ['options not an object', 42, 'TypeError', 'ERR_INVALID_ARG_TYPE'],
+    ['options not an object', true, 'TypeError', 'ERR_INVALID_ARG_TYPE'],
     ['null options', null, 'TypeError', 'ERR_INVALID_ARG_TYPE'],
     ['missing port', { host: '127.0.0.1' }, 'TypeError', 'ERR_INVALID_ARG_TYPE'],
-    ['port as string', { port: '80' }, 'TypeError', 'ERR_INVALID_ARG_TYPE'],
+    ['port of another type', { port: {} }, 'TypeError', 'ERR_INVALID_ARG_TYPE'],
+    ['port a non-numeric string', { port: 'http' }, 'RangeError', 'ERR_SOCKET_BAD_PORT'],
+    ['port a string out of range', { port: '65536' }, 'RangeError', 'ERR_SOCKET_BAD_PORT'],
+    ['a Unix socket path', { path: '/tmp/x.sock' }, 'TypeError', 'ERR_INVALID_ARG_VALUE'],
     ['port 0', { port: 0 }, 'RangeError', 'ERR_SOCKET_BAD_PORT'],
     ['port 65536', { port: 65536 }, 'RangeError', 'ERR_SOCKET_BAD_PORT'],
     ['port 1.5', { port: 1.5 }, 'RangeError', 'ERR_SOCKET_BAD_PORT'],
