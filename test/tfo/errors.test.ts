@@ -6,7 +6,7 @@
 import net from 'node:net'
 import { describe, expect, it } from 'vitest'
 import { connectWithData, createConnection, createServer, enableFastOpen, fastOpenInfo } from 'synmux'
-import { canUseNetns, close, fdCount, freshLoopback, isLinux, listen, runInNetns, runNode, skipReason } from '../helpers'
+import { canUseNetns, close, DEAD_END_VETH, fdCount, freshLoopback, isLinux, listen, runInNetns, runNode, skipReason } from '../helpers'
 
 const needNetns = skipReason(!canUseNetns() ? 'needs root and `ip netns` for a private network namespace' : false)
 
@@ -104,12 +104,7 @@ describe.skipIf(needNetns)('errors on a network of our own', () => {
   it('unreachable, a SYN that is never answered (timeout) and abort during the handshake', async () => {
     const r = await runInNetns('connect-errors.mjs', {
       tcpFastOpen: 3,
-      setup: [
-        // a veth whose peer stays down: ARP for 198.18.5.2 is never answered
-        ['link', 'add', 'v0', 'type', 'veth', 'peer', 'name', 'v1'],
-        ['addr', 'add', '198.18.5.1/24', 'dev', 'v0'],
-        ['link', 'set', 'v0', 'up'],
-      ],
+      setup: DEAD_END_VETH, // a SYN to 198.18.5.2 is never answered
     })
     expect(r.unreachable).toMatchObject({ code: 'ENETUNREACH', errno: -101, syscall: 'connect', address: '198.18.99.1', port: 80 })
     expect(r.timeout).toMatchObject({ code: 'ETIMEDOUT', syscall: 'connect', address: '198.18.5.2', port: 80 })

@@ -6,12 +6,13 @@
  * cookie; the next carries the request or the ClientHello in its SYN, on
  * both ends; keep-alive reuses one connection; opting out is plain TCP.
  */
+import https from 'node:https'
 import net from 'node:net'
 import tls from 'node:tls'
 import { Agent, Client, getGlobalDispatcher, request, setGlobalDispatcher, type Dispatcher } from 'undici'
 import { afterEach, describe, expect, it } from 'vitest'
-import { fastOpenConnector, FastOpenSocket, type FastOpenConnectorOptions, type FastOpenReport, type UndiciConnectOptions } from 'synmux'
-import { canUseNetns, isLinux, runInNetns, serverTfoOn, skipReason } from '../helpers'
+import { fastOpenConnector, FastOpenHttpsAgent, FastOpenSocket, type FastOpenConnectorOptions, type FastOpenReport, type UndiciConnectOptions } from 'synmux'
+import { canUseNetns, DEAD_END_VETH, fdCount, isLinux, runInNetns, serverTfoOn, skipReason } from '../helpers'
 import { origin, type Origin, type Seen } from './origin'
 
 const skip = skipReason(!isLinux ? 'TFO connectors are verified on Linux' : !serverTfoOn() ? 'net.ipv4.tcp_fastopen has no server bit (run .ci/run or sysctl -w net.ipv4.tcp_fastopen=3)' : false)
@@ -185,17 +186,49 @@ describe.skipIf(needNetns)('fastOpenConnector connect deadline', () => {
   it('a SYN that is never answered fails with ETIMEDOUT after `timeout`, for http and https', async () => {
     const r = await runInNetns('connector-timeout.mjs', {
       tcpFastOpen: 3,
-      setup: [
-        // a veth whose peer stays down: ARP for 198.18.5.2 is never answered
-        ['link', 'add', 'v0', 'type', 'veth', 'peer', 'name', 'v1'],
-        ['addr', 'add', '198.18.5.1/24', 'dev', 'v0'],
-        ['link', 'set', 'v0', 'up'],
-      ],
+      setup: DEAD_END_VETH, // a SYN to 198.18.5.2 is never answered
     })
     for (const kind of ['http', 'https']) {
       expect(r[kind], kind).toMatchObject({ code: 'ETIMEDOUT', syscall: 'connect', address: '198.18.5.2', port: 80 })
       expect(r[kind].ms, kind).toBeGreaterThanOrEqual(290)
       expect(r[kind].ms, kind).toBeLessThan(5000)
     }
+  })
+})
+
+describe.skipIf(skip)('failures leave no descriptor behind', () => {
+  /** Waits (up to 5 s) for the descriptor count to come back to `n`. */
+  async function settlesAt(n: number): Promise<number> {
+    const until = Date.now() + 5000
+    while (fdCount() > n && Date.now() < until) await new Promise((r) => setTimeout(r, 20))
+    return fdCount()
+  }
+
+  it('100 TLS handshakes that fail (untrusted certificate) through the connector and the https agent', async () => {
+    const o = await start('https')
+    const dispatcher = undiciAgent(fastOpenConnector()) // no `ca`: the self-signed certificate is refused
+    const agent = new FastOpenHttpsAgent()
+    cleanup.push(() => agent.destroy())
+    const before = fdCount()
+    for (let i = 0; i < 50; i++) {
+      const e1 = await request(`${o.url}/`, { dispatcher }).catch((e) => e)
+      expect(e1.code).toBe('DEPTH_ZERO_SELF_SIGNED_CERT')
+      const e2 = await new Promise<Error & { code?: string }>((resolve) => https.get(`${o.url}/`, { agent }, () => resolve(new Error('answered'))).on('error', resolve))
+      expect(e2.code).toBe('DEPTH_ZERO_SELF_SIGNED_CERT')
+    }
+    expect(await settlesAt(before)).toBe(before)
+  })
+
+  it('100 refused connections through the connector', async () => {
+    const o = await start('http')
+    const port = o.port
+    await o.close() // nothing listens there now
+    const dispatcher = undiciAgent(fastOpenConnector())
+    const before = fdCount()
+    for (let i = 0; i < 100; i++) {
+      const e = await request(`http://${o.host}:${port}/`, { dispatcher }).catch((err) => err)
+      expect(e.code).toBe('ECONNREFUSED')
+    }
+    expect(await settlesAt(before)).toBe(before)
   })
 })
