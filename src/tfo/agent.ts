@@ -126,9 +126,14 @@ export class FastOpenHttpsAgent extends https.Agent {
   override createConnection(options: AgentConnectArgs & https.RequestOptions, callback?: AgentCallback): FastOpenTLSSocket | undefined {
     return guarded(callback, () => {
       const raw = createConnection(tcpOptions(options))
-      // Node's own https createConnection: session cache, then tls.connect(options) on our socket
-      const secure = super.createConnection({ ...options, socket: raw } as https.RequestOptions) as tls.TLSSocket
-      return exposeFastOpen(secure, raw)
+      try {
+        // Node's own https createConnection: session cache, then tls.connect(options) on our socket
+        const secure = super.createConnection({ ...options, socket: raw } as https.RequestOptions) as tls.TLSSocket
+        return exposeFastOpen(secure, raw)
+      } catch (err) {
+        raw.destroy() // e.g. invalid TLS options: the connection has no owner
+        throw err
+      }
     })
   }
 }

@@ -186,6 +186,7 @@ export function fastOpenConnector(options: FastOpenConnectorOptions = {}): FastO
         socket = https ? exposeFastOpen(secureOver(raw, hostname, servername), raw) : raw
       }
     } catch (err) {
+      raw?.destroy() // e.g. invalid TLS options: the connection has no owner
       callback(err as Error, null)
       return undefined
     }

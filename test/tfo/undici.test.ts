@@ -232,3 +232,22 @@ describe.skipIf(skip)('failures leave no descriptor behind', () => {
     expect(await settlesAt(before)).toBe(before)
   })
 })
+
+describe.skipIf(skip)('invalid TLS options fail the request and close the connection', () => {
+  it('connector and https agent, 20 times each: the error comes back, no descriptor stays', async () => {
+    const o = await start('https')
+    const dispatcher = undiciAgent(fastOpenConnector({ minVersion: 'TLSv0.9' as never }))
+    const agent = new FastOpenHttpsAgent({ minVersion: 'TLSv0.9' as never })
+    cleanup.push(() => agent.destroy())
+    const before = fdCount()
+    for (let i = 0; i < 20; i++) {
+      const e1 = await request(`${o.url}/`, { dispatcher }).catch((e) => e)
+      expect(e1.code).toBe('ERR_TLS_INVALID_PROTOCOL_VERSION')
+      const e2 = await new Promise<Error & { code?: string }>((resolve) => https.get(`${o.url}/`, { agent }, () => resolve(new Error('answered'))).on('error', resolve))
+      expect(e2.code).toBe('ERR_TLS_INVALID_PROTOCOL_VERSION')
+    }
+    const until = Date.now() + 5000
+    while (fdCount() > before && Date.now() < until) await new Promise((r) => setTimeout(r, 20))
+    expect(fdCount()).toBe(before)
+  })
+})
