@@ -112,8 +112,9 @@ export class FastOpenAgent extends http.Agent {
  * @example
  * ```js
  * const https = require('node:https')
+ * const fs = require('node:fs')
  * const { FastOpenHttpsAgent } = require('synmux')
- * const agent = new FastOpenHttpsAgent({ keepAlive: true, ca })
+ * const agent = new FastOpenHttpsAgent({ keepAlive: true, ca: fs.readFileSync('cert.pem') })
  * https.get('https://localhost:8443/', { agent }, (res) => console.log(res.socket.fastOpen))
  * ```
  */

@@ -118,10 +118,10 @@ function nonNegativeInteger(v: unknown, name: string, dflt: number): number {
  *
  * @example
  * ```js
- * const { Agent, request } = require('undici')
- * const { fastOpenConnector } = require('synmux')
- * const dispatcher = new Agent({ connect: fastOpenConnector() })
- * const res = await fetch('https://example.com/', { dispatcher })
+ * import { Agent, setGlobalDispatcher } from 'undici'
+ * import { fastOpenConnector } from 'synmux'
+ * setGlobalDispatcher(new Agent({ connect: fastOpenConnector() })) // every fetch() with TFO
+ * const res = await fetch('https://example.com/')
  * ```
  * @throws TypeError / RangeError (with `code`) for invalid options.
  */
