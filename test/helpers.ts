@@ -96,6 +96,17 @@ export const canUseNetns = (): boolean => {
 }
 
 /**
+ * `runInNetns` set-up for a dead end: a veth whose peer stays down, with
+ * 198.18.5.1/24 on our side, so ARP for 198.18.5.2 is never answered (a
+ * SYN to it is never answered) and nothing else is routed.
+ */
+export const DEAD_END_VETH: string[][] = [
+  ['link', 'add', 'v0', 'type', 'veth', 'peer', 'name', 'v1'],
+  ['addr', 'add', '198.18.5.1/24', 'dev', 'v0'],
+  ['link', 'set', 'v0', 'up'],
+]
+
+/**
  * Runs `node fixtures/<script>` inside a new network namespace with only `lo`
  * (up) and the given sysctl value, then deletes the namespace. The script
  * prints one JSON line as its result.

@@ -1482,14 +1482,17 @@ export class Session extends EventEmitter<SessionEvents> {
     if (s.opener !== 'local' || (s.f & SF.REMOTE_OPENED) || !(s.f & SF.OPEN_SENT)) throw protocolError(`unexpected OPENED for stream ${s.id}`)
     const len = f.data.length
     if (len > s.rs.rcredit) throw flowError(`OPENED with ${len} bytes exceeds the credit of stream ${s.id}`)
+    if (s.inbox === null && (f.flags & FrameFlag.EOM)) throw protocolError(`OPENED with EOM on stream ${s.id}, which is not a message stream`)
+    if (s.inbox !== null) this.checkMessageFrame(s.id, s.inbox.partial, len, (f.flags & FrameFlag.EOM) !== 0, (f.flags & FrameFlag.FIN) !== 0)
     s.f |= SF.REMOTE_OPENED
     s.openedIn = performance.now() - s.openAt
     s.rs.rcredit -= len
+    // 'open' before the OPENED's bytes reach 'data' (a listener may end the stream: then they are moot)
+    s.emit('open')
+    if (s.f & SF.DETACHED) return
     if (s.inbox !== null) this.messageIn(s, f.data, undefined, len, (f.flags & FrameFlag.EOM) !== 0)
-    else if (f.flags & FrameFlag.EOM) throw protocolError(`OPENED with EOM on stream ${s.id}, which is not a message stream`)
     else if (len > 0) this.deliver(s, f.data)
     if (f.flags & FrameFlag.FIN) this.remoteFin(s)
-    s.emit('open')
     if (len > 0) this._checkConsumed(s)
   }
 

@@ -32,7 +32,7 @@ import { native, type NativeWaitHandle } from './native.js'
 import { FastOpenSocket, markAttempted, markNoData, markNotAttempted, refresh } from './socket.js'
 import { darwinSetting, SUPPORTED_PLATFORMS } from './support.js'
 import type { FastOpenConnectOptions, FastOpenReason } from './types.js'
-import { toBytes, validateConnectOptions, type ConnectPlan } from './validate.js'
+import { normalizeConnectArgs, toBytes, validateConnectOptions, type ConnectPlan } from './validate.js'
 import { windowsHandleError } from './win-handle.js'
 
 type Method = 'handle' | 'preconnect' | 'connectex'
@@ -195,6 +195,11 @@ function connectThroughNode(
  * Write before or right after `'connect'`: if nothing has been written by
  * then, the SYN is sent without data (`fastOpen.reason === 'no-data'`).
  *
+ * Takes what `net.createConnection` takes for TCP: `(options[, listener])`
+ * or `(port[, host][, listener])`, the port a number or a decimal string
+ * (`'8080'`). A path (`net`'s reading of a non-numeric string, or
+ * `options.path`) throws: TCP Fast Open has no Unix domain sockets.
+ *
  * @example
  * ```js
  * const { createConnection } = require('synmux')
@@ -202,13 +207,18 @@ function connectThroughNode(
  * socket.write('GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
  * socket.on('data', () => console.log(socket.fastOpen))
  * ```
- * @throws TypeError / RangeError (with `code`) for invalid options.
+ * @throws TypeError / RangeError (with `code`) for invalid options:
+ * `ERR_SOCKET_BAD_PORT` for a port outside 1–65535, `ERR_INVALID_ARG_VALUE`
+ * for a path, `ERR_INVALID_ARG_TYPE` for a wrong type.
  */
-export function createConnection(options: FastOpenConnectOptions, connectListener?: () => void): FastOpenSocket {
+export function createConnection(options: FastOpenConnectOptions, connectListener?: () => void): FastOpenSocket
+/** `createConnection(port[, host][, listener])`, as `net.createConnection`; `host` defaults to `'localhost'`. */
+export function createConnection(port: number | string, host?: string, connectListener?: () => void): FastOpenSocket
+/** `createConnection(port[, listener])` to `'localhost'`, as `net.createConnection`. */
+export function createConnection(port: number | string, connectListener?: () => void): FastOpenSocket
+export function createConnection(...args: unknown[]): FastOpenSocket {
+  const { options, listener: connectListener } = normalizeConnectArgs(args)
   const opts = validateConnectOptions(options)
-  if (connectListener !== undefined && typeof connectListener !== 'function') {
-    throw invalidArgType('connectListener', 'of type function', connectListener)
-  }
   const socket = new FastOpenSocket(socketOptions(opts))
   if (opts.signal) watchSignal(socket, opts.signal)
   const plan = clientMethod(opts)

@@ -17,3 +17,12 @@ export type {
   FastOpenServerState,
   FastOpenSupport,
 } from './types.js'
+export { FastOpenAgent, FastOpenHttpsAgent, type FastOpenAgentOptions, type FastOpenHttpsAgentOptions } from './agent.js'
+export {
+  fastOpenConnector,
+  type FastOpenConnector,
+  type FastOpenConnectorOptions,
+  type UndiciConnectCallback,
+  type UndiciConnectOptions,
+} from './undici.js'
+export type { FastOpenTLSSocket } from './tls.js'

@@ -49,8 +49,8 @@ export interface FastOpenReport {
 export interface FastOpenConnectOptions {
   /** Host name or IP literal. Default `'localhost'`. */
   host?: string
-  /** Port, 1–65535. */
-  port: number
+  /** Port, 1–65535: a number or a decimal string (`'8080'`), as `net` accepts. */
+  port: number | string
   /** Address family to resolve `host` to: 0 (any), 4 or 6. */
   family?: 0 | 4 | 6
   /** Local address to bind before connecting. */

@@ -6,7 +6,7 @@
 import net from 'node:net'
 import { describe, expect, it } from 'vitest'
 import { connectWithData, createConnection, createServer, enableFastOpen, fastOpenInfo } from 'synmux'
-import { canUseNetns, close, fdCount, freshLoopback, isLinux, listen, runInNetns, runNode, skipReason } from '../helpers'
+import { canUseNetns, close, DEAD_END_VETH, fdCount, freshLoopback, isLinux, listen, runInNetns, runNode, skipReason } from '../helpers'
 
 const needNetns = skipReason(!canUseNetns() ? 'needs root and `ip netns` for a private network namespace' : false)
 
@@ -104,12 +104,7 @@ describe.skipIf(needNetns)('errors on a network of our own', () => {
   it('unreachable, a SYN that is never answered (timeout) and abort during the handshake', async () => {
     const r = await runInNetns('connect-errors.mjs', {
       tcpFastOpen: 3,
-      setup: [
-        // a veth whose peer stays down: ARP for 198.18.5.2 is never answered
-        ['link', 'add', 'v0', 'type', 'veth', 'peer', 'name', 'v1'],
-        ['addr', 'add', '198.18.5.1/24', 'dev', 'v0'],
-        ['link', 'set', 'v0', 'up'],
-      ],
+      setup: DEAD_END_VETH, // a SYN to 198.18.5.2 is never answered
     })
     expect(r.unreachable).toMatchObject({ code: 'ENETUNREACH', errno: -101, syscall: 'connect', address: '198.18.99.1', port: 80 })
     expect(r.timeout).toMatchObject({ code: 'ETIMEDOUT', syscall: 'connect', address: '198.18.5.2', port: 80 })
@@ -120,10 +115,13 @@ describe.skipIf(needNetns)('errors on a network of our own', () => {
 
 describe('invalid input throws before any socket exists', () => {
   const bad: [string, unknown, string, string][] = [
-    ['options not an object', 42, 'TypeError', 'ERR_INVALID_ARG_TYPE'],
+    ['options not an object', true, 'TypeError', 'ERR_INVALID_ARG_TYPE'],
     ['null options', null, 'TypeError', 'ERR_INVALID_ARG_TYPE'],
     ['missing port', { host: '127.0.0.1' }, 'TypeError', 'ERR_INVALID_ARG_TYPE'],
-    ['port as string', { port: '80' }, 'TypeError', 'ERR_INVALID_ARG_TYPE'],
+    ['port of another type', { port: {} }, 'TypeError', 'ERR_INVALID_ARG_TYPE'],
+    ['port a non-numeric string', { port: 'http' }, 'RangeError', 'ERR_SOCKET_BAD_PORT'],
+    ['port a string out of range', { port: '65536' }, 'RangeError', 'ERR_SOCKET_BAD_PORT'],
+    ['a Unix socket path', { path: '/tmp/x.sock' }, 'TypeError', 'ERR_INVALID_ARG_VALUE'],
     ['port 0', { port: 0 }, 'RangeError', 'ERR_SOCKET_BAD_PORT'],
     ['port 65536', { port: 65536 }, 'RangeError', 'ERR_SOCKET_BAD_PORT'],
     ['port 1.5', { port: 1.5 }, 'RangeError', 'ERR_SOCKET_BAD_PORT'],
