@@ -66,7 +66,7 @@ export class SecureChannel extends Duplex {
 
   /** @internal Use {@link secure}. */
   constructor(transport: Duplex, opts: ResolvedOptions) {
-    super({ allowHalfOpen: true })
+    super({ allowHalfOpen: true, readableHighWaterMark: 256 * 1024, writableHighWaterMark: 64 * 1024 })
     this.opts = opts
     this.#transport = transport
     transport.on('data', this.#onData)
@@ -308,7 +308,14 @@ export class SecureChannel extends Duplex {
       cb?.(new SecureError('SYNMUX_SECURE_TRUNCATED', 'The transport is closed'))
       return
     }
-    const ok = records.length === 0 || t.write(records.length === 1 ? records[0] : Buffer.concat(records))
+    let ok = true
+    if (records.length === 1) ok = t.write(records[0])
+    else if (records.length > 1) {
+      // One writev of the records' pieces (length, ciphertext, tag): no copy.
+      t.cork()
+      for (const r of records) ok = t.write(r)
+      t.uncork()
+    }
     if (!cb) return
     if (ok) return cb()
     this.#drainCb = cb

@@ -4,7 +4,7 @@
  */
 import type { KeyObject } from 'node:crypto'
 import { SecureError } from './errors.js'
-import { decrypt, encrypt, encryptParts, MAX_NONCE, secretKey, type CipherFunctions } from './primitives.js'
+import { decrypt, decryptParts, encrypt, encryptParts, MAX_NONCE, secretKey, type CipherFunctions } from './primitives.js'
 
 const EMPTY = Buffer.alloc(0)
 const ZEROS32 = Buffer.alloc(32)
@@ -85,6 +85,19 @@ export class CipherState {
     if (this.#k === null) return Buffer.from(ciphertext)
     this.#checkNonce()
     const out = decrypt(this.#cipher, this.#k, this.#n, ad, ciphertext)
+    if (out !== null) this.#n++
+    return out
+  }
+
+  /**
+   * `DecryptWithAd` for the record layer: the ciphertext in pieces and the
+   * tag apart; the plaintext in pieces, or `null` (then `n` is kept).
+   * @internal
+   */
+  decryptParts(ad: Uint8Array, pieces: readonly Uint8Array[], tag: Uint8Array): Buffer[] | null {
+    if (this.#k === null) throw new SecureError('SYNMUX_SECURE_BAD_HANDSHAKE', 'No key')
+    this.#checkNonce()
+    const out = decryptParts(this.#cipher, this.#k, this.#n, ad, pieces, tag)
     if (out !== null) this.#n++
     return out
   }

@@ -106,6 +106,28 @@ export function decrypt(c: CipherFunctions, k: crypto.KeyObject, n: bigint, ad: 
   return body
 }
 
+/**
+ * `DECRYPT` of a ciphertext given in pieces (no copy to join them): the
+ * plaintext pieces, or `null` when authentication fails. Nothing is
+ * returned before the tag has been checked.
+ */
+export function decryptParts(c: CipherFunctions, k: crypto.KeyObject, n: bigint, ad: Uint8Array, pieces: readonly Uint8Array[], tag: Uint8Array): Buffer[] | null {
+  if (tag.length !== TAGLEN) return null
+  const iv = Buffer.allocUnsafe(12)
+  c.nonce(n, iv)
+  const decipher = crypto.createDecipheriv(c.algorithm as 'aes-256-gcm', k, iv, { authTagLength: TAGLEN })
+  decipher.setAuthTag(tag)
+  if (ad.length > 0) decipher.setAAD(ad)
+  const out: Buffer[] = []
+  for (const p of pieces) if (p.length > 0) out.push(decipher.update(p))
+  try {
+    decipher.final()
+  } catch {
+    return null
+  }
+  return out
+}
+
 /** `HASH(parts[0] || parts[1] || ...)`. */
 export function hash(h: HashFunctions, ...parts: Uint8Array[]): Buffer {
   const d = crypto.createHash(h.algorithm)

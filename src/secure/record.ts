@@ -158,18 +158,22 @@ export class RecordOpener {
       const length = head.readUInt16BE(0)
       if (length < TAGLEN) return this.#fail('SYNMUX_SECURE_BAD_RECORD', `Record length ${length} is below the ${TAGLEN}-byte tag`)
       if (this.#buffered < RECORD_HEADER_SIZE + length) break
-      const record = this.#take(RECORD_HEADER_SIZE + length)
-      const plaintext = this.#cs.decryptWithAd(record.subarray(0, RECORD_HEADER_SIZE), record.subarray(RECORD_HEADER_SIZE))
+      // Header, ciphertext and tag as views of the received chunks: a
+      // record split across reads is decrypted piece by piece, not copied.
+      const header = this.#join(this.#take(RECORD_HEADER_SIZE))
+      const body = this.#take(length - TAGLEN)
+      const tag = this.#join(this.#take(TAGLEN))
+      const plaintext = this.#cs.decryptParts(header, body, tag)
       if (plaintext === null) {
         return this.#fail('SYNMUX_SECURE_DECRYPT_FAILED', `Record ${this.counters.records} failed authentication (tampered, reordered, replayed or forged)`)
       }
-      this.#count(plaintext.length)
-      if (plaintext.length === 0) {
+      this.#count(length - TAGLEN)
+      if (length === TAGLEN) {
         this.#ended = true
         if (this.#buffered > 0) return this.#fail('SYNMUX_SECURE_BAD_RECORD', 'Bytes after the end record')
         break
       }
-      out.push(plaintext)
+      for (const p of plaintext) out.push(p)
     }
     return out
   }
@@ -211,26 +215,27 @@ export class RecordOpener {
     return Buffer.concat(this.#chunks, Math.min(this.#buffered, n))
   }
 
-  #take(n: number): Buffer {
-    const first = this.#chunks[0]!
-    let out: Buffer
-    if (first.length >= n) {
-      out = first.subarray(0, n)
-      if (first.length === n) this.#chunks.shift()
-      else this.#chunks[0] = first.subarray(n)
-    } else {
-      out = Buffer.allocUnsafe(n)
-      let off = 0
-      while (off < n) {
-        const c = this.#chunks[0]!
-        const k = Math.min(c.length, n - off)
-        c.copy(out, off, 0, k)
-        off += k
-        if (k === c.length) this.#chunks.shift()
-        else this.#chunks[0] = c.subarray(k)
+  /** Removes the next `n` buffered bytes; returns them as views of the chunks. */
+  #take(n: number): Buffer[] {
+    const out: Buffer[] = []
+    let left = n
+    while (left > 0) {
+      const c = this.#chunks[0]!
+      if (c.length <= left) {
+        out.push(c)
+        this.#chunks.shift()
+        left -= c.length
+      } else {
+        out.push(c.subarray(0, left))
+        this.#chunks[0] = c.subarray(left)
+        left = 0
       }
     }
     this.#buffered -= n
     return out
+  }
+
+  #join(parts: Buffer[]): Buffer {
+    return parts.length === 1 ? parts[0]! : Buffer.concat(parts)
   }
 }
