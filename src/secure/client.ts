@@ -18,14 +18,14 @@ import {
   SECURE_PROLOGUE,
 } from './payload.js'
 
-/** The last timestamp any client of this process sent (µs): each is strictly newer. */
-let lastTimestamp = 0
+/** Per clock function, the last timestamp sent (µs): each client of this process sends a strictly newer one. */
+const lastTimestamps = new WeakMap<() => number, number>()
 
 /** A strictly increasing timestamp in µs from `clock` (ms). */
 function nextTimestamp(clock: () => number): number {
-  const now = Math.floor(clock() * 1000)
-  lastTimestamp = Math.max(now, lastTimestamp + 1)
-  return lastTimestamp
+  const ts = Math.max(Math.floor(clock() * 1000), (lastTimestamps.get(clock) ?? 0) + 1)
+  lastTimestamps.set(clock, ts)
+  return ts
 }
 
 type State = 'gather' | 'await-reply' | 'open'
