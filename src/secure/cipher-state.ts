@@ -4,7 +4,7 @@
  */
 import type { KeyObject } from 'node:crypto'
 import { SecureError } from './errors.js'
-import { decrypt, decryptParts, encrypt, encryptParts, MAX_NONCE, secretKey, type CipherFunctions } from './primitives.js'
+import { CIPHERS, decrypt, decryptParts, encrypt, encryptParts, MAX_NONCE, secretKey, type CipherFunctions } from './primitives.js'
 
 const EMPTY = Buffer.alloc(0)
 const ZEROS32 = Buffer.alloc(32)
@@ -21,9 +21,14 @@ export class CipherState {
   #k: KeyObject | null = null
   #n = 0n
 
-  /** @param cipher the cipher functions (`ChaChaPoly` or `AESGCM`). */
-  constructor(cipher: CipherFunctions, key?: Uint8Array) {
-    this.#cipher = cipher
+  /**
+   * @param cipher the cipher functions: `'ChaChaPoly'` or `'AESGCM'`.
+   * @param key a 32-byte key (`InitializeKey`), or none (empty).
+   */
+  constructor(cipher: CipherFunctions['name'], key?: Uint8Array) {
+    const fns = CIPHERS[cipher]
+    if (!fns || !Object.hasOwn(CIPHERS, cipher)) throw new TypeError(`Unknown cipher functions ${String(cipher)} (ChaChaPoly or AESGCM)`)
+    this.#cipher = fns
     if (key !== undefined) this.initializeKey(key)
   }
 

@@ -50,6 +50,11 @@ export class ClientChannel extends SecureChannel {
     this.#tick = setImmediate(() => this.#sendInit())
   }
 
+  /** @internal Bytes held while the handshake is incomplete (tests of the bound). */
+  get handshakeBuffered(): number {
+    return this.#inputBytes
+  }
+
   protected override onCollectFull(): void {
     this.#sendInit()
   }

@@ -83,7 +83,7 @@ export class HandshakeState {
     const pskTokens = protocol.pattern.messages.flat().filter((t) => t === 'psk').length
     if (this.#psks.length !== pskTokens) throw new RangeError(`${protocol.name} needs ${pskTokens} PSK(s), got ${this.#psks.length}`)
 
-    this.#ss = new SymmetricState(protocol.name, protocol.cipher, protocol.hash)
+    this.#ss = new SymmetricState(protocol.name)
     this.#ss.mixHash(options.prologue ?? Buffer.alloc(0))
     // Pre-messages: the initiator's keys first, then the responder's.
     const pre = (tokens: readonly Token[], local: boolean): void => {

@@ -15,10 +15,10 @@ export interface ReplayGuardOptions {
    */
   window?: number
   /**
-   * The most first flights remembered (ephemeral keys, and client keys with
-   * their newest timestamp); when the ephemeral cache is full of entries
-   * still inside the window, further first flights are refused (0-RTT
-   * rejected, not the handshake). Default 65,536.
+   * The most first flights remembered (their ephemeral keys; the newest
+   * timestamp per client key never needs more entries); when the cache is
+   * full of entries still inside the window, further first flights are
+   * refused (0-RTT rejected, not the handshake). Default 65,536.
    */
   maxEntries?: number
   /**
@@ -39,8 +39,8 @@ export type ReplayVerdict = { fresh: true } | { fresh: false; reason: Extract<Ea
  * acted on. `check()` both decides and, when the flight is fresh, records
  * it, so the same flight is never fresh twice. One guard serves every
  * connection of a server (a process-wide default serves servers that pass
- * none). Memory: at most `maxEntries` ephemeral keys and `maxEntries`
- * client keys (about 200 bytes each).
+ * none). Memory: at most `maxEntries` ephemeral keys and as many client
+ * keys (about 200 bytes each).
  *
  * Rules (all must hold for "fresh"):
  * 1. `|timestamp - now| <= window`;
@@ -51,15 +51,15 @@ export type ReplayVerdict = { fresh: true } | { fresh: false; reason: Extract<Ea
  * 4. the timestamp is newer than the newest fresh one from the same client
  *    key (and server key).
  * Entries leave the caches once their timestamp is outside the window
- * (rule 1 then refuses any replay of them). If the client cache overflows,
- * its oldest entry is dropped and its timestamp becomes the floor of rule 2
- * for everyone, which can only refuse more.
+ * (rule 1 then refuses any replay of them). A client's entry holds the
+ * timestamp of one of the ephemeral entries, so the client map never holds
+ * more entries than the ephemeral cache.
  */
 export class ReplayGuard {
   readonly #windowUs: number
   readonly #max: number
   readonly #clock: () => number
-  #floorUs: number
+  readonly #floorUs: number
   #lastSweep = 0
   /** ephemeral key (latin1 of 32 bytes) → timestamp µs */
   readonly #ephemerals = new Map<string, number>()
@@ -110,13 +110,7 @@ export class ReplayGuard {
     this.#expire(now)
     if (this.#ephemerals.size >= this.#max) return { fresh: false, reason: 'busy' }
     this.#ephemerals.set(eKey, timestamp)
-    this.#clients.delete(cKey)
     this.#clients.set(cKey, timestamp)
-    if (this.#clients.size > this.#max) {
-      const [oldest, ts] = this.#clients.entries().next().value as [string, number]
-      this.#clients.delete(oldest)
-      this.#floorUs = Math.max(this.#floorUs, ts)
-    }
     return { fresh: true }
   }
 

@@ -61,6 +61,11 @@ export class ServerChannel extends SecureChannel {
     this.collectLimit = Math.min(opts.maxRecordSize, MAX_REPLY_DATA)
   }
 
+  /** @internal Bytes held while the handshake is incomplete (tests of the bound). */
+  get handshakeBuffered(): number {
+    return this.#inputBytes
+  }
+
   protected override onHandshakeData(chunk: Buffer): void {
     if (this.#state === 'refused') return // drain: read and discard
     if (this.#state !== 'await-init') {

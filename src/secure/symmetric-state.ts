@@ -3,6 +3,7 @@
  * @packageDocumentation
  */
 import { CipherState } from './cipher-state.js'
+import { noiseProtocol } from './patterns.js'
 import { hash, hkdf, type CipherFunctions, type HashFunctions } from './primitives.js'
 
 const EMPTY = Buffer.alloc(0)
@@ -15,8 +16,12 @@ export class SymmetricState {
   #ck: Buffer
   #h: Buffer
 
-  /** `InitializeSymmetric(protocol_name)`. */
-  constructor(protocolName: string, cipher: CipherFunctions, hashFns: HashFunctions) {
+  /** `InitializeSymmetric(protocol_name)`; the name also picks the cipher and hash functions. */
+  constructor(protocolName: string) {
+    const protocol = noiseProtocol(protocolName)
+    if (!protocol) throw new TypeError(`Unsupported Noise protocol name: ${protocolName}`)
+    const cipher = protocol.cipher
+    const hashFns = protocol.hash
     this.#hash = hashFns
     this.#cipherFns = cipher
     const name = Buffer.from(protocolName, 'utf8')
@@ -27,7 +32,7 @@ export class SymmetricState {
       this.#h = hash(hashFns, name)
     }
     this.#ck = Buffer.from(this.#h)
-    this.#cs = new CipherState(cipher)
+    this.#cs = new CipherState(cipher.name)
   }
 
   /** `MixKey(input_key_material)`. */
@@ -78,6 +83,6 @@ export class SymmetricState {
   /** `Split()`: the initiator's sending and the responder's sending CipherStates. */
   split(): [CipherState, CipherState] {
     const [k1, k2] = hkdf(this.#hash, this.#ck, EMPTY, 2) as [Buffer, Buffer]
-    return [new CipherState(this.#cipherFns, k1.subarray(0, 32)), new CipherState(this.#cipherFns, k2.subarray(0, 32))]
+    return [new CipherState(this.#cipherFns.name, k1.subarray(0, 32)), new CipherState(this.#cipherFns.name, k2.subarray(0, 32))]
   }
 }
