@@ -94,7 +94,14 @@ export class ServerChannel extends SecureChannel {
 
   async #onInit(message: Buffer): Promise<void> {
     const o = this.opts
-    const hs = new HandshakeState({ protocolName: this.protocolName, initiator: false, prologue: SECURE_PROLOGUE, staticKey: o.staticKey, psks: [o.psk] })
+    const hs = new HandshakeState({
+      protocolName: this.protocolName,
+      initiator: false,
+      prologue: SECURE_PROLOGUE,
+      staticKey: o.staticKey,
+      psks: [o.psk],
+      ...(o.ephemeralKey ? { ephemeralKey: o.ephemeralKey } : {}),
+    })
     let init: InitPayload
     try {
       init = decodeInitPayload(hs.readMessage(message))
