@@ -49,6 +49,7 @@ export class SecureChannel extends Duplex {
   #sealer: RecordSealer | null = null
   #opener: RecordOpener | null = null
   #info: SecureInfo | null = null
+  #peer: { key: Buffer; name: string | null } | null = null
   #timer: NodeJS.Timeout | null = null
   // Write side before the handshake completes.
   #collected: Buffer[] = []
@@ -117,14 +118,18 @@ export class SecureChannel extends Duplex {
     return this.#info
   }
 
-  /** The peer's static public key (server: after message 1 authenticated; client: the configured server key). */
+  /**
+   * The peer's static public key: on a server from when message 1 is
+   * authorized (so while reading the early data), on a client from the
+   * end of the handshake.
+   */
   get remotePublicKey(): Buffer | null {
-    return this.#info?.remotePublicKey ?? null
+    return this.#peer ? Buffer.from(this.#peer.key) : null
   }
 
-  /** Server: the client key's name from `authorize`; client: `null`. */
+  /** Server: the client key's name from `authorize` (known while reading the early data); client: `null`. */
   get peerName(): string | null {
-    return this.#info?.peerName ?? null
+    return this.#peer?.name ?? null
   }
 
   /** What happened to the early data: `'none'`, `'accepted'`, `'rejected'`; `null` before the handshake completes. */
@@ -165,6 +170,11 @@ export class SecureChannel extends Duplex {
     return this.opts.protocol ?? SECURE_PROTOCOL
   }
 
+  /** @internal Records who the peer is (before the early data is delivered). */
+  protected identifyPeer(key: Buffer, name: string | null): void {
+    this.#peer = { key: Buffer.from(key), name }
+  }
+
   /** @internal Writes handshake bytes to the transport. */
   protected sendRaw(bytes: Buffer): void {
     if (!this.#transport.destroyed) this.#transport.write(bytes)
@@ -197,13 +207,15 @@ export class SecureChannel extends Duplex {
 
   /**
    * @internal The handshake is done: start the record layer, send `resend`
-   * (rejected early data) and anything held, then process `leftover`.
+   * (rejected early data) and anything held, emit `'secure'`, deliver
+   * `firstData` (message 2's bytes, client), then process `leftover`.
    */
-  protected establish(keys: TransportKeys, peerRekeyInterval: number, info: SecureInfo, resend: Buffer | null, leftover: Buffer | null): void {
+  protected establish(keys: TransportKeys, peerRekeyInterval: number, info: SecureInfo, resend: Buffer | null, firstData: Buffer | null, leftover: Buffer | null): void {
     this.stopTimer()
     this.#sealer = new RecordSealer(keys.send!, this.opts.rekeyInterval, this.opts.maxRecordSize)
     this.#opener = new RecordOpener(keys.receive!, peerRekeyInterval)
     this.#info = info
+    this.identifyPeer(info.remotePublicKey, info.peerName)
     this.#handshakeMs = performance.now() - this.#createdAt
     this.collecting = false
     if (resend && resend.length > 0) this.#sendRecords(resend, null)
@@ -212,6 +224,7 @@ export class SecureChannel extends Duplex {
     if (held) this.#sendRecords(held.data, held.cb)
     this.emit('secure', info)
     if (this.destroyed) return
+    if (firstData) this.deliver(firstData)
     const final = this.#heldFinal
     this.#heldFinal = null
     if (final) this.#sendEnd(final)

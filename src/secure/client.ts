@@ -140,10 +140,9 @@ export class ClientChannel extends SecureChannel {
       handshakeHash: hs.transport!.handshakeHash,
       clockSkew: Math.round(reply.serverTime / 1000 - (this.#sentAt + this.opts.clock()) / 2),
     }
-    this.deliver(reply.data)
     // Rejected early data goes again, first, as ordinary records: the
     // server dropped it, so it arrives exactly once.
-    this.establish(hs.transport!, reply.rekeyInterval, info, rejected ? this.#early : null, leftover)
+    this.establish(hs.transport!, reply.rekeyInterval, info, rejected ? this.#early : null, reply.data, leftover)
     this.#early = Buffer.alloc(0)
     this.#hs = null
   }

@@ -150,6 +150,7 @@ export class ServerChannel extends SecureChannel {
     }
     this.#state = 'replying'
     this.#pendingInfo = info
+    this.identifyPeer(peerKey, name)
     if (status === EarlyStatus.ACCEPTED) this.deliver(Buffer.from(init.earlyData))
     // Message 2 leaves one tick later with what the application wrote by
     // then (its answer to the early data, usually), or at once when full.
@@ -189,7 +190,7 @@ export class ServerChannel extends SecureChannel {
     const leftover = this.#input.length === 0 ? null : Buffer.concat(this.#input)
     this.#input = []
     this.#inputBytes = 0
-    this.establish(hs.transport!, init.rekeyInterval, info, null, leftover)
+    this.establish(hs.transport!, init.rekeyInterval, info, null, null, leftover)
   }
 
   /** Refuses message 1: no byte in reply; report; drain or close. */

@@ -24,9 +24,14 @@ const echo = (ch) => {
 
 describe('secure channel over TCP', () => {
   it('0-RTT: the first write rides in message 1, the answer in message 2; both sides learn who the other is', async () => {
+    let nameWhileReading
     const srv = await server((ch) => {
       ch.on('error', () => {})
-      ch.once('data', (d) => ch.write(`echo:${d}`))
+      ch.once('data', (d) => {
+        // The server knows who is asking while it reads the early data.
+        nameWhileReading = ch.peerName
+        ch.write(`echo:${d}`)
+      })
     })
     const relay = await startRelay(srv.port)
     cleanups.push(relay.close)
@@ -36,6 +41,7 @@ describe('secure channel over TCP', () => {
     const [reply] = await once(ch, 'data').then((d) => [d])
     expect(reply.toString()).toBe('echo:GET / HTTP/1.1\r\n\r\n')
     expect(info.earlyData).toBe('accepted')
+    expect(nameWhileReading).toBe('alice')
     expect(info.remotePublicKey.equals(serverKeys.publicKey)).toBe(true)
     expect(ch.earlyData).toBe('accepted')
     const sch = srv.channels[0]
