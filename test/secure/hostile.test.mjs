@@ -254,6 +254,27 @@ describe('first flights (0-RTT) under replay', () => {
   })
 })
 
+describe('a flood of half-open handshakes', () => {
+  it('100 connections each holding an incomplete 64 KiB message 1: bounded per connection, and a real client is still served', async () => {
+    const { srv, seen } = await recordingServer({ handshakeTimeout: 5000 })
+    const raws = []
+    for (let i = 0; i < 100; i++) {
+      const raw = net.connect(srv.port, '127.0.0.1')
+      raw.on('error', () => {})
+      raw.write(Buffer.concat([Buffer.from([1, 0xff, 0x00]), crypto.randomBytes(60_000)])) // 65,280 claimed, 60,000 sent
+      raws.push(raw)
+    }
+    while (seen.length < 100 || seen.reduce((n, e) => n + e.ch.handshakeBuffered, 0) < 100 * 60_000) await new Promise((r) => setTimeout(r, 10))
+    for (const e of seen) expect(e.ch.handshakeBuffered).toBeLessThanOrEqual(3 + 65_535)
+    const { ch } = connectClient(srv.port)
+    ch.end('still served')
+    expect((await once(ch, 'secure')).earlyData).toBe('accepted')
+    await closed(ch)
+    expect(Buffer.concat(seen.at(-1).data).toString()).toBe('still served')
+    for (const r of raws) r.destroy()
+  })
+})
+
 describe('authentication failures: no byte in reply', () => {
   async function probe(options, clientOpts, write = 'secret request') {
     const { srv, seen } = await recordingServer(options)
