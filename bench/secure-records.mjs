@@ -16,6 +16,7 @@ import path from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
 import { derivePublicKey, secure, SECURE_PROTOCOL } from 'synmux'
+import { summarize } from './lib/stats.mjs'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const arg = (name, dflt) => {
@@ -110,10 +111,13 @@ if (process.argv[2] === 'sink') {
     }
   }
   child.send('exit')
-  const median = (a) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)]
   const results = Object.fromEntries(
-    VARIANTS.map(([n]) => [n, { runsMiBps: runs[n], medianMiBps: median(runs[n]), senderCpuMsPerMiB: median(cpuS[n]), receiverCpuMsPerMiB: median(cpuR[n]) }]),
+    VARIANTS.map(([n]) => [
+      n,
+      { MiBps: summarize(runs[n]), senderCpuMsPerMiB: summarize(cpuS[n]).median, receiverCpuMsPerMiB: summarize(cpuR[n]).median },
+    ]),
   )
+  for (const r of Object.values(results)) r.medianMiBps = r.MiBps.median
   const costPct = (n) => +((1 - results[n].medianMiBps / results.plaintext.medianMiBps) * 100).toFixed(1)
   const out = {
     bench: 'secure-records',

@@ -14,6 +14,51 @@ import { RecordOpener, RecordSealer, type RecordCounters } from './record.js'
 
 type Callback = (err?: Error | null) => void
 
+/**
+ * Bytes received during the handshake: chunks are joined only once a whole
+ * message is there (a peer sending one byte per segment costs no copying).
+ * @internal
+ */
+export class ByteQueue {
+  #chunks: Buffer[] = []
+  #length = 0
+
+  get length(): number {
+    return this.#length
+  }
+
+  push(chunk: Buffer): void {
+    if (chunk.length === 0) return
+    this.#chunks.push(chunk)
+    this.#length += chunk.length
+  }
+
+  /** The first `n` bytes (`n` ≤ length), left in the queue. */
+  peek(n: number): Buffer {
+    const first = this.#chunks[0]!
+    return first.length >= n ? first.subarray(0, n) : Buffer.concat(this.#chunks, n)
+  }
+
+  /** Removes and returns the first `n` bytes (`n` ≤ length), as one buffer. */
+  take(n: number): Buffer {
+    const all = this.#chunks.length === 1 ? this.#chunks[0]! : Buffer.concat(this.#chunks)
+    this.#chunks = all.length > n ? [all.subarray(n)] : []
+    this.#length = all.length - n
+    return all.subarray(0, n)
+  }
+
+  /** Removes and returns everything (or `null` when empty). */
+  drain(): Buffer | null {
+    if (this.#length === 0) return null
+    return this.take(this.#length)
+  }
+
+  clear(): void {
+    this.#chunks = []
+    this.#length = 0
+  }
+}
+
 /** Counters of a channel (`channel.stats()`). */
 export interface SecureChannelStats {
   /** Records this side sent. */
@@ -60,6 +105,8 @@ export class SecureChannel extends Duplex {
   // Read side flow control.
   #pausedByReader = false
   #pausedByHandshake = false
+  /** @internal Bytes received during the handshake and not used yet. */
+  protected readonly handshakeInput = new ByteQueue()
   /** @internal Whether writes are being collected for the handshake message. */
   protected collecting = false
   /** @internal How many bytes may be collected. */
@@ -135,6 +182,11 @@ export class SecureChannel extends Duplex {
   /** What happened to the early data: `'none'`, `'accepted'`, `'rejected'`; `null` before the handshake completes. */
   get earlyData(): SecureInfo['earlyData'] | null {
     return this.#info?.earlyData ?? null
+  }
+
+  /** @internal Bytes held while the handshake is incomplete (tests of the bound). */
+  get handshakeBuffered(): number {
+    return this.handshakeInput.length
   }
 
   /** Counters of records sent and received. */

@@ -36,8 +36,6 @@ export class ClientChannel extends SecureChannel {
   #hs: HandshakeState | null = null
   #early: Buffer = Buffer.alloc(0)
   #sentAt = 0
-  #input: Buffer[] = []
-  #inputBytes = 0
   #received = 0
   #tick: NodeJS.Immediate | null
 
@@ -48,11 +46,6 @@ export class ClientChannel extends SecureChannel {
     // Message 1 leaves one tick after creation with what was written by
     // then (up to maxEarlyData), or at once when that fills up.
     this.#tick = setImmediate(() => this.#sendInit())
-  }
-
-  /** @internal Bytes held while the handshake is incomplete (tests of the bound). */
-  get handshakeBuffered(): number {
-    return this.#inputBytes
   }
 
   protected override onCollectFull(): void {
@@ -94,23 +87,20 @@ export class ClientChannel extends SecureChannel {
       this.destroy(new SecureError('SYNMUX_SECURE_BAD_HANDSHAKE', 'The server sent bytes before message 1'))
       return
     }
-    this.#input.push(chunk)
-    this.#inputBytes += chunk.length
-    if (this.#inputBytes < 2) return
-    const all = this.#input.length === 1 ? this.#input[0]! : Buffer.concat(this.#input)
-    this.#input = [all]
-    const length = all.readUInt16BE(0)
+    const q = this.handshakeInput
+    q.push(chunk)
+    if (q.length < 2) return
+    const length = q.peek(2).readUInt16BE(0)
     if (length < MIN_MESSAGE2) {
       this.destroy(new SecureError('SYNMUX_SECURE_BAD_HANDSHAKE', `Message 2 length ${length} is below the minimum ${MIN_MESSAGE2}`))
       return
     }
-    if (all.length < 2 + length) return
-    this.#input = []
-    this.#inputBytes = 0
-    this.#onReply(all.subarray(2, 2 + length), all.subarray(2 + length))
+    if (q.length < 2 + length) return
+    const message = q.take(2 + length).subarray(2)
+    this.#onReply(message, q.drain())
   }
 
-  #onReply(message: Buffer, leftover: Buffer): void {
+  #onReply(message: Buffer, leftover: Buffer | null): void {
     const hs = this.#hs!
     let reply
     try {

@@ -91,8 +91,8 @@ export class HandshakeState {
         if (t !== 's' && t !== 'e') continue
         const key = t === 's' ? (local ? this.#s?.publicKey : this.#rs) : local ? null : this.#re
         if (!key) throw new TypeError(`${protocol.name} needs the ${local ? 'local' : 'remote'} ${t === 's' ? 'static' : 'ephemeral'} key in advance`)
-        this.#ss.mixHash(key)
-        if (t === 'e' && protocol.pattern.psk) this.#ss.mixKey(key)
+        if (t === 'e') this.#mixEphemeral(key)
+        else this.#ss.mixHash(key)
       }
     }
     pre(protocol.pattern.initiatorPre, this.#initiator)
@@ -145,8 +145,7 @@ export class HandshakeState {
             if (this.#e) throw new TypeError('The ephemeral key is already set')
             this.#e = this.#fixedE ? x25519KeyPair(this.#fixedE) : generateX25519()
             out.push(this.#e.publicKey)
-            this.#ss.mixHash(this.#e.publicKey)
-            if (this.#protocol.pattern.psk) this.#ss.mixKey(this.#e.publicKey)
+            this.#mixEphemeral(this.#e.publicKey)
             break
           }
           case 's':
@@ -195,8 +194,7 @@ export class HandshakeState {
           case 'e': {
             if (this.#re) throw fail('SYNMUX_SECURE_BAD_HANDSHAKE', 'Remote ephemeral key already set')
             this.#re = Buffer.from(next(DHLEN))
-            this.#ss.mixHash(this.#re)
-            if (this.#protocol.pattern.psk) this.#ss.mixKey(this.#re)
+            this.#mixEphemeral(this.#re)
             break
           }
           case 's': {
@@ -230,6 +228,12 @@ export class HandshakeState {
     if (this.#transport || this.#next >= this.#protocol.pattern.messages.length) throw new SecureError('SYNMUX_SECURE_BAD_HANDSHAKE', 'The handshake is already complete')
     if (this.isMyTurn !== writing) throw new SecureError('SYNMUX_SECURE_BAD_HANDSHAKE', `Not this side's turn to ${writing ? 'write' : 'read'} a handshake message`)
     return this.#protocol.pattern.messages[this.#next]!
+  }
+
+  /** An `e` token's hashing: MixHash, and in PSK handshakes also MixKey (spec 9.2). */
+  #mixEphemeral(publicKey: Buffer): void {
+    this.#ss.mixHash(publicKey)
+    if (this.#protocol.pattern.psk) this.#ss.mixKey(publicKey)
   }
 
   #dh(t: Token): void {

@@ -98,62 +98,59 @@ function checkRekey(v: number): void {
   if (v < MIN_REKEY_INTERVAL || v > MAX_REKEY_INTERVAL) throw bad(`Rekey interval ${v} outside ${MIN_REKEY_INTERVAL} ... ${MAX_REKEY_INTERVAL}`)
 }
 
+/**
+ * Both payloads end their header the same way, at offset `at`: a time u64,
+ * the rekey interval u32 and the extensions length u16; then the
+ * extensions, then the application bytes.
+ */
+function encodeCommon(head: number[], time: number, rekeyInterval: number, extensions: Buffer, data: Buffer): Buffer {
+  const at = head.length
+  const b = Buffer.alloc(at + 14 + extensions.length + data.length)
+  head.forEach((v, i) => (b[i] = v))
+  writeU64(b, time, at)
+  b.writeUInt32BE(rekeyInterval, at + 8)
+  b.writeUInt16BE(extensions.length, at + 12)
+  extensions.copy(b, at + 14)
+  data.copy(b, at + 14 + extensions.length)
+  return b
+}
+
+function decodeCommon(b: Buffer, at: number, what: string): { time: number; rekeyInterval: number; extensions: Buffer; data: Buffer } {
+  if (b.length < at + 14) throw bad(`${what} payload too short`)
+  if (b[0] !== PAYLOAD_VERSION) throw bad(`${what} payload version ${b[0]} (expected ${PAYLOAD_VERSION})`)
+  const time = readU64(b, at)
+  const rekeyInterval = b.readUInt32BE(at + 8)
+  checkRekey(rekeyInterval)
+  const start = at + 14
+  const end = start + b.readUInt16BE(at + 12)
+  if (end > b.length) throw bad(`${what} extensions overrun the payload`)
+  const extensions = b.subarray(start, end)
+  checkExtensions(extensions)
+  return { time, rekeyInterval, extensions, data: b.subarray(end) }
+}
+
 /** Encodes message 1's payload. */
 export function encodeInitPayload(p: InitPayload): Buffer {
-  const b = Buffer.alloc(PAYLOAD1_HEADER + p.extensions.length + p.earlyData.length)
-  b[0] = PAYLOAD_VERSION
-  b[1] = 0
-  writeU64(b, p.timestamp, 2)
-  b.writeUInt32BE(p.rekeyInterval, 10)
-  b.writeUInt16BE(p.extensions.length, 14)
-  p.extensions.copy(b, PAYLOAD1_HEADER)
-  p.earlyData.copy(b, PAYLOAD1_HEADER + p.extensions.length)
-  return b
+  return encodeCommon([PAYLOAD_VERSION, 0], p.timestamp, p.rekeyInterval, p.extensions, p.earlyData)
 }
 
 /** Decodes message 1's payload. Throws `SYNMUX_SECURE_BAD_HANDSHAKE`. */
 export function decodeInitPayload(b: Buffer): InitPayload {
-  if (b.length < PAYLOAD1_HEADER) throw bad('Message 1 payload too short')
-  if (b[0] !== PAYLOAD_VERSION) throw bad(`Message 1 payload version ${b[0]} (expected ${PAYLOAD_VERSION})`)
-  const timestamp = readU64(b, 2)
-  const rekeyInterval = b.readUInt32BE(10)
-  checkRekey(rekeyInterval)
-  const extLen = b.readUInt16BE(14)
-  if (PAYLOAD1_HEADER + extLen > b.length) throw bad('Message 1 extensions overrun the payload')
-  const extensions = b.subarray(PAYLOAD1_HEADER, PAYLOAD1_HEADER + extLen)
-  checkExtensions(extensions)
-  return { timestamp, rekeyInterval, extensions, earlyData: b.subarray(PAYLOAD1_HEADER + extLen) }
+  const c = decodeCommon(b, 2, 'Message 1')
+  return { timestamp: c.time, rekeyInterval: c.rekeyInterval, extensions: c.extensions, earlyData: c.data }
 }
 
 /** Encodes message 2's payload. */
 export function encodeReplyPayload(p: ReplyPayload): Buffer {
-  const b = Buffer.alloc(PAYLOAD2_HEADER + p.extensions.length + p.data.length)
-  b[0] = PAYLOAD_VERSION
-  b[1] = p.earlyStatus
-  b[2] = p.rejectCode
-  b[3] = 0
-  writeU64(b, p.serverTime, 4)
-  b.writeUInt32BE(p.rekeyInterval, 12)
-  b.writeUInt16BE(p.extensions.length, 16)
-  p.extensions.copy(b, PAYLOAD2_HEADER)
-  p.data.copy(b, PAYLOAD2_HEADER + p.extensions.length)
-  return b
+  return encodeCommon([PAYLOAD_VERSION, p.earlyStatus, p.rejectCode, 0], p.serverTime, p.rekeyInterval, p.extensions, p.data)
 }
 
 /** Decodes message 2's payload. Throws `SYNMUX_SECURE_BAD_HANDSHAKE`. */
 export function decodeReplyPayload(b: Buffer): ReplyPayload {
-  if (b.length < PAYLOAD2_HEADER) throw bad('Message 2 payload too short')
-  if (b[0] !== PAYLOAD_VERSION) throw bad(`Message 2 payload version ${b[0]} (expected ${PAYLOAD_VERSION})`)
+  const c = decodeCommon(b, 4, 'Message 2')
   const earlyStatus = b[1]!
   if (earlyStatus > 2) throw bad(`Unknown early data status ${earlyStatus}`)
-  const serverTime = readU64(b, 4)
-  const rekeyInterval = b.readUInt32BE(12)
-  checkRekey(rekeyInterval)
-  const extLen = b.readUInt16BE(16)
-  if (PAYLOAD2_HEADER + extLen > b.length) throw bad('Message 2 extensions overrun the payload')
-  const extensions = b.subarray(PAYLOAD2_HEADER, PAYLOAD2_HEADER + extLen)
-  checkExtensions(extensions)
-  return { earlyStatus: earlyStatus as 0 | 1 | 2, rejectCode: b[2]!, serverTime, rekeyInterval, extensions, data: b.subarray(PAYLOAD2_HEADER + extLen) }
+  return { earlyStatus: earlyStatus as 0 | 1 | 2, rejectCode: b[2]!, serverTime: c.time, rekeyInterval: c.rekeyInterval, extensions: c.extensions, data: c.data }
 }
 
 /** Frames message 1 for the stream: type, u16 length, the Noise message. */

@@ -30,7 +30,34 @@ export interface RecordCounters {
   rekeys: number
 }
 
-const newCounters = (): RecordCounters => ({ records: 0, bytes: 0, wireBytes: 0, rekeys: 0 })
+/**
+ * The rekey rule of one direction (PROTOCOL.md 20.6), the same for sender
+ * and receiver: after each record, add its wire size; at the interval or
+ * more, `Rekey()` and start again.
+ */
+class DirectionCounter {
+  readonly counters: RecordCounters = { records: 0, bytes: 0, wireBytes: 0, rekeys: 0 }
+  #sinceRekey = 0
+
+  constructor(
+    private readonly cs: CipherState,
+    private readonly interval: number,
+  ) {}
+
+  record(plain: number): void {
+    const wire = RECORD_HEADER_SIZE + plain + TAGLEN
+    const c = this.counters
+    c.records++
+    c.bytes += plain
+    c.wireBytes += wire
+    this.#sinceRekey += wire
+    if (this.#sinceRekey >= this.interval) {
+      this.cs.rekey()
+      this.#sinceRekey = 0
+      c.rekeys++
+    }
+  }
+}
 
 /**
  * Seals plaintext into records for one direction. Rekeys its CipherState
@@ -40,11 +67,9 @@ const newCounters = (): RecordCounters => ({ records: 0, bytes: 0, wireBytes: 0,
  */
 export class RecordSealer {
   readonly #cs: CipherState
-  readonly #interval: number
+  readonly #count: DirectionCounter
   readonly #maxPlaintext: number
-  #sinceRekey = 0
   #ended = false
-  readonly counters: RecordCounters = newCounters()
 
   /**
    * @param cs the sending CipherState from `Split()`.
@@ -53,8 +78,13 @@ export class RecordSealer {
    */
   constructor(cs: CipherState, rekeyInterval: number, maxPlaintext = MAX_RECORD_PLAINTEXT) {
     this.#cs = cs
-    this.#interval = rekeyInterval
+    this.#count = new DirectionCounter(cs, rekeyInterval)
     this.#maxPlaintext = maxPlaintext
+  }
+
+  /** Records, bytes and rekeys so far. */
+  get counters(): RecordCounters {
+    return this.#count.counters
   }
 
   /** Whether the end record was sealed. */
@@ -91,21 +121,7 @@ export class RecordSealer {
     out.push(header)
     if (body.length > 0) out.push(body)
     out.push(tag)
-    this.#count(plaintext.length)
-  }
-
-  #count(plain: number): void {
-    const wire = RECORD_HEADER_SIZE + plain + TAGLEN
-    const c = this.counters
-    c.records++
-    c.bytes += plain
-    c.wireBytes += wire
-    this.#sinceRekey += wire
-    if (this.#sinceRekey >= this.#interval) {
-      this.#cs.rekey()
-      this.#sinceRekey = 0
-      c.rekeys++
-    }
+    this.#count.record(plaintext.length)
   }
 }
 
@@ -118,13 +134,11 @@ export class RecordSealer {
  */
 export class RecordOpener {
   readonly #cs: CipherState
-  readonly #interval: number
-  #sinceRekey = 0
+  readonly #count: DirectionCounter
   #chunks: Buffer[] = []
   #buffered = 0
   #ended = false
   #failed: SecureError | null = null
-  readonly counters: RecordCounters = newCounters()
 
   /**
    * @param cs the receiving CipherState from `Split()`.
@@ -132,7 +146,12 @@ export class RecordOpener {
    */
   constructor(cs: CipherState, rekeyInterval: number) {
     this.#cs = cs
-    this.#interval = rekeyInterval
+    this.#count = new DirectionCounter(cs, rekeyInterval)
+  }
+
+  /** Records, bytes and rekeys so far. */
+  get counters(): RecordCounters {
+    return this.#count.counters
   }
 
   /** Whether the peer's end record was received. */
@@ -167,7 +186,7 @@ export class RecordOpener {
       if (plaintext === null) {
         return this.#fail('SYNMUX_SECURE_DECRYPT_FAILED', `Record ${this.counters.records} failed authentication (tampered, reordered, replayed or forged)`)
       }
-      this.#count(length - TAGLEN)
+      this.#count.record(length - TAGLEN)
       if (length === TAGLEN) {
         this.#ended = true
         if (this.#buffered > 0) return this.#fail('SYNMUX_SECURE_BAD_RECORD', 'Bytes after the end record')
@@ -193,20 +212,6 @@ export class RecordOpener {
     this.#chunks = []
     this.#buffered = 0
     throw this.#failed
-  }
-
-  #count(plain: number): void {
-    const wire = RECORD_HEADER_SIZE + plain + TAGLEN
-    const c = this.counters
-    c.records++
-    c.bytes += plain
-    c.wireBytes += wire
-    this.#sinceRekey += wire
-    if (this.#sinceRekey >= this.#interval) {
-      this.#cs.rekey()
-      this.#sinceRekey = 0
-      c.rekeys++
-    }
   }
 
   #peek(n: number): Buffer {

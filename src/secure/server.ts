@@ -44,8 +44,6 @@ const REFUSAL_CODES: Record<RefusedReason, RefusedReport['code']> = {
 /** The server channel. @internal */
 export class ServerChannel extends SecureChannel {
   #state: State = 'await-init'
-  #input: Buffer[] = []
-  #inputBytes = 0
   #refusal: SecureError | null = null
   readonly #maxMessage1: number
   #tick: NodeJS.Immediate | null = null
@@ -61,35 +59,24 @@ export class ServerChannel extends SecureChannel {
     this.collectLimit = Math.min(opts.maxRecordSize, MAX_REPLY_DATA)
   }
 
-  /** @internal Bytes held while the handshake is incomplete (tests of the bound). */
-  get handshakeBuffered(): number {
-    return this.#inputBytes
-  }
-
   protected override onHandshakeData(chunk: Buffer): void {
     if (this.#state === 'refused') return // drain: read and discard
-    if (this.#state !== 'await-init') {
-      // Bytes after message 1 while deciding (reading is paused, so this is
-      // at most what was already in flight): keep them for the records.
-      this.#input.push(chunk)
-      this.#inputBytes += chunk.length
-      return
-    }
-    this.#input.push(chunk)
-    this.#inputBytes += chunk.length
-    if (this.#inputBytes < 3) return
-    const all = this.#input.length === 1 ? this.#input[0]! : Buffer.concat(this.#input)
-    this.#input = [all]
-    if (all[0] !== MESSAGE1_TYPE) return this.#refuse('bad-type', `First byte 0x${all[0]!.toString(16).padStart(2, '0')} is not message 1`)
-    const length = all.readUInt16BE(1)
+    const q = this.handshakeInput
+    // After message 1, while deciding, reading is paused: at most what was
+    // already in flight arrives; it is kept for the records.
+    q.push(chunk)
+    if (this.#state !== 'await-init' || q.length === 0) return
+    const type = q.peek(1)[0]!
+    if (type !== MESSAGE1_TYPE) return this.#refuse('bad-type', `First byte 0x${type.toString(16).padStart(2, '0')} is not message 1`)
+    if (q.length < 3) return
+    const length = q.peek(3).readUInt16BE(1)
     if (length < MIN_MESSAGE1) return this.#refuse('bad-length', `Message 1 length ${length} is below the minimum ${MIN_MESSAGE1}`)
     if (length > this.#maxMessage1) return this.#refuse('too-large', `Message 1 length ${length} is above this server's maximum ${this.#maxMessage1}`)
-    if (all.length < 3 + length) return
-    this.#input = [all.subarray(3 + length)]
-    this.#inputBytes = all.length - 3 - length
+    if (q.length < 3 + length) return
+    const message = q.take(3 + length).subarray(3)
     this.#state = 'deciding'
     this.holdReading(true)
-    this.#onInit(all.subarray(3, 3 + length)).catch((err) => this.destroy(err as Error))
+    this.#onInit(message).catch((err) => this.destroy(err as Error))
   }
 
   async #onInit(message: Buffer): Promise<void> {
@@ -187,9 +174,7 @@ export class ServerChannel extends SecureChannel {
     this.sendRaw(message)
     const info = { ...this.#pendingInfo!, handshakeHash: hs.transport!.handshakeHash }
     this.#pendingInfo = null
-    const leftover = this.#input.length === 0 ? null : Buffer.concat(this.#input)
-    this.#input = []
-    this.#inputBytes = 0
+    const leftover = this.handshakeInput.drain()
     this.establish(hs.transport!, init.rekeyInterval, info, null, null, leftover)
   }
 
@@ -197,8 +182,7 @@ export class ServerChannel extends SecureChannel {
   #refuse(reason: RefusedReason, message: string, peerKey: Buffer | null = null, cause?: unknown): void {
     if (this.destroyed || this.#state === 'refused') return
     this.#state = 'refused'
-    this.#input = []
-    this.#inputBytes = 0
+    this.handshakeInput.clear()
     const code: SecureErrorCode = REFUSAL_CODES[reason]
     const error = new SecureError(code, `Message 1 refused (${reason}): ${message}`, cause !== undefined ? { cause } : {})
     this.#refusal = error
@@ -215,7 +199,7 @@ export class ServerChannel extends SecureChannel {
 
   protected override onHandshakeEnd(): void {
     if (this.#refusal) return void this.destroy(this.#refusal)
-    if (this.#state === 'await-init' && this.#inputBytes === 0) {
+    if (this.#state === 'await-init' && this.handshakeInput.length === 0) {
       this.destroy(new SecureError('SYNMUX_SECURE_TRUNCATED', 'The client closed the connection without sending message 1'))
       return
     }
