@@ -8,7 +8,7 @@
 import { Duplex } from 'node:stream'
 import { SecureError } from './errors.js'
 import type { TransportKeys } from './handshake-state.js'
-import type { ResolvedOptions, SecureInfo } from './options.js'
+import type { RefusedReport, ResolvedOptions, SecureInfo } from './options.js'
 import { SECURE_PROTOCOL } from './payload.js'
 import { RecordOpener, RecordSealer, type RecordCounters } from './record.js'
 
@@ -74,7 +74,17 @@ export interface SecureChannelEvents {
   /** The handshake is complete; records flow. */
   secure: [info: SecureInfo]
   /** Server: a message 1 was refused (no byte is sent in reply). */
-  refused: [report: import('./options.js').RefusedReport]
+  refused: [report: RefusedReport]
+}
+
+// Typed listeners for the channel's own events (declaration merging with the class).
+export interface SecureChannel {
+  on(event: 'secure', listener: (info: SecureInfo) => void): this
+  on(event: 'refused', listener: (report: RefusedReport) => void): this
+  on(event: string | symbol, listener: (...args: any[]) => void): this
+  once(event: 'secure', listener: (info: SecureInfo) => void): this
+  once(event: 'refused', listener: (report: RefusedReport) => void): this
+  once(event: string | symbol, listener: (...args: any[]) => void): this
 }
 
 /**

@@ -200,7 +200,6 @@ export function parseAuthorizedKeys(text: string): AuthorizedKeys {
     if (!B64_32.test(b64)) fail(n, `'${b64.slice(0, 60)}' is not a public key (44 characters of base64)`)
     if (!name) fail(n, 'the key needs a name after it, e.g. "<key> laptop"')
     if (name.length > MAX_KEY_NAME) fail(n, `the name is longer than ${MAX_KEY_NAME} characters`)
-    // eslint-disable-next-line no-control-regex
     if (/[\u0000-\u001f\u007f]/.test(name)) fail(n, 'the name holds a control character')
     const first = seen.get(b64)
     if (first !== undefined) fail(n, `the key is already on line ${first}`)

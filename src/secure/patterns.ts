@@ -2,7 +2,7 @@
  * Noise handshake patterns (Noise Protocol Framework rev 34: one-way 7.4,
  * fundamental 7.5, deferred 18.1) and the `pskN` modifiers (9.4), and the
  * parser of protocol names (section 8).
- * @internal
+ * Not part of the public API.
  * @packageDocumentation
  */
 import { CIPHERS, HASHES, type CipherFunctions, type HashFunctions } from './primitives.js'

@@ -4,7 +4,7 @@
  * `ChaChaPoly` and `AESGCM` cipher functions, and the `SHA256`, `SHA512`,
  * `BLAKE2s` and `BLAKE2b` hash functions with HMAC and HKDF.
  * No primitive is implemented here; this file only adapts Node's.
- * @internal
+ * Not part of the public API.
  * @packageDocumentation
  */
 import crypto from 'node:crypto'

@@ -16,7 +16,8 @@ import { ServerChannel } from './server.js'
  * handshake message 1 as 0-RTT data — over a TCP Fast Open socket in the
  * SYN — and what a server writes before its handshake answer rides in
  * that answer. The channel owns the transport: destroying one destroys the
- * other.
+ * other. For half-close (`end()` while still reading) give it a transport
+ * that keeps writing after the peer's FIN (`allowHalfOpen: true`).
  *
  * @example
  * ```js
