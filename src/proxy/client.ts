@@ -181,7 +181,8 @@ export class HttpProxy extends EventEmitter {
       if (err.code === 'ECONNRESET' || !socket.writable || (socket as { _httpMessage?: http.ServerResponse })._httpMessage?.headersSent) return void socket.destroy()
       const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400
       this.#log.debug(`http proxy: bad request from ${socket.remoteAddress}: ${err.code ?? err.message}`)
-      socket.end(serializeHead(status, http.STATUS_CODES[status] ?? 'Bad Request', ['Content-Length', '0', 'Connection', 'close']))
+      const details = status === 431 ? `head larger than 64 KiB or more than ${this.#maxFields} header fields` : (err.code ?? 'parse error')
+      socket.end(serializeHead(status, http.STATUS_CODES[status] ?? 'Bad Request', ['Content-Length', '0', 'Proxy-Status', `synmux; error=http_request_error; details="${details}"`, 'Connection', 'close']))
     })
     this.server = server
   }

@@ -31,6 +31,7 @@ let switched = 0
 
 beforeAll(async () => {
   origin = await startOrigin()
+  origin.server.maxHeadersCount = 2000 // takes the 1,000 fields the proxy passes, plus Via (Node's default: 1,000)
   switcher = http.createServer((req, res) => {
     let n = 0
     req.on('data', (d: Buffer) => (n += d.length))
@@ -194,7 +195,7 @@ describe('heads that are not forwarded', () => {
     const c = new RawClient(stack.port)
     c.write(requestHead('GET', `${O}/echo?fields999`, many(999))) // + Host = 1,000
     const ok = await c.response()
-    expect(ok.status).toBe(200)
+    expect(ok.status, JSON.stringify(ok.headers) + ok.body).toBe(200)
     expect(names(JSON.parse(ok.body.toString()).rawHeaders).filter((n) => n.startsWith('x-f'))).toHaveLength(999)
     const d = new RawClient(stack.port)
     d.write(requestHead('GET', `${O}/echo?fields1000`, many(1000)))
@@ -202,7 +203,14 @@ describe('heads that are not forwarded', () => {
     expect(r.status).toBe(431)
     expect(field(r, 'proxy-status')).toBe('synmux; error=http_request_error; details="more than 1000 header fields"')
     await d.rest()
-    expect(origin.seen.some((s) => s.url === '/echo?fields1000')).toBe(false)
+    // far more (Node 22 and later reject them while parsing): still 431 with Proxy-Status
+    const e = new RawClient(stack.port)
+    e.write(requestHead('GET', `${O}/echo?fields3000`, many(3000)))
+    const r3 = await e.response()
+    expect(r3.status).toBe(431)
+    expect(field(r3, 'proxy-status')).toMatch(/^synmux; error=http_request_error; details="/)
+    await e.rest()
+    expect(origin.seen.some((s) => s.url === '/echo?fields1000' || s.url === '/echo?fields3000')).toBe(false)
     c.destroy()
   })
 
