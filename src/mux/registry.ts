@@ -13,7 +13,7 @@ import { decodeHello, encodeFrame, encodeHello, type Hello } from './codec.js'
 import { AUTH_SIZE, awaitAuth, clientProof, newNonce, serverProof } from './auth.js'
 import { invalidArgType } from './errors.js'
 import { type ResolvedOptions, type SessionOptions, resolveOptions } from './options.js'
-import { Session, laneSetOptions } from './session.js'
+import { Session, laneSetOptions, u32, u64 } from './session.js'
 import { LaneSet } from './lanes.js'
 
 /** Options of a {@link SessionRegistry}: the options of every server session it creates (`role` is `'server'`). */
@@ -327,17 +327,4 @@ export class SessionRegistry extends EventEmitter<SessionRegistryEvents> {
     this.#closed = true
     await Promise.all([...this.#sessions.values()].map((s) => (s.stats().attached ? s.close() : (s.destroy(), s.closed()))))
   }
-}
-
-function u32(n: number): Buffer {
-  const b = Buffer.allocUnsafe(4)
-  b.writeUInt32BE(n >>> 0, 0)
-  return b
-}
-
-function u64(n: number): Buffer {
-  const b = Buffer.allocUnsafe(8)
-  b.writeUInt32BE(Math.floor(n / 0x1_0000_0000), 0)
-  b.writeUInt32BE(n >>> 0, 4)
-  return b
 }

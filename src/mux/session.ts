@@ -205,12 +205,14 @@ export function laneSetOptions(o: ResolvedOptions, extra: Partial<LaneSetOptions
   }
 }
 
-function u32(n: number): Buffer {
+/** @internal */
+export function u32(n: number): Buffer {
   const b = Buffer.allocUnsafe(4)
   b.writeUInt32BE(n >>> 0, 0)
   return b
 }
-function u64(n: number): Buffer {
+/** @internal */
+export function u64(n: number): Buffer {
   const b = Buffer.allocUnsafe(8)
   b.writeUInt32BE(Math.floor(n / 0x1_0000_0000), 0)
   b.writeUInt32BE(n >>> 0, 4)

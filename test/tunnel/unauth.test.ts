@@ -14,7 +14,7 @@ import path from 'node:path'
 import { Capability, HelloExtension, HelloKind, decodeFrame, decodeHello, encodeHello, parseKey, type Hello } from 'synmux'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { close, FIXTURES, listen } from '../helpers'
-import { freePort, keyFile, stopAll, synmux, type Proc } from './cli'
+import { freePort, httpRequest, keyFile, stopAll, synmux, type Proc } from './cli'
 
 const cert = path.join(FIXTURES, 'test-cert.pem')
 const tlsKey = path.join(FIXTURES, 'test-key.pem')
@@ -34,16 +34,7 @@ afterAll(async () => {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 const fds = (p: Proc) => fs.readdirSync(`/proc/${p.child.pid}/fd`).length
-const get = (port: number) =>
-  new Promise<string>((resolve, reject) => {
-    http
-      .get({ host: '127.0.0.1', port, path: '/x', agent: false }, (res) => {
-        let b = ''
-        res.on('data', (d) => (b += d))
-        res.on('end', () => resolve(b))
-      })
-      .on('error', reject)
-  })
+const get = (port: number) => httpRequest(port, '/x').then((r) => r.body.toString())
 
 /** Polls until `pred()` holds (for effects inside the server process). */
 async function until(pred: () => boolean, what: string, ms = 20_000): Promise<void> {
