@@ -40,8 +40,21 @@ Options:
                           connections opened with TFO)
   --http-max-sockets N    HTTP gateway: onward connections per origin (default 32)
   --max-failed-handshakes N
-                          failed handshakes per source address per minute before
-                          its connections are closed unread (default 10)
+                          failed handshakes per source address per window before
+                          its connections are closed unread (default 10); every
+                          failure before the key is proved counts: TLS errors,
+                          not synmux, a wrong key, no HELLO or no AUTH in time
+  --failed-handshake-window S
+                          that window, in seconds from the source's first failure
+                          (default 60): a refused source, a correct client behind
+                          it included, is let in again at most S seconds later
+  --handshake-timeout MS  time from accepting a connection to the client having
+                          proved the key (TLS, HELLO, AUTH); then it is closed and
+                          counted as a failed handshake (default 10000)
+  --max-unauthenticated N connections that have not proved the key yet, in all;
+                          more are closed unread (default 1024)
+  --max-unauthenticated-per-source N
+                          the same per source address (default 64)
   --config FILE           JSON object whose keys mirror these flags (flags win)
   --log-level LEVEL       silent, error, warn, info (default), debug
   --stats                 print a live status line (sessions, streams, bytes)
@@ -130,7 +143,7 @@ function onStop(close: () => Promise<void>): void {
 }
 
 export async function runServer(argv: string[]): Promise<number> {
-  const flags = parseFlags(argv, { ...COMMON, listen: {}, key: {}, allow: { repeat: true }, 'tls-cert': {}, 'tls-key': {}, 'max-connects': {}, 'max-failed-handshakes': {}, 'no-http-gateway': { boolean: true }, 'http-max-sockets': {} })
+  const flags = parseFlags(argv, { ...COMMON, listen: {}, key: {}, allow: { repeat: true }, 'tls-cert': {}, 'tls-key': {}, 'max-connects': {}, 'max-failed-handshakes': {}, 'failed-handshake-window': {}, 'handshake-timeout': {}, 'max-unauthenticated': {}, 'max-unauthenticated-per-source': {}, 'no-http-gateway': { boolean: true }, 'http-max-sockets': {} })
   const log = logger(flags, 'server')
   if (typeof flags.listen !== 'string') throw new UsageError('--listen [host:]port is required')
   const listen = parseHostPort(flags.listen, '--listen', '0.0.0.0')
@@ -141,7 +154,10 @@ export async function runServer(argv: string[]): Promise<number> {
     allow: (flags.allow as string[]) ?? [],
     ...(flags['tls-cert'] ? { tls: { cert: fs.readFileSync(flags['tls-cert'] as string), key: fs.readFileSync(flags['tls-key'] as string) } } : {}),
     ...(flags['max-connects'] ? { maxConnectsPerSession: int(flags, 'max-connects', 1, 100_000)! } : {}),
-    ...(flags['max-failed-handshakes'] ? { handshakeLimit: { maxFailures: int(flags, 'max-failed-handshakes', 1, 1_000_000)! } } : {}),
+    ...(flags['max-failed-handshakes'] || flags['failed-handshake-window'] ? { handshakeLimit: { maxFailures: int(flags, 'max-failed-handshakes', 1, 1_000_000), windowMs: (int(flags, 'failed-handshake-window', 1, 86_400) ?? 60) * 1000 } } : {}),
+    ...(flags['handshake-timeout'] ? { session: { handshakeTimeout: int(flags, 'handshake-timeout', 100, 600_000)! } } : {}),
+    ...(flags['max-unauthenticated'] ? { maxUnauthenticated: int(flags, 'max-unauthenticated', 1, 1_000_000)! } : {}),
+    ...(flags['max-unauthenticated-per-source'] ? { maxUnauthenticatedPerSource: int(flags, 'max-unauthenticated-per-source', 1, 1_000_000)! } : {}),
     httpGateway: flags['no-http-gateway'] ? false : flags['http-max-sockets'] ? { maxSocketsPerOrigin: int(flags, 'http-max-sockets', 1, 100_000)! } : true,
     logger: log,
   })

@@ -126,6 +126,10 @@ export const GoawayCode = {
   AUTH_FAILED: 9,
   STREAM_IDS_EXHAUSTED: 10,
   RESUME_OUT_OF_RANGE: 11,
+  /** Server, after the AUTH of a RESUME: no such session (PROTOCOL.md 13.4). */
+  RESUME_UNKNOWN_ID: 12,
+  /** Server, after the AUTH of a RESUME: the session expired (PROTOCOL.md 13.4). */
+  RESUME_EXPIRED: 13,
 } as const
 
 /** REFUSED codes (PROTOCOL.md 11.2); 0x1000–0xFFFF are the application's. */

@@ -20,7 +20,7 @@
 import { Duplex } from 'node:stream'
 import { Capability, FRAME_HEADER_SIZE, FrameType, GoawayCode, HELLO_PREAMBLE_SIZE, HelloExtension, HelloKind } from './constants.js'
 import { type Hello, decodeHello, encodeFrame, encodeHello } from './codec.js'
-import { AUTH_SIZE, clientProof, newNonce, proofMatches, serverProof } from './auth.js'
+import { AUTH_SIZE, awaitAuth, clientProof, newNonce, proofMatches, serverProof } from './auth.js'
 import { MuxError, ProtocolError, invalidState } from './errors.js'
 
 /** First byte of the payload of the PINGs a LaneSet sends for itself (session PINGs start with 0). */
@@ -75,6 +75,8 @@ export interface LaneSetOptions {
   onLane?: (info: LaneInfo, err?: MuxError) => void
   /** Server: the peer's HELLO was already read off lane 0 (a RESUME): it, and the bytes after it. */
   peerHello?: { hello: Hello; raw: Buffer; rest: Buffer }
+  /** Server: our HELLO (RESUMED) was already written on lane 0 by the registry; `received`: where the peer's session frames start (our R). */
+  ownHello?: { hello: Hello; raw: Buffer; received: number }
   /** Server: called once the set knows its session id (routing of JOINs). */
   register?: (id: Buffer, set: LaneSet) => void
   /** Server: the set is gone. */
@@ -170,9 +172,10 @@ function protocolError(message: string): ProtocolError {
   return new ProtocolError('SYNMUX_PROTOCOL_ERROR', message, GoawayCode.PROTOCOL_ERROR)
 }
 
-function received(h: Hello): number {
+/** A HELLO's RECEIVED, or `absent` (a RESUMED with AUTH_PSK has none: R comes in the server's first ACK, PROTOCOL.md 13.4). */
+function received(h: Hello, absent = 0): number {
   const v = h.extensions.get(HelloExtension.RECEIVED)
-  return v !== undefined && v.length === 8 ? readU64(v, 0) : 0
+  return v !== undefined && v.length === 8 ? readU64(v, 0) : absent
 }
 
 /** One transport of a striped session. */
@@ -280,7 +283,8 @@ export class LaneSet extends Duplex {
     super({ allowHalfOpen: true, writableHighWaterMark: 64 * 1024 })
     this.#o = { ...options }
     this.#authSent = options.key === null
-    this.#out = new Splitter(true, 0xffffff)
+    const own = options.ownHello
+    this.#out = new Splitter(own === undefined, 0xffffff)
     const p = options.peerHello
     const lane = this.#addLane(lane0, 0, p === undefined)
     if (p !== undefined) {
@@ -290,6 +294,13 @@ export class LaneSet extends Duplex {
       if (p.rest.length > 0) process.nextTick(() => lane.onData(p.rest))
     }
     lane.state = 'open'
+    if (own !== undefined) {
+      this.#own = own.hello
+      this.#ownRaw = own.raw
+      this.#recvR = own.received
+      lane.written += own.raw.length
+      this.#setup()
+    }
   }
 
   /** @internal The session that reads this set: where protocol errors and lane events go. */
@@ -465,10 +476,11 @@ export class LaneSet extends Duplex {
   /**
    * Server: a JOIN for this session arrived on `dx` (HELLO `h`/`raw` read,
    * `rest` after it). Answers JOINED, checks the client's AUTH, then adds
-   * the lane. Returns a RESUME_REFUSED code (the registry answers NEW) or 0.
+   * the lane (then `onJoined`). Returns a RESUME_REFUSED code (the
+   * registry answers NEW) or 0.
    * @internal
    */
-  _acceptJoin(dx: Duplex, h: Hello, raw: Buffer, rest: Buffer, onAuthFailed: (why: string) => void): number {
+  _acceptJoin(dx: Duplex, h: Hello, raw: Buffer, rest: Buffer, onAuthFailed: (why: string) => void, onJoined?: () => void): number {
     const lv = h.extensions.get(HelloExtension.LANE)
     if (!this.#striped || this.destroyed || lv === undefined || lv.length !== 2) return 4
     const index = lv.readUInt16BE(0)
@@ -506,6 +518,7 @@ export class LaneSet extends Duplex {
         dx.destroy()
         return
       }
+      onJoined?.()
       const lane = this.#addLane(dx, index, false)
       lane.state = 'open'
       this.#o.onLane?.(lane.info())
@@ -517,33 +530,10 @@ export class LaneSet extends Duplex {
       attach(rest)
       return 0
     }
-    let buf = rest
-    const drop = (why: string): void => {
-      cleanup()
+    awaitAuth(dx, rest, clientProof(key, hello, peerNonce!), this.#o.handshakeTimeout, attach, (why) => {
       dx.destroy()
-      onAuthFailed(why)
-    }
-    const check = (): void => {
-      if (buf.length < FRAME_HEADER_SIZE + AUTH_SIZE) return
-      const ok =
-        buf[0] === 0 && buf[1] === 0 && buf[2] === AUTH_SIZE && buf[3] === FrameType.AUTH &&
-        proofMatches(buf.subarray(FRAME_HEADER_SIZE, FRAME_HEADER_SIZE + AUTH_SIZE), clientProof(key, hello, peerNonce!))
-      if (!ok) return drop(`lane ${index}: the client does not hold our key`)
-      cleanup()
-      attach(buf.subarray(FRAME_HEADER_SIZE + AUTH_SIZE))
-    }
-    const onData = (c: Buffer): void => {
-      buf = buf.length === 0 ? c : Buffer.concat([buf, c])
-      check()
-    }
-    const timer = this.#o.handshakeTimeout > 0 ? setTimeout(() => drop(`lane ${index}: no AUTH in time`), this.#o.handshakeTimeout) : null
-    timer?.unref?.()
-    const cleanup = (): void => {
-      if (timer) clearTimeout(timer)
-      dx.off('data', onData)
-    }
-    dx.on('data', onData)
-    check()
+      onAuthFailed(`lane ${index}: ${why}`)
+    })
     return 0
   }
 
@@ -800,10 +790,8 @@ export class LaneSet extends Duplex {
     const on = (this.#own.capabilities & this.#peer.capabilities & Capability.STRIPE) !== 0
     this.#striped = on
     if (this.#o.role === 'server' && this.#o.register && on) this.#o.register(this.#own.sessionId, this)
-    if (this.#sendOff < 0) this.#sendOff = received(this.#peer)
-    const early = this.#early
-    this.#early = []
-    for (const [type, f] of early) this.#outFrame(type, f)
+    if (this.#sendOff < 0) this.#sendOff = received(this.#peer, this.#peer.kind === HelloKind.NEW ? 0 : -1)
+    this.#flushEarly()
     if (!on) return
     const rb = this.#peer.extensions.get(HelloExtension.REPLAY_BUFFER)
     // The peer keeps at most the smaller REPLAY_BUFFER unacknowledged (13.1): held bytes never exceed it.
@@ -813,6 +801,14 @@ export class LaneSet extends Duplex {
     this.#timer.unref?.()
     for (const l of this.#lanes) if (l.sendNext < 0) l.sendNext = this.#sendOff
     this.#startJoins()
+  }
+
+  /** Session frames written before their offset was known go out once it is. */
+  #flushEarly(): void {
+    if (this.#sendOff < 0) return
+    const early = this.#early
+    this.#early = []
+    for (const [type, f] of early) this.#outFrame(type, f)
   }
 
   #startJoins(): void {
@@ -855,7 +851,7 @@ export class LaneSet extends Duplex {
           // After a NEW the peer's session frames start at offset 0.
           if (u.hello.kind === HelloKind.NEW && this.#recvR < 0) this.#recvR = 0
           this.push(u.raw)
-          if (this.#o.role === 'client' && this.#sendOff < 0) this.#sendOff = received(u.hello)
+          if (this.#o.role === 'client' && this.#sendOff < 0) this.#sendOff = received(u.hello, u.hello.kind === HelloKind.NEW ? 0 : -1)
           this.#setup()
           continue
         }
@@ -875,6 +871,18 @@ export class LaneSet extends Duplex {
   }
 
   #inFrame(lane: Lane, type: number, f: Buffer): void {
+    if (type === FrameType.ACK && this.#sendOff < 0 && this.#o.role === 'client') {
+      // After a RESUME with AUTH_PSK the server's first frame, ACK(R), says
+      // where our session frames continue (13.4).
+      if (f.length !== FRAME_HEADER_SIZE + 8) throw protocolError('ACK payload must be 8 bytes')
+      const r = readU64(f, FRAME_HEADER_SIZE)
+      this.#sendOff = r
+      for (const l of this.#lanes) if (l.sendNext < 0) l.sendNext = r
+      if (r > this.#acked) this.#onAck(r)
+      this.push(f)
+      this.#flushEarly()
+      return
+    }
     if (!this.#striped) {
       // Before the HELLOs are both known (or without striping): lane 0 in order; keep count.
       if (type < 0x80 && this.#recvR >= 0) this.#recvR += f.length

@@ -8,11 +8,12 @@
  */
 import { EventEmitter } from 'node:events'
 import type { Duplex } from 'node:stream'
-import { Capability, DEFAULTS, HelloExtension, HelloKind, ResumeRefused } from './constants.js'
-import { decodeHello, type Hello } from './codec.js'
+import { Capability, DEFAULTS, FrameType, GoawayCode, HelloExtension, HelloKind, ResumeRefused } from './constants.js'
+import { decodeHello, encodeFrame, encodeHello, type Hello } from './codec.js'
+import { AUTH_SIZE, awaitAuth, clientProof, newNonce, serverProof } from './auth.js'
 import { invalidArgType } from './errors.js'
 import { type ResolvedOptions, type SessionOptions, resolveOptions } from './options.js'
-import { Session, laneSetOptions } from './session.js'
+import { Session, laneSetOptions, u32, u64 } from './session.js'
 import { LaneSet } from './lanes.js'
 
 /** Options of a {@link SessionRegistry}: the options of every server session it creates (`role` is `'server'`). */
@@ -26,8 +27,17 @@ export interface SessionRegistryEvents {
   resumed: [session: Session]
   /** A striped session got a new lane (PROTOCOL.md 14). */
   lane: [session: Session, index: number]
-  /** A RESUME was refused with NEW (`reason`: RESUME_REFUSED code) or dropped (`reason` 0: authentication failed). */
+  /** A RESUME was refused (`reason`: RESUME_REFUSED code; with `auth` after the client's AUTH, by GOAWAY, else by NEW) or dropped (`reason` 0: authentication failed). */
   refused: [info: { reason: number; why: string; duplex: Duplex }]
+  /**
+   * A transport proved the key (or, without `auth`, completed its HELLO
+   * exchange): a new session's handshake, a resume, a lane. Every accepted
+   * transport ends in exactly one of `'authenticated'` and `'failed'`,
+   * unless it closes before sending a whole HELLO.
+   */
+  authenticated: [duplex: Duplex]
+  /** A transport was closed before it proved the key: no HELLO in time, not synmux, a wrong key, no AUTH in time, closed after its HELLO. */
+  failed: [info: { why: string; duplex: Duplex }]
 }
 
 /** Counters of a {@link SessionRegistry}. */
@@ -43,6 +53,8 @@ export interface SessionRegistryStats {
 }
 
 const HELLO_READ_LIMIT = 10 + 1024
+/** Why a RESUME was refused, by RESUME_REFUSED reason. */
+const REFUSED_WHY = ['', 'unknown session id', 'session expired', 'replay out of range']
 
 /** Server-side registry of resumable sessions. */
 export class SessionRegistry extends EventEmitter<SessionRegistryEvents> {
@@ -64,10 +76,11 @@ export class SessionRegistry extends EventEmitter<SessionRegistryEvents> {
     this.#resolved = resolveOptions(this.#options)
   }
 
-  /** A LaneSet over lane 0 of a striped session (the client's HELLO asked for STRIPE). */
-  #laneSet(duplex: Duplex, peerHello?: { hello: Hello; raw: Buffer; rest: Buffer }): LaneSet {
+  /** A LaneSet over lane 0 of a striped session (the client's HELLO asked for STRIPE; a resume: both HELLOs already exchanged). */
+  #laneSet(duplex: Duplex, peerHello?: { hello: Hello; raw: Buffer; rest: Buffer }, ownHello?: { raw: Buffer; received: number }): LaneSet {
     return new LaneSet(duplex, laneSetOptions(this.#resolved, {
       ...(peerHello ? { peerHello } : {}),
+      ...(ownHello ? { ownHello: { hello: decodeHello(ownHello.raw)!.hello, raw: ownHello.raw, received: ownHello.received } } : {}),
       register: (id, set) => this.#laneSets.set(id.toString('hex'), set),
       unregister: (id, set) => {
         const k = id.toString('hex')
@@ -92,6 +105,7 @@ export class SessionRegistry extends EventEmitter<SessionRegistryEvents> {
     const timer = timeout > 0 ? setTimeout(() => {
       cleanup()
       duplex.destroy()
+      this.emit('failed', { why: `no HELLO within ${timeout} ms`, duplex })
     }, timeout) : null
     timer?.unref?.()
     const cleanup = (): void => {
@@ -135,43 +149,113 @@ export class SessionRegistry extends EventEmitter<SessionRegistryEvents> {
       session.destroy()
       return
     }
+    let up = false
+    session.once('handshake', () => {
+      up = true
+      this.emit('authenticated', duplex)
+    })
+    session.once('close', (err?: Error & { code?: string }) => {
+      if (!up) this.emit('failed', { why: err ? `${err.code}: ${err.message}` : 'closed before the handshake', duplex })
+    })
     this.emit('session', session)
     if (set !== null) set._input(buf)
     else session._input(buf)
   }
 
+  /**
+   * A RESUME (PROTOCOL.md 13). With authentication, the answer before the
+   * client's AUTH is the same whatever the session id names (a live,
+   * expired or unknown session): a RESUMED HELLO with our nonce and proof,
+   * without RECEIVED. Only after a valid AUTH does the server say anything
+   * about the session: ACK(its received count) and the replay, or a
+   * GOAWAY refusing the resume. Without authentication there is nothing to
+   * prove: RESUMED with RECEIVED, or NEW with RESUME_REFUSED, at once.
+   */
   #resume(duplex: Duplex, h: Hello, raw: Buffer, rest: Buffer, all: Buffer): void {
     const key = h.sessionId.toString('hex')
-    const s = this.#sessions.get(key)
     const v = h.extensions.get(HelloExtension.RECEIVED)
     const received = v !== undefined && v.length === 8 ? v.readUInt32BE(0) * 0x1_0000_0000 + v.readUInt32BE(4) : -1
-    let refuse = 0
-    if (this.#closed) refuse = ResumeRefused.UNKNOWN_ID
-    else if (s === undefined || s.destroyed) refuse = this.#expired.has(key) ? ResumeRefused.EXPIRED : ResumeRefused.UNKNOWN_ID
-    else if (!s._canReplayFrom(received)) refuse = ResumeRefused.OUT_OF_RANGE
-    if (refuse !== 0) {
+    const verdict = (): { s: Session; refuse: 0 } | { s: undefined; refuse: number } => {
+      const s = this.#sessions.get(key)
+      if (this.#closed) return { s: undefined, refuse: ResumeRefused.UNKNOWN_ID }
+      if (s === undefined || s.destroyed) return { s: undefined, refuse: this.#expired.has(key) ? ResumeRefused.EXPIRED : ResumeRefused.UNKNOWN_ID }
+      if (!s._canReplayFrom(received)) return { s: undefined, refuse: ResumeRefused.OUT_OF_RANGE }
+      return { s, refuse: 0 }
+    }
+    const refused = (reason: number): void => {
       this.#stats.refused++
-      this.emit('refused', { reason: refuse, why: ['', 'unknown session id', 'session expired', 'replay out of range'][refuse]!, duplex })
-      this.#newSession(duplex, all, refuse)
+      this.emit('refused', { reason, why: REFUSED_WHY[reason]!, duplex })
+    }
+    const striped = this.#wantsLanes(h)
+    const auth = this.#resolved.auth
+    if (auth === null) {
+      const r = received < 0 ? { s: undefined, refuse: ResumeRefused.UNKNOWN_ID } : verdict()
+      if (r.s === undefined) {
+        refused(r.refuse)
+        this.#newSession(duplex, all, r.refuse)
+        return
+      }
+      const R = r.s._received
+      const hello = this.#resumedHello(h, striped, [[HelloExtension.RECEIVED, u64(R)]])
+      duplex.write(hello)
+      this.emit('authenticated', duplex)
+      this.#attach(r.s, duplex, h, raw, hello, rest, received, R, striped, false)
       return
     }
-    // _acceptResume emits 'resumed' on the session when the swap happens (maybe at once).
-    const onResumed = (): void => {
-      this.#stats.resumed++
-      this.emit('resumed', s!)
-    }
-    s!.once('resumed', onResumed)
-    duplex.once('close', () => s!.off('resumed', onResumed))
-    // A striped session resumes onto a new LaneSet (lane 0: this transport).
-    let d: Duplex = duplex
-    if (this.#wantsLanes(h)) {
-      d = this.#laneSet(duplex, { hello: h, raw, rest })
-      rest = Buffer.alloc(0)
-    }
-    s!._acceptResume(d, h, raw, rest, (why) => {
+    const fail = (why: string): void => {
+      duplex.destroy()
       this.#stats.authFailures++
       this.emit('refused', { reason: 0, why, duplex })
+      this.emit('failed', { why: `resume: ${why}`, duplex })
+    }
+    const nc = h.extensions.get(HelloExtension.AUTH_NONCE)
+    if (received < 0) return fail('RESUME without RECEIVED')
+    if (!(h.capabilities & Capability.AUTH_PSK) || nc === undefined || nc.length !== AUTH_SIZE) return fail('RESUME without authentication')
+    const ns = newNonce()
+    const hello = this.#resumedHello(h, striped, [[HelloExtension.AUTH_NONCE, ns], [HelloExtension.AUTH_PROOF, serverProof(auth.key, raw, ns)]])
+    duplex.write(hello)
+    awaitAuth(duplex, rest, clientProof(auth.key, hello, nc), this.#resolved.handshakeTimeout, (leftover) => {
+      this.emit('authenticated', duplex)
+      const r = verdict()
+      if (r.s === undefined) {
+        refused(r.refuse)
+        const code = r.refuse === ResumeRefused.EXPIRED ? GoawayCode.RESUME_EXPIRED : r.refuse === ResumeRefused.OUT_OF_RANGE ? GoawayCode.RESUME_OUT_OF_RANGE : GoawayCode.RESUME_UNKNOWN_ID
+        duplex.end(encodeFrame({ type: FrameType.GOAWAY, lastStreamId: 0, code, reason: REFUSED_WHY[r.refuse]! }))
+        setTimeout(() => duplex.destroy(), 5000).unref()
+        return
+      }
+      this.#attach(r.s, duplex, h, raw, hello, leftover, received, r.s._received, striped, true)
+    }, fail)
+  }
+
+  /** The server's RESUMED HELLO: the same for every session but for the id the client named (and `extensions`). */
+  #resumedHello(h: Hello, striped: boolean, extensions: Array<[number, Buffer]>): Buffer {
+    const o = this.#resolved
+    let capabilities = Capability.RESUME
+    if (striped) capabilities |= Capability.STRIPE
+    if (o.auth !== null) capabilities |= Capability.AUTH_PSK
+    return encodeHello({
+      kind: HelloKind.RESUME,
+      role: 'server',
+      capabilities,
+      sessionId: h.sessionId,
+      initialWindow: o.initialWindow,
+      maxFrameSize: o.maxFrameSize,
+      maxStreams: o.maxStreams,
+      extensions: [...extensions, [HelloExtension.REPLAY_BUFFER, u32(o.resumption!.replayBuffer)]],
     })
+  }
+
+  /** Moves session `s` onto `duplex` (a striped one onto a new LaneSet over it), replaying from the client's RECEIVED; `ack`: announce `R` in an ACK. */
+  #attach(s: Session, duplex: Duplex, h: Hello, raw: Buffer, hello: Buffer, rest: Buffer, received: number, R: number, striped: boolean, ack: boolean): void {
+    const onResumed = (): void => {
+      this.#stats.resumed++
+      this.emit('resumed', s)
+    }
+    s.once('resumed', onResumed)
+    const d = striped ? this.#laneSet(duplex, { hello: h, raw, rest }, { raw: hello, received: R }) : duplex
+    s._resumeOn(d, raw, hello, striped ? Buffer.alloc(0) : rest, received, ack)
+    s.off('resumed', onResumed)
   }
 
   #join(duplex: Duplex, h: Hello, raw: Buffer, rest: Buffer, all: Buffer): void {
@@ -183,7 +267,8 @@ export class SessionRegistry extends EventEmitter<SessionRegistryEvents> {
       refuse = set._acceptJoin(duplex, h, raw, rest, (why) => {
         this.#stats.authFailures++
         this.emit('refused', { reason: 0, why, duplex })
-      })
+        this.emit('failed', { why: `join: ${why}`, duplex })
+      }, () => this.emit('authenticated', duplex))
       if (refuse === 0 && s !== undefined) {
         const v = h.extensions.get(HelloExtension.LANE)
         if (v !== undefined && v.length === 2) this.emit('lane', s, v.readUInt16BE(0))
@@ -243,4 +328,3 @@ export class SessionRegistry extends EventEmitter<SessionRegistryEvents> {
     await Promise.all([...this.#sessions.values()].map((s) => (s.stats().attached ? s.close() : (s.destroy(), s.closed()))))
   }
 }
-

@@ -205,12 +205,14 @@ export function laneSetOptions(o: ResolvedOptions, extra: Partial<LaneSetOptions
   }
 }
 
-function u32(n: number): Buffer {
+/** @internal */
+export function u32(n: number): Buffer {
   const b = Buffer.allocUnsafe(4)
   b.writeUInt32BE(n >>> 0, 0)
   return b
 }
-function u64(n: number): Buffer {
+/** @internal */
+export function u64(n: number): Buffer {
   const b = Buffer.allocUnsafe(8)
   b.writeUInt32BE(Math.floor(n / 0x1_0000_0000), 0)
   b.writeUInt32BE(n >>> 0, 4)
@@ -306,6 +308,8 @@ export class Session extends EventEmitter<SessionEvents> {
   private attached = true
   /** Client: our RESUME HELLO is out, the answer has not come. */
   private resuming = false
+  /** Client, with AUTH_PSK: RESUMED came and our AUTH is out; the server's ACK (where to replay from) or refusal has not. */
+  private resumeVerdict = false
   private resumes = 0
   private replayedBytes = 0
   private duplicateBytes = 0
@@ -701,6 +705,7 @@ export class Session extends EventEmitter<SessionEvents> {
     this.bindTransport(bound)
     this.attached = true
     this.resuming = true
+    this.resumeVerdict = false
     this.helloWait = true
     this.helloBuf = null
     this.helloPending = true
@@ -712,7 +717,7 @@ export class Session extends EventEmitter<SessionEvents> {
     if (t > 0) {
       this.attemptTimer = setTimeout(() => {
         this.attemptTimer = null
-        if (this.resuming && this.dx === bound) this.lost(new MuxError('SYNMUX_HANDSHAKE_TIMEOUT', `no answer to RESUME within ${t} ms`))
+        if ((this.resuming || this.resumeVerdict) && this.dx === bound) this.lost(new MuxError('SYNMUX_HANDSHAKE_TIMEOUT', `no answer to RESUME within ${t} ms`))
       }, t)
       this.attemptTimer.unref?.()
     }
@@ -782,10 +787,11 @@ export class Session extends EventEmitter<SessionEvents> {
   /** Forgets the transport and everything that belonged to it (link state); streams are kept. */
   private detachTransport(err: MuxError, reconnect: boolean): void {
     // A failed resume attempt keeps the clock and the backoff of the outage.
-    const failedAttempt = this.resuming
+    const failedAttempt = this.resuming || this.resumeVerdict
     this.unbindTransport()
     this.attached = false
     this.resuming = false
+    this.resumeVerdict = false
     if (!failedAttempt) this.detachedAt = performance.now()
     for (const t of [this.kaTimer, this.attemptTimer]) if (t) clearTimeout(t)
     this.kaTimer = this.attemptTimer = null
@@ -929,11 +935,8 @@ export class Session extends EventEmitter<SessionEvents> {
   /** Client: the server's answer to our RESUME. */
   private onResumeAnswer(h: Hello, raw: Buffer): void {
     this.resuming = false
-    if (this.attemptTimer) {
-      clearTimeout(this.attemptTimer)
-      this.attemptTimer = null
-    }
     if (h.kind === HelloKind.NEW) {
+      this.clearAttemptTimer()
       const why = h.extensions.get(HelloExtension.RESUME_REFUSED)
       this.destroy(sessionLost(why !== undefined && why.length === 1 ? why[0]! : ResumeRefused.NOT_SUPPORTED))
       return
@@ -941,15 +944,49 @@ export class Session extends EventEmitter<SessionEvents> {
     if (h.kind !== HelloKind.RESUME) throw handshakeError(`unexpected HELLO kind ${h.kind} in answer to RESUME`)
     if (!h.sessionId.equals(this.sessionId!)) throw handshakeError('RESUMED names another session')
     this.authenticateServer(h, raw)
+    this.sampleRtt(performance.now() - this.helloSentAt)
+    if (this.opts.auth !== null) {
+      // The server says where to replay from only after our AUTH: its first frame (13.4).
+      if (h.extensions.has(HelloExtension.RECEIVED)) throw handshakeError('RESUMED carries RECEIVED before the client proved its key')
+      this.resumeVerdict = true
+      this.scheduleFlush()
+      return
+    }
+    this.clearAttemptTimer()
     const r = readU64Ext(h, HelloExtension.RECEIVED)
     if (r === null) throw handshakeError('RESUMED without RECEIVED')
+    this.resumeFrom(r)
+  }
+
+  /** Client, resuming with AUTH_PSK: the server's first frame after our AUTH is ACK(R) (resumed) or GOAWAY (refused). */
+  private onResumeVerdict(frame: Frame): void {
+    this.resumeVerdict = false
+    this.clearAttemptTimer()
+    this.framesReceived++
+    if (frame.type === FrameType.ACK) return this.resumeFrom(frame.received)
+    if (frame.type === FrameType.GOAWAY) {
+      const reason = frame.code === GoawayCode.RESUME_UNKNOWN_ID ? ResumeRefused.UNKNOWN_ID : frame.code === GoawayCode.RESUME_EXPIRED ? ResumeRefused.EXPIRED : frame.code === GoawayCode.RESUME_OUT_OF_RANGE ? ResumeRefused.OUT_OF_RANGE : null
+      this.destroy(reason !== null ? sessionLost(reason) : sessionLost(`refused (GOAWAY ${frame.code}${frame.reason ? `: ${frame.reason}` : ''})`))
+      return
+    }
+    throw protocolError(`${frameTypeName(frame.type)} frame before the answer to RESUME (ACK or GOAWAY)`)
+  }
+
+  /** Client: the server received `r` of our session bytes; replay from there. */
+  private resumeFrom(r: number): void {
     if (r < this.replay!.start || r > this.sessionBytesSent) {
       const e = sessionLost(ResumeRefused.OUT_OF_RANGE, `the server received ${r}, replay holds ${this.replay!.start}..${this.sessionBytesSent}`)
       this.fail(new MuxError('SYNMUX_SESSION_LOST', e.message, { wireCode: GoawayCode.RESUME_OUT_OF_RANGE, reason: 'replay out of range' }))
       return
     }
-    this.sampleRtt(performance.now() - this.helloSentAt)
     this.onAttached(r, 0)
+  }
+
+  private clearAttemptTimer(): void {
+    if (this.attemptTimer) {
+      clearTimeout(this.attemptTimer)
+      this.attemptTimer = null
+    }
   }
 
   /** Both sides: a new transport carries the session; replay from `peerReceived`, drop `skip` duplicate bytes. */
@@ -985,89 +1022,38 @@ export class Session extends EventEmitter<SessionEvents> {
     return this.resumable && this.replay !== null && this.st !== State.CLOSED && n >= this.replay.start && n <= this.sessionBytesSent
   }
 
+  /** @internal Registry: session bytes received so far (the R of a resume). */
+  get _received(): number {
+    return this.sessionBytesReceived
+  }
+
   /**
-   * @internal Server: a RESUME for this session arrived on `d` (HELLO
-   * already read: `h`, `raw`; `rest` are the bytes after it). Answers
-   * RESUMED, checks the client's AUTH on `d` without touching the
-   * session, then moves the session onto `d`. A failure closes `d`
-   * silently and leaves the session as it was.
+   * @internal Server: the registry answered a RESUME for this session on
+   * `d` with `ownHello` (and, with AUTH_PSK, checked the client's AUTH):
+   * the session moves onto `d` (closing the old transport if it is still
+   * open) and replays from the client's RECEIVED `received`. `ack`: our
+   * received count goes first, in an ACK (with AUTH_PSK it is not in the
+   * RESUMED HELLO, PROTOCOL.md 13.4). `leftover`: bytes read after the
+   * client's HELLO (or AUTH).
    */
-  _acceptResume(d: Duplex, h: Hello, raw: Buffer, rest: Buffer, onAuthFailed: (why: string) => void): void {
-    const received = readU64Ext(h, HelloExtension.RECEIVED)
-    const auth = this.opts.auth
-    const drop = (why: string): void => {
-      d.removeListener('data', onData)
-      if (timer) clearTimeout(timer)
-      d.on('error', () => {})
-      d.destroy()
-      onAuthFailed(why)
+  _resumeOn(d: Duplex, peerRaw: Buffer, ownHello: Buffer, leftover: Buffer, received: number, ack: boolean): void {
+    if (this.attached) this.detachTransport(new MuxError('SYNMUX_CONNECTION_LOST', 'replaced by a resumed transport'), false)
+    this.bindTransport(d)
+    this.bytesSent += ownHello.length
+    this.attached = true
+    this.helloWait = false
+    this.helloSent = true
+    this.helloPending = false
+    this.ownHelloBytes = ownHello
+    this.peerHelloBytes = Buffer.from(peerRaw)
+    if (ack) {
+      const b = encodeFrame({ type: FrameType.ACK, received: this.sessionBytesReceived })
+      this.control.unshift(b)
+      this.controlBytes += b.length
+      this.ackReported = this.sessionBytesReceived
     }
-    let timer: NodeJS.Timeout | null = null
-    let buf = rest
-    const onData = (c: Buffer): void => {
-      buf = buf.length === 0 ? c : Buffer.concat([buf, c])
-      check()
-    }
-    if (received === null) return drop('RESUME without RECEIVED')
-    let peerNonce: Buffer | undefined
-    const extensions: Array<[number, Buffer]> = [[HelloExtension.RECEIVED, u64(this.sessionBytesReceived)]]
-    const atHello = this.sessionBytesReceived
-    let capabilities = Capability.RESUME
-    if (d instanceof LaneSet) capabilities |= Capability.STRIPE
-    if (auth !== null) {
-      peerNonce = h.extensions.get(HelloExtension.AUTH_NONCE)
-      if (!(h.capabilities & Capability.AUTH_PSK) || peerNonce === undefined || peerNonce.length !== AUTH_SIZE) return drop('RESUME without authentication')
-      capabilities |= Capability.AUTH_PSK
-      const ns = newNonce()
-      extensions.push([HelloExtension.AUTH_NONCE, ns], [HelloExtension.AUTH_PROOF, serverProof(auth.key, raw, ns)])
-    }
-    extensions.push([HelloExtension.REPLAY_BUFFER, u32(this.opts.resumption!.replayBuffer)])
-    const hello = encodeHello({
-      kind: HelloKind.RESUME,
-      role: 'server',
-      capabilities,
-      sessionId: this.sessionId!,
-      initialWindow: this.opts.initialWindow,
-      maxFrameSize: this.opts.maxFrameSize,
-      maxStreams: this.opts.maxStreams,
-      extensions,
-    })
-    d.on('error', () => {})
-    d.write(hello)
-    const swap = (leftover: Buffer): void => {
-      d.removeListener('data', onData)
-      if (timer) clearTimeout(timer)
-      if (this.st === State.CLOSED || !this._canReplayFrom(received)) {
-        d.destroy()
-        return
-      }
-      if (this.attached) this.detachTransport(new MuxError('SYNMUX_CONNECTION_LOST', 'replaced by a resumed transport'), false)
-      this.bindTransport(d)
-      this.bytesSent += hello.length
-      this.attached = true
-      this.helloWait = false
-      this.helloSent = true
-      this.helloPending = false
-      this.ownHelloBytes = hello
-      this.peerHelloBytes = Buffer.from(raw)
-      this.onAttached(received, this.sessionBytesReceived - atHello)
-      if (leftover.length > 0) this.onData(leftover)
-    }
-    if (auth === null) return swap(rest)
-    const check = (): void => {
-      if (buf.length < FRAME_HEADER_SIZE + AUTH_SIZE) return
-      const ok =
-        buf[0] === 0 && buf[1] === 0 && buf[2] === AUTH_SIZE && buf[3] === FrameType.AUTH &&
-        proofMatches(buf.subarray(FRAME_HEADER_SIZE, FRAME_HEADER_SIZE + AUTH_SIZE), clientProof(auth.key, hello, peerNonce!))
-      if (!ok) return drop('the client does not hold our key')
-      swap(buf.subarray(FRAME_HEADER_SIZE + AUTH_SIZE))
-    }
-    if (this.opts.handshakeTimeout > 0) {
-      timer = setTimeout(() => drop('no AUTH in time'), this.opts.handshakeTimeout)
-      timer.unref?.()
-    }
-    d.on('data', onData)
-    check()
+    this.onAttached(received, 0)
+    if (leftover.length > 0) this.onData(leftover)
   }
 
   // -------------------------------------------------------------------------
@@ -1378,6 +1364,7 @@ export class Session extends EventEmitter<SessionEvents> {
 
   private onFrame(frame: Frame, size: number): void {
     if (this.authPending) return this.holdUntilAuth(frame, size)
+    if (this.resumeVerdict) return this.onResumeVerdict(frame)
     this.framesReceived++
     if (frame.type < 0x80) {
       if (this.rxSkip > 0) {
@@ -1951,9 +1938,9 @@ export class Session extends EventEmitter<SessionEvents> {
       this.helloSentAt = performance.now()
       lb.append(this.encodeOwnHello())
     }
-    if (this.authHold || this.resuming) {
+    if (this.authHold || this.resuming || this.resumeVerdict) {
       // Until the peer is authenticated (or, resuming, has said where to
-      // replay from), only the HELLO and link frames leave.
+      // replay from), only the HELLO and link frames leave (our AUTH).
       const keep: Buffer[] = []
       let keepBytes = 0
       for (const b of this.control) {

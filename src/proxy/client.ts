@@ -5,7 +5,8 @@
  * target of the one session (its head rides in the OPEN), where the
  * tunnel server's {@link HttpGateway} forwards it over pooled keep-alive
  * connections. `CONNECT host:port` becomes a raw stream to host:port (the
- * TLS ClientHello rides in the OPEN); `Upgrade` (WebSocket) passes through.
+ * TLS ClientHello rides in the OPEN); `Upgrade: websocket` passes through;
+ * any other upgrade (h2c, ...) is dropped and the request served as it is.
  *
  * `node:http` (llhttp) parses every message on both sides: message
  * boundaries, keep-alive and in-order answers to pipelined requests are
@@ -25,8 +26,12 @@ import { readFirstBytes } from '../tunnel/onward.js'
 import {
   GATEWAY_HOST,
   GATEWAY_PORT,
+  MAX_HEADER_FIELDS,
   SAFE,
   endToEnd,
+  headProblem,
+  isWebSocketUpgrade,
+  reparseWithoutUpgrade,
   endToEndTrailers,
   isGatewayTarget,
   parseAbsoluteUrl,
@@ -67,6 +72,8 @@ export interface HttpProxyOptions {
   keepAliveTimeout?: number
   /** A request head must arrive within this many ms. Default 60,000. */
   headersTimeout?: number
+  /** Header fields a request head may have; more are answered 431 (with `Proxy-Status`). Default 1,000. */
+  maxHeaderFields?: number
   logger?: Logger
 }
 
@@ -130,6 +137,9 @@ export class HttpProxy extends EventEmitter {
   readonly #expected: Buffer | null
   readonly #conns = new WeakMap<object, Conn>()
   readonly #sockets = new Set<net.Socket>()
+  /** Connections handed back to the HTTP parser after a non-WebSocket upgrade request. */
+  readonly #reparsed = new WeakSet<net.Socket>()
+  readonly #maxFields: number
   readonly #stats: HttpProxyStats = { connections: 0, requests: 0, active: 0, tunnels: 0, upgrades: 0, refused: 0, authFailures: 0 }
 
   constructor(options: HttpProxyOptions) {
@@ -142,16 +152,20 @@ export class HttpProxy extends EventEmitter {
       }
       if (auth.user === '' || auth.user.includes(':')) throw Object.assign(new TypeError('options.auth.user must be non-empty and contain no colon'), { code: 'ERR_INVALID_ARG_VALUE' })
     }
-    for (const k of ['firstBytesWait', 'keepAliveTimeout', 'headersTimeout'] as const) {
+    for (const k of ['firstBytesWait', 'keepAliveTimeout', 'headersTimeout', 'maxHeaderFields'] as const) {
       const v = options[k]
       if (v !== undefined && (typeof v !== 'number' || !Number.isInteger(v) || v < 0)) throw Object.assign(new RangeError(`options.${k} must be a non-negative integer`), { code: 'ERR_OUT_OF_RANGE' })
     }
     this.#opts = options
     this.#log = options.logger ?? silentLogger
+    this.#maxFields = options.maxHeaderFields ?? MAX_HEADER_FIELDS
     this.#expected = auth ? crypto.createHash('sha256').update(`${auth.user}:${auth.pass}`, 'utf8').digest() : null
     const server = http.createServer({ maxHeaderSize: 65_536, requestTimeout: 0, headersTimeout: options.headersTimeout ?? 60_000, noDelay: true })
     server.keepAliveTimeout = options.keepAliveTimeout ?? 0
+    // one more than the limit, so that a head over it is seen (and answered 431)
+    server.maxHeadersCount = this.#maxFields + 1
     server.on('connection', (socket: net.Socket) => {
+      if (this.#reparsed.has(socket)) return
       this.#stats.connections++
       this.#sockets.add(socket)
       socket.once('close', () => {
@@ -167,7 +181,8 @@ export class HttpProxy extends EventEmitter {
       if (err.code === 'ECONNRESET' || !socket.writable || (socket as { _httpMessage?: http.ServerResponse })._httpMessage?.headersSent) return void socket.destroy()
       const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400
       this.#log.debug(`http proxy: bad request from ${socket.remoteAddress}: ${err.code ?? err.message}`)
-      socket.end(serializeHead(status, http.STATUS_CODES[status] ?? 'Bad Request', ['Content-Length', '0', 'Connection', 'close']))
+      const details = status === 431 ? `head larger than 64 KiB or more than ${this.#maxFields} header fields` : (err.code ?? 'parse error')
+      socket.end(serializeHead(status, http.STATUS_CODES[status] ?? 'Bad Request', ['Content-Length', '0', 'Proxy-Status', `synmux; error=http_request_error; details="${details}"`, 'Connection', 'close']))
     })
     this.server = server
   }
@@ -242,6 +257,7 @@ export class HttpProxy extends EventEmitter {
     const framing = requestFraming(req)
     if (framing.kind === 'unsupported') return proxyAnswer(res, 501, `unsupported transfer coding: ${req.headers['transfer-encoding']}`, { close: true })
     if (isGatewayTarget(url)) return proxyAnswer(res, 400, `${GATEWAY_HOST} is reserved`, { error: 'http_request_error' })
+    const bad = headProblem(req, this.#maxFields)
 
     // Order of pipelined requests: a safe one is sent once the far side has
     // accepted the one before it (so nothing behind a refused request is
@@ -282,6 +298,15 @@ export class HttpProxy extends EventEmitter {
     })
     await before
     if (finished || conn.closing || res.destroyed) return finish()
+    if (bad) {
+      // A head that must not be forwarded: answered in its turn, and nothing
+      // pipelined behind it is forwarded either (the connection closes).
+      conn.closing = true
+      for (const other of [...conn.exchanges]) if (other.seq > ex.seq) other.abort()
+      this.#log.info(`http proxy: ${method} ${url.authority}: ${bad.status}, ${bad.text}`)
+      proxyAnswer(res, bad.status, bad.text, { error: bad.proxyStatus, close: true })
+      return finish()
+    }
 
     let stream: MuxStream
     try {
@@ -366,6 +391,8 @@ export class HttpProxy extends EventEmitter {
       this.#stats.authFailures++
       return rawAnswer(socket, 407, 'Proxy Authentication Required', 'proxy authentication required', this.#challenge())
     }
+    const bad = headProblem(req, this.#maxFields)
+    if (bad) return rawAnswer(socket, bad.status, http.STATUS_CODES[bad.status]!, bad.text, [], bad.proxyStatus)
     const hp = parseAuthority(req.url ?? '')
     if (!hp) return rawAnswer(socket, 400, 'Bad Request', 'CONNECT needs host:port', [], 'http_request_error')
     const target: Target = { host: hp.host, port: hp.port }
@@ -416,8 +443,19 @@ export class HttpProxy extends EventEmitter {
   }
 
   async #onUpgrade(req: http.IncomingMessage, socket: net.Socket, head: Buffer): Promise<void> {
-    this.#stats.requests++
     socket.on('error', () => {})
+    if (!isWebSocketUpgrade(req.headers.upgrade)) {
+      // h2c or anything else: never an upgrade (no raw tunnel), but the
+      // request itself is served, body intact, on a connection kept alive.
+      await this.#conn(socket).all // every earlier answer written first
+      if (socket.destroyed) return
+      this.#log.debug(`http proxy: ${req.method} ${req.url}: Upgrade: ${req.headers.upgrade} dropped, served as a plain request`)
+      this.#reparsed.add(socket)
+      return reparseWithoutUpgrade(this.server, req, socket, head)
+    }
+    this.#stats.requests++
+    const bad = headProblem(req, this.#maxFields)
+    if (bad) return rawAnswer(socket, bad.status, http.STATUS_CODES[bad.status]!, bad.text, [], bad.proxyStatus)
     if (!this.#authorized(req)) {
       this.#stats.authFailures++
       return rawAnswer(socket, 407, 'Proxy Authentication Required', 'proxy authentication required', this.#challenge())
@@ -447,6 +485,12 @@ export class HttpProxy extends EventEmitter {
       if (settle()) up.destroy()
     })
     up.on('upgrade', (upRes, upSocket: net.Socket, upHead: Buffer) => {
+      if (!isWebSocketUpgrade(upRes.headers.upgrade)) {
+        // a 101 to another protocol than the one asked for: never a raw tunnel
+        upSocket.destroy()
+        this.#log.info(`http proxy: upgrade ${target}: the far side switched to ${JSON.stringify(upRes.headers.upgrade ?? '')}, not websocket`)
+        return rawAnswer(socket, 502, 'Bad Gateway', 'synmux: the origin switched to another protocol than websocket', [], 'http_upgrade_failed')
+      }
       this.#stats.upgrades++
       socket.write(serializeHead(upRes.statusCode ?? 101, upRes.statusMessage ?? 'Switching Protocols', endToEnd(upRes.rawHeaders, { upgrade: true })), 'latin1')
       if (upHead.length > 0) socket.write(upHead)

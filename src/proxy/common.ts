@@ -9,6 +9,7 @@
  */
 import net from 'node:net'
 import type http from 'node:http'
+import type { Duplex } from 'node:stream'
 import { RefuseCode } from '../mux/constants.js'
 
 /**
@@ -68,6 +69,65 @@ export function endToEnd(raw: readonly string[], opts: { upgrade?: boolean } = {
   }
   if (opts.upgrade) out.push('Connection', 'upgrade')
   return out
+}
+
+/**
+ * Whether an `Upgrade` field asks for WebSocket (exactly the one protocol
+ * `websocket`, RFC 6455 4.1), the only upgrade synmux's proxy performs.
+ */
+export function isWebSocketUpgrade(upgrade: string | string[] | undefined): boolean {
+  const v = Array.isArray(upgrade) ? upgrade.join(',') : upgrade
+  return v !== undefined && v.trim().toLowerCase() === 'websocket'
+}
+
+/**
+ * Serves a request that asked for an upgrade other than WebSocket (`h2c`,
+ * anything else) as the plain request it also is, as squid does: its head
+ * is written again without `Upgrade` (and without the `upgrade` token of
+ * `Connection`), put back in front of the bytes that followed it (`head`:
+ * its body, later pipelined requests), and `server` parses the connection
+ * afresh. So the body is forwarded intact, the connection stays alive, and
+ * the upgrade never happens (no raw tunnel: h2c smuggling). Call it only
+ * once every earlier response on the connection has been written.
+ */
+export function reparseWithoutUpgrade(server: http.Server, req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
+  let text = `${req.method} ${req.url} HTTP/${req.httpVersion}\r\n`
+  const raw = req.rawHeaders
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toLowerCase()
+    if (name === 'upgrade') continue
+    let value = raw[i + 1]!
+    if (name === 'connection') {
+      value = value.split(',').map((t) => t.trim()).filter((t) => t !== '' && t.toLowerCase() !== 'upgrade').join(', ')
+      if (value === '') continue
+    }
+    text += `${raw[i]}: ${value}\r\n`
+  }
+  socket.unshift(Buffer.concat([Buffer.from(`${text}\r\n`, 'latin1'), head]))
+  server.emit('connection', socket)
+}
+
+/** Default limit on the header fields of a request head (`maxHeaderFields`). */
+export const MAX_HEADER_FIELDS = 1000
+
+/**
+ * Why a request head must not be forwarded, or `null`: more than
+ * `maxFields` header fields (431; the server's `maxHeadersCount` must be
+ * above `maxFields` so the excess is seen), or more than one `Host` field
+ * (400, RFC 9112 3.2). The RFC 9209 error is `http_request_error` with
+ * the reason as `details`.
+ */
+export function headProblem(req: http.IncomingMessage, maxFields: number): { status: 400 | 431; text: string; proxyStatus: string } | null {
+  const raw = req.rawHeaders
+  let text: string | null = null
+  if (raw.length / 2 > maxFields) text = `more than ${maxFields} header fields`
+  else {
+    let hosts = 0
+    for (let i = 0; i < raw.length; i += 2) if (raw[i]!.toLowerCase() === 'host') hosts++
+    if (hosts > 1) text = `${hosts} Host fields (RFC 9112 3.2 allows one)`
+  }
+  if (text === null) return null
+  return { status: text.startsWith('more') ? 431 : 400, text, proxyStatus: `http_request_error; details="${text}"` }
 }
 
 /** Trailer fields that may travel on (hop-by-hop and framing fields dropped). */

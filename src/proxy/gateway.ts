@@ -17,6 +17,7 @@
 import { EventEmitter } from 'node:events'
 import http from 'node:http'
 import net from 'node:net'
+import type { Duplex } from 'node:stream'
 import { RefuseCode } from '../mux/constants.js'
 import type { MuxStream } from '../mux/stream.js'
 import type { DecodedTarget } from '../mux/target.js'
@@ -26,7 +27,11 @@ import { relay } from '../tunnel/relay.js'
 import {
   type AbsoluteUrl,
   IDEMPOTENT,
+  MAX_HEADER_FIELDS,
   endToEnd,
+  headProblem,
+  isWebSocketUpgrade,
+  reparseWithoutUpgrade,
   endToEndTrailers,
   parseAbsoluteUrl,
   proxyAnswer,
@@ -68,6 +73,12 @@ export interface HttpGatewayLimits {
   retryBodyLimit?: number
   /** The pseudonym in `Via`. Default `synmux`. */
   pseudonym?: string
+  /**
+   * Header fields a request head may have; a head with more (or with two
+   * `Host` fields) is refused (or answered 431/400). Default 1,024: a
+   * little above the HTTP proxy's 1,000, for the fields a proxy adds.
+   */
+  maxHeaderFields?: number
 }
 
 /** Options of an {@link HttpGateway}. */
@@ -106,6 +117,8 @@ export interface HttpGatewayStats {
 interface StreamState {
   timer: NodeJS.Timeout | null
   inFlight: number
+  /** Called (and cleared) when inFlight drops to 0. */
+  idle: (() => void)[]
 }
 
 const isReset = (err: NodeJS.ErrnoException) => err.code === 'ECONNRESET' || err.code === 'EPIPE'
@@ -144,10 +157,14 @@ export class HttpGateway extends EventEmitter {
   readonly #stats: HttpGatewayStats = { streams: 0, headsInOpen: 0, requests: 0, active: 0, refused: 0, retries: 0, upgrades: 0, originConnections: 0, reusedConnections: 0 }
   #closed = false
 
+  get #maxFields(): number {
+    return this.#opts.maxHeaderFields ?? MAX_HEADER_FIELDS + 24
+  }
+
   constructor(options: HttpGatewayOptions) {
     super()
     if (typeof options?.resolve !== 'function') throw Object.assign(new TypeError('options.resolve must be a function'), { code: 'ERR_INVALID_ARG_TYPE' })
-    for (const k of ['maxSocketsPerOrigin', 'maxFreeSocketsPerOrigin', 'maxTotalSockets', 'idleSocketTimeout', 'connectTimeout', 'headersTimeout', 'keepAliveTimeout', 'resolveCacheMs', 'retryBodyLimit'] as const) {
+    for (const k of ['maxSocketsPerOrigin', 'maxFreeSocketsPerOrigin', 'maxTotalSockets', 'idleSocketTimeout', 'connectTimeout', 'headersTimeout', 'keepAliveTimeout', 'resolveCacheMs', 'retryBodyLimit', 'maxHeaderFields'] as const) {
       const v = options[k]
       if (v !== undefined && (typeof v !== 'number' || !Number.isInteger(v) || v < 0)) {
         throw Object.assign(new RangeError(`options.${k} must be a non-negative integer`), { code: 'ERR_OUT_OF_RANGE' })
@@ -156,6 +173,8 @@ export class HttpGateway extends EventEmitter {
     this.#opts = options
     this.#log = options.logger ?? silentLogger
     this.#server = http.createServer({ maxHeaderSize: 65_536, requestTimeout: 0, noDelay: true })
+    // one more than the limit, so that a head over it is seen (and refused)
+    this.#server.maxHeadersCount = this.#maxFields + 1
     this.#server.on('request', (req, res) => void this.#onRequest(req, res, false))
     this.#server.on('checkContinue', (req, res) => void this.#onRequest(req, res, true))
     this.#server.on('upgrade', (req, socket, head) => void this.#onUpgrade(req, socket as unknown as MuxStream, head))
@@ -204,7 +223,7 @@ export class HttpGateway extends EventEmitter {
     this.#stats.streams++
     if (stream.readableLength > 0) this.#stats.headsInOpen++
     stream.on('error', () => {})
-    const state: StreamState = { timer: null, inFlight: 0 }
+    const state: StreamState = { timer: null, inFlight: 0, idle: [] }
     this.#states.set(stream, state)
     this.#arm(stream, state, this.#opts.headersTimeout ?? 30_000, 'no request head')
     stream.once('close', () => this.#disarm(state))
@@ -247,6 +266,7 @@ export class HttpGateway extends EventEmitter {
     this.#stats.active--
     if (!state) return
     state.inFlight--
+    if (state.inFlight === 0) for (const f of state.idle.splice(0)) f()
     if (state.inFlight === 0 && !stream.destroyed && !stream.writableEnded) this.#arm(stream, state, this.#opts.keepAliveTimeout ?? 60_000, 'idle')
   }
 
@@ -283,8 +303,13 @@ export class HttpGateway extends EventEmitter {
     } else stream.destroy()
   }
 
-  /** Checks the request target: the origin and its allowed addresses, or `null` (declined). */
+  /** Checks the request head and target: the origin and its allowed addresses, or `null` (declined). */
   async #check(req: http.IncomingMessage, stream: MuxStream, res: http.ServerResponse | null): Promise<{ url: AbsoluteUrl; addrs: AllowedAddress[] } | null> {
+    const bad = headProblem(req, this.#maxFields)
+    if (bad) {
+      this.#refuse(stream, res, RefuseCode.BAD_TARGET, bad.text, bad.status)
+      return null
+    }
     const url = parseAbsoluteUrl(req.url ?? '')
     if (!url) {
       this.#refuse(stream, res, RefuseCode.BAD_TARGET, `not an absolute http:// request target: ${JSON.stringify((req.url ?? '').slice(0, 100))}`, 400)
@@ -442,6 +467,15 @@ export class HttpGateway extends EventEmitter {
   }
 
   async #onUpgrade(req: http.IncomingMessage, stream: MuxStream, head: Buffer): Promise<void> {
+    if (!isWebSocketUpgrade(req.headers.upgrade)) {
+      // h2c or anything else: never an upgrade (no raw tunnel); the request
+      // is served as a plain one, after every earlier answer on the stream.
+      const state = this.#states.get(stream)
+      if (state && state.inFlight > 0) await new Promise<void>((r) => state.idle.push(r))
+      if (stream.destroyed) return
+      this.#log.debug(`gateway: ${req.method} ${req.url}: Upgrade: ${req.headers.upgrade} dropped, served as a plain request`)
+      return reparseWithoutUpgrade(this.#server, req, stream as unknown as Duplex, head)
+    }
     const state = this.#begin(stream)
     this.#stats.requests++
     this.#stats.active++
@@ -468,6 +502,12 @@ export class HttpGateway extends EventEmitter {
     this.#acceptOn(up, stream)
     stream.once('close', () => up.destroy())
     up.on('upgrade', (upRes, origin: net.Socket, upHead: Buffer) => {
+      if (!isWebSocketUpgrade(upRes.headers.upgrade)) {
+        // a 101 to another protocol than the one asked for: never a raw tunnel
+        origin.destroy()
+        this.#refuse(stream, null, RefuseCode.REFUSED, `${url.authority}: the origin switched to ${JSON.stringify(upRes.headers.upgrade ?? '')}, not websocket`, 502)
+        return
+      }
       this.#stats.upgrades++
       this.#log.debug(`gateway: upgrade http://${url.authority}${url.path} -> ${upRes.statusCode} ${upRes.headers.upgrade ?? ''}`)
       stream.write(serializeHead(upRes.statusCode ?? 101, upRes.statusMessage ?? 'Switching Protocols', [...endToEnd(upRes.rawHeaders, { upgrade: true }), ...via(upRes.httpVersion, pseudonym)]), 'latin1')

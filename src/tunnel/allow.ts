@@ -12,6 +12,14 @@
  * an exact host name): a wildcard never does. The check runs on the address
  * the server is about to connect to, after resolving, so a public name that
  * resolves to a private address (DNS rebinding) is refused.
+ *
+ * IPv6 addresses that embed an IPv4 address — IPv4-compatible
+ * (`::a.b.c.d`), IPv4-mapped (`::ffff:a.b.c.d`), IPv4-translated
+ * (`::ffff:0:a.b.c.d`), 6to4 (`2002::/16`), NAT64 (`64:ff9b::/96`, and the
+ * local-use `64:ff9b:1::/48` at every RFC 6052 position it may use) and
+ * Teredo (`2001::/32`, the obfuscated client address) — are judged by that
+ * IPv4 address: public only if it is, and allowed by an IPv4 entry only if
+ * every IPv4 address they may stand for is in it.
  * @packageDocumentation
  */
 import net from 'node:net'
@@ -52,7 +60,8 @@ for (const [a, p] of [
 for (const [a, p] of [
   ['::', 128],
   ['::1', 128],
-  ['64:ff9b::', 96],
+  // NAT64 addresses outside the two prefixes judged by their IPv4 (below)
+  ['64:ff9b::', 32],
   ['100::', 64],
   ['2001:db8::', 32],
   ['fc00::', 7],
@@ -61,10 +70,62 @@ for (const [a, p] of [
 ] as const)
   NON_PUBLIC.addSubnet(a, p, 'ipv6')
 
-/** Whether an IP address is public (not loopback, private, link-local, reserved, ...). */
+/** The 16 bytes of an IPv6 address (one `net.isIPv6` accepts, without a zone). */
+function ipv6Bytes(ip: string): Buffer {
+  const groups = (part: string): number[] => {
+    const out: number[] = []
+    for (const g of part === '' ? [] : part.split(':')) {
+      if (g.includes('.')) {
+        const v4 = g.split('.').map(Number)
+        out.push((v4[0]! << 8) | v4[1]!, (v4[2]! << 8) | v4[3]!)
+      } else out.push(parseInt(g, 16))
+    }
+    return out
+  }
+  const gap = ip.indexOf('::')
+  const head = groups(gap < 0 ? ip : ip.slice(0, gap))
+  const tail = gap < 0 ? [] : groups(ip.slice(gap + 2))
+  const b = Buffer.alloc(16)
+  head.forEach((g, i) => b.writeUInt16BE(g, i * 2))
+  tail.forEach((g, i) => b.writeUInt16BE(g, 16 - 2 * tail.length + i * 2))
+  return b
+}
+
+const v4At = (b: Buffer, ...offsets: number[]): string => offsets.map((o) => b[o]!).join('.')
+
+/**
+ * The IPv4 addresses an IPv6 address stands for, if it is one of the forms
+ * that embed one (see the module comment); `null` for any other address.
+ * More than one only for the local-use NAT64 prefix, whose embedding
+ * position depends on the operator's prefix length (RFC 6052 2.2: /48, /56,
+ * /64 or /96).
+ */
+export function embeddedIPv4(ip: string): string[] | null {
+  const bare = ip.replace(/%.*$/, '')
+  if (!net.isIPv6(bare)) return null
+  const b = ipv6Bytes(bare)
+  const zero = (from: number, to: number) => b.subarray(from, to).every((x) => x === 0)
+  const word = (i: number) => b.readUInt16BE(i * 2)
+  const last = v4At(b, 12, 13, 14, 15)
+  if (zero(0, 10) && word(5) === 0xffff) return [last] // ::ffff:a.b.c.d, IPv4-mapped
+  if (zero(0, 8) && word(4) === 0xffff && word(5) === 0) return [last] // ::ffff:0:a.b.c.d, IPv4-translated (RFC 2765)
+  if (zero(0, 12)) return [last] // ::a.b.c.d, IPv4-compatible (:: and ::1 too: 0.0.0.0, 0.0.0.1, never public)
+  if (word(0) === 0x2002) return [v4At(b, 2, 3, 4, 5)] // 6to4, 2002:AABB:CCDD::/48 (RFC 3056)
+  if (word(0) === 0x2001 && word(1) === 0) return [[12, 13, 14, 15].map((o) => b[o]! ^ 0xff).join('.')] // Teredo: the client address, bits inverted (RFC 4380)
+  if (word(0) === 0x64 && word(1) === 0xff9b) {
+    if (zero(4, 12)) return [last] // 64:ff9b::/96, the NAT64 well-known prefix (RFC 6052)
+    // 64:ff9b:1::/48, local use (RFC 8215): the IPv4 sits where the operator's prefix length puts it (byte 8 is never used)
+    if (word(2) === 1) return [v4At(b, 6, 7, 9, 10), v4At(b, 7, 9, 10, 11), v4At(b, 9, 10, 11, 12), last]
+  }
+  return null
+}
+
+/** Whether an IP address is public (not loopback, private, link-local, reserved, ...); an IPv4-embedding IPv6 address is judged by its IPv4 address. */
 export function isPublicAddress(ip: string): boolean {
   const family = net.isIP(ip)
   if (family === 0) return false
+  const v4 = embeddedIPv4(ip)
+  if (v4 !== null) return v4.every((a) => !NON_PUBLIC.check(a, 'ipv4'))
   return !NON_PUBLIC.check(ip, family === 6 ? 'ipv6' : 'ipv4')
 }
 
@@ -165,6 +226,7 @@ export class AllowList {
     if (family === 0) return undefined
     const type = family === 6 ? 'ipv6' : 'ipv4'
     const isPublic = isPublicAddress(q.address)
+    const embedded = embeddedIPv4(q.address)
     for (const r of this.#rules) {
       if (q.port < r.portMin || q.port > r.portMax) continue
       switch (r.host.kind) {
@@ -180,6 +242,8 @@ export class AllowList {
           break
         case 'ip':
           if (r.host.list.check(q.address, type)) return r.text
+          // an IPv4-embedding IPv6 address, by every IPv4 address it may stand for
+          if (embedded !== null && embedded.every((a) => (r.host as { list: net.BlockList }).list.check(a, 'ipv4'))) return r.text
           break
       }
     }

@@ -9,7 +9,7 @@ import dns from 'node:dns'
 import { EventEmitter } from 'node:events'
 import net from 'node:net'
 import tls from 'node:tls'
-import { RefuseCode } from '../mux/constants.js'
+import { DEFAULTS, RefuseCode } from '../mux/constants.js'
 import { Session } from '../mux/session.js'
 import { SessionRegistry } from '../mux/registry.js'
 import type { SessionOptions } from '../mux/options.js'
@@ -21,6 +21,7 @@ import { enableFastOpen } from '../tfo/server.js'
 import { AllowList } from './allow.js'
 import { refuseCodeFor } from './onward.js'
 import { FailureLimiter, type FailureLimiterOptions } from './ratelimit.js'
+import { HandshakeGuard } from './handshakes.js'
 import { relay } from './relay.js'
 import { silentLogger, type Logger } from './log.js'
 import { HttpGateway, type HttpGatewayLimits, type HttpGatewayStats } from '../proxy/gateway.js'
@@ -42,8 +43,12 @@ export interface TunnelServerOptions {
   connectTimeout?: number
   /** After the onward connect, how long to wait for the target's first bytes to send them in OPENED. Default 10 ms. */
   firstResponseWait?: number
-  /** Per-source limit on failed handshakes. */
+  /** Per-source limit on failed handshakes (every failure before the key is proved counts; see README). */
   handshakeLimit?: FailureLimiterOptions
+  /** Connections that have not proved the key yet, at once, in all; more are closed unread. Default 1,024. */
+  maxUnauthenticated?: number
+  /** The same, per source address. Default 64. */
+  maxUnauthenticatedPerSource?: number
   /** Resolver (default `dns.lookup`). */
   lookup?: typeof dns.lookup
   /**
@@ -63,6 +68,10 @@ export interface TunnelServerStats {
   connectsInProgress: number
   refused: number
   handshakeFailures: number
+  /** Connections that have not proved the key yet. */
+  unauthenticated: number
+  /** Connections closed unread (a source over its failure limit, or a cap on unauthenticated connections). */
+  handshakeRefusals: number
   bytesUp: number
   bytesDown: number
   /** The HTTP gateway's counters (absent when it is off). */
@@ -87,12 +96,13 @@ export class TunnelServer extends EventEmitter {
   readonly #opts: TunnelServerOptions
   readonly #log: Logger
   readonly #limiter: FailureLimiter
+  readonly #guard: HandshakeGuard
   readonly #server: net.Server
   readonly #sessions = new Set<Session>()
   /** Resumption: RESUME HELLOs find their session here (sessions outlive their connection). */
   #registry: SessionRegistry | null = null
   readonly #gateway: HttpGateway | null
-  readonly #stats: TunnelServerStats = { sessions: 0, streams: 0, connectsInProgress: 0, refused: 0, handshakeFailures: 0, bytesUp: 0, bytesDown: 0 }
+  readonly #stats: TunnelServerStats = { sessions: 0, streams: 0, connectsInProgress: 0, refused: 0, handshakeFailures: 0, unauthenticated: 0, handshakeRefusals: 0, bytesUp: 0, bytesDown: 0 }
 
   constructor(options: TunnelServerOptions) {
     super()
@@ -103,25 +113,39 @@ export class TunnelServer extends EventEmitter {
     this.#log = options.logger ?? silentLogger
     this.allow = options.allow instanceof AllowList ? options.allow : AllowList.parse(options.allow as string | string[])
     this.#limiter = new FailureLimiter(options.handshakeLimit)
+    for (const k of ['maxUnauthenticated', 'maxUnauthenticatedPerSource'] as const) {
+      const v = options[k]
+      if (v !== undefined && (typeof v !== 'number' || !Number.isInteger(v) || v < 1)) throw Object.assign(new RangeError(`options.${k} must be a positive integer`), { code: 'ERR_OUT_OF_RANGE' })
+    }
+    const handshakeTimeout = options.session?.handshakeTimeout ?? DEFAULTS.handshakeTimeout
+    this.#guard = new HandshakeGuard({
+      limiter: this.#limiter,
+      timeout: handshakeTimeout,
+      max: options.maxUnauthenticated ?? 1024,
+      maxPerSource: options.maxUnauthenticatedPerSource ?? 64,
+      logger: this.#log,
+      onFailure: () => this.#stats.handshakeFailures++,
+      onRefused: () => this.#stats.handshakeRefusals++,
+    })
     this.#gateway =
       options.httpGateway === false
         ? null
         : new HttpGateway({ ...(typeof options.httpGateway === 'object' ? options.httpGateway : {}), resolve: (t) => this.#allowedAddresses(t), logger: this.#log })
     const onTransport = (socket: net.Socket) => this.#onTransport(socket)
     if (options.tls) {
-      const server = tls.createServer({ cert: options.tls.cert, key: options.tls.key, allowHalfOpen: true }, onTransport)
-      server.on('tlsClientError', (err, socket) => this.#handshakeFailed(socket.remoteAddress, `TLS: ${err.message}`))
+      // A TLS handshake that stalls is closed at the same deadline as the rest of the handshake (not Node's 120 s).
+      const server = tls.createServer({ cert: options.tls.cert, key: options.tls.key, allowHalfOpen: true, handshakeTimeout }, onTransport)
+      server.on('tlsClientError', (err, socket) => {
+        this.#guard.failed(socket, socket.remoteAddress, `TLS: ${err.message}`)
+        socket.destroy()
+      })
       this.#server = server
     } else {
       this.#server = net.createServer({ allowHalfOpen: true, noDelay: true }, onTransport)
     }
-    // Checked before any byte is read (and before TLS).
-    this.#server.on('connection', (socket: net.Socket) => {
-      if (!this.#limiter.allowed(socket.remoteAddress ?? '')) {
-        this.#log.warn(`refusing ${socket.remoteAddress}: too many failed handshakes`)
-        socket.destroy()
-      }
-    })
+    // Before any byte is read (and before TLS): the source's failure limit,
+    // the caps on unauthenticated connections, and the handshake deadline.
+    this.#server.on('connection', (socket: net.Socket) => this.#guard.admit(socket))
     enableFastOpen(this.#server)
   }
 
@@ -155,27 +179,21 @@ export class TunnelServer extends EventEmitter {
   stats(): TunnelServerStats {
     let streams = 0
     for (const s of this.#sessions) streams += s.streamCount
-    return { ...this.#stats, sessions: this.#sessions.size, streams, ...(this.#gateway ? { http: this.#gateway.stats() } : {}) }
-  }
-
-  #handshakeFailed(source: string | undefined, why: string): void {
-    this.#stats.handshakeFailures++
-    this.#limiter.fail(source ?? '')
-    this.#log.warn(`handshake from ${source ?? '?'} failed: ${why}`)
+    return { ...this.#stats, sessions: this.#sessions.size, streams, unauthenticated: this.#guard.unauthenticated, ...(this.#gateway ? { http: this.#gateway.stats() } : {}) }
   }
 
   #onTransport(socket: net.Socket): void {
     const source = socket.remoteAddress ?? '?'
     if (socket.destroyed) return
     socket.on('error', () => {})
+    this.#guard.link(socket)
     if (this.#registry === null) {
       this.#registry = new SessionRegistry({ resumption: {}, ...this.#opts.session, acceptDelay: Infinity, auth: { key: this.#opts.key } })
       const from = (d: unknown) => (d as net.Socket).remoteAddress ?? '?'
       this.#registry.on('session', (s) => this.#onSession(s, from(s.duplex)))
       this.#registry.on('resumed', (s) => this.#log.info(`session resumed from ${from(s.duplex)}`))
-      this.#registry.on('refused', ({ reason, why, duplex }) => {
-        if (reason === 0) this.#handshakeFailed(from(duplex), `resume: ${why}`)
-      })
+      this.#registry.on('authenticated', (duplex) => this.#guard.authenticated(duplex))
+      this.#registry.on('failed', ({ why, duplex }) => this.#guard.failed(duplex, from(duplex), why))
     }
     this.#registry.accept(socket)
   }
@@ -190,8 +208,8 @@ export class TunnelServer extends EventEmitter {
     session.on('error', () => {})
     session.once('close', (err) => {
       this.#sessions.delete(session)
-      if (!handshook || err?.code === 'SYNMUX_AUTH_FAILED') this.#handshakeFailed(source, err ? `${err.code}: ${err.message}` : 'closed before the handshake')
-      else this.#log.info(`session from ${source} closed${err ? `: ${err.code}` : ''}`)
+      // (a failure before the handshake is counted and logged by the guard)
+      if (handshook) this.#log.info(`session from ${source} closed${err ? `: ${err.code}` : ''}`)
     })
     // At most maxConnectsPerSession onward connects run at once; the rest
     // wait unanswered (the session's maxPendingOpens bounds how many).

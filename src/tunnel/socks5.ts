@@ -36,6 +36,9 @@ export function socksReply(code: number): Buffer {
 
 type State = 'greeting' | 'request' | 'done'
 
+/** The method reply: no authentication. */
+const METHOD_NO_AUTH = Buffer.from([0x05, 0x00])
+
 /**
  * Parses SOCKS5 bytes incrementally. `push()` returns the bytes to send back
  * and, once the request is complete, the request and any bytes that followed
@@ -48,6 +51,20 @@ export class Socks5Parser {
 
   push(chunk: Buffer): { send?: Buffer; request?: SocksRequest; rest?: Buffer } {
     this.#buf = this.#buf.length ? Buffer.concat([this.#buf, chunk]) : chunk
+    const answered = this.#state
+    try {
+      return this.#step()
+    } catch (err) {
+      // A client may send its greeting and its request in one write (to save
+      // a round trip): the method reply `05 00` is owed before whatever the
+      // request gets, an error reply included.
+      const e = err as TunnelError & { reply?: Buffer }
+      if (answered === 'greeting' && this.#state !== 'greeting') e.reply = e.reply ? Buffer.concat([METHOD_NO_AUTH, e.reply]) : METHOD_NO_AUTH
+      throw e
+    }
+  }
+
+  #step(): { send?: Buffer; request?: SocksRequest; rest?: Buffer } {
     let send: Buffer | undefined
     if (this.#state === 'greeting') {
       const b = this.#buf
@@ -59,7 +76,7 @@ export class Socks5Parser {
       if (!b.subarray(2, 2 + n).includes(0x00)) {
         throw fail('the client requires authentication', Buffer.from([0x05, 0xff]))
       }
-      send = Buffer.from([0x05, 0x00])
+      send = METHOD_NO_AUTH
       this.#buf = b.subarray(2 + n)
       this.#state = 'request'
     }
