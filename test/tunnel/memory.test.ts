@@ -1,0 +1,179 @@
+/**
+ * What an authenticated (or not) hostile peer can make the real server
+ * process hold (issue 12). Each test starts `synmux server`, attacks it with
+ * a peer written here (test/tunnel/hostile.ts: it authenticates per
+ * PROTOCOL.md 16, then misbehaves), samples the server's resident set size,
+ * and asserts it stays under the bound the README states ("Memory: what one
+ * peer can make the server hold"), computed from the same limits, plus a
+ * fixed allowance for Node itself (heap growth before a collection, JIT
+ * code, allocator slack). A well-behaved client keeps being served during
+ * and after each attack.
+ */
+import net from 'node:net'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { Capability, FrameType, MUX_DEFAULTS, encodeFrame } from 'synmux'
+import { close, listen } from '../helpers'
+import { keyFile, stopAll, synmux, freePort, type Proc } from './cli'
+import { HostilePeer, KiB, MiB, RssMonitor, keyOf, rss, wellBehaved } from './hostile'
+
+const D = MUX_DEFAULTS
+/** Node's own growth during a flood, whatever the limits: young/old heap before a collection, code, allocator arenas. */
+const ALLOWANCE = 48 * MiB
+/** The largest chunk an onward socket hands over at once (libuv reads at most 64 KiB). */
+const CHUNK = 64 * KiB
+/** A socket's buffer in each direction (Node's stream high-water mark). */
+const SOCK_HWM = new net.Socket().writableHighWaterMark
+/** Output the session hands the transport per flush, beyond the transport's own buffer. */
+const OUTPUT = D.writeBatch + SOCK_HWM
+
+let keyPath: string
+let key: Buffer
+let echo: net.Server
+let echoPort: number
+
+beforeAll(async () => {
+  keyPath = keyFile()
+  key = keyOf(keyPath)
+  echo = net.createServer({ allowHalfOpen: true }, (s) => {
+    s.on('error', () => {})
+    s.pipe(s)
+  })
+  echoPort = await listen(echo, '127.0.0.1')
+})
+
+afterAll(async () => {
+  await close(echo)
+})
+
+const cleanups: Array<() => unknown> = []
+afterEach(async () => {
+  for (const f of cleanups.splice(0).reverse()) await f()
+  await stopAll()
+})
+
+/** Starts `synmux server` allowing the echo target and `allow`; resolves once it serves (a well-behaved exchange done). */
+async function startServer(allow: string[] = [], extra: string[] = []): Promise<{ proc: Proc; port: number; baseline: number }> {
+  const port = await freePort()
+  const proc = synmux(['server', '--listen', `127.0.0.1:${port}`, '--key', keyPath, '--allow', [`127.0.0.1:${echoPort}`, ...allow].join(','), '--log-level', 'info', ...extra])
+  await proc.waitFor(/listening on/)
+  // Warm up the paths a session takes, then take the baseline.
+  await expectServes(port)
+  await new Promise((r) => setTimeout(r, 300))
+  return { proc, port, baseline: rss(proc.child.pid!) }
+}
+
+/** A well-behaved client gets its bytes echoed through the server. */
+async function expectServes(port: number): Promise<void> {
+  const msg = Buffer.from(`hello ${Math.random()}`)
+  expect((await wellBehaved(port, key, { host: '127.0.0.1', port: echoPort }, msg)).equals(msg)).toBe(true)
+}
+
+function report(name: string, baseline: number, max: number, bound: number): void {
+  console.log(`[memory] ${name}: RSS baseline ${(baseline / MiB).toFixed(1)} MiB, max ${(max / MiB).toFixed(1)} MiB (+${((max - baseline) / MiB).toFixed(1)}), bound +${((bound - baseline) / MiB).toFixed(1)} MiB`)
+}
+
+/** Runs `attack` until it returns or `ms` pass, failing fast once the server's RSS passes `bound`. */
+async function underBound(pid: number, bound: number, ms: number, attack: (stop: () => boolean) => Promise<void>): Promise<number> {
+  const mon = new RssMonitor(pid, 25)
+  const end = Date.now() + ms
+  const stop = () => Date.now() > end || mon.max > bound
+  try {
+    await attack(stop)
+  } finally {
+    mon.stop()
+  }
+  return mon.max
+}
+
+describe('memory a hostile peer can make the server hold (real CLI)', () => {
+  it('a peer that never reads, 512 streams from sending targets, window 2^31-1: send queues stay within maxSessionBuffer', async () => {
+    // Targets that send as fast as they may.
+    const blob = Buffer.alloc(CHUNK, 0x61)
+    let conns = 0
+    const sender = net.createServer((s) => {
+      conns++
+      s.on('error', () => {})
+      const pump = () => {
+        while (!s.destroyed && s.write(blob));
+      }
+      s.on('drain', pump)
+      pump()
+    })
+    const senderPort = await listen(sender, '127.0.0.1')
+    cleanups.push(() => (sender.close(), new Promise((r) => setTimeout(r, 10))))
+    const { proc, port, baseline } = await startServer([`127.0.0.1:${senderPort}`], ['--max-connects', '1024'])
+    const pid = proc.child.pid!
+    const peer = await HostilePeer.connect({ port, key, initialWindow: 2 ** 31 - 1 })
+    cleanups.push(() => peer.destroy())
+    peer.stopReading()
+    const STREAMS = 512
+    // README: send side ≤ maxSessionBuffer + streams × (one chunk queued past it + the onward socket's read buffer: its high-water mark and one read).
+    const bound = baseline + ALLOWANCE + D.maxSessionBuffer + STREAMS * (CHUNK + SOCK_HWM + CHUNK) + D.maxControlQueue + OUTPUT
+    const max = await underBound(pid, bound, 12_000, async (stop) => {
+      // In waves the server's connect and pending limits let through.
+      for (let opened = 0; opened < STREAMS && !stop(); ) {
+        const n = Math.min(128, STREAMS - opened)
+        const frames: Buffer[] = []
+        for (let i = 0; i < n; i++) frames.push(encodeOpen(peer.nextId(), '127.0.0.1', senderPort))
+        await peer.write(Buffer.concat(frames))
+        opened += n
+        await sleep(250)
+      }
+      // Midway: someone else is still served.
+      await expectServes(port)
+      while (!stop()) await sleep(100)
+    })
+    report('never reads', baseline, max, bound)
+    expect(conns).toBeGreaterThan(STREAMS / 2)
+    expect(proc.child.exitCode).toBe(null)
+    expect(max).toBeLessThanOrEqual(bound)
+    await expectServes(port)
+  })
+
+  it('replay amplification: a RESUME peer that never ACKs, one small reply per flush: what the replay buffer pins stays within replayBuffer', async () => {
+    const { proc, port, baseline } = await startServer()
+    const pid = proc.child.pid!
+    // RESUME: the server keeps every session frame it sends until ACKed; this peer never ACKs.
+    const peer = await HostilePeer.connect({ port, key, capabilities: Capability.RESUME, initialWindow: 2 ** 31 - 1 })
+    cleanups.push(() => peer.destroy())
+    // README: a session's replay buffer pins at most replayBuffer + two 16 KiB output slabs; nothing else grows here.
+    const bound = baseline + ALLOWANCE + D.replayBuffer + 2 * 16 * KiB + D.maxControlQueue + OUTPUT + 8 * D.initialWindow
+    // Each write of 100 bytes comes back from the echo target as one 109-byte DATA frame, in a flush of its own.
+    const msg = Buffer.alloc(100, 0x62)
+    let replies = 0
+    let full = false
+    const max = await underBound(pid, bound, 15_000, async (stop) => {
+      const lockstep = async (id: number) => {
+        await peer.write(encodeOpen(id, '127.0.0.1', echoPort))
+        for (let sent = msg.length; !stop() && !full; sent += msg.length) {
+          await peer.write(encodeFrame({ type: FrameType.DATA, streamId: id, data: msg }))
+          try {
+            await peer.received(id, sent, 2000)
+          } catch {
+            full = true // the replay buffer is full: no more session frames until an ACK
+            return
+          }
+          replies++
+        }
+      }
+      await Promise.all(Array.from({ length: 8 }, () => lockstep(peer.nextId())))
+      await expectServes(port) // while the attacker's session is stuck with a full replay buffer
+    })
+    report(`replay (${replies} replies of ${msg.length + 9} bytes, replay buffer full: ${full})`, baseline, max, bound)
+    expect(proc.child.exitCode).toBe(null)
+    expect(max).toBeLessThanOrEqual(bound)
+    // Enough replies to fill the replay buffer: then the server stopped sending.
+    expect(replies * (msg.length + 9)).toBeGreaterThan(D.replayBuffer * 0.9)
+    expect(full).toBe(true)
+    await expectServes(port)
+  })
+})
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms))
+}
+
+/** An OPEN frame for stream `id` to host:port, with optional data. */
+function encodeOpen(id: number, host: string, port: number, data?: Buffer): Buffer {
+  return encodeFrame({ type: FrameType.OPEN, streamId: id, target: { host, port }, ...(data ? { data } : {}) })
+}
