@@ -29,6 +29,11 @@ export function rss(pid: number): number {
   return Number(execFileSync('ps', ['-o', 'rss=', '-p', String(pid)], { encoding: 'utf8' }).trim()) * 1024
 }
 
+/** Open descriptors of process `pid` (Linux). */
+export function fdCount(pid: number): number {
+  return fs.readdirSync(`/proc/${pid}/fd`).length
+}
+
 export const MiB = 1024 * 1024
 export const KiB = 1024
 

@@ -14,7 +14,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { Capability, FrameType, MUX_DEFAULTS, encodeFrame } from 'synmux'
 import { close, listen } from '../helpers'
 import { keyFile, stopAll, synmux, freePort, type Proc } from './cli'
-import { HostilePeer, KiB, MiB, RssMonitor, keyOf, rss, wellBehaved } from './hostile'
+import { HostilePeer, KiB, MiB, RssMonitor, fdCount, keyOf, rss, wellBehaved } from './hostile'
 
 const D = MUX_DEFAULTS
 /** Node's own growth during a flood, whatever the limits: young/old heap before a collection, code, allocator arenas. */
@@ -167,7 +167,69 @@ describe('memory a hostile peer can make the server hold (real CLI)', () => {
     expect(full).toBe(true)
     await expectServes(port)
   })
+
+  it('striped session, PING flood without reading: PONGs owed by the lane layer stay within the control-queue cap; the lane is freed', async () => {
+    const { proc, port, baseline } = await startServer()
+    const pid = proc.child.pid!
+    const fds = fdCount(pid)
+    // STRIPE (with RESUME): the lane layer answers PINGs on their lane (PROTOCOL.md 14.4).
+    const peer = await HostilePeer.connect({ port, key, capabilities: Capability.RESUME | Capability.STRIPE })
+    cleanups.push(() => peer.destroy())
+    await peer.next((f) => f.type === FrameType.PING) // the server's first PING: authenticated, striped
+    peer.stopReading()
+    // README: owed control frames ≤ maxControlQueue for the session and as much for the lanes; one partial frame in.
+    const bound = baseline + ALLOWANCE + 2 * D.maxControlQueue + D.maxFrameSize + OUTPUT
+    const pings = Buffer.concat(Array.from({ length: 4096 }, (_, i) => encodeFrame({ type: FrameType.PING, opaque: Buffer.from([0, 0, 0, 0, 0, 0, i >> 8, i & 255]) })))
+    let sent = 0
+    const closedLine = proc.waitFor(/closed: SYNMUX_RESOURCE_EXHAUSTED/, 20_000)
+    const max = await underBound(pid, bound, 10_000, async (stop) => {
+      let cut = false
+      void closedLine.then(() => (cut = true), () => {})
+      while (!stop() && !cut && !peer.closed) {
+        await Promise.race([peer.write(pings), sleep(1000)])
+        sent += 4096
+      }
+      await expectServes(port)
+    })
+    report(`striped PING flood (${sent} PINGs)`, baseline, max, bound)
+    expect(proc.child.exitCode).toBe(null)
+    expect(max).toBeLessThanOrEqual(bound)
+    // The server cut the session off and let go of the lane (its socket, and what was queued on it).
+    await closedLine
+    await waitUntil(() => fdCount(pid) <= fds, 10_000)
+    await expectServes(port)
+  })
+
+  it('striped session, unauthenticated PING flood: nothing is answered before AUTH; the connection is cut at the pre-AUTH hold limit', async () => {
+    const { proc, port, baseline } = await startServer()
+    const pid = proc.child.pid!
+    const peer = await HostilePeer.connect({ port, key, capabilities: Capability.RESUME | Capability.STRIPE, authenticate: false })
+    cleanups.push(() => peer.destroy())
+    // README: before AUTH a connection holds its HELLO and at most 256 KiB of frames (PROTOCOL.md 16.4).
+    const bound = baseline + ALLOWANCE + 256 * KiB + D.maxFrameSize + OUTPUT
+    const pings = Buffer.concat(Array.from({ length: 1024 }, (_, i) => encodeFrame({ type: FrameType.PING, opaque: Buffer.from([0, 0, 0, 0, 0, 0, i >> 8, i & 255]) })))
+    const max = await underBound(pid, bound, 10_000, async (stop) => {
+      while (!stop() && !peer.closed) {
+        await Promise.race([peer.write(pings), sleep(1000)])
+        await sleep(1)
+      }
+    })
+    report('unauthenticated striped PING flood', baseline, max, bound)
+    expect(peer.counts.get(FrameType.PONG) ?? 0).toBe(0)
+    expect(peer.closed).toBe(true)
+    expect(proc.child.exitCode).toBe(null)
+    expect(max).toBeLessThanOrEqual(bound)
+    await expectServes(port)
+  })
 })
+
+async function waitUntil(cond: () => boolean, ms: number): Promise<void> {
+  const end = Date.now() + ms
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`condition not met within ${ms} ms`)
+    await sleep(50)
+  }
+}
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms))
