@@ -91,6 +91,10 @@ export class HostilePeer {
   bytesIn = 0
   /** Data bytes received per stream (OPENED and DATA payloads). */
   readonly rx = new Map<number, number>()
+  /** WINDOW increments received per stream (credit beyond the server's initial window). */
+  readonly granted = new Map<number, number>()
+  /** Streams the server reset or refused. */
+  readonly ended = new Set<number>()
   closed = false
   #buf: Buffer = Buffer.alloc(0)
   #waiters: Array<{ match: (f: Frame) => boolean; resolve: (f: Frame) => void }> = []
@@ -169,6 +173,8 @@ export class HostilePeer {
       const f = r.frame
       this.counts.set(f.type, (this.counts.get(f.type) ?? 0) + 1)
       if (f.type === FrameType.DATA || f.type === FrameType.OPENED) this.rx.set(f.streamId, (this.rx.get(f.streamId) ?? 0) + f.data.length)
+      else if (f.type === FrameType.WINDOW) this.granted.set(f.streamId, (this.granted.get(f.streamId) ?? 0) + f.increment)
+      else if (f.type === FrameType.RST || f.type === FrameType.REFUSED) this.ended.add(f.streamId)
       for (const w of [...this.#waiters]) {
         if (w.match(f)) {
           this.#waiters.splice(this.#waiters.indexOf(w), 1)
@@ -191,6 +197,17 @@ export class HostilePeer {
   received(id: number, n: number, ms = 5000): Promise<void> {
     if ((this.rx.get(id) ?? 0) >= n) return Promise.resolve()
     return this.next(() => (this.rx.get(id) ?? 0) >= n, ms).then(() => {})
+  }
+
+  /** Credit the server granted stream `id` in all (its initial window plus WINDOW increments). */
+  credit(id: number): number {
+    return this.serverHello!.initialWindow + (this.granted.get(id) ?? 0)
+  }
+
+  /** Resolves once stream `id` has credit beyond `used` bytes (or rejects after `ms`). */
+  creditAbove(id: number, used: number, ms: number): Promise<void> {
+    if (this.credit(id) > used) return Promise.resolve()
+    return this.next(() => this.credit(id) > used || this.ended.has(id), ms).then(() => {})
   }
 
   /** The next client stream id (odd, increasing). */

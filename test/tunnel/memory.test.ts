@@ -11,7 +11,7 @@
  */
 import net from 'node:net'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { Capability, FrameType, MUX_DEFAULTS, encodeFrame } from 'synmux'
+import { Capability, FrameType, MUX_DEFAULTS, RefuseCode, encodeFrame } from 'synmux'
 import { close, listen } from '../helpers'
 import { keyFile, stopAll, synmux, freePort, type Proc } from './cli'
 import { HostilePeer, KiB, MiB, RssMonitor, fdCount, keyOf, rss, wellBehaved } from './hostile'
@@ -23,6 +23,8 @@ const ALLOWANCE = 48 * MiB
 const CHUNK = 64 * KiB
 /** A socket's buffer in each direction (Node's stream high-water mark). */
 const SOCK_HWM = new net.Socket().writableHighWaterMark
+/** The HTTP gateway's limits as the README states them (defaults). */
+const GW = { maxSessionRequests: 128, maxPipelined: 16, perRequest: 256 * KiB }
 /** Output the session hands the transport per flush, beyond the transport's own buffer. */
 const OUTPUT = D.writeBatch + SOCK_HWM
 
@@ -165,6 +167,62 @@ describe('memory a hostile peer can make the server hold (real CLI)', () => {
     // Enough replies to fill the replay buffer: then the server stopped sending.
     expect(replies * (msg.length + 9)).toBeGreaterThan(D.replayBuffer * 0.9)
     expect(full).toBe(true)
+    await expectServes(port)
+  })
+
+  it('HTTP gateway, pipelining flood to an origin that never answers: requests in progress stay within the per-stream and per-session limits', async () => {
+    // An origin that accepts connections and reads, and never answers.
+    const silent = net.createServer((s) => {
+      s.on('error', () => {})
+      s.resume()
+    })
+    const silentPort = await listen(silent, '127.0.0.1')
+    cleanups.push(() => (silent.close(), new Promise((r) => setTimeout(r, 10))))
+    const { proc, port, baseline } = await startServer([`127.0.0.1:${silentPort}`], ['--stats'])
+    const pid = proc.child.pid!
+    const peer = await HostilePeer.connect({ port, key })
+    cleanups.push(() => peer.destroy())
+    const STREAMS = 16
+    // README: a gateway stream's receive buffer (its window) and the requests in progress of the session, each holding at most its head and its buffers.
+    const bound = baseline + ALLOWANCE + STREAMS * D.initialWindow + (GW.maxSessionRequests + 4 * GW.maxPipelined) * GW.perRequest + D.maxControlQueue + OUTPUT
+    const request = Buffer.from(`GET http://127.0.0.1:${silentPort}/ HTTP/1.1\r\nHost: 127.0.0.1:${silentPort}\r\n\r\n`)
+    // 8 pipelined requests per frame (a stream on which far more than the gateway reads arrive at once is reset instead).
+    const block = Buffer.concat(Array.from({ length: 8 }, () => request))
+    let sentBytes = 0
+    let stalled = 0
+    const max = await underBound(pid, bound, 10_000, async (stop) => {
+      const flood = async (id: number) => {
+        await peer.write(encodeFrame({ type: FrameType.OPEN, streamId: id, target: { host: 'gateway.synmux.invalid', port: 80 }, data: block }))
+        let used = block.length
+        while (!stop() && !peer.ended.has(id)) {
+          try {
+            await peer.creditAbove(id, used + block.length, 1000)
+          } catch {
+            stalled++ // flow control holds us back: the gateway stopped reading this stream
+            return
+          }
+          await peer.write(encodeFrame({ type: FrameType.DATA, streamId: id, data: block }))
+          used += block.length
+          sentBytes += block.length
+        }
+      }
+      await Promise.all(Array.from({ length: STREAMS }, () => flood(peer.nextId())))
+      await expectServes(port)
+      // The session is at its limit: a new gateway stream of it is refused BUSY (its HTTP proxy answers 503).
+      const id = peer.nextId()
+      const refused = peer.next((f) => f.type === FrameType.REFUSED && f.streamId === id)
+      await peer.write(encodeFrame({ type: FrameType.OPEN, streamId: id, target: { host: 'gateway.synmux.invalid', port: 80 }, data: request }))
+      expect(((await refused) as { code: number }).code).toBe(RefuseCode.BUSY)
+      await sleep(1100) // one more --stats line
+    })
+    // The gateway's own count (--stats): at most the session limit, plus what one write pipelined past it.
+    const active = proc.log.map((l) => /http \d+ req \((\d+) active/.exec(l)).filter((m) => m !== null).map((m) => Number(m![1]))
+    expect(Math.max(...active)).toBeGreaterThanOrEqual(GW.maxSessionRequests)
+    expect(Math.max(...active)).toBeLessThanOrEqual(GW.maxSessionRequests + 4 * GW.maxPipelined)
+    report(`gateway pipelining (${Math.round(sentBytes / request.length)} requests sent, ${stalled}/${STREAMS} streams held back)`, baseline, max, bound)
+    expect(proc.child.exitCode).toBe(null)
+    expect(max).toBeLessThanOrEqual(bound)
+    expect(stalled).toBe(STREAMS)
     await expectServes(port)
   })
 
