@@ -24,9 +24,29 @@ const CHUNK = 64 * KiB
 /** A socket's buffer in each direction (Node's stream high-water mark). */
 const SOCK_HWM = new net.Socket().writableHighWaterMark
 /** The HTTP gateway's limits as the README states them (defaults). */
-const GW = { maxSessionRequests: 128, maxPipelined: 16, perRequest: 256 * KiB }
-/** Output the session hands the transport per flush, beyond the transport's own buffer. */
-const OUTPUT = D.writeBatch + SOCK_HWM
+const GW = { maxSessionRequests: 128, maxPipelined: 16, perRequest: 640 * KiB }
+
+/**
+ * The README's per-session bound ("Memory: what one peer can make the
+ * server hold"), term by term, for what a case can fill: streams receiving
+ * (`W0 + F + h` each) and sending (`2C + h` each), window growth and the
+ * send queues' budget (`B` each), the control queue, the replay buffer,
+ * gateway requests, and, striped, the lanes' terms; output and one partial
+ * frame always. Before AUTH: the HELLO and the 256 KiB held.
+ */
+function formula(t: { receiving?: number; sending?: number; growth?: boolean; sendBudget?: boolean; replay?: boolean; gateway?: number; striped?: boolean; preAuth?: boolean }): number {
+  let b = D.writeBatch + SOCK_HWM + D.maxFrameSize // O + h + F
+  if (t.preAuth) return b + 1024 + 256 * KiB
+  b += D.maxControlQueue // Q
+  b += (t.receiving ?? 0) * (D.initialWindow + D.maxFrameSize + SOCK_HWM)
+  b += (t.sending ?? 0) * (2 * CHUNK + SOCK_HWM)
+  if (t.growth) b += D.maxSessionBuffer
+  if (t.sendBudget) b += D.maxSessionBuffer
+  if (t.replay) b += D.replayBuffer + 32 * KiB
+  b += (t.gateway ?? 0) * GW.perRequest
+  if (t.striped) b += D.replayBuffer + D.maxControlQueue + D.maxFrameSize // one lane
+  return b
+}
 
 let keyPath: string
 let key: Buffer
@@ -109,8 +129,8 @@ describe('memory a hostile peer can make the server hold (real CLI)', () => {
     cleanups.push(() => peer.destroy())
     peer.stopReading()
     const STREAMS = 512
-    // README: send side ≤ maxSessionBuffer + streams × (one chunk queued past it + the onward socket's read buffer: its high-water mark and one read).
-    const bound = baseline + ALLOWANCE + D.maxSessionBuffer + STREAMS * (CHUNK + SOCK_HWM + CHUNK) + D.maxControlQueue + OUTPUT
+    // The peer sends nothing: no receive buffers fill. Send side: B + streams × (one write past it + the onward socket's read buffer).
+    const bound = baseline + ALLOWANCE + formula({ sending: STREAMS, sendBudget: true })
     const max = await underBound(pid, bound, 10_000, async (stop) => {
       // In waves the server's connect and pending limits let through.
       for (let opened = 0; opened < STREAMS && !stop(); ) {
@@ -138,8 +158,9 @@ describe('memory a hostile peer can make the server hold (real CLI)', () => {
     // RESUME: the server keeps every session frame it sends until ACKed; this peer never ACKs.
     const peer = await HostilePeer.connect({ port, key, capabilities: Capability.RESUME, initialWindow: 2 ** 31 - 1 })
     cleanups.push(() => peer.destroy())
-    // README: a session's replay buffer pins at most replayBuffer + two 16 KiB output slabs; nothing else grows here.
-    const bound = baseline + ALLOWANCE + D.replayBuffer + 2 * 16 * KiB + D.maxControlQueue + OUTPUT + 8 * D.initialWindow
+    // The replay buffer (R + two 16 KiB slabs) and 8 streams each way carrying 100-byte messages (no window grows: a
+    // window doubles only when a whole one is read within two RTTs, and these carry 100 bytes per RTT).
+    const bound = baseline + ALLOWANCE + formula({ receiving: 8, sending: 8, replay: true })
     // Each write of 100 bytes comes back from the echo target as one 109-byte DATA frame, in a flush of its own.
     const msg = Buffer.alloc(100, 0x62)
     let replies = 0
@@ -183,8 +204,8 @@ describe('memory a hostile peer can make the server hold (real CLI)', () => {
     const peer = await HostilePeer.connect({ port, key })
     cleanups.push(() => peer.destroy())
     const STREAMS = 16
-    // README: a gateway stream's receive buffer (its window) and the requests in progress of the session, each holding at most its head and its buffers.
-    const bound = baseline + ALLOWANCE + STREAMS * D.initialWindow + (GW.maxSessionRequests + 4 * GW.maxPipelined) * GW.perRequest + D.maxControlQueue + OUTPUT
+    // The gateway streams' receive buffers (their windows; no growth: they are not read) and G requests in progress.
+    const bound = baseline + ALLOWANCE + formula({ receiving: STREAMS, gateway: GW.maxSessionRequests + 4 * GW.maxPipelined })
     const request = Buffer.from(`GET http://127.0.0.1:${silentPort}/ HTTP/1.1\r\nHost: 127.0.0.1:${silentPort}\r\n\r\n`)
     // 8 pipelined requests per frame (a stream on which far more than the gateway reads arrive at once is reset instead).
     const block = Buffer.concat(Array.from({ length: 8 }, () => request))
@@ -216,13 +237,13 @@ describe('memory a hostile peer can make the server hold (real CLI)', () => {
       busy = await refused.then((f) => (f as { code: number }).code, () => null)
       await sleep(1100) // one more --stats line
     })
-    // The gateway's own count (--stats): at most the session limit, plus what one write pipelined past it.
-    const active = proc.log.map((l) => /http \d+ req \((\d+) active/.exec(l)).filter((m) => m !== null).map((m) => Number(m![1]))
-    expect(Math.max(...active)).toBeGreaterThanOrEqual(GW.maxSessionRequests)
-    expect(Math.max(...active)).toBeLessThanOrEqual(GW.maxSessionRequests + 4 * GW.maxPipelined)
-    report(`gateway pipelining (${Math.round(sentBytes / request.length)} requests sent, ${stalled}/${STREAMS} streams held back)`, baseline, max, bound)
+    // The gateway's own count (--stats): at most the session limit, plus what arrived at once on one stream past it.
+    const active = Math.max(...proc.log.map((l) => /http \d+ req \((\d+) active/.exec(l)).filter((m) => m !== null).map((m) => Number(m![1])))
+    report(`gateway pipelining (${Math.round(sentBytes / request.length)} requests sent, at most ${active} in progress, ${stalled}/${STREAMS} streams held back)`, baseline, max, bound)
     expect(proc.child.exitCode).toBe(null)
     expect(max).toBeLessThanOrEqual(bound)
+    expect(active).toBeGreaterThanOrEqual(GW.maxSessionRequests)
+    expect(active).toBeLessThanOrEqual(GW.maxSessionRequests + 4 * GW.maxPipelined)
     expect(stalled).toBe(STREAMS)
     expect(busy).toBe(RefuseCode.BUSY)
     await expectServes(port)
@@ -237,8 +258,8 @@ describe('memory a hostile peer can make the server hold (real CLI)', () => {
     cleanups.push(() => peer.destroy())
     await peer.next((f) => f.type === FrameType.PING) // the server's first PING: authenticated, striped
     peer.stopReading()
-    // README: owed control frames ≤ maxControlQueue for the session and as much for the lanes; one partial frame in.
-    const bound = baseline + ALLOWANCE + 2 * D.maxControlQueue + D.maxFrameSize + OUTPUT
+    // No stream: the control queue, and the lanes' terms (PONGs owed, reorder buffer, a partial frame) of its one lane.
+    const bound = baseline + ALLOWANCE + formula({ striped: true })
     const pings = Buffer.concat(Array.from({ length: 4096 }, (_, i) => encodeFrame({ type: FrameType.PING, opaque: Buffer.from([0, 0, 0, 0, 0, 0, i >> 8, i & 255]) })))
     let sent = 0
     const closedLine = proc.waitFor(/closed: SYNMUX_RESOURCE_EXHAUSTED/, 20_000)
@@ -265,8 +286,8 @@ describe('memory a hostile peer can make the server hold (real CLI)', () => {
     const pid = proc.child.pid!
     const peer = await HostilePeer.connect({ port, key, capabilities: Capability.RESUME | Capability.STRIPE, authenticate: false })
     cleanups.push(() => peer.destroy())
-    // README: before AUTH a connection holds its HELLO and at most 256 KiB of frames (PROTOCOL.md 16.4).
-    const bound = baseline + ALLOWANCE + 256 * KiB + D.maxFrameSize + OUTPUT
+    // Before AUTH: the HELLO and at most 256 KiB of frames held (PROTOCOL.md 16.4).
+    const bound = baseline + ALLOWANCE + formula({ preAuth: true })
     const pings = Buffer.concat(Array.from({ length: 1024 }, (_, i) => encodeFrame({ type: FrameType.PING, opaque: Buffer.from([0, 0, 0, 0, 0, 0, i >> 8, i & 255]) })))
     const max = await underBound(pid, bound, 10_000, async (stop) => {
       while (!stop() && !peer.closed) {
