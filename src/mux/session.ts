@@ -120,6 +120,8 @@ export interface SessionStats {
   framesReceived: number
   /** Bytes of control frames owed to the peer and not yet written. */
   controlQueueBytes: number
+  /** Bytes the streams have queued to send (framed as credit and the transport allow); within `maxSessionBuffer` plus one write per stream. */
+  sendQueueBytes: number
   /** Smoothed RTT in ms (0 until measured). */
   rtt: number
   /** Resumption (PROTOCOL.md 13) is in effect. */
@@ -337,8 +339,6 @@ export class Session extends EventEmitter<SessionEvents> {
   /** Bytes in all streams' send queues; above maxSessionBuffer, writes wait until it is half that (PROTOCOL.md 6.4). */
   private sendQueued = 0
   private sendFull = false
-  /** Streams whose write callback waits for `sendQueued` to shrink. */
-  private sendBlocked: MuxStream[] = []
   /** Scratch of the session frames of a resumable session, shared by its flushes (they are kept for replay). */
   private readonly sessionSlab = new Slab()
   private ackPending = false
@@ -522,6 +522,7 @@ export class Session extends EventEmitter<SessionEvents> {
       framesSent: this.framesSent,
       framesReceived: this.framesReceived,
       controlQueueBytes: this.controlBytes,
+      sendQueueBytes: this.sendQueued,
       rtt: this.srtt,
       resumable: this.resumable,
       attached: this.attached,
@@ -1708,10 +1709,7 @@ export class Session extends EventEmitter<SessionEvents> {
     // backpressure (write() false, 'drain') then follows the stream's
     // credit and the transport end to end.
     if (s.sqBytes <= s.writableHighWaterMark && !this.sendFull) cb()
-    else {
-      s.writeCb = cb
-      if (this.sendFull) this.sendBlocked.push(s)
-    }
+    else s.writeCb = cb
   }
 
   /** @internal */
@@ -2182,9 +2180,7 @@ export class Session extends EventEmitter<SessionEvents> {
   /** The send queues shrank to half of maxSessionBuffer: writes held for it go on. */
   private releaseWrites(cbs: Array<(err?: Error | null) => void>): void {
     this.sendFull = false
-    const blocked = this.sendBlocked
-    this.sendBlocked = []
-    for (const s of blocked) {
+    for (const s of this.streams.values()) {
       if (s.writeCb !== null && s.sqBytes <= s.writableHighWaterMark) {
         cbs.push(s.writeCb)
         s.writeCb = null
