@@ -336,7 +336,7 @@ export class Session extends EventEmitter<SessionEvents> {
 
   private control: Buffer[] = []
   private controlBytes = 0
-  /** Bytes in all streams' send queues; above maxSessionBuffer, writes wait until it is half that (PROTOCOL.md 6.4). */
+  /** Bytes in all streams' send queues; above `sendBudget`, writes wait until it is half that (PROTOCOL.md 6.4). */
   private sendQueued = 0
   private sendFull = false
   /** Scratch of the session frames of a resumable session, shared by its flushes (they are kept for replay). */
@@ -1701,7 +1701,7 @@ export class Session extends EventEmitter<SessionEvents> {
     }
     if (s.sqBytes > 0 || (keepEmpty && s.sqHead < s.sq.length)) this.scheduleStream(s)
     this.sendQueued += s.sqBytes - before
-    if (this.sendQueued > this.opts.maxSessionBuffer) this.sendFull = true
+    if (this.sendQueued > this.sendBudget) this.sendFull = true
     // Take writes synchronously while the queue is under the high-water mark
     // (so everything written in one tick can share one frame); beyond it,
     // or while the session's send queues are full (a peer that does not
@@ -1741,6 +1741,7 @@ export class Session extends EventEmitter<SessionEvents> {
       this.detach(s)
     }
     this.sendQueued -= s.sqBytes
+    if (this.sendFull && this.sendQueued <= this.sendBudget / 2) this.scheduleFlush() // releases the held writes
     s.sq = []
     s.sqHead = 0
     s.sqBytes = 0
@@ -2049,7 +2050,7 @@ export class Session extends EventEmitter<SessionEvents> {
         this.ring.push(s)
       }
     }
-    if (this.sendFull && this.sendQueued <= this.opts.maxSessionBuffer / 2) this.releaseWrites(cbs)
+    if (this.sendFull && this.sendQueued <= this.sendBudget / 2) this.releaseWrites(cbs)
     const chunks = lb.finish()
     let bytes = lb.bytes
     if (sb !== lb) {
@@ -2177,7 +2178,12 @@ export class Session extends EventEmitter<SessionEvents> {
     }
   }
 
-  /** The send queues shrank to half of maxSessionBuffer: writes held for it go on. */
+  /** What the streams may queue to send in all: maxSessionBuffer, at least one batch of output. */
+  private get sendBudget(): number {
+    return Math.max(this.opts.maxSessionBuffer, DEFAULTS.writeBatch)
+  }
+
+  /** The send queues shrank to half of the budget: writes held for it go on. */
   private releaseWrites(cbs: Array<(err?: Error | null) => void>): void {
     this.sendFull = false
     for (const s of this.streams.values()) {

@@ -179,8 +179,8 @@ export class MuxStream extends Duplex {
   /**
    * As `Duplex.write()`. Returns false (wait for `'drain'`) once the
    * stream's queue passes its high-water mark, or while the session's send
-   * queues together hold more than its `maxSessionBuffer` (until they are
-   * down to half of it), whatever credit the peer grants. On a message
+   * queues together hold more than its `maxSessionBuffer` (at least 1 MiB;
+   * until they are down to half of it), whatever credit the peer grants. On a message
    * stream the chunk is one message; throws a `RangeError` with `code`
    * `SYNMUX_MESSAGE_TOO_LARGE` (and queues nothing) if it is larger than
    * the peer's MAX_MESSAGE.
