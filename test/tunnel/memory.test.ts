@@ -281,6 +281,35 @@ describe('memory a hostile peer can make the server hold (real CLI)', () => {
     await expectServes(port)
   })
 
+  it('striped session: a lane whose peer half-closes without reading what is queued on it is destroyed (its memory freed) within 5 s', async () => {
+    const blob = Buffer.alloc(CHUNK, 0x63)
+    const sender = net.createServer((s) => {
+      s.on('error', () => {})
+      const pump = () => {
+        while (!s.destroyed && s.write(blob));
+      }
+      s.on('drain', pump)
+      pump()
+    })
+    const senderPort = await listen(sender, '127.0.0.1')
+    cleanups.push(() => (sender.close(), new Promise((r) => setTimeout(r, 10))))
+    const { proc, port } = await startServer([`127.0.0.1:${senderPort}`])
+    const pid = proc.child.pid!
+    const peer = await HostilePeer.connect({ port, key, capabilities: Capability.RESUME | Capability.STRIPE, initialWindow: 2 ** 31 - 1 })
+    cleanups.push(() => peer.destroy())
+    await peer.next((f) => f.type === FrameType.PING)
+    peer.stopReading()
+    // A stream from a target that sends fills the lane (the kernel's buffers, then the server's own).
+    await peer.write(encodeOpen(peer.nextId(), '127.0.0.1', senderPort))
+    await sleep(1500)
+    const fds = fdCount(pid)
+    peer.socket.end() // FIN, and still never read
+    // The lane ends with bytes queued for a peer that does not read them: destroyed after its linger, not kept.
+    await waitUntil(() => fdCount(pid) < fds, 9000)
+    expect(proc.child.exitCode).toBe(null)
+    await expectServes(port)
+  })
+
   it('striped session, unauthenticated PING flood: nothing is answered before AUTH; the connection is cut at the pre-AUTH hold limit', async () => {
     const { proc, port, baseline } = await startServer()
     const pid = proc.child.pid!
