@@ -84,6 +84,24 @@ async function startServer(allow: string[] = [], extra: string[] = []): Promise<
   return { proc, port, baseline: rss(proc.child.pid!) }
 }
 
+/** A target that sends to every connection as fast as it may (closed after the test). */
+async function senderTarget(): Promise<{ port: number; connections: () => number }> {
+  const blob = Buffer.alloc(CHUNK, 0x61)
+  let n = 0
+  const sender = net.createServer((s) => {
+    n++
+    s.on('error', () => {})
+    const pump = () => {
+      while (!s.destroyed && s.write(blob));
+    }
+    s.on('drain', pump)
+    pump()
+  })
+  const port = await listen(sender, '127.0.0.1')
+  cleanups.push(() => (sender.close(), new Promise((r) => setTimeout(r, 10))))
+  return { port, connections: () => n }
+}
+
 /** A well-behaved client gets its bytes echoed through the server. */
 async function expectServes(port: number): Promise<void> {
   const msg = Buffer.from(`hello ${Math.random()}`)
@@ -109,20 +127,7 @@ async function underBound(pid: number, bound: number, ms: number, attack: (stop:
 
 describe('memory a hostile peer can make the server hold (real CLI)', () => {
   it('a peer that never reads, 512 streams from sending targets, window 2^31-1: send queues stay within maxSessionBuffer', async () => {
-    // Targets that send as fast as they may.
-    const blob = Buffer.alloc(CHUNK, 0x61)
-    let conns = 0
-    const sender = net.createServer((s) => {
-      conns++
-      s.on('error', () => {})
-      const pump = () => {
-        while (!s.destroyed && s.write(blob));
-      }
-      s.on('drain', pump)
-      pump()
-    })
-    const senderPort = await listen(sender, '127.0.0.1')
-    cleanups.push(() => (sender.close(), new Promise((r) => setTimeout(r, 10))))
+    const { port: senderPort, connections } = await senderTarget()
     const { proc, port, baseline } = await startServer([`127.0.0.1:${senderPort}`], ['--max-connects', '1024'])
     const pid = proc.child.pid!
     const peer = await HostilePeer.connect({ port, key, initialWindow: 2 ** 31 - 1 })
@@ -146,7 +151,7 @@ describe('memory a hostile peer can make the server hold (real CLI)', () => {
       while (!stop()) await sleep(100)
     })
     report('never reads', baseline, max, bound)
-    expect(conns).toBeGreaterThan(STREAMS / 2)
+    expect(connections()).toBeGreaterThan(STREAMS / 2)
     expect(proc.child.exitCode).toBe(null)
     expect(max).toBeLessThanOrEqual(bound)
     await expectServes(port)
@@ -282,17 +287,7 @@ describe('memory a hostile peer can make the server hold (real CLI)', () => {
   })
 
   it('striped session: a lane whose peer half-closes without reading what is queued on it is destroyed (its memory freed) within 5 s', async () => {
-    const blob = Buffer.alloc(CHUNK, 0x63)
-    const sender = net.createServer((s) => {
-      s.on('error', () => {})
-      const pump = () => {
-        while (!s.destroyed && s.write(blob));
-      }
-      s.on('drain', pump)
-      pump()
-    })
-    const senderPort = await listen(sender, '127.0.0.1')
-    cleanups.push(() => (sender.close(), new Promise((r) => setTimeout(r, 10))))
+    const { port: senderPort } = await senderTarget()
     const { proc, port } = await startServer([`127.0.0.1:${senderPort}`])
     const pid = proc.child.pid!
     const peer = await HostilePeer.connect({ port, key, capabilities: Capability.RESUME | Capability.STRIPE, initialWindow: 2 ** 31 - 1 })
