@@ -170,16 +170,20 @@ describe('memory a hostile peer can make the server hold (real CLI)', () => {
     const msg = Buffer.alloc(100, 0x62)
     let replies = 0
     let full = false
-    const max = await underBound(pid, bound, 15_000, async (stop) => {
+    const max = await underBound(pid, bound, 45_000, async (stop) => { // until the replay buffer is full (a guard of 45 s under heavy load)
       const lockstep = async (id: number) => {
         await peer.write(encodeOpen(id, '127.0.0.1', echoPort))
         for (let sent = msg.length; !stop() && !full; sent += msg.length) {
           await peer.write(encodeFrame({ type: FrameType.DATA, streamId: id, data: msg }))
-          try {
-            await peer.received(id, sent, 2000)
-          } catch {
-            full = true // the replay buffer is full: no more session frames until an ACK
-            return
+          for (;;) {
+            try {
+              await peer.received(id, sent, 1000)
+              break
+            } catch {
+              // No answer: the replay buffer is full (no more session frames until an ACK), or the machine is slow.
+              if (full || replies * (msg.length + 9) > D.replayBuffer * 0.99) return void (full = true)
+              if (stop()) return
+            }
           }
           replies++
         }
@@ -191,10 +195,9 @@ describe('memory a hostile peer can make the server hold (real CLI)', () => {
     expect(proc.child.exitCode).toBe(null)
     expect(max).toBeLessThanOrEqual(bound)
     // Enough replies to fill the replay buffer: then the server stopped sending.
-    expect(replies * (msg.length + 9)).toBeGreaterThan(D.replayBuffer * 0.9)
     expect(full).toBe(true)
     await expectServes(port)
-  })
+  }, 60_000)
 
   it('HTTP gateway, pipelining flood to an origin that never answers: requests in progress stay within the per-stream and per-session limits', async () => {
     // An origin that accepts connections and reads, and never answers.
