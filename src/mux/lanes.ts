@@ -880,7 +880,8 @@ export class LaneSet extends Duplex {
   // Receiving
 
   #onLaneData(lane: Lane, b: Buffer): void {
-    if (this.destroyed) return
+    // After a failure the session is going: nothing more is read (or answered).
+    if (this.destroyed || this.#failed) return
     lane.bytesReceived += b.length
     lane.splitter.push(b)
     try {
@@ -896,7 +897,7 @@ export class LaneSet extends Duplex {
           continue
         }
         this.#inFrame(lane, u.type, u.frame)
-        if (this.destroyed) return
+        if (this.destroyed || this.#failed) return
       }
     } catch (err) {
       this.#fail(err as ProtocolError)
