@@ -18,7 +18,7 @@
  * @packageDocumentation
  */
 import { Duplex } from 'node:stream'
-import { Capability, FRAME_HEADER_SIZE, FrameType, GoawayCode, HELLO_PREAMBLE_SIZE, HelloExtension, HelloKind } from './constants.js'
+import { Capability, DEFAULTS, FRAME_HEADER_SIZE, FrameType, GoawayCode, HELLO_PREAMBLE_SIZE, HelloExtension, HelloKind } from './constants.js'
 import { type Hello, decodeHello, encodeFrame, encodeHello } from './codec.js'
 import { AUTH_SIZE, awaitAuth, clientProof, newNonce, proofMatches, serverProof } from './auth.js'
 import { MuxError, ProtocolError, invalidState } from './errors.js'
@@ -31,6 +31,10 @@ const STALL_BASE_MS = 1000
 const INITIAL_RATE = 1000
 /** Bytes a lane may have in flight before its rate is measured (more than a mark's 16 KiB sample). */
 const UNMEASURED_INFLIGHT = 64 * 1024
+/** A lane ended while its peer still had bytes to read from it is destroyed after this long. */
+const LANE_LINGER_MS = 5000
+/** Block size of a lane's queue of owed PONGs. */
+const OWED_BLOCK = 4096
 
 /** A lane as {@link LaneSet.lanes} reports it. */
 export interface LaneInfo {
@@ -69,8 +73,8 @@ export interface LaneSetOptions {
   connect: (() => Duplex | Promise<Duplex>) | null
   /** JOIN handshake time limit (ms). */
   handshakeTimeout: number
-  /** A violation of PROTOCOL.md 14 by the peer: the session fails with it (set by {@link LaneSet._hooks}). */
-  onProtocolError?: (err: ProtocolError) => void
+  /** A violation of PROTOCOL.md 14 by the peer, or a limit it broke: the session fails with it (set by {@link LaneSet._hooks}). */
+  onProtocolError?: (err: MuxError) => void
   /** Lane events, for the session's `'lane'` event (set by {@link LaneSet._hooks}). */
   onLane?: (info: LaneInfo, err?: MuxError) => void
   /** Server: the peer's HELLO was already read off lane 0 (a RESUME): it, and the bytes after it. */
@@ -208,6 +212,12 @@ class Lane {
   pings: Buffer[] = []
   resent = 0
   ended = false
+  /** The peer's AUTH on this lane is verified (or none is needed): PINGs are answered here. */
+  authed = false
+  /** PONGs owed on this lane that wait for it to drain, packed in blocks (bytes, not one Buffer each). */
+  owed: Array<{ buf: Buffer; used: number }> = []
+  owedBytes = 0
+  linger: NodeJS.Timeout | null = null
   onData: (b: Buffer) => void = () => {}
   onEnd: () => void = () => {}
   onClose: () => void = () => {}
@@ -277,6 +287,8 @@ export class LaneSet extends Duplex {
   #failed = false
   /** The last ACK the session sent: sent again when a lane dies (it may have died with it). */
   #lastAck: Buffer | null = null
+  /** PONG bytes owed on all lanes, waiting for them to drain: within the control-queue cap (PROTOCOL.md 10). */
+  #owedTotal = 0
 
   /** @internal */
   constructor(lane0: Duplex, options: LaneSetOptions) {
@@ -304,7 +316,7 @@ export class LaneSet extends Duplex {
   }
 
   /** @internal The session that reads this set: where protocol errors and lane events go. */
-  _hooks(onProtocolError: (err: ProtocolError) => void, onLane: (info: LaneInfo, err?: MuxError) => void): void {
+  _hooks(onProtocolError: (err: MuxError) => void, onLane: (info: LaneInfo, err?: MuxError) => void): void {
     this.#o.onProtocolError = onProtocolError
     this.#o.onLane = onLane
   }
@@ -342,13 +354,17 @@ export class LaneSet extends Duplex {
 
   #addLane(dx: Duplex, index: number, hello: boolean): Lane {
     const lane = new Lane(index, dx, hello, this.#o.maxFrameSize)
+    lane.authed = this.#o.key === null
     lane.onData = (b) => this.#onLaneData(lane, typeof b === 'string' ? Buffer.from(b) : b)
     lane.onEnd = () => {
       lane.ended = true
       this.#laneGone(lane, null)
     }
     lane.onClose = () => this.#laneGone(lane, new MuxError('SYNMUX_CONNECTION_LOST', `lane ${lane.index} closed`))
-    lane.onDrain = () => this.#drained()
+    lane.onDrain = () => {
+      this.#payOwed(lane)
+      this.#drained()
+    }
     dx.on('data', lane.onData)
     dx.on('end', lane.onEnd)
     dx.on('close', lane.onClose)
@@ -448,6 +464,7 @@ export class LaneSet extends Duplex {
         if (auth !== null) dx.write(auth)
         const lane = this.#addLane(dx, index, false)
         lane.state = 'open'
+        lane.authed = true
         this.#joinDelay = 0
         const rest = sp.rest()
         if (rest.length > 0) lane.onData(rest)
@@ -521,6 +538,7 @@ export class LaneSet extends Duplex {
       onJoined?.()
       const lane = this.#addLane(dx, index, false)
       lane.state = 'open'
+      lane.authed = true // its AUTH was checked above
       this.#o.onLane?.(lane.info())
       if (leftover.length > 0) lane.onData(leftover)
       this.#sendMark(lane)
@@ -545,6 +563,7 @@ export class LaneSet extends Duplex {
     lane.state = 'closing'
     this.#resend(lane)
     lane.dx.end()
+    this.#linger(lane)
     this.#o.onLane?.(lane.info())
     return true
   }
@@ -560,9 +579,12 @@ export class LaneSet extends Duplex {
       const was = lane.state
       lane.state = 'closed'
       if (was !== 'closing') this.#resend(lane)
-      if (err === null && !lane.dx.writableEnded) lane.dx.end()
-      else lane.dx.destroy()
+      if (err === null && !lane.dx.writableEnded) {
+        lane.dx.end()
+        this.#linger(lane)
+      } else lane.dx.destroy()
     }
+    this.#dropOwed(lane)
     lane.dx.off('data', lane.onData)
     lane.dx.off('drain', lane.onDrain)
     const i = this.#lanes.indexOf(lane)
@@ -578,6 +600,14 @@ export class LaneSet extends Duplex {
     }
     this.#drained()
     if (this.#o.role === 'client' && err !== null && !this.destroyed && !this.writableEnded) this.#scheduleJoin()
+  }
+
+  /** A lane we ended: if its peer does not read what is still queued on it, it is destroyed (and its memory freed) after a while. */
+  #linger(lane: Lane): void {
+    if (lane.linger !== null || lane.dx.destroyed) return
+    lane.linger = setTimeout(() => lane.dx.destroy(), LANE_LINGER_MS)
+    lane.linger.unref?.()
+    lane.dx.once('close', () => clearTimeout(lane.linger!))
   }
 
   /** Client: keep `lanes` lanes (reopen lost ones with backoff). */
@@ -675,6 +705,7 @@ export class LaneSet extends Duplex {
     if (this.#joinTimer) clearTimeout(this.#joinTimer)
     for (const l of this.#lanes.splice(0)) {
       l.state = 'closed'
+      this.#dropOwed(l)
       l.dx.off('close', l.onClose)
       l.dx.off('end', l.onEnd)
       l.dx.destroy()
@@ -720,14 +751,19 @@ export class LaneSet extends Duplex {
     if (!this.#striped || type === FrameType.AUTH) {
       // Before striping (or without it) everything follows the HELLO on lane 0.
       const l0 = this.#lanes.find((l) => l.state === 'open') ?? this.#lanes[0]
-      if (l0) this.#write(l0, frame)
+      if (l0) {
+        this.#write(l0, frame)
+        // Client: our AUTH follows a server proof the session checked: this lane's peer is authenticated.
+        if (type === FrameType.AUTH) l0.authed = true
+      }
       if (type === FrameType.AUTH) this.#startJoins()
       return
     }
     const lane = this.#pick(frame.length)
-    if (type === FrameType.ACK) this.#lastAck = frame
+    // Kept link frames are copied: `frame` is a view of a whole output batch.
+    if (type === FrameType.ACK) this.#lastAck = Buffer.from(frame)
     if (lane === null) return
-    if (type === FrameType.PING) lane.pings.push(frame)
+    if (type === FrameType.PING) lane.pings.push(Buffer.from(frame))
     this.#write(lane, frame)
   }
 
@@ -840,7 +876,8 @@ export class LaneSet extends Duplex {
   // Receiving
 
   #onLaneData(lane: Lane, b: Buffer): void {
-    if (this.destroyed) return
+    // After a failure the session is going: nothing more is read (or answered).
+    if (this.destroyed || this.#failed) return
     lane.bytesReceived += b.length
     lane.splitter.push(b)
     try {
@@ -856,14 +893,14 @@ export class LaneSet extends Duplex {
           continue
         }
         this.#inFrame(lane, u.type, u.frame)
-        if (this.destroyed) return
+        if (this.destroyed || this.#failed) return
       }
     } catch (err) {
       this.#fail(err as ProtocolError)
     }
   }
 
-  #fail(err: ProtocolError): void {
+  #fail(err: MuxError): void {
     if (this.#failed) return
     this.#failed = true
     if (this.#o.onProtocolError) this.#o.onProtocolError(err)
@@ -883,6 +920,7 @@ export class LaneSet extends Duplex {
       this.#flushEarly()
       return
     }
+    if (type === FrameType.AUTH && !lane.authed) this.#checkAuth(lane, f)
     if (!this.#striped) {
       // Before the HELLOs are both known (or without striping): lane 0 in order; keep count.
       if (type < 0x80 && this.#recvR >= 0) this.#recvR += f.length
@@ -925,10 +963,12 @@ export class LaneSet extends Duplex {
         return
       }
       case FrameType.PING: {
-        // PINGs are answered on their lane (14.4), by the lane layer.
-        const pong = Buffer.from(f)
-        pong[3] = FrameType.PONG
-        this.#write(lane, pong)
+        // Before the peer has proved the key nothing is answered: the
+        // session holds the PING with everything else (16.4) and answers it
+        // after AUTH. After that, PINGs are answered on their lane (14.4),
+        // by the lane layer, within the control-queue cap.
+        if (!lane.authed) this.push(f)
+        else this.#owe(lane, f)
         return
       }
       case FrameType.PONG: {
@@ -954,6 +994,60 @@ export class LaneSet extends Duplex {
       default:
         this.push(f)
     }
+  }
+
+  /** Server: the client's AUTH on `lane` (the session checks it too, and fails on a wrong one). */
+  #checkAuth(lane: Lane, f: Buffer): void {
+    const key = this.#o.key
+    if (this.#o.role !== 'server' || key === null || this.#ownRaw === null || this.#peer === null) return
+    const nonce = this.#peer.extensions.get(HelloExtension.AUTH_NONCE)
+    if (nonce === undefined || nonce.length !== AUTH_SIZE || f.length !== FRAME_HEADER_SIZE + AUTH_SIZE) return
+    if (proofMatches(f.subarray(FRAME_HEADER_SIZE), clientProof(key, this.#ownRaw, nonce))) lane.authed = true
+  }
+
+  /**
+   * Answers `ping` on its lane: at once if the lane takes it, else queued
+   * (as bytes, in blocks) until the lane drains. A peer that makes the lanes
+   * owe more than the control-queue cap without reading is cut off, as
+   * the session does for its own control queue (PROTOCOL.md 10).
+   */
+  #owe(lane: Lane, ping: Buffer): void {
+    const n = ping.length
+    if (lane.owedBytes === 0 && !lane.dx.writableNeedDrain) {
+      const pong = Buffer.from(ping)
+      pong[3] = FrameType.PONG
+      this.#write(lane, pong)
+      return
+    }
+    let blk = lane.owed[lane.owed.length - 1]
+    if (blk === undefined || blk.used + n > blk.buf.length) {
+      blk = { buf: Buffer.allocUnsafe(Math.max(OWED_BLOCK, n)), used: 0 }
+      lane.owed.push(blk)
+    }
+    ping.copy(blk.buf, blk.used)
+    blk.buf[blk.used + 3] = FrameType.PONG
+    blk.used += n
+    lane.owedBytes += n
+    this.#owedTotal += n
+    if (this.#owedTotal > DEFAULTS.maxControlQueue) {
+      this.#fail(new MuxError('SYNMUX_RESOURCE_EXHAUSTED', `the peer made the lanes owe it ${this.#owedTotal} bytes of PONGs, unread`, { wireCode: GoawayCode.RESOURCE_EXHAUSTED }))
+    }
+  }
+
+  /** Writes owed PONGs while the lane takes them. */
+  #payOwed(lane: Lane): void {
+    while (lane.owed.length > 0 && !lane.dx.writableNeedDrain && !lane.dx.destroyed) {
+      const blk = lane.owed.shift()!
+      lane.owedBytes -= blk.used
+      this.#owedTotal -= blk.used
+      this.#write(lane, blk.buf.subarray(0, blk.used))
+    }
+  }
+
+  #dropOwed(lane: Lane): void {
+    this.#owedTotal -= lane.owedBytes
+    lane.owedBytes = 0
+    lane.owed = []
   }
 
   #onMark(lane: Lane, written: number): void {

@@ -55,7 +55,7 @@ import { AUTH_HOLD_LIMIT, AUTH_SIZE, clientProof, newNonce, proofMatches, server
 import { type WindowBudget, creditDue, onConsumed } from './flow.js'
 import { Head, headMessage, messageTooLarge } from './message.js'
 import { type ResolvedOptions, type SessionOptions, resolveOptions } from './options.js'
-import { OutputBatch, Queue } from './scheduler.js'
+import { OutputBatch, Queue, Slab } from './scheduler.js'
 import { ReplayBuffer } from './replay.js'
 import { type LaneInfo, LaneSet, type LaneSetOptions } from './lanes.js'
 import type { SessionRegistry } from './registry.js'
@@ -120,6 +120,8 @@ export interface SessionStats {
   framesReceived: number
   /** Bytes of control frames owed to the peer and not yet written. */
   controlQueueBytes: number
+  /** Bytes the streams have queued to send (framed as credit and the transport allow); within `maxSessionBuffer` plus one write per stream. */
+  sendQueueBytes: number
   /** Smoothed RTT in ms (0 until measured). */
   rtt: number
   /** Resumption (PROTOCOL.md 13) is in effect. */
@@ -338,6 +340,11 @@ export class Session extends EventEmitter<SessionEvents> {
 
   private control: Buffer[] = []
   private controlBytes = 0
+  /** Bytes in all streams' send queues; above `sendBudget`, writes wait until it is half that (PROTOCOL.md 6.4). */
+  private sendQueued = 0
+  private sendFull = false
+  /** Scratch of the session frames of a resumable session, shared by its flushes (they are kept for replay). */
+  private readonly sessionSlab = new Slab()
   private ackPending = false
   private ackReported = 0
   private readonly windowQueue = new Queue<MuxStream>()
@@ -519,6 +526,7 @@ export class Session extends EventEmitter<SessionEvents> {
       framesSent: this.framesSent,
       framesReceived: this.framesReceived,
       controlQueueBytes: this.controlBytes,
+      sendQueueBytes: this.sendQueued,
       rtt: this.srtt,
       resumable: this.resumable,
       attached: this.attached,
@@ -1666,6 +1674,7 @@ export class Session extends EventEmitter<SessionEvents> {
     if (s.opener === 'remote' && !(s.f & SF.ANSWERED)) this._accept(s)
     // Message streams queue every chunk as one entry, even an empty one: an entry is a message.
     const keepEmpty = s.messages
+    const before = s.sqBytes
     if (chunk !== null) {
       if (chunk.length > 0 || keepEmpty) {
         s.sq.push(chunk)
@@ -1681,11 +1690,15 @@ export class Session extends EventEmitter<SessionEvents> {
       }
     }
     if (s.sqBytes > 0 || (keepEmpty && s.sqHead < s.sq.length)) this.scheduleStream(s)
+    this.sendQueued += s.sqBytes - before
+    if (this.sendQueued > this.sendBudget) this.sendFull = true
     // Take writes synchronously while the queue is under the high-water mark
     // (so everything written in one tick can share one frame); beyond it,
-    // hold the callback: Node's backpressure (write() false, 'drain')
-    // then follows the stream's credit end to end.
-    if (s.sqBytes <= s.writableHighWaterMark) cb()
+    // or while the session's send queues are full (a peer that does not
+    // read, whatever windows it grants), hold the callback: Node's
+    // backpressure (write() false, 'drain') then follows the stream's
+    // credit and the transport end to end.
+    if (s.sqBytes <= s.writableHighWaterMark && !this.sendFull) cb()
     else s.writeCb = cb
   }
 
@@ -1717,6 +1730,8 @@ export class Session extends EventEmitter<SessionEvents> {
       }
       this.detach(s)
     }
+    this.sendQueued -= s.sqBytes
+    if (this.sendFull && this.sendQueued <= this.sendBudget / 2) this.scheduleFlush() // releases the held writes
     s.sq = []
     s.sqHead = 0
     s.sqBytes = 0
@@ -1929,7 +1944,7 @@ export class Session extends EventEmitter<SessionEvents> {
     // batch unless the session is resumable (then its bytes are also kept
     // for replay).
     const lb = new OutputBatch()
-    const sb = this.replay !== null ? new OutputBatch() : lb
+    const sb = this.replay !== null ? new OutputBatch(this.sessionSlab) : lb
     const cbs: Array<(err?: Error | null) => void> = []
     const limit = DEFAULTS.writeBatch
     if (this.helloPending) {
@@ -2025,6 +2040,7 @@ export class Session extends EventEmitter<SessionEvents> {
         this.ring.push(s)
       }
     }
+    if (this.sendFull && this.sendQueued <= this.sendBudget / 2) this.releaseWrites(cbs)
     const chunks = lb.finish()
     let bytes = lb.bytes
     if (sb !== lb) {
@@ -2035,9 +2051,11 @@ export class Session extends EventEmitter<SessionEvents> {
       }
       if (sb.bytes > 0) {
         // The replay buffer keeps the very Buffers handed to the transport
-        // (no copy): batch scratch is never written again once finished,
-        // and payloads are the application's chunks, which a stream already
-        // holds past its write callback (see MuxStream).
+        // (no copy): scratch bytes handed out are never written again (the
+        // next flush continues after them in the same slab, so a kept frame
+        // pins its own bytes, not a slab), and payloads are the
+        // application's chunks, which a stream already holds past its write
+        // callback (see MuxStream).
         this.replay!.pushAll(schunks)
         for (let i = 0; i < schunks.length; i++) chunks.push(schunks[i]!)
         bytes += sb.bytes
@@ -2142,6 +2160,7 @@ export class Session extends EventEmitter<SessionEvents> {
       }
     }
     s.sqBytes -= n
+    this.sendQueued -= n
     s.scredit -= n
     if (s.sqHead === sq.length) {
       s.sq = []
@@ -2149,8 +2168,24 @@ export class Session extends EventEmitter<SessionEvents> {
     }
   }
 
+  /** What the streams may queue to send in all: maxSessionBuffer, at least one batch of output. */
+  private get sendBudget(): number {
+    return Math.max(this.opts.maxSessionBuffer, DEFAULTS.writeBatch)
+  }
+
+  /** The send queues shrank to half of the budget: writes held for it go on. */
+  private releaseWrites(cbs: Array<(err?: Error | null) => void>): void {
+    this.sendFull = false
+    for (const s of this.streams.values()) {
+      if (s.writeCb !== null && s.sqBytes <= s.writableHighWaterMark) {
+        cbs.push(s.writeCb)
+        s.writeCb = null
+      }
+    }
+  }
+
   private afterEmit(s: MuxStream, fin: boolean, cbs: Array<(err?: Error | null) => void>): void {
-    if (s.writeCb !== null && s.sqBytes <= s.writableHighWaterMark) {
+    if (s.writeCb !== null && s.sqBytes <= s.writableHighWaterMark && !this.sendFull) {
       cbs.push(s.writeCb)
       s.writeCb = null
     }

@@ -177,13 +177,24 @@ export class MuxStream extends Duplex {
   }
 
   /**
-   * As `Duplex.write()`. On a message stream the chunk is one message;
-   * throws a `RangeError` with `code` `SYNMUX_MESSAGE_TOO_LARGE` (and queues
-   * nothing) if it is larger than the peer's MAX_MESSAGE.
+   * As `Duplex.write()`. Returns false (wait for `'drain'`) once the
+   * stream's queue passes its high-water mark, or while the session's send
+   * queues together hold more than its `maxSessionBuffer` (at least 1 MiB;
+   * until they are down to half of it), whatever credit the peer grants. On a message
+   * stream the chunk is one message; throws a `RangeError` with `code`
+   * `SYNMUX_MESSAGE_TOO_LARGE` (and queues nothing) if it is larger than
+   * the peer's MAX_MESSAGE.
    */
   override write(chunk: any, encoding?: any, cb?: any): boolean {
     if (this.messages) this.session._checkMessage(messageSize(chunk, encoding))
-    return super.write(chunk, encoding, cb)
+    const ok = super.write(chunk, encoding, cb)
+    if (!ok || this.writeCb === null) return ok
+    // The session holds this write (the stream's queue is above its
+    // high-water mark, or the session's send queues are full): ask the
+    // writer to wait now rather than buffer up to another high-water mark;
+    // Node emits 'drain' once the held write completes.
+    ;(this as unknown as { _writableState: { needDrain: boolean } })._writableState.needDrain = true
+    return false
   }
 
   /**

@@ -71,6 +71,19 @@ export interface HttpGatewayLimits {
   resolveCacheMs?: number
   /** Request bodies up to this size are kept so an idempotent request can be retried on a new connection. Default 65,536. */
   retryBodyLimit?: number
+  /**
+   * Requests in progress on one gateway stream (pipelining depth). At this
+   * many the gateway stops reading the stream (flow control then stops the
+   * client); a stream found with more than four times as many (they arrived
+   * at once, before the stop) is reset. Default 16.
+   */
+  maxPipelinedRequests?: number
+  /**
+   * Requests in progress on the gateway streams of one session. At this
+   * many the gateway stops reading all of them, and refuses new gateway
+   * streams of that session with BUSY (the HTTP proxy answers 503). Default 128.
+   */
+  maxRequestsPerSession?: number
   /** The pseudonym in `Via`. Default `synmux`. */
   pseudonym?: string
   /**
@@ -119,6 +132,19 @@ interface StreamState {
   inFlight: number
   /** Called (and cleared) when inFlight drops to 0. */
   idle: (() => void)[]
+  /** Requests of this stream counted in its session's `active`. */
+  counted: number
+  /** Reading is stopped by the pipelining limits. */
+  gated: boolean
+  /** Upgraded (raw from now on): no longer limited. */
+  upgraded: boolean
+  session: SessionRequests
+}
+
+/** The requests in progress on the gateway streams of one session. */
+interface SessionRequests {
+  active: number
+  streams: Map<MuxStream, StreamState>
 }
 
 const isReset = (err: NodeJS.ErrnoException) => err.code === 'ECONNRESET' || err.code === 'EPIPE'
@@ -153,6 +179,9 @@ export class HttpGateway extends EventEmitter {
   readonly #server: http.Server
   readonly #agent: http.Agent
   readonly #states = new WeakMap<object, StreamState>()
+  readonly #sessions = new WeakMap<object, SessionRequests>()
+  readonly #maxPipelined: number
+  readonly #maxPerSession: number
   readonly #cache = new Map<string, { until: number; p: Promise<AllowedAddress[]> }>()
   readonly #stats: HttpGatewayStats = { streams: 0, headsInOpen: 0, requests: 0, active: 0, refused: 0, retries: 0, upgrades: 0, originConnections: 0, reusedConnections: 0 }
   #closed = false
@@ -170,6 +199,14 @@ export class HttpGateway extends EventEmitter {
         throw Object.assign(new RangeError(`options.${k} must be a non-negative integer`), { code: 'ERR_OUT_OF_RANGE' })
       }
     }
+    for (const k of ['maxPipelinedRequests', 'maxRequestsPerSession'] as const) {
+      const v = options[k]
+      if (v !== undefined && (typeof v !== 'number' || !Number.isInteger(v) || v < 1)) {
+        throw Object.assign(new RangeError(`options.${k} must be a positive integer`), { code: 'ERR_OUT_OF_RANGE' })
+      }
+    }
+    this.#maxPipelined = options.maxPipelinedRequests ?? 16
+    this.#maxPerSession = options.maxRequestsPerSession ?? 128
     this.#opts = options
     this.#log = options.logger ?? silentLogger
     this.#server = http.createServer({ maxHeaderSize: 65_536, requestTimeout: 0, noDelay: true })
@@ -189,7 +226,7 @@ export class HttpGateway extends EventEmitter {
       this.#log.debug(`gateway: malformed request: ${err.code ?? err.message}`)
       if (stream.pending) stream.refuse(RefuseCode.BAD_TARGET, `malformed HTTP request (${err.code ?? 'parse error'})`)
       else if (stream.writable && !(socket as { _httpMessage?: http.ServerResponse })._httpMessage?.headersSent) {
-        stream.resume()
+        this.#discard(stream)
         stream.end(serializeHead(400, 'Bad Request', ['Content-Length', '0', 'Connection', 'close']))
       } else stream.destroy()
     })
@@ -220,13 +257,34 @@ export class HttpGateway extends EventEmitter {
       else stream.destroy()
       return
     }
+    let session = this.#sessions.get(stream.session)
+    if (session === undefined) this.#sessions.set(stream.session, (session = { active: 0, streams: new Map() }))
+    if (session.active >= this.#maxPerSession) {
+      this.#stats.refused++
+      this.#log.info(`gateway: refused: ${session.active} requests in progress on this session`)
+      if (stream.pending) stream.refuse(RefuseCode.BUSY, 'too many HTTP requests in progress on this session')
+      else stream.destroy()
+      return
+    }
     this.#stats.streams++
     if (stream.readableLength > 0) this.#stats.headsInOpen++
     stream.on('error', () => {})
-    const state: StreamState = { timer: null, inFlight: 0, idle: [] }
+    const state: StreamState = { timer: null, inFlight: 0, idle: [], counted: 0, gated: false, upgraded: false, session }
     this.#states.set(stream, state)
+    session.streams.set(stream, state)
     this.#arm(stream, state, this.#opts.headersTimeout ?? 30_000, 'no request head')
-    stream.once('close', () => this.#disarm(state))
+    // While the limits stop reading, nobody resumes the stream (the HTTP
+    // server resumes its socket whenever a request body is read or a
+    // response finishes; that must not let the next requests in).
+    const resume = stream.resume
+    stream.resume = function (this: MuxStream) {
+      return state.gated ? this : resume.call(this)
+    }
+    stream.once('close', () => {
+      this.#disarm(state)
+      session.streams.delete(stream)
+      this.#uncount(stream, state, state.counted)
+    })
     this.#server.emit('connection', stream)
   }
 
@@ -252,12 +310,23 @@ export class HttpGateway extends EventEmitter {
     state.timer = null
   }
 
-  /** A request (or upgrade) started on `socket`: no head timeout, no idle timeout while it runs. */
+  /** A request (or upgrade) started on `socket`: no head timeout, no idle timeout while it runs; counted against the pipelining limits. */
   #begin(socket: object): StreamState | undefined {
     const state = this.#states.get(socket)
     if (state) {
       this.#disarm(state)
       state.inFlight++
+      const stream = socket as MuxStream
+      if (!stream.destroyed) {
+        state.counted++
+        state.session.active++
+        if (state.counted > 4 * this.#maxPipelined) {
+          // Far more requests at once than the gateway reads: bounded by a reset, not by parsing on.
+          this.#log.info(`gateway: stream ${stream.id}: more than ${4 * this.#maxPipelined} pipelined requests at once, reset`)
+          stream.destroy()
+        } else if (state.session.active === this.#maxPerSession) this.#regateAll(state.session)
+        else this.#regate(stream, state)
+      }
     }
     return state
   }
@@ -266,8 +335,41 @@ export class HttpGateway extends EventEmitter {
     this.#stats.active--
     if (!state) return
     state.inFlight--
+    this.#uncount(stream, state, 1)
     if (state.inFlight === 0) for (const f of state.idle.splice(0)) f()
     if (state.inFlight === 0 && !stream.destroyed && !stream.writableEnded) this.#arm(stream, state, this.#opts.keepAliveTimeout ?? 60_000, 'idle')
+  }
+
+  /** `n` requests of `stream` are no longer in progress (or the stream is gone): reading may go on. */
+  #uncount(stream: MuxStream, state: StreamState, n: number): void {
+    n = Math.min(n, state.counted)
+    if (n === 0) return
+    const session = state.session
+    const wasFull = session.active >= this.#maxPerSession
+    state.counted -= n
+    session.active -= n
+    if (wasFull && session.active < this.#maxPerSession) this.#regateAll(session)
+    else this.#regate(stream, state)
+  }
+
+  #regateAll(session: SessionRequests): void {
+    for (const [stream, state] of session.streams) this.#regate(stream, state)
+  }
+
+  /** Stops or restarts reading `stream` as the limits say (PROTOCOL.md 19.2: flow control then pushes back). */
+  #regate(stream: MuxStream, state: StreamState): void {
+    const stop = !state.upgraded && (state.counted >= this.#maxPipelined || state.session.active >= this.#maxPerSession)
+    if (stop === state.gated || stream.destroyed) return
+    state.gated = stop
+    if (stop) stream.pause()
+    else stream.resume()
+  }
+
+  /** Reads and discards what is left of `stream` (it is being answered and closed): the limits no longer apply. */
+  #discard(stream: MuxStream): void {
+    const state = this.#states.get(stream)
+    if (state) state.gated = false
+    stream.resume()
   }
 
   /** Allowed addresses of an origin, from a short cache (one lookup for a burst of requests). */
@@ -298,7 +400,7 @@ export class HttpGateway extends EventEmitter {
     const s = status ?? refusalStatus(code).status
     if (res) proxyAnswer(res, s, why, { close: true, error: refusalStatus(code).error })
     else if (stream.writable) {
-      stream.resume()
+      this.#discard(stream)
       stream.end(serializeHead(s, http.STATUS_CODES[s] ?? 'Error', ['Content-Length', '0', 'Connection', 'close']))
     } else stream.destroy()
   }
@@ -509,6 +611,11 @@ export class HttpGateway extends EventEmitter {
         return
       }
       this.#stats.upgrades++
+      if (state) {
+        // A raw relay from now on: not a request in progress any more.
+        state.upgraded = true
+        this.#uncount(stream, state, state.counted)
+      }
       this.#log.debug(`gateway: upgrade http://${url.authority}${url.path} -> ${upRes.statusCode} ${upRes.headers.upgrade ?? ''}`)
       stream.write(serializeHead(upRes.statusCode ?? 101, upRes.statusMessage ?? 'Switching Protocols', [...endToEnd(upRes.rawHeaders, { upgrade: true }), ...via(upRes.httpVersion, pseudonym)]), 'latin1')
       if (upHead.length > 0) stream.write(upHead)
@@ -518,7 +625,7 @@ export class HttpGateway extends EventEmitter {
     up.on('response', (upRes) => {
       // the origin declined the upgrade: pass its answer on, then close
       const framing = responseFramingHeaders(upRes) ?? []
-      stream.resume() // nothing more is read from this stream
+      this.#discard(stream) // nothing more is read from this stream
       stream.write(serializeHead(upRes.statusCode ?? 502, upRes.statusMessage ?? '', [...endToEnd(upRes.rawHeaders), ...framing, ...via(upRes.httpVersion, pseudonym), 'Connection', 'close']), 'latin1')
       upRes.pipe(stream)
     })
