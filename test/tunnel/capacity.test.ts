@@ -1,0 +1,196 @@
+/**
+ * Capacity limits users hit first (issue 12), through the real CLI:
+ * `--max-connects` caps connects in progress (not open connections),
+ * `--max-streams` is settable and every refusal is logged, `--pool` places
+ * new streams on a session with room, and 10,000 concurrent connections
+ * go through `synmux client --socks` with defaults.
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
+import fs from 'node:fs'
+import net from 'node:net'
+import path from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { FrameType, readKeyFile, RefuseCode } from 'synmux'
+import { close, isLinux, isRoot, listen, skipReason } from '../helpers'
+import { freePort, keyFile, socksConnect, stopAll, synmux } from './cli'
+import { rawPeer } from './rawpeer'
+
+let keyPath: string
+let echo: net.Server
+let echoPort: number
+
+beforeAll(async () => {
+  keyPath = keyFile()
+  echo = net.createServer({ allowHalfOpen: true }, (s) => {
+    s.on('error', () => {})
+    s.pipe(s)
+  })
+  echoPort = await listen(echo, '127.0.0.1')
+})
+
+afterAll(async () => {
+  await stopAll()
+  if (echo) await close(echo)
+})
+
+async function startServer(extra: string[] = []) {
+  const port = await freePort()
+  const server = synmux(['server', '--listen', `127.0.0.1:${port}`, '--key', keyPath, '--allow', `127.0.0.1:${echoPort}`, ...extra])
+  await server.waitFor(/listening on/)
+  return { server, port }
+}
+
+/** Opens a connection to 127.0.0.1:`port`, sends `token`, resolves with the socket once the token came back. */
+function echoed(port: number, token: string): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(port, '127.0.0.1')
+    let got = ''
+    s.on('data', (d) => {
+      got += d
+      if (got === token) resolve(s)
+    })
+    s.once('error', reject)
+    s.once('close', () => reject(new Error(`closed after '${got}'`)))
+    s.write(token)
+  })
+}
+
+describe('capacity caps', () => {
+  it('--max-connects caps connects in progress: 100 live connections through --forward are all served', async () => {
+    const { port } = await startServer()
+    const fwd = await freePort()
+    const client = synmux(['client', '--server', `127.0.0.1:${port}`, '--key', keyPath, '--forward', `${fwd}=127.0.0.1:${echoPort}`])
+    await client.waitFor(/session .* up/)
+    // Each stays open; with a slot held until the relay ended, the 65th would wait for one of the first 64 to close.
+    const socks = await Promise.all(Array.from({ length: 100 }, (_, i) => echoed(fwd, `live ${i}`)))
+    expect(socks.length).toBe(100)
+    for (const s of socks) s.destroy()
+  })
+
+  it('--max-streams N: an OPEN past it is refused and logged; the client logs the limit; --pool places streams where there is room', async () => {
+    const { server, port } = await startServer(['--max-streams', '10'])
+    // A peer that ignores the announced limit: the 11th OPEN is refused, and the server says so.
+    const key = readKeyFile(keyPath).key
+    const peer = await rawPeer(port, key)
+    peer.send(...Array.from({ length: 11 }, (_, i) => ({ type: FrameType.OPEN, streamId: 2 * i + 1, target: { host: '127.0.0.1', port: echoPort }, data: Buffer.from('x') })))
+    const [refused] = await peer.waitFrames((f) => f.type === FrameType.REFUSED)
+    expect(refused).toMatchObject({ streamId: 21, code: RefuseCode.TOO_MANY_STREAMS })
+    await server.waitFor(/refused stream 21 to 127\.0\.0\.1:\d+ from 127\.0\.0\.1: too many streams \(10 per session, --max-streams\)/)
+    peer.socket.destroy()
+
+    // A pool of 2: 20 streams fit, on both sessions; the 21st is refused on the client, with a line that says why.
+    const socksPort = await freePort()
+    const client = synmux(['client', '--server', `127.0.0.1:${port}`, '--key', keyPath, '--socks', String(socksPort), '--pool', '2'])
+    await client.waitFor(/SOCKS5 on/)
+    const held: net.Socket[] = []
+    for (let i = 0; i < 20; i++) {
+      const s = await socksConnect(socksPort, '127.0.0.1', echoPort)
+      s.write(`pooled ${i}`)
+      await new Promise((r) => s.once('data', r))
+      held.push(s)
+    }
+    const s21 = await socksConnect(socksPort, '127.0.0.1', echoPort)
+    s21.on('error', () => {})
+    s21.write('one too many')
+    await new Promise((r) => s21.once('close', r))
+    await client.waitFor(/the server accepts at most 10 streams per session and all 2 sessions are full/)
+    // One closes: its place is taken again.
+    held.shift()!.destroy()
+    const again = await socksConnect(socksPort, '127.0.0.1', echoPort)
+    again.write('room again')
+    await new Promise((r) => again.once('data', r))
+    held.push(again)
+    for (const s of held) s.destroy()
+  })
+})
+
+/** The hard RLIMIT_NOFILE of this process. */
+function hardFdLimit(): number {
+  const line = fs.readFileSync('/proc/self/limits', 'utf8').split('\n').find((l) => l.startsWith('Max open files'))
+  const v = line?.trim().split(/\s+/)[4]
+  return v === 'unlimited' ? Infinity : Number(v)
+}
+
+/** Raises this process's fd limit (so that its children inherit it) when it is below `want`; the reason if it cannot. */
+function fdLimitFor(want: number): string | false {
+  if (!isLinux) return 'the 10,000-connection test reads /proc (Linux)'
+  if (hardFdLimit() >= want) return false
+  const why = `RLIMIT_NOFILE is ${hardFdLimit()}, below the ${want} each process of this test needs (ulimit -n ${want})`
+  if (!isRoot) return why
+  try {
+    execFileSync('prlimit', ['--pid', String(process.pid), `--nofile=${want}:${want}`], { stdio: 'pipe' })
+  } catch (err) {
+    return `${why}, and prlimit could not raise it: ${String((err as { stderr?: unknown }).stderr ?? err).trim()}`
+  }
+  return false
+}
+
+const procStatus = (pid: number, field: string): number => Number(new RegExp(`^${field}:\\s+(\\d+)`, 'm').exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1])
+const fds = (pid: number): number => fs.readdirSync(`/proc/${pid}/fd`).length
+
+/** Runs the fixture; resolves with the child and a reader of its JSON lines. */
+function fixture(args: string[]): { child: ChildProcess; next(): Promise<any> } {
+  const child = spawn(process.execPath, [path.join(__dirname, 'fixtures', 'many-connections.mjs'), ...args], { stdio: ['pipe', 'pipe', 'pipe'] })
+  let err = ''
+  child.stderr!.on('data', (d) => (err += d))
+  const lines: string[] = []
+  const waiting: Array<(l: string) => void> = []
+  let buf = ''
+  child.stdout!.on('data', (d) => {
+    buf += d
+    for (let i; (i = buf.indexOf('\n')) >= 0; ) {
+      const l = buf.slice(0, i)
+      buf = buf.slice(i + 1)
+      const w = waiting.shift()
+      if (w) w(l)
+      else lines.push(l)
+    }
+  })
+  return {
+    child,
+    next: () =>
+      new Promise((resolve, reject) => {
+        const l = lines.shift()
+        if (l !== undefined) return resolve(JSON.parse(l))
+        child.once('exit', (code) => reject(new Error(`fixture exited ${code}: ${err}`)))
+        waiting.push((x) => resolve(JSON.parse(x)))
+      }),
+  }
+}
+
+const N = 10_000
+// Each process holds one socket per connection (the load, the echo target, the client, the server), plus a few.
+const skip10k = skipReason(fdLimitFor(N + 1000))
+
+describe('10,000 concurrent connections through synmux client --socks with defaults', () => {
+  it.skipIf(skip10k)('all connect, echo and stay open at once', { timeout: 60_000 }, async () => {
+    const target = fixture(['echo'])
+    const { port: targetPort } = await target.next()
+    const port = await freePort()
+    const server = synmux(['server', '--listen', `127.0.0.1:${port}`, '--key', keyPath, '--allow', `127.0.0.1:${targetPort}`])
+    await server.waitFor(/listening on/)
+    const socksPort = await freePort()
+    const client = synmux(['client', '--server', `127.0.0.1:${port}`, '--key', keyPath, '--socks', String(socksPort)])
+    await client.waitFor(/session .* up/)
+    const base = { server: fds(server.child.pid!), client: fds(client.child.pid!) }
+    const load = fixture(['socks', String(socksPort), String(targetPort), String(N)])
+    try {
+      const done = await load.next()
+      expect(done.ok).toBe(N)
+      // All at once: one onward socket per connection on the server, one local socket per connection on the client.
+      const at = { server: fds(server.child.pid!), client: fds(client.child.pid!) }
+      expect(at.server - base.server).toBeGreaterThanOrEqual(N)
+      expect(at.client - base.client).toBeGreaterThanOrEqual(N)
+      const rss = { server: procStatus(server.child.pid!, 'VmRSS'), client: procStatus(client.child.pid!, 'VmRSS') }
+      console.log(`10,000 connections in ${done.ms} ms; server: ${at.server} fds, RSS ${(rss.server / 1024).toFixed(0)} MiB; client: ${at.client} fds, RSS ${(rss.client / 1024).toFixed(0)} MiB`)
+      load.child.stdin!.write('check\n')
+      const check = await load.next()
+      expect(check).toEqual({ open: N, closedEarly: 0 })
+      expect(server.log.join('\n')).not.toMatch(/refused|error/)
+      expect(client.log.join('\n')).not.toMatch(/refused|closing the connection|error/)
+    } finally {
+      load.child.kill()
+      target.child.kill()
+    }
+  })
+})
