@@ -18,12 +18,12 @@ const COMMON = {
   'stats-interval': {},
 } as const
 
-const STATS_HELP = `  --stats                 print a live status line: in place every second on a
-                          terminal; otherwise a timestamped line when it has
-                          changed (at most one per --stats-interval), and once
-                          every 10 minutes when nothing changes
-  --stats-interval S      when stderr is not a terminal: at least S seconds
-                          between two status lines (default 10)`
+const statsHelp = (what: string): string => `  --stats                 print a live status line (${what}):
+                          in place every second on a terminal; into a file or
+                          a pipe, a timestamped line when it changed (at most
+                          one per --stats-interval), else every 10 minutes
+  --stats-interval S      file or pipe: at least S seconds between two status
+                          lines (default 10)`
 
 export const SERVER_HELP = `Usage: synmux server --listen [host:]port --key FILE --allow host:port[,...] [options]
 
@@ -59,7 +59,7 @@ Options:
                           its connections are closed unread (default 10)
   --config FILE           JSON object whose keys mirror these flags (flags win)
   --log-level LEVEL       silent, error, warn, info (default), debug
-\${STATS_HELP} (sessions, streams, bytes)
+${statsHelp('sessions, streams, bytes')}
   --help                  this help`
 
 export const CLIENT_HELP = `Usage: synmux client --server host:port --key FILE [--forward ...] [--socks ...] [--http-proxy ...] [options]
@@ -89,7 +89,8 @@ Options:
                           --config to keep it out of the process list
   --first-bytes-wait MS   wait this long for an application's first bytes (default 5)
   --pool N                keep N sessions, each on its own connection; new
-                          streams go to the best (lowest RTT, least queued),
+                          streams go to the best with room for one (below the
+                          server's --max-streams; lowest RTT, least queued),
                           dead connections are replaced (default 1). A lost
                           connection is always resumed without failing streams
   --lanes N               stripe the session over N connections to the server
@@ -100,7 +101,7 @@ Options:
                           this key (default 3; 0: keep trying)
   --config FILE           JSON object whose keys mirror these flags (flags win)
   --log-level LEVEL       silent, error, warn, info (default), debug
-\${STATS_HELP} (streams, bytes, RTT, reconnects)
+${statsHelp('streams, bytes, RTT, reconnects')}
   --help                  this help`
 
 export const KEYGEN_HELP = `Usage: synmux keygen > key

@@ -8,6 +8,7 @@ import crypto from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import net from 'node:net'
 import tls from 'node:tls'
+import { ResetCode } from '../mux/constants.js'
 import type { MuxError } from '../mux/errors.js'
 import type { SessionOptions } from '../mux/options.js'
 import { Session } from '../mux/session.js'
@@ -413,6 +414,12 @@ export class TunnelClient extends EventEmitter {
       if ((err as TunnelError).code === 'SYNMUX_TOO_MANY_STREAMS') this.#stats.refused++
       this.#log.warn(`closing the connection from ${socket.remoteAddress}:${socket.remotePort} to ${target.host}:${target.port}: ${(err as Error).message}`)
       socket.destroy()
+      return
+    }
+    if (socket.destroyed) {
+      // The application gave up while its stream waited for a session or for room.
+      stream.on('error', () => {})
+      stream.reset(ResetCode.CANCEL)
       return
     }
     stream.once('error', (err: Error & { code?: string }) => {

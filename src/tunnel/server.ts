@@ -252,7 +252,7 @@ export class TunnelServer extends EventEmitter {
             this.#stats.connectsInProgress--
           }
         })
-        .then((c) => c && this.#relay(stream, target, c.onward, c.first))
+        .then((c) => c && this.#relay(stream, c.onward, c.first))
         .catch((err: Error) => {
           // A bug in one stream's handling must cost that stream, not the process.
           this.#log.error(`stream ${stream.id} to ${targetText(target)}: ${err.stack ?? err.message}`)
@@ -332,7 +332,7 @@ export class TunnelServer extends EventEmitter {
   }
 
   /** Answers OPENED (with the target's first bytes if they come quickly) and relays until both sides are done. */
-  async #relay(stream: MuxStream, target: DecodedTarget, onward: FastOpenSocket, first: Buffer): Promise<void> {
+  async #relay(stream: MuxStream, onward: FastOpenSocket, first: Buffer): Promise<void> {
     if (stream.destroyed) {
       onward.destroy()
       return

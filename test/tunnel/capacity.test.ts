@@ -10,9 +10,10 @@ import fs from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { FrameType, readKeyFile, RefuseCode } from 'synmux'
+import { FrameType, type MuxStream, readKeyFile, RefuseCode, SessionPool } from 'synmux'
 import { close, isLinux, isRoot, listen, skipReason } from '../helpers'
 import { freePort, keyFile, socksConnect, stopAll, synmux } from './cli'
+import { Relay, until } from './pool-relay.js'
 import { rawPeer } from './rawpeer'
 
 let keyPath: string
@@ -94,13 +95,46 @@ describe('capacity caps', () => {
     s21.write('one too many')
     await new Promise((r) => s21.once('close', r))
     await client.waitFor(/the server accepts at most 10 streams per session and all 2 sessions are full/)
-    // One closes: its place is taken again.
-    held.shift()!.destroy()
+    // One ends (its close comes back once the client's stream has closed): its place is taken again.
+    const first = held.shift()!
+    first.end()
+    await new Promise((r) => first.once('close', r))
     const again = await socksConnect(socksPort, '127.0.0.1', echoPort)
     again.write('room again')
     await new Promise((r) => again.once('data', r))
     held.push(again)
     for (const s of held) s.destroy()
+  })
+})
+
+describe('SessionPool places streams where there is room', () => {
+  it('the fast session takes streams until it is full, then the slow one does; past both, the limit is reported', async () => {
+    const { port } = await startServer(['--max-streams', '10'])
+    const key = readKeyFile(keyPath).key
+    // Slot 1 goes through a relay that delays each direction by 20 ms: the pool prefers slot 0 by RTT.
+    const slow = await new Relay(port, 20).listen()
+    const pool = new SessionPool({ size: 2, connect: (i) => (i === 0 ? net.connect(port, '127.0.0.1') : slow.connect()), session: { auth: { key } }, retireInterval: 0 })
+    pool.start()
+    const streams: MuxStream[] = []
+    try {
+      await until(() => pool.stats().up === 2 && pool.stats().members.every((m) => m.rtt > 0), 'both sessions up')
+      const [fast, slower] = pool.sessions
+      expect(slower!.rtt).toBeGreaterThan(fast!.rtt)
+      for (let i = 0; i < 20; i++) {
+        const st = await pool.open({ target: { host: '127.0.0.1', port: echoPort }, data: Buffer.from(`s${i}`) })
+        await new Promise((r, j) => (st.once('data', r), st.once('error', j)))
+        streams.push(st)
+        expect(st.session).toBe(i < 10 ? fast : slower)
+      }
+      const over = await pool.open({ target: { host: '127.0.0.1', port: echoPort }, data: Buffer.from('too many') })
+      const err = await new Promise<Error & { code?: string }>((r) => over.once('error', r))
+      expect(err.code).toBe('SYNMUX_TOO_MANY_STREAMS')
+    } finally {
+      for (const st of streams) st.destroy()
+      await pool.close()
+      slow.server.close()
+      for (const p of slow.pairs) (p.client.destroy(), p.upstream.destroy())
+    }
   })
 })
 
