@@ -11,10 +11,10 @@ import net from 'node:net'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { FrameType, type MuxStream, readKeyFile, RefuseCode, SessionPool } from 'synmux'
-import { close, isLinux, isRoot, listen, skipReason } from '../helpers'
+import { close, isLinux, isRoot, skipReason } from '../helpers'
 import { freePort, keyFile, socksConnect, stopAll, synmux } from './cli'
 import { Relay, until } from './pool-relay.js'
-import { rawPeer } from './rawpeer'
+import { echoTarget, rawPeer } from './rawpeer'
 
 let keyPath: string
 let echo: net.Server
@@ -22,11 +22,7 @@ let echoPort: number
 
 beforeAll(async () => {
   keyPath = keyFile()
-  echo = net.createServer({ allowHalfOpen: true }, (s) => {
-    s.on('error', () => {})
-    s.pipe(s)
-  })
-  echoPort = await listen(echo, '127.0.0.1')
+  ;({ server: echo, port: echoPort } = await echoTarget())
 })
 
 afterAll(async () => {

@@ -11,6 +11,7 @@ import net from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { close, listen } from '../helpers'
 import { CLI, freePort, keyFile, stopAll, synmux } from './cli'
+import { echoTarget } from './rawpeer'
 
 let keyPath: string
 let echo: net.Server
@@ -20,11 +21,7 @@ let busyPort: number
 
 beforeAll(async () => {
   keyPath = keyFile()
-  echo = net.createServer((s) => {
-    s.on('error', () => {})
-    s.pipe(s)
-  })
-  echoPort = await listen(echo, '127.0.0.1')
+  ;({ server: echo, port: echoPort } = await echoTarget())
   busy = net.createServer()
   busyPort = await listen(busy, '127.0.0.1')
 })

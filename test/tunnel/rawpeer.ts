@@ -2,9 +2,10 @@
  * Hand-made peers for the hostile-path tests of the tunnel server: a raw
  * client that authenticates with the pre-shared key exactly as PROTOCOL.md
  * section 16 says (HELLO with a nonce, the server's proof checked, AUTH)
- * and then writes whatever frames a test wants, however malformed; and a
+ * and then writes whatever frames a test wants, however malformed; a
  * target whose connects hang (its accept queue is full), so that streams
- * stay in the tunnel server's connect phase for as long as a test needs.
+ * stay in the tunnel server's connect phase for as long as a test needs;
+ * and an echo target.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import crypto from 'node:crypto'
@@ -149,4 +150,14 @@ export async function stuckTarget(): Promise<StuckTarget> {
       child.kill('SIGKILL')
     },
   }
+}
+
+/** An echo server on 127.0.0.1 (half-close passed through). */
+export async function echoTarget(): Promise<{ server: net.Server; port: number }> {
+  const server = net.createServer({ allowHalfOpen: true }, (s) => {
+    s.on('error', () => {})
+    s.pipe(s)
+  })
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  return { server, port: (server.address() as net.AddressInfo).port }
 }

@@ -13,10 +13,11 @@
 import fs from 'node:fs'
 import net from 'node:net'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
-import { FrameType, GoawayCode, MuxStream, readKeyFile, RefuseCode, Session } from 'synmux'
-import { close, listen } from '../helpers'
+import { FrameType, GoawayCode, type MuxStream, readKeyFile, RefuseCode, Session } from 'synmux'
+import { close } from '../helpers'
 import { freePort, keyFile, stopAll, synmux, type Proc } from './cli'
-import { rawPeer, stuckTarget, type StuckTarget } from './rawpeer'
+import { until } from './pool-relay.js'
+import { echoTarget, rawPeer, stuckTarget, type StuckTarget } from './rawpeer'
 
 let keyPath: string
 let key: Buffer
@@ -35,14 +36,6 @@ function connectsTo(port: number): number {
     if (f[2] === hex && f[3] === '02') n++
   }
   return n
-}
-
-async function until(cond: () => boolean, what: string, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 20))
-  }
 }
 
 /** A fresh authenticated library client gets an echo through the server. */
@@ -79,11 +72,7 @@ beforeAll(async () => {
   keyPath = keyFile()
   key = readKeyFile(keyPath).key
   stuck = await stuckTarget()
-  echo = net.createServer({ allowHalfOpen: true }, (s) => {
-    s.on('error', () => {})
-    s.pipe(s)
-  })
-  echoPort = await listen(echo, '127.0.0.1')
+  ;({ server: echo, port: echoPort } = await echoTarget())
 })
 
 // A server of its own for each case, so that each case shows whether it alone kills the process.
