@@ -6,13 +6,14 @@
  * go through `synmux client --socks` with defaults.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
+import crypto from 'node:crypto'
 import fs from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { FrameType, type MuxStream, readKeyFile, RefuseCode, SessionPool } from 'synmux'
-import { close, isLinux, isRoot, skipReason } from '../helpers'
-import { freePort, keyFile, socksConnect, stopAll, synmux } from './cli'
+import { canUseNetns, close, isLinux, isRoot, skipReason } from '../helpers'
+import { CLI, freePort, keyFile, socksConnect, stopAll, synmux } from './cli'
 import { Relay, until } from './pool-relay.js'
 import { echoTarget, rawPeer } from './rawpeer'
 
@@ -158,34 +159,69 @@ function fdLimitFor(want: number): string | false {
 const procStatus = (pid: number, field: string): number => Number(new RegExp(`^${field}:\\s+(\\d+)`, 'm').exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1])
 const fds = (pid: number): number => fs.readdirSync(`/proc/${pid}/fd`).length
 
-/** Runs the fixture; resolves with the child and a reader of its JSON lines. */
-function fixture(args: string[]): { child: ChildProcess; next(): Promise<any> } {
-  const child = spawn(process.execPath, [path.join(__dirname, 'fixtures', 'many-connections.mjs'), ...args], { stdio: ['pipe', 'pipe', 'pipe'] })
-  let err = ''
-  child.stderr!.on('data', (d) => (err += d))
-  const lines: string[] = []
-  const waiting: Array<(l: string) => void> = []
-  let buf = ''
-  child.stdout!.on('data', (d) => {
-    buf += d
-    for (let i; (i = buf.indexOf('\n')) >= 0; ) {
-      const l = buf.slice(0, i)
-      buf = buf.slice(i + 1)
-      const w = waiting.shift()
-      if (w) w(l)
-      else lines.push(l)
+/** A process of the 10,000-connection test: its log lines, and its stdout's JSON lines one by one. */
+interface Launched {
+  child: ChildProcess
+  log: string[]
+  waitFor(re: RegExp, ms?: number): Promise<string>
+  json(): Promise<any>
+}
+
+/** Runs `node <args>`, inside network namespace `ns` if given. */
+function launch(ns: string | null, args: string[]): Launched {
+  const child = ns === null ? spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'pipe'] }) : spawn('ip', ['netns', 'exec', ns, process.execPath, ...args], { stdio: ['pipe', 'pipe', 'pipe'] })
+  const log: string[] = []
+  const out: string[] = []
+  const waiters = new Set<() => void>()
+  const lines = (into: string[] | null) => {
+    let buf = ''
+    return (d: Buffer) => {
+      buf += d
+      for (let i; (i = buf.indexOf('\n')) >= 0; ) {
+        const l = buf.slice(0, i)
+        buf = buf.slice(i + 1)
+        log.push(l)
+        into?.push(l)
+        for (const w of [...waiters]) w()
+      }
     }
-  })
+  }
+  child.stdout!.on('data', lines(out))
+  child.stderr!.on('data', lines(null))
+  const exited = new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`${args[0]} exited ${code}:\n${log.slice(-20).join('\n')}`))))
+  exited.catch(() => {})
+  const when = <T>(get: () => T | undefined, what: string, ms: number): Promise<T> =>
+    Promise.race([
+      exited,
+      new Promise<T>((resolve, reject) => {
+        const check = () => {
+          const v = get()
+          if (v === undefined) return
+          waiters.delete(check)
+          clearTimeout(t)
+          resolve(v)
+        }
+        const t = setTimeout(() => (waiters.delete(check), reject(new Error(`timed out waiting for ${what}:\n${log.slice(-20).join('\n')}`))), ms)
+        waiters.add(check)
+        check()
+      }),
+    ])
   return {
     child,
-    next: () =>
-      new Promise((resolve, reject) => {
-        const l = lines.shift()
-        if (l !== undefined) return resolve(JSON.parse(l))
-        child.once('exit', (code) => reject(new Error(`fixture exited ${code}: ${err}`)))
-        waiting.push((x) => resolve(JSON.parse(x)))
-      }),
+    log,
+    waitFor: (re, ms = 10_000) => when(() => log.find((l) => re.test(l)), String(re), ms),
+    json: () => when(() => (out.length > 0 ? JSON.parse(out.shift()!) : undefined), 'a JSON line', 50_000),
   }
+}
+
+/** A network namespace of its own (only `lo`, TFO on), or `null` where none can be made. */
+function netns(): string | null {
+  if (!canUseNetns()) return null
+  const ns = `smx12-${process.pid}-${crypto.randomBytes(3).toString('hex')}`
+  execFileSync('ip', ['netns', 'add', ns])
+  execFileSync('ip', ['-n', ns, 'link', 'set', 'lo', 'up'])
+  execFileSync('ip', ['netns', 'exec', ns, 'sysctl', '-qw', 'net.ipv4.tcp_fastopen=3'])
+  return ns
 }
 
 const N = 10_000
@@ -193,34 +229,46 @@ const N = 10_000
 const skip10k = skipReason(fdLimitFor(N + 1000))
 
 describe('10,000 concurrent connections through synmux client --socks with defaults', () => {
+  // In a network namespace of its own where one can be made: its 20,000
+  // loopback connections then take no ephemeral port that another test,
+  // running meanwhile, has just picked to listen on.
   it.skipIf(skip10k)('all connect, echo and stay open at once', { timeout: 60_000 }, async () => {
-    const target = fixture(['echo'])
-    const { port: targetPort } = await target.next()
-    const port = await freePort()
-    const server = synmux(['server', '--listen', `127.0.0.1:${port}`, '--key', keyPath, '--allow', `127.0.0.1:${targetPort}`])
-    await server.waitFor(/listening on/)
-    const socksPort = await freePort()
-    const client = synmux(['client', '--server', `127.0.0.1:${port}`, '--key', keyPath, '--socks', String(socksPort)])
-    await client.waitFor(/session .* up/)
-    const base = { server: fds(server.child.pid!), client: fds(client.child.pid!) }
-    const load = fixture(['socks', String(socksPort), String(targetPort), String(N)])
+    const ns = netns()
+    const procs: Launched[] = []
+    const run = (args: string[]) => {
+      const p = launch(ns, args)
+      procs.push(p)
+      return p
+    }
     try {
-      const done = await load.next()
+      const target = run([path.join(__dirname, 'fixtures', 'many-connections.mjs'), 'echo'])
+      const { port: targetPort } = await target.json()
+      const port = ns ? 9000 : await freePort()
+      const server = run([CLI, 'server', '--listen', `127.0.0.1:${port}`, '--key', keyPath, '--allow', `127.0.0.1:${targetPort}`])
+      await server.waitFor(/listening on/)
+      const socksPort = ns ? 1080 : await freePort()
+      const client = run([CLI, 'client', '--server', `127.0.0.1:${port}`, '--key', keyPath, '--socks', String(socksPort)])
+      await client.waitFor(/session .* up/)
+      const base = { server: fds(server.child.pid!), client: fds(client.child.pid!) }
+      const load = run([path.join(__dirname, 'fixtures', 'many-connections.mjs'), 'socks', String(socksPort), String(targetPort), String(N)])
+      const done = await load.json().catch((err: Error) => {
+        throw new Error(`${err.message}\nclient log:\n${client.log.slice(-10).join('\n')}\nserver log:\n${server.log.slice(-10).join('\n')}`)
+      })
       expect(done.ok).toBe(N)
       // All at once: one onward socket per connection on the server, one local socket per connection on the client.
       const at = { server: fds(server.child.pid!), client: fds(client.child.pid!) }
       expect(at.server - base.server).toBeGreaterThanOrEqual(N)
       expect(at.client - base.client).toBeGreaterThanOrEqual(N)
       const rss = { server: procStatus(server.child.pid!, 'VmRSS'), client: procStatus(client.child.pid!, 'VmRSS') }
-      console.log(`10,000 connections in ${done.ms} ms; server: ${at.server} fds, RSS ${(rss.server / 1024).toFixed(0)} MiB; client: ${at.client} fds, RSS ${(rss.client / 1024).toFixed(0)} MiB`)
+      console.log(`10,000 connections in ${done.ms} ms${ns ? ' (own netns)' : ''}; server: ${at.server} fds, RSS ${(rss.server / 1024).toFixed(0)} MiB; client: ${at.client} fds, RSS ${(rss.client / 1024).toFixed(0)} MiB`)
       load.child.stdin!.write('check\n')
-      const check = await load.next()
-      expect(check).toEqual({ open: N, closedEarly: 0 })
+      expect(await load.json()).toEqual({ open: N, closedEarly: 0 })
       expect(server.log.join('\n')).not.toMatch(/refused|error/)
       expect(client.log.join('\n')).not.toMatch(/refused|closing the connection|error/)
     } finally {
-      load.child.kill()
-      target.child.kill()
+      for (const p of procs) p.child.kill('SIGKILL')
+      await Promise.all(procs.map((p) => (p.child.exitCode === null && p.child.signalCode === null ? new Promise((r) => p.child.once('exit', r)) : null)))
+      if (ns) execFileSync('ip', ['netns', 'del', ns])
     }
   })
 })
