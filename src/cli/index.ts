@@ -83,7 +83,12 @@ export async function main(argv: string[]): Promise<number> {
 
 if (require.main === module) {
   main(process.argv.slice(2)).then(
-    (code) => (process.exitCode = code),
+    (code) => {
+      process.exitCode = code
+      // A failed start (a port in use, a key the server does not accept) must
+      // not linger on whatever handles are still open: exit once stderr is out.
+      if (code !== 0) process.stderr.write('', () => process.exit(code))
+    },
     (err) => {
       console.error(err)
       process.exitCode = 1

@@ -15,7 +15,15 @@ const COMMON = {
   config: {},
   'log-level': {},
   stats: { boolean: true },
+  'stats-interval': {},
 } as const
+
+const statsHelp = (what: string): string => `  --stats                 print a live status line (${what}):
+                          in place every second on a terminal; into a file or
+                          a pipe, a timestamped line when it changed (at most
+                          one per --stats-interval), else every 10 minutes
+  --stats-interval S      file or pipe: at least S seconds between two status
+                          lines (default 10)`
 
 export const SERVER_HELP = `Usage: synmux server --listen [host:]port --key FILE --allow host:port[,...] [options]
 
@@ -33,7 +41,14 @@ Options:
                           *:443 (any public address), ports as 80, 8000-8100, *
   --tls-cert FILE         serve over TLS with this certificate ...
   --tls-key FILE          ... and this private key
-  --max-connects N        onward connects in progress per session (default 64)
+  --max-connects N        onward connects in progress per session (default 64):
+                          a stream holds a slot while its target is resolved
+                          and connected, not while it relays
+  --max-streams N         streams one client session may keep open at once
+                          (default 16384); an open past it is refused and logged
+  --detach-timeout MS     how long a session whose client vanished (connection
+                          lost, client killed) waits to be resumed before it and
+                          its streams are freed (default 60000)
   --no-http-gateway       refuse HTTP gateway streams (the far half of
                           synmux client --http-proxy; on by default: it reaches
                           only what --allow allows, over pooled keep-alive
@@ -57,7 +72,7 @@ Options:
                           the same per source address (default 64)
   --config FILE           JSON object whose keys mirror these flags (flags win)
   --log-level LEVEL       silent, error, warn, info (default), debug
-  --stats                 print a live status line (sessions, streams, bytes)
+${statsHelp('sessions, streams, bytes')}
   --help                  this help`
 
 export const CLIENT_HELP = `Usage: synmux client --server host:port --key FILE [--forward ...] [--socks ...] [--http-proxy ...] [options]
@@ -87,15 +102,19 @@ Options:
                           --config to keep it out of the process list
   --first-bytes-wait MS   wait this long for an application's first bytes (default 5)
   --pool N                keep N sessions, each on its own connection; new
-                          streams go to the best (lowest RTT, least queued),
+                          streams go to the best with room for one (below the
+                          server's --max-streams; lowest RTT, least queued),
                           dead connections are replaced (default 1). A lost
                           connection is always resumed without failing streams
   --lanes N               stripe the session over N connections to the server
                           (each TFO and authenticated); beats per-connection
                           rate caps (default 1)
+  --max-auth-failures N   exit (code 1) after N handshakes in a row whose
+                          authentication failed: the server does not accept
+                          this key (default 3; 0: keep trying)
   --config FILE           JSON object whose keys mirror these flags (flags win)
   --log-level LEVEL       silent, error, warn, info (default), debug
-  --stats                 print a live status line (streams, bytes, RTT, reconnects)
+${statsHelp('streams, bytes, RTT, reconnects')}
   --help                  this help`
 
 export const KEYGEN_HELP = `Usage: synmux keygen > key
@@ -124,10 +143,33 @@ function int(flags: Flags, name: string, min: number, max: number): number | und
   return n
 }
 
-/** Prints a status line every second until the process ends (a TTY gets it in place). */
-function statusLine(render: () => string): void {
-  const tty = process.stderr.isTTY
-  setInterval(() => process.stderr.write(tty ? `\r\x1b[K${render()}` : `${render()}\n`), 1000).unref()
+/** Unchanged status lines are repeated this often when stderr is not a terminal. */
+const STATS_HEARTBEAT_MS = 10 * 60_000
+
+/**
+ * Prints a status line until the process ends: on a terminal, in place
+ * every second; otherwise (a log file, journald) a timestamped line when
+ * the status has changed (looked at every second), at most one every
+ * `intervalS` seconds, and the unchanged line again every 10 minutes.
+ */
+function statusLine(render: () => string, intervalS = 10): void {
+  if (process.stderr.isTTY) {
+    setInterval(() => process.stderr.write(`\r\x1b[K${render()}`), 1000).unref()
+    return
+  }
+  // RTTs move with every PING: they alone do not make a change worth a line.
+  const key = (line: string): string => line.replace(/\d+(\.\d+)? ?ms\b/g, '')
+  let last = ''
+  let lastAt = -Infinity
+  setInterval(() => {
+    const line = render()
+    const now = Date.now()
+    const changed = key(line) !== last
+    if (!(changed && now - lastAt >= intervalS * 1000) && now - lastAt < STATS_HEARTBEAT_MS) return
+    last = key(line)
+    lastAt = now
+    process.stderr.write(`${new Date(now).toISOString()} stats ${line}\n`)
+  }, 1000).unref()
 }
 
 const human = (n: number) => (n < 1024 ? `${n} B` : n < 1 << 20 ? `${(n / 1024).toFixed(1)} KiB` : n < 1 << 30 ? `${(n / (1 << 20)).toFixed(1)} MiB` : `${(n / (1 << 30)).toFixed(2)} GiB`)
@@ -143,31 +185,58 @@ function onStop(close: () => Promise<void>): void {
 }
 
 export async function runServer(argv: string[]): Promise<number> {
-  const flags = parseFlags(argv, { ...COMMON, listen: {}, key: {}, allow: { repeat: true }, 'tls-cert': {}, 'tls-key': {}, 'max-connects': {}, 'max-failed-handshakes': {}, 'failed-handshake-window': {}, 'handshake-timeout': {}, 'max-unauthenticated': {}, 'max-unauthenticated-per-source': {}, 'no-http-gateway': { boolean: true }, 'http-max-sockets': {} })
+  const flags = parseFlags(argv, {
+    ...COMMON,
+    listen: {},
+    key: {},
+    allow: { repeat: true },
+    'tls-cert': {},
+    'tls-key': {},
+    'max-connects': {},
+    'max-streams': {},
+    'detach-timeout': {},
+    'max-failed-handshakes': {},
+    'failed-handshake-window': {},
+    'handshake-timeout': {},
+    'max-unauthenticated': {},
+    'max-unauthenticated-per-source': {},
+    'no-http-gateway': { boolean: true },
+    'http-max-sockets': {},
+  })
   const log = logger(flags, 'server')
   if (typeof flags.listen !== 'string') throw new UsageError('--listen [host:]port is required')
   const listen = parseHostPort(flags.listen, '--listen', '0.0.0.0')
   if (!flags.allow) log.warn('no --allow given: every target is refused (default deny)')
   if (!!flags['tls-cert'] !== !!flags['tls-key']) throw new UsageError('--tls-cert and --tls-key go together')
+  const statsInterval = int(flags, 'stats-interval', 1, 86_400)
+  const maxStreams = int(flags, 'max-streams', 1, 0xffff_ffff)
+  const detachTimeout = int(flags, 'detach-timeout', 0, 2_147_483_647)
   const server = new TunnelServer({
     key: key(flags, log),
     allow: (flags.allow as string[]) ?? [],
     ...(flags['tls-cert'] ? { tls: { cert: fs.readFileSync(flags['tls-cert'] as string), key: fs.readFileSync(flags['tls-key'] as string) } } : {}),
     ...(flags['max-connects'] ? { maxConnectsPerSession: int(flags, 'max-connects', 1, 100_000)! } : {}),
+    session: {
+      ...(maxStreams !== undefined ? { maxStreams } : {}),
+      ...(detachTimeout !== undefined ? { resumption: { detachTimeout } } : {}),
+      ...(flags['handshake-timeout'] ? { handshakeTimeout: int(flags, 'handshake-timeout', 100, 600_000)! } : {}),
+    },
     ...(flags['max-failed-handshakes'] || flags['failed-handshake-window'] ? { handshakeLimit: { maxFailures: int(flags, 'max-failed-handshakes', 1, 1_000_000), windowMs: (int(flags, 'failed-handshake-window', 1, 86_400) ?? 60) * 1000 } } : {}),
-    ...(flags['handshake-timeout'] ? { session: { handshakeTimeout: int(flags, 'handshake-timeout', 100, 600_000)! } } : {}),
     ...(flags['max-unauthenticated'] ? { maxUnauthenticated: int(flags, 'max-unauthenticated', 1, 1_000_000)! } : {}),
     ...(flags['max-unauthenticated-per-source'] ? { maxUnauthenticatedPerSource: int(flags, 'max-unauthenticated-per-source', 1, 1_000_000)! } : {}),
     httpGateway: flags['no-http-gateway'] ? false : flags['http-max-sockets'] ? { maxSocketsPerOrigin: int(flags, 'http-max-sockets', 1, 100_000)! } : true,
     logger: log,
   })
-  await server.listen(listen.port, listen.host)
+  await server.listen(listen.port, listen.host).catch(async (err: Error) => {
+    await server.close().catch(() => {})
+    throw err
+  })
   if (flags.stats) {
     statusLine(() => {
       const s = server.stats()
       const http = s.http ? `  http ${s.http.requests} req (${s.http.active} active, ${s.http.originConnections} origin conns, ${s.http.refused} refused)` : ''
       return `sessions ${s.sessions}  streams ${s.streams}  connecting ${s.connectsInProgress}  up ${human(s.bytesUp)}  down ${human(s.bytesDown)}  refused ${s.refused}  failed handshakes ${s.handshakeFailures}${http}`
-    })
+    }, statsInterval)
   }
   onStop(() => server.close())
   return await new Promise<number>(() => {})
@@ -188,6 +257,7 @@ export async function runClient(argv: string[]): Promise<number> {
     lanes: {},
     'http-proxy': {},
     'http-proxy-auth': {},
+    'max-auth-failures': {},
   })
   const log = logger(flags, 'client')
   if (typeof flags.server !== 'string') throw new UsageError('--server host:port is required')
@@ -212,6 +282,8 @@ export async function runClient(argv: string[]): Promise<number> {
   const fbw = int(flags, 'first-bytes-wait', 0, 10_000)
   const pool = int(flags, 'pool', 1, 64)
   const lanes = int(flags, 'lanes', 1, 64)
+  const maxAuthFailures = int(flags, 'max-auth-failures', 0, 1_000_000)
+  const statsInterval = int(flags, 'stats-interval', 1, 86_400)
   const client = new TunnelClient({
     server,
     key: key(flags, log),
@@ -219,12 +291,22 @@ export async function runClient(argv: string[]): Promise<number> {
     ...(fbw !== undefined ? { firstBytesWait: fbw } : {}),
     ...(pool !== undefined && pool > 1 ? { pool } : {}),
     ...(lanes !== undefined && lanes > 1 ? { lanes } : {}),
+    ...(maxAuthFailures !== undefined ? { maxAuthFailures } : {}),
     logger: log,
   })
-  client.start()
-  for (const f of forwards) await client.forward(f.at, f.target)
-  if (flags.socks) await client.socks(parseHostPort(flags.socks as string, '--socks', '127.0.0.1'))
-  const proxy = httpAt ? await new HttpProxy({ tunnel: client, ...(proxyAuth ? { auth: proxyAuth } : {}), ...(fbw !== undefined ? { firstBytesWait: fbw } : {}), logger: log }).listen(httpAt.port, httpAt.host) : null
+  // Gave up (the server does not accept this key): the reason is logged; exit 1.
+  const failed = new Promise<number>((resolve) => client.once('error', () => resolve(1)))
+  let proxy: HttpProxy | null = null
+  try {
+    for (const f of forwards) await client.forward(f.at, f.target)
+    if (flags.socks) await client.socks(parseHostPort(flags.socks as string, '--socks', '127.0.0.1'))
+    proxy = httpAt ? await new HttpProxy({ tunnel: client, ...(proxyAuth ? { auth: proxyAuth } : {}), ...(fbw !== undefined ? { firstBytesWait: fbw } : {}), logger: log }).listen(httpAt.port, httpAt.host) : null
+    client.start()
+  } catch (err) {
+    // A local port in use (or any listener that cannot start): stop everything, one line, exit 1.
+    await Promise.race([Promise.all([proxy?.close(), client.close()]), new Promise((r) => setTimeout(r, 1000).unref())])
+    throw err
+  }
   if (flags.stats) {
     statusLine(() => {
       const s = client.stats()
@@ -233,13 +315,15 @@ export async function runClient(argv: string[]): Promise<number> {
       const p = proxy?.stats()
       const http = p ? `  http ${p.requests} req (${p.active} active, ${p.connections} conns, ${p.refused} refused)` : ''
       return `session ${s.state}  streams ${s.streams}  up ${human(s.bytesUp)}  down ${human(s.bytesDown)}  rtt ${s.rtt.toFixed(1)} ms  reconnects ${s.reconnects}  resumes ${s.resumes}  refused ${s.refused}${pool}${lanes}${http}`
-    })
+    }, statsInterval)
   }
   onStop(async () => {
     await proxy?.close()
     await client.close()
   })
-  return await new Promise<number>(() => {})
+  const code = await failed
+  await Promise.race([proxy?.close(), new Promise((r) => setTimeout(r, 1000).unref())])
+  return code
 }
 
 export async function runKeygen(argv: string[]): Promise<number> {

@@ -4,7 +4,7 @@
  * @packageDocumentation
  */
 export { Session } from './session.js'
-export type { OpenOptions, StreamInfo, GoawayInfo, SessionState, SessionStats, SessionEvents } from './session.js'
+export type { OpenOptions, StreamInfo, RefusedOpenInfo, GoawayInfo, SessionState, SessionStats, SessionEvents } from './session.js'
 export type { SessionOptions, AuthOptions, ResumptionOptions } from './options.js'
 export { SessionRegistry } from './registry.js'
 export type { SessionRegistryOptions, SessionRegistryEvents, SessionRegistryStats } from './registry.js'

@@ -155,7 +155,15 @@ export class SessionRegistry extends EventEmitter<SessionRegistryEvents> {
       this.emit('authenticated', duplex)
     })
     session.once('close', (err?: Error & { code?: string }) => {
-      if (!up) this.emit('failed', { why: err ? `${err.code}: ${err.message}` : 'closed before the handshake', duplex })
+      if (up) return
+      // A client whose key differs finds out from our proof and leaves
+      // without sending its own (PROTOCOL.md 16): its connection ends after
+      // our HELLO, before its AUTH.
+      const leftAtProof = session.peerHello !== null && (err === undefined || err.code === 'SYNMUX_CONNECTION_LOST')
+      const why = leftAtProof
+        ? 'authentication failed: the client closed the connection instead of proving the key (a client with a different key does this)'
+        : err ? `${err.code}: ${err.message}` : 'closed before the handshake'
+      this.emit('failed', { why, duplex })
     })
     this.emit('session', session)
     if (set !== null) set._input(buf)

@@ -86,6 +86,18 @@ export interface StreamInfo {
   messages: boolean
 }
 
+/** Argument of the `'refused'` event: a peer's OPEN the session refused itself. */
+export interface RefusedOpenInfo {
+  /** The stream id of the OPEN. */
+  streamId: number
+  /** The REFUSED code sent (`RefuseCode`: TOO_MANY_STREAMS, TOO_MANY_PENDING, BUSY, ...). */
+  code: number
+  /** The reason sent with it. */
+  reason: string
+  /** The target the opener named, or `null`. */
+  target: DecodedTarget | null
+}
+
 /** Argument of the `'goaway'` event. */
 export interface GoawayInfo {
   /** GOAWAY code (`GoawayCode`). */
@@ -150,6 +162,8 @@ export interface SessionStats {
 export interface SessionEvents {
   /** A peer-opened stream; answer with accept()/write()/refuse(). */
   stream: [stream: MuxStream, info: StreamInfo]
+  /** A peer's OPEN the session refused by itself, before any `'stream'` (a limit: max streams, max pending opens, the session buffer; a bad target; going away). */
+  refused: [info: RefusedOpenInfo]
   /** The peer's HELLO arrived; `session.id` is set. */
   handshake: []
   /** The peer sent GOAWAY. */
@@ -1443,7 +1457,9 @@ export class Session extends EventEmitter<SessionEvents> {
       else if (!isPrintableHost(f.target.host)) refuse = RefuseCode.BAD_TARGET
     }
     if (refuse !== 0) {
-      this.queueControl(encodeFrame({ type: FrameType.REFUSED, streamId: id, code: refuse, reason: REFUSE_REASONS[refuse] ?? '' }))
+      const reason = REFUSE_REASONS[refuse] ?? ''
+      this.queueControl(encodeFrame({ type: FrameType.REFUSED, streamId: id, code: refuse, reason }))
+      if (this.listenerCount('refused') > 0) this.emit('refused', { streamId: id, code: refuse, reason, target: f.target })
       return
     }
     const messages = (f.flags & FrameFlag.MESSAGES) !== 0

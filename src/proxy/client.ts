@@ -23,6 +23,7 @@ import type { Target } from '../mux/target.js'
 import { silentLogger, type Logger } from '../tunnel/log.js'
 import { relay } from '../tunnel/relay.js'
 import { readFirstBytes } from '../tunnel/onward.js'
+import { listenError } from '../tunnel/errors.js'
 import {
   GATEWAY_HOST,
   GATEWAY_PORT,
@@ -190,9 +191,11 @@ export class HttpProxy extends EventEmitter {
   /** Starts listening (default host 127.0.0.1). */
   listen(port: number, host = '127.0.0.1'): Promise<this> {
     return new Promise((resolve, reject) => {
-      this.server.once('error', reject)
+      const onError = (err: NodeJS.ErrnoException): void => reject(listenError(err, host, port, 'HTTP proxy'))
+      this.server.once('error', onError)
       this.server.listen(port, host, () => {
-        this.server.off('error', reject)
+        this.server.off('error', onError)
+        this.server.on('error', (err) => this.#log.error(`HTTP proxy: ${err.message}`))
         const a = this.address()
         this.#log.info(`HTTP proxy on ${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}${this.#expected ? ' (basic auth)' : ''}`)
         resolve(this)

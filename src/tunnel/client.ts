@@ -8,13 +8,15 @@ import crypto from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import net from 'node:net'
 import tls from 'node:tls'
+import { ResetCode } from '../mux/constants.js'
 import type { MuxError } from '../mux/errors.js'
 import type { SessionOptions } from '../mux/options.js'
 import { Session } from '../mux/session.js'
 import type { MuxStream } from '../mux/stream.js'
 import type { Target } from '../mux/target.js'
 import { createConnection } from '../tfo/connect.js'
-import { TunnelError } from './errors.js'
+import { listenError, TunnelError } from './errors.js'
+import { OpenPacer } from './room.js'
 import { silentLogger, type Logger } from './log.js'
 import { relay } from './relay.js'
 import { readFirstBytes } from './onward.js'
@@ -46,8 +48,27 @@ export interface TunnelClientOptions {
   reconnect?: { min?: number; max?: number }
   /** How long to wait for an application's first bytes before opening its stream. Default 5 ms. */
   firstBytesWait?: number
-  /** How long a new local connection waits for a session before it is closed. Default 10,000 ms. */
+  /**
+   * How long a new local connection waits for a session (or, with every
+   * session at its stream limit's pace, for room) before it is closed, and
+   * logged. Default 10,000 ms.
+   */
   sessionWait?: number
+  /**
+   * Opens sent on one session and not answered yet; more wait (in order)
+   * until an answer comes back. The server keeps an unanswered open pending
+   * while it connects onward and refuses opens past its own pending limit
+   * (256 per session by default), so a burst of thousands of connections
+   * is paced instead of refused. Default 128.
+   */
+  maxOpening?: number
+  /**
+   * Give up after this many handshakes in a row failed authentication (the
+   * server's proof does not match this key: the client and the server hold
+   * different keys): the client closes and emits `'error'` with `code`
+   * `SYNMUX_AUTH_FAILED`. 0: keep trying. Default 3.
+   */
+  maxAuthFailures?: number
   /**
    * Run a {@link SessionPool} of this many sessions, each on its own
    * connection (new streams go to the best one). Default: one session.
@@ -102,8 +123,16 @@ function pinCheck(fingerprint: string): (host: string, cert: tls.PeerCertificate
   }
 }
 
+/** What the client logs when the server's proof fails: the keys differ. */
+const WRONG_KEY = 'authentication failed: the server does not accept this key'
+
 /**
  * A tunnel client.
+ *
+ * Events: `'up'` `(session)` a session is established; `'down'` `(err?)`
+ * a session closed (it reconnects); `'error'` `(err)` — only emitted when a
+ * listener exists — the client gave up (`SYNMUX_AUTH_FAILED` after
+ * `maxAuthFailures`) and is closed; `'close'` the client is closed.
  *
  * @example
  * ```js
@@ -126,6 +155,11 @@ export class TunnelClient extends EventEmitter {
   readonly #listeners = new Set<net.Server>()
   readonly #stats = { bytesUp: 0, bytesDown: 0, refused: 0, resumes: 0 }
   #pool: SessionPool | null = null
+  readonly #pacer: OpenPacer
+  /** Handshakes in a row that failed authentication. */
+  #authFailures = 0
+  /** Why the last session attempt failed (for the log line of a connection that found no session). */
+  #lastFailure = ''
 
   constructor(options: TunnelClientOptions) {
     super()
@@ -135,6 +169,13 @@ export class TunnelClient extends EventEmitter {
     this.#opts = options
     this.#log = options.logger ?? silentLogger
     this.#backoff = options.reconnect?.min ?? 100
+    for (const k of ['maxOpening', 'maxAuthFailures'] as const) {
+      const v = options[k]
+      if (v !== undefined && (typeof v !== 'number' || !Number.isInteger(v) || v < (k === 'maxOpening' ? 1 : 0))) {
+        throw Object.assign(new RangeError(`options.${k} must be an integer >= ${k === 'maxOpening' ? 1 : 0}`), { code: 'ERR_OUT_OF_RANGE' })
+      }
+    }
+    this.#pacer = new OpenPacer(options.maxOpening ?? 128)
   }
 
   /** Connects, and keeps a session up until {@link TunnelClient.close}. */
@@ -149,8 +190,11 @@ export class TunnelClient extends EventEmitter {
         })
         this.#pool.on('up', (s: Session) => {
           this.#up = true
+          this.#authFailures = 0
+          this.#pacer.wake(true)
           this.emit('up', s)
         })
+        this.#pool.on('down', (_i: number, err?: MuxError) => this.#failed(err))
         this.#pool.start()
       }
       return this
@@ -243,6 +287,8 @@ export class TunnelClient extends EventEmitter {
     session.on('error', () => {})
     session.once('handshake', () => {
       this.#up = true
+      this.#authFailures = 0
+      this.#pacer.wake(true)
       this.#sessions++
       this.#backoff = this.#opts.reconnect?.min ?? 100
       this.#log.info(`session to ${host}:${port} up${this.#sessions > 1 ? ` (reconnect ${this.#sessions - 1})` : ''}, TFO ${raw.fastOpen.accepted === true ? 'used' : `not used (${raw.fastOpen.reason ?? 'pending'})`}`)
@@ -253,45 +299,108 @@ export class TunnelClient extends EventEmitter {
       const wasUp = this.#up
       this.#up = false
       this.#session = null
-      this.#log[wasUp ? 'warn' : 'info'](`session to ${host}:${port} ${wasUp ? 'lost' : 'failed'}${err ? `: ${err.code} ${err.message}` : ''}`)
+      if (err?.code !== 'SYNMUX_AUTH_FAILED') this.#log[wasUp ? 'warn' : 'info'](`session to ${host}:${port} ${wasUp ? 'lost' : 'failed'}${err ? `: ${err.code} ${err.message}` : ''}`)
       this.emit('down', err)
-      if (this.#closed) return
+      if (this.#failed(err) || this.#closed) return
       const delay = this.#backoff
       this.#backoff = Math.min(this.#backoff * 2, this.#opts.reconnect?.max ?? 10_000)
       this.#timer = setTimeout(() => this.#connect(), delay)
     })
   }
 
-  /** Resolves with an established session, waiting up to `sessionWait`. */
-  #ready(): Promise<Session> {
-    const s = this.session
-    if (s) return Promise.resolve(s)
-    if (this.#closed) return Promise.reject(new TunnelError('SYNMUX_BAD_CONFIG', 'the tunnel client is closed'))
+  /**
+   * A session attempt ended with `err`: counts authentication failures and
+   * gives up after `maxAuthFailures` in a row. Returns whether it gave up.
+   */
+  #failed(err: MuxError | undefined): boolean {
+    if (err) this.#lastFailure = `${err.code} ${err.message}`
+    if (err?.code !== 'SYNMUX_AUTH_FAILED' || this.#closed) return false
+    const max = this.#opts.maxAuthFailures ?? 3
+    const n = ++this.#authFailures
+    const { host, port } = this.#opts.server
+    // A wrong key shows as the server's proof not matching ours; other
+    // authentication failures (the server requires no key, sent no nonce) keep their own words.
+    const why = /does not hold our key/.test(err.message) ? WRONG_KEY : err.message
+    this.#lastFailure = why
+    this.#log.error(`${why} (server ${host}:${port}${max > 0 ? `, attempt ${n} of ${max}` : ''})`)
+    if (max === 0 || n < max) return false
+    this.#log.error(`giving up after ${n} failed authentications: check that the client and the server use the same key file`)
+    const e = new TunnelError('SYNMUX_AUTH_FAILED', why, { cause: err })
+    void this.close()
+    if (this.listenerCount('error') > 0) this.emit('error', e)
+    return true
+  }
+
+  /** Established sessions (with a pool: every slot's that is open). */
+  #upSessions(): Session[] {
+    if (this.#pool !== null) return this.#pool.sessions.filter((s) => !s.destroyed && s.state === 'open' && s.peerHello !== null)
+    return this.#up && this.#session !== null && this.#session.state === 'open' ? [this.#session] : []
+  }
+
+  /** Resolves when a session is up, or rejects after `ms` (or when the client closes). */
+  #waitUp(ms: number): Promise<void> {
+    if (this.#closed) return Promise.reject(new TunnelError('SYNMUX_NO_SESSION', 'the tunnel client is closed'))
     this.start()
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.off('up', onUp)
-        reject(new TunnelError('SYNMUX_BAD_CONFIG', `no session to ${this.#opts.server.host}:${this.#opts.server.port}`))
-      }, this.#opts.sessionWait ?? 10_000)
-      const onUp = (session: Session) => {
+      const done = (err?: Error): void => {
         clearTimeout(timer)
-        resolve(session)
+        this.off('up', onUp)
+        this.off('close', onClose)
+        if (err) reject(err)
+        else resolve()
       }
+      const onUp = (): void => done()
+      const onClose = (): void => done(new TunnelError('SYNMUX_NO_SESSION', `the tunnel client is closed${this.#lastFailure ? ` (${this.#lastFailure})` : ''}`))
+      const { host, port } = this.#opts.server
+      const wait = this.#opts.sessionWait ?? 10_000
+      const timer = setTimeout(
+        () => done(new TunnelError('SYNMUX_NO_SESSION', `no session to the server ${host}:${port} within ${wait} ms${this.#lastFailure ? ` (last attempt: ${this.#lastFailure})` : ''}`)),
+        ms,
+      )
       this.once('up', onUp)
+      this.once('close', onClose)
     })
   }
 
   /**
-   * Opens a stream to `target` carrying `data` in its OPEN (waits for a
-   * session if none is up).
+   * Opens a stream to `target` carrying `data` in its OPEN, on a session
+   * with room (see {@link TunnelClientOptions.maxOpening}; with a pool, the
+   * best session that has room). Waits up to `sessionWait` for a session,
+   * or for an unanswered open to be answered; rejects with `code`
+   * `SYNMUX_NO_SESSION` when none came, and `SYNMUX_TOO_MANY_STREAMS` when
+   * every session holds as many streams as the server accepts.
    */
   async open(target: Target, data?: Buffer): Promise<MuxStream> {
-    if (this.#pool !== null || (this.#opts.pool ?? 0) > 1) {
-      this.start()
-      return this.#pool!.open({ target, ...(data && data.length ? { data } : {}) }, this.#opts.sessionWait ?? 10_000)
+    const wait = this.#opts.sessionWait ?? 10_000
+    const until = Date.now() + wait
+    let woken = false
+    for (;;) {
+      const up = this.#upSessions()
+      if (up.length === 0) {
+        await this.#waitUp(Math.max(0, until - Date.now()))
+        continue
+      }
+      const pacer = this.#pacer
+      const session = this.#pool !== null ? this.#pool.pick((s) => pacer.room(s) === 'yes') : pacer.room(up[0]!) === 'yes' ? up[0]! : null
+      if (session !== null) {
+        const stream = session.open({ target, ...(data && data.length ? { data } : {}) })
+        pacer.track(session, stream)
+        // Someone else may be waiting for the room this one did not take.
+        if (woken) pacer.wake()
+        return stream
+      }
+      if (up.every((s) => pacer.room(s) === 'full') && (this.#pool === null || up.length === this.#pool.stats().size)) {
+        const max = up[0]!.peerHello!.maxStreams
+        throw new TunnelError(
+          'SYNMUX_TOO_MANY_STREAMS',
+          `the server accepts at most ${max} streams per session and ${up.length > 1 ? `all ${up.length} sessions are` : 'the session is'} full (raise the server's --max-streams${this.#pool === null ? ', or use --pool' : ''})`,
+        )
+      }
+      if (!(await pacer.wait(Math.max(0, until - Date.now()), woken))) {
+        throw new TunnelError('SYNMUX_NO_SESSION', `no room for a new stream within ${wait} ms (${this.#upSessions().map((s) => `${pacer.opening(s)} opens unanswered, ${s.streamCount} streams`).join('; ')})`)
+      }
+      woken = true
     }
-    const session = await this.#ready()
-    return session.open({ target, ...(data && data.length ? { data } : {}) })
   }
 
   /** Carries one local connection to `target` through the session. */
@@ -302,12 +411,19 @@ export class TunnelClient extends EventEmitter {
     try {
       stream = await this.open(target, first)
     } catch (err) {
-      this.#log.warn(`${target.host}:${target.port}: ${(err as Error).message}`)
+      if ((err as TunnelError).code === 'SYNMUX_TOO_MANY_STREAMS') this.#stats.refused++
+      this.#log.warn(`closing the connection from ${socket.remoteAddress}:${socket.remotePort} to ${target.host}:${target.port}: ${(err as Error).message}`)
       socket.destroy()
       return
     }
+    if (socket.destroyed) {
+      // The application gave up while its stream waited for a session or for room.
+      stream.on('error', () => {})
+      stream.reset(ResetCode.CANCEL)
+      return
+    }
     stream.once('error', (err: Error & { code?: string }) => {
-      if (err.code === 'SYNMUX_REFUSED') {
+      if (err.code === 'SYNMUX_REFUSED' || err.code === 'SYNMUX_TOO_MANY_STREAMS') {
         this.#stats.refused++
         // Nothing the application sent is forwarded anywhere else: close it.
         this.#log.warn(`${target.host}:${target.port} refused: ${err.message}`)
@@ -321,11 +437,20 @@ export class TunnelClient extends EventEmitter {
   #listen(server: net.Server, at: { host?: string; port: number }, what: string): Promise<LocalListener> {
     this.#listeners.add(server)
     return new Promise((resolve, reject) => {
-      server.once('error', reject)
-      server.listen(at.port, at.host ?? '127.0.0.1', () => {
-        server.off('error', reject)
+      const host = at.host ?? '127.0.0.1'
+      const onError = (err: NodeJS.ErrnoException): void => {
+        this.#listeners.delete(server)
+        reject(listenError(err, host, at.port, what))
+      }
+      server.once('error', onError)
+      server.listen(at.port, host, () => {
+        server.off('error', onError)
+        // A listener's later errors (EMFILE on accept, ...) are logged, never unhandled.
+        server.on('error', (err) => this.#log.error(`${what}: ${err.message}`))
         const a = server.address() as net.AddressInfo
         this.#log.info(`${what} on ${a.address}:${a.port}`)
+        // The session starts once there is something to carry (a port in use connects nowhere).
+        this.start()
         resolve({ server, address: () => server.address() as net.AddressInfo })
       })
     })
@@ -333,7 +458,6 @@ export class TunnelClient extends EventEmitter {
 
   /** Listens locally; every connection is carried to `target`. */
   forward(at: { host?: string; port: number }, target: Target): Promise<LocalListener> {
-    this.start()
     const server = net.createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true }, (socket) => void this.#carry(socket, target))
     return this.#listen(server, at, `forwarding to ${target.host}:${target.port}`)
   }
@@ -344,7 +468,6 @@ export class TunnelClient extends EventEmitter {
    * OPEN; if the far side refuses, the connection is closed.
    */
   socks(at: { host?: string; port: number }): Promise<LocalListener> {
-    this.start()
     const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
       socket.on('error', () => {})
       const parser = new Socks5Parser()
@@ -376,7 +499,9 @@ export class TunnelClient extends EventEmitter {
 
   /** Closes listeners and the session. */
   async close(): Promise<void> {
+    if (!this.#closed) process.nextTick(() => this.emit('close'))
     this.#closed = true
+    this.#pacer.wake(true)
     if (this.#timer) clearTimeout(this.#timer)
     await Promise.all([...this.#listeners].map((s) => new Promise((r) => s.close(r))))
     if (this.#pool !== null) await this.#pool.close()

@@ -15,6 +15,7 @@ import type { MuxError } from '../mux/errors.js'
 import type { SessionOptions } from '../mux/options.js'
 import { type OpenOptions, Session } from '../mux/session.js'
 import type { MuxStream } from '../mux/stream.js'
+import { streamRoom } from './room.js'
 
 /** Options of a {@link SessionPool}. */
 export interface SessionPoolOptions {
@@ -186,6 +187,7 @@ export class SessionPool extends EventEmitter {
         m.linked = false
         if (this.#closed) return
         this.emit('down', index, err)
+        if (this.#closed) return
         this.#stats.replaced++
         const i = this.#members.indexOf(m)
         if (i >= 0) this.#members[i] = this.#spawn(index, m)
@@ -280,13 +282,19 @@ export class SessionPool extends EventEmitter {
     }
   }
 
-  /** The best session now: attached, lowest RTT weighted by what is queued on it; `null` if none is up. */
-  pick(): Session | null {
+  /**
+   * The best session now: attached, with room for a new stream (fewer
+   * streams than the server accepts per session), lowest RTT weighted by
+   * what is queued on it; `null` if none is up with room. `accept`, if
+   * given, must also accept it.
+   */
+  pick(accept?: (session: Session) => boolean): Session | null {
     let best: Session | null = null
     let bestScore = Infinity
     for (const m of this.#members) {
       const s = m.session
-      if (!m.up || s.destroyed || s.state !== 'open') continue
+      if (!m.up || s.destroyed || s.state !== 'open' || streamRoom(s) <= 0) continue
+      if (accept !== undefined && !accept(s)) continue
       const st = s.stats()
       const queued = (s.duplex.writableLength ?? 0) + st.controlQueueBytes
       const score = (m.linked ? 0 : 1e6) + (Math.max(st.rtt, 0.1) + 1) * (1 + queued / 262_144 + st.streams / 16)
@@ -298,9 +306,14 @@ export class SessionPool extends EventEmitter {
     return best
   }
 
-  /** Opens a stream on the best session; waits (up to `wait` ms) for one to come up. */
+  /**
+   * Opens a stream on the best session with room; waits (up to `wait` ms)
+   * for one to come up. When every session is up and full, the stream
+   * fails like `Session.open()` past the limit (`SYNMUX_TOO_MANY_STREAMS`).
+   */
   async open(options: OpenOptions = {}, wait = 10_000): Promise<MuxStream> {
     let s = this.pick()
+    if (s === null) s = this.#full()
     if (s === null) {
       this.start()
       s = await new Promise<Session>((resolve, reject) => {
@@ -316,6 +329,12 @@ export class SessionPool extends EventEmitter {
       })
     }
     return s.open(options)
+  }
+
+  /** When every slot has an open session and all are full: one of them (its `open()` reports the limit). */
+  #full(): Session | null {
+    const open = this.#members.filter((m) => m.up && !m.session.destroyed && m.session.state === 'open')
+    return open.length === this.#members.length && open.length > 0 ? open[0]!.session : null
   }
 
   /** The sessions (one per slot; a slot's session changes when it is replaced). */

@@ -20,9 +20,11 @@ import type { FastOpenSocket } from '../tfo/socket.js'
 import { enableFastOpen } from '../tfo/server.js'
 import { AllowList } from './allow.js'
 import { refuseCodeFor } from './onward.js'
+import { listenError } from './errors.js'
 import { FailureLimiter, type FailureLimiterOptions } from './ratelimit.js'
 import { HandshakeGuard } from './handshakes.js'
 import { relay } from './relay.js'
+import { ConnectSlots } from './slots.js'
 import { silentLogger, type Logger } from './log.js'
 import { HttpGateway, type HttpGatewayLimits, type HttpGatewayStats } from '../proxy/gateway.js'
 import { isGatewayTarget } from '../proxy/common.js'
@@ -35,9 +37,18 @@ export interface TunnelServerOptions {
   allow: AllowList | string | readonly string[]
   /** Serve sessions over TLS with this certificate and key. */
   tls?: { cert: string | Buffer; key: string | Buffer }
-  /** Session limits (role and auth are set by the server). */
+  /**
+   * Session limits (role and auth are set by the server). `maxStreams`,
+   * the streams a client may keep open at once in one session, defaults to
+   * {@link TUNNEL_MAX_STREAMS} (16,384) here; an OPEN past it is refused
+   * (`REFUSED(TOO_MANY_STREAMS)`) and logged.
+   */
   session?: Omit<SessionOptions, 'role'>
-  /** Onward connects in progress per session; more wait (unanswered) for a slot. Default 64. */
+  /**
+   * Onward connects in progress per session (resolving and connecting; a
+   * stream holds no slot once its connect has completed or failed); more
+   * wait, unanswered, for a slot. Default 64.
+   */
   maxConnectsPerSession?: number
   /** Onward connect timeout in ms. Default 10,000. */
   connectTimeout?: number
@@ -60,6 +71,13 @@ export interface TunnelServerOptions {
   httpGateway?: boolean | HttpGatewayLimits
   logger?: Logger
 }
+
+/**
+ * Default streams per session of a tunnel server (the session's
+ * `maxStreams`, announced in its HELLO): enough for 10,000 concurrent
+ * connections through one `synmux client` with defaults.
+ */
+export const TUNNEL_MAX_STREAMS = 16_384
 
 /** Live counters of a {@link TunnelServer}. */
 export interface TunnelServerStats {
@@ -157,9 +175,12 @@ export class TunnelServer extends EventEmitter {
   /** Starts listening. */
   listen(port: number, host?: string): Promise<this> {
     return new Promise((resolve, reject) => {
-      this.#server.once('error', reject)
+      const onError = (err: NodeJS.ErrnoException): void => reject(listenError(err, host ?? '::', port))
+      this.#server.once('error', onError)
       this.#server.listen(port, host, () => {
-        this.#server.off('error', reject)
+        this.#server.off('error', onError)
+        // Later listener errors (EMFILE on accept, ...) are logged, never unhandled.
+        this.#server.on('error', (err) => this.#log.error(`listener: ${err.message}`))
         const a = this.address()
         const fo = (this.#server as net.Server & { fastOpen?: { enabled: boolean; reason?: string } }).fastOpen
         this.#log.info(`listening on ${a.address}:${a.port}${this.#opts.tls ? ' (TLS)' : ''}, TFO ${fo?.enabled ? 'on' : `off (${fo?.reason ?? 'unknown'})`}, allow: ${this.allow.entries.join(', ') || 'nothing (default deny)'}`)
@@ -188,7 +209,7 @@ export class TunnelServer extends EventEmitter {
     socket.on('error', () => {})
     this.#guard.link(socket)
     if (this.#registry === null) {
-      this.#registry = new SessionRegistry({ resumption: {}, ...this.#opts.session, acceptDelay: Infinity, auth: { key: this.#opts.key } })
+      this.#registry = new SessionRegistry({ resumption: {}, maxStreams: TUNNEL_MAX_STREAMS, ...this.#opts.session, acceptDelay: Infinity, auth: { key: this.#opts.key } })
       const from = (d: unknown) => (d as net.Socket).remoteAddress ?? '?'
       this.#registry.on('session', (s) => this.#onSession(s, from(s.duplex)))
       this.#registry.on('resumed', (s) => this.#log.info(`session resumed from ${from(s.duplex)}`))
@@ -206,36 +227,50 @@ export class TunnelServer extends EventEmitter {
       this.#log.info(`session from ${source} established`)
     })
     session.on('error', () => {})
+    // OPENs the session refuses by itself (its limits): each one is logged.
+    session.on('refused', ({ streamId, code, reason, target }) => {
+      this.#stats.refused++
+      const limit =
+        code === RefuseCode.TOO_MANY_STREAMS ? ` (${session.opts.maxStreams} per session, --max-streams)` : code === RefuseCode.TOO_MANY_PENDING ? ` (${session.opts.maxPendingOpens} per session)` : code === RefuseCode.BUSY ? ` (${session.opts.maxSessionBuffer} bytes buffered)` : ''
+      this.#log.info(`refused stream ${streamId}${target ? ` to ${targetText(target)}` : ''} from ${source}: ${reason}${limit}`)
+    })
     session.once('close', (err) => {
       this.#sessions.delete(session)
       // (a failure before the handshake is counted and logged by the guard)
       if (handshook) this.#log.info(`session from ${source} closed${err ? `: ${err.code}` : ''}`)
     })
     // At most maxConnectsPerSession onward connects run at once; the rest
-    // wait unanswered (the session's maxPendingOpens bounds how many).
-    const max = this.#opts.maxConnectsPerSession ?? 64
-    let running = 0
-    const waiting: (() => void)[] = []
-    const release = () => {
-      running--
-      this.#stats.connectsInProgress--
-      const next = waiting.shift()
-      if (next) next()
-    }
-    const run = (stream: MuxStream, target: DecodedTarget) => {
-      running++
-      this.#stats.connectsInProgress++
-      if (stream.destroyed) return release()
-      this.#connect(stream, target).finally(release)
-    }
+    // wait unanswered (the session's maxPendingOpens bounds how many). A
+    // slot is released when the connect completes or fails, not when the
+    // relay ends.
+    const slots = new ConnectSlots(this.#opts.maxConnectsPerSession ?? 64)
     session.on('stream', (stream, { target }) => {
+      // The server owns the stream from its first moment: whatever phase it
+      // is in (waiting for a slot, resolving, connecting, relaying), a reset
+      // from the peer or the failure of its session destroys it with an
+      // error, and that must never be an unhandled 'error' that ends the
+      // process. Each phase then only checks `stream.destroyed`.
+      stream.on('error', (err: Error) => this.#log.debug(`stream ${stream.id}${target ? ` to ${targetText(target)}` : ''}: ${err.message}`))
       if (!target) return stream.refuse(RefuseCode.BAD_TARGET, 'a target is required')
       if (isGatewayTarget(target)) {
         if (this.#gateway) return this.#gateway.handle(stream)
         return this.#refuse(stream, target, RefuseCode.NOT_ALLOWED, 'the HTTP gateway is off')
       }
-      if (running < max) run(stream, target)
-      else waiting.push(() => run(stream, target))
+      void slots
+        .run(stream, async () => {
+          this.#stats.connectsInProgress++
+          try {
+            return await this.#connect(stream, target)
+          } finally {
+            this.#stats.connectsInProgress--
+          }
+        })
+        .then((c) => c && this.#relay(stream, c.onward, c.first))
+        .catch((err: Error) => {
+          // A bug in one stream's handling must cost that stream, not the process.
+          this.#log.error(`stream ${stream.id} to ${targetText(target)}: ${err.stack ?? err.message}`)
+          stream.destroy()
+        })
     })
   }
 
@@ -258,19 +293,28 @@ export class TunnelServer extends EventEmitter {
     return all.filter((a) => this.allow.match({ host: target.host, port: target.port, address: a.address }))
   }
 
-  async #connect(stream: MuxStream, target: DecodedTarget): Promise<void> {
+  /** Resolves, checks and connects onward (the part that holds a connect slot); `null` if refused or abandoned. */
+  async #connect(stream: MuxStream, target: DecodedTarget): Promise<{ onward: FastOpenSocket; first: Buffer } | null> {
     let addresses: { address: string; family: number }[]
     try {
       addresses = await this.#allowedAddresses(target)
     } catch (err) {
-      return this.#refuse(stream, target, refuseCodeFor(err as NodeJS.ErrnoException), (err as Error).message)
+      this.#refuse(stream, target, refuseCodeFor(err as NodeJS.ErrnoException), (err as Error).message)
+      return null
     }
-    if (addresses.length === 0) return this.#refuse(stream, target, RefuseCode.NOT_ALLOWED, 'not in the allow list')
-    if (stream.destroyed) return
+    if (addresses.length === 0) {
+      this.#refuse(stream, target, RefuseCode.NOT_ALLOWED, 'not in the allow list')
+      return null
+    }
+    if (stream.destroyed) return null
     // The OPEN's bytes (and any DATA that followed) go in the onward SYN.
     const chunks: Buffer[] = []
     for (let c: Buffer | null; (c = stream.read()) !== null; ) chunks.push(c)
     const first = Buffer.concat(chunks)
+    // A stream that closes (reset, or its session gone) abandons its connect: the slot and the fd are freed at once.
+    const abandon = new AbortController()
+    const onClose = (): void => abandon.abort()
+    stream.once('close', onClose)
     let onward: FastOpenSocket
     try {
       onward = await connectWithData(
@@ -280,20 +324,32 @@ export class TunnelServer extends EventEmitter {
           noDelay: true,
           allowHalfOpen: true,
           timeout: this.#opts.connectTimeout ?? 10_000,
+          signal: abandon.signal,
           lookup: ((_h: string, _o: unknown, cb: (e: null, a: typeof addresses) => void) => cb(null, addresses)) as never,
         },
         first,
       )
     } catch (err) {
-      return this.#refuse(stream, target, refuseCodeFor(err as NodeJS.ErrnoException), (err as NodeJS.ErrnoException).code ?? (err as Error).message)
+      if (!stream.destroyed) this.#refuse(stream, target, refuseCodeFor(err as NodeJS.ErrnoException), (err as NodeJS.ErrnoException).code ?? (err as Error).message)
+      return null
+    } finally {
+      stream.off('close', onClose)
     }
     onward.setTimeout(0)
     if (stream.destroyed) {
       onward.destroy()
-      return
+      return null
     }
     this.#log.debug(`connected ${targetText(target)} (${first.length} bytes in ${onward.fastOpen.accepted ? 'the SYN' : `the stream, ${onward.fastOpen.reason ?? ''}`})`)
-    // OPENED carries the target's first bytes if they come quickly.
+    return { onward, first }
+  }
+
+  /** Answers OPENED (with the target's first bytes if they come quickly) and relays until both sides are done. */
+  async #relay(stream: MuxStream, onward: FastOpenSocket, first: Buffer): Promise<void> {
+    if (stream.destroyed) {
+      onward.destroy()
+      return
+    }
     const wait = this.#opts.firstResponseWait ?? 10
     const timer = setTimeout(() => stream.pending && stream.accept(), wait)
     onward.once('data', () => clearTimeout(timer))

@@ -176,9 +176,9 @@ describe('command line', () => {
   it('--stats prints a live status line', async () => {
     const port = await freePort()
     const fwd = await freePort()
-    const server = synmux(['server', '--listen', `127.0.0.1:${port}`, '--key', key, '--allow', `127.0.0.1:${targetPort}`, '--stats'])
+    const server = synmux(['server', '--listen', `127.0.0.1:${port}`, '--key', key, '--allow', `127.0.0.1:${targetPort}`, '--stats', '--stats-interval', '1'])
     await server.waitFor(/listening on/)
-    const client = synmux(['client', '--server', `127.0.0.1:${port}`, '--key', key, '--forward', `${fwd}=127.0.0.1:${targetPort}`, '--stats'])
+    const client = synmux(['client', '--server', `127.0.0.1:${port}`, '--key', key, '--forward', `${fwd}=127.0.0.1:${targetPort}`, '--stats', '--stats-interval', '1'])
     await client.waitFor(/session to .* up/)
     await get(fwd)
     await client.waitFor(/session up\s+streams \d+\s+up \d+.* rtt [\d.]+ ms\s+reconnects 0/, 5000)
