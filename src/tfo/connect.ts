@@ -451,12 +451,23 @@ function preconnect(addr: Address, opts: ConnectPlan, payload: Buffer, cancel: A
       }
       return reject(e.syscall === 'bind' ? systemError(e, 'bind', opts.localAddress, opts.localPort) : systemError(e, 'connect', addr.address, opts.port))
     }
+    let waiter: NativeWaitHandle
     const onAbort = () => {
       waiter.cancel()
       n.close(fd)
       reject(cancel.reason)
     }
-    const waiter = n.waitWritable(fd, (err) => {
+    try {
+      waiter = n.waitWritable(fd, onWritable)
+    } catch (err) {
+      // e.g. EMFILE from dup(): the descriptor is still ours to close.
+      n.close(fd)
+      return reject(systemError(err as NodeJS.ErrnoException, 'connect', addr.address, opts.port))
+    }
+    if (cancel.aborted) return onAbort()
+    cancel.addEventListener('abort', onAbort, { once: true })
+
+    function onWritable(err: NodeJS.ErrnoException | null): void {
       cancel.removeEventListener('abort', onAbort)
       if (err) {
         n.close(fd)
@@ -472,8 +483,6 @@ function preconnect(addr: Address, opts: ConnectPlan, payload: Buffer, cancel: A
       if (rest.length > 0) socket.write(rest)
       refresh(socket)
       resolve(socket)
-    })
-    if (cancel.aborted) return onAbort()
-    cancel.addEventListener('abort', onAbort, { once: true })
+    }
   })
 }
