@@ -27,11 +27,11 @@
 import dns from 'node:dns'
 import net from 'node:net'
 import { connectEx } from './connect-win.js'
-import { deferredConnection } from './darwin.js'
+import { deferredConnection, sendSynIfIdle } from './darwin.js'
 import { abortError, invalidArgType, systemError } from './errors.js'
 import { adoptFd, canAdopt } from './handle.js'
 import { native, type NativeWaitHandle } from './native.js'
-import { FastOpenSocket, markAttempted, markNoData, markNotAttempted, refresh, socketFd } from './socket.js'
+import { FastOpenSocket, markAttempted, markNotAttempted, refresh, socketFd } from './socket.js'
 import { darwinSetting, SUPPORTED_PLATFORMS } from './support.js'
 import type { FastOpenConnectOptions, FastOpenReason } from './types.js'
 import { toBytes, validateConnectOptions, type ConnectPlan } from './validate.js'
@@ -121,21 +121,7 @@ function attach(socket: FastOpenSocket, family: 4 | 6): void {
   // With a cookie the kernel defers the SYN to the first write. A socket
   // that writes nothing when connected (a server-speaks-first protocol)
   // would wait forever, so send the SYN empty after this turn of the loop.
-  socket.once('connect', () => setImmediate(sendSynIfIdle, socket))
-}
-
-function sendSynIfIdle(socket: FastOpenSocket): void {
-  const fd = socketFd(socket)
-  if (socket.destroyed || fd < 0) return
-  try {
-    const info = native!.tcpInfo(fd)
-    if (info.connecting && info.segsOut === 0) {
-      native!.triggerConnect(fd)
-      markNoData(socket)
-    }
-  } catch {
-    // the socket failed meanwhile; Node reports that itself
-  }
+  socket.once('connect', () => setImmediate(() => sendSynIfIdle(socket, socketFd(socket))))
 }
 
 /** Starts connecting `socket` through Node, with a TFO descriptor when possible. */

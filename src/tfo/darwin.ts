@@ -273,8 +273,12 @@ export function deferredConnection(o: DeferredOptions): FastOpenSocket | { reaso
   return socket
 }
 
-function sendSynIfIdle(socket: FastOpenSocket, fd: number): void {
-  if (socket.destroyed) return
+/**
+ * Sends the SYN of a deferred TFO connect that has nothing to carry (a
+ * server-speaks-first protocol), so it does not wait forever. @internal
+ */
+export function sendSynIfIdle(socket: FastOpenSocket, fd: number): void {
+  if (socket.destroyed || fd < 0) return
   try {
     const info = native!.tcpInfo(fd)
     if (info.connecting && (info.segsOut ?? 0) === 0) {
