@@ -98,9 +98,20 @@ function outFile(target) {
   return file
 }
 
-function zig(args) {
+/** zig c++ for `target` over `sources`, a shared object at the target's output path. */
+function zig(target, sources, linkFlags) {
   const bin = path.join(npmTools, '@ryoppippi', 'zig-linux-x64', 'zig')
   const cache = path.join(tools, 'zig-cache')
+  const args = [
+    'c++', '-target', ZIG_TRIPLE[target],
+    '-std=c++17', '-O2', '-Wall', '-Wextra', '-Wno-unused-parameter',
+    '-fPIC', '-fvisibility=hidden', '-fexceptions',
+    ...DEFINES.map((d) => `-D${d}`),
+    `-I${napiInclude()}`, `-I${addonApiInclude()}`, `-I${uvInclude()}`,
+    ...sources.map((f) => path.join(root, 'native', f)),
+    '-shared', '-s', ...linkFlags,
+    '-o', outFile(target),
+  ]
   return run(bin, args, { env: { ...process.env, ZIG_GLOBAL_CACHE_DIR: cache, ZIG_LOCAL_CACHE_DIR: cache } })
 }
 
@@ -111,16 +122,7 @@ function buildLinux(target) {
   // libc++/libunwind stay private, so they never bind to Node's own.
   const exports = path.join(work, 'exports.map')
   fs.writeFileSync(exports, '{ global: napi_register_module_v1; node_api_module_get_api_version_v1; local: *; };\n')
-  return zig([
-    'c++', '-target', ZIG_TRIPLE[target],
-    '-std=c++17', '-O2', '-Wall', '-Wextra', '-Wno-unused-parameter',
-    '-fPIC', '-fvisibility=hidden', '-fexceptions',
-    ...DEFINES.map((d) => `-D${d}`),
-    `-I${napiInclude()}`, `-I${addonApiInclude()}`, `-I${uvInclude()}`,
-    ...SOURCES.linux.map((f) => path.join(root, 'native', f)),
-    '-shared', '-s', `-Wl,--version-script=${exports}`,
-    '-o', outFile(target),
-  ])
+  return zig(target, SOURCES.linux, [`-Wl,--version-script=${exports}`])
 }
 
 function buildWindows() {
@@ -152,16 +154,7 @@ function buildDarwin(target) {
   // macOS 11 is the oldest SDK zig 0.11 bundles headers for (its C++
   // headers fail for 10.15); on 10.15 the addon builds from source with
   // binding.gyp's MACOSX_DEPLOYMENT_TARGET 10.15.
-  return zig([
-    'c++', '-target', ZIG_TRIPLE[target],
-    '-std=c++17', '-O2', '-Wall', '-Wextra', '-Wno-unused-parameter',
-    '-fPIC', '-fvisibility=hidden', '-fexceptions',
-    ...DEFINES.map((d) => `-D${d}`),
-    `-I${napiInclude()}`, `-I${addonApiInclude()}`, `-I${uvInclude()}`,
-    ...SOURCES.darwin.map((f) => path.join(root, 'native', f)),
-    '-shared', '-s', '-Wl,-undefined,dynamic_lookup', '-Wl,-install_name,@rpath/synmux.node',
-    '-o', outFile(target),
-  ])
+  return zig(target, SOURCES.darwin, ['-Wl,-undefined,dynamic_lookup', '-Wl,-install_name,@rpath/synmux.node'])
 }
 
 module.exports = { ALL, OUT, GLIBC_FLOOR }

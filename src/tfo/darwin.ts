@@ -94,13 +94,27 @@ class DeferredConnect implements WriteGate {
     for (const f of this.held.splice(0)) f()
   }
 
-  write(io: (done: Callback) => void, cb: Callback): void {
+  /**
+   * The phase an I/O meets; `resolving` holds it (`again` runs once the
+   * connect is issued) and `open`/`gone` run it (`now`), returning null.
+   */
+  private settle(again: () => void, now: () => void): 'deferred' | 'handshake' | null {
     const p = this.phase()
-    if (p === 'resolving') return void this.held.push(() => this.write(io, cb))
+    if (p === 'resolving') {
+      this.held.push(again)
+      return null
+    }
     if (p === 'open' || p === 'gone') {
       if (p === 'open' && this.phaseNow !== 'open') this.open()
-      return io(cb)
+      now()
+      return null
     }
+    return p
+  }
+
+  write(io: (done: Callback) => void, cb: Callback): void {
+    const p = this.settle(() => this.write(io, cb), () => io(cb))
+    if (p === null) return
     if (p === 'deferred') {
       // This write carries the SYN.
       io((err) => (err || this.phaseNow === 'open' ? cb(err) : this.held.push(() => cb())))
@@ -113,12 +127,8 @@ class DeferredConnect implements WriteGate {
   }
 
   final(io: (done: Callback) => void, cb: Callback): void {
-    const p = this.phase()
-    if (p === 'resolving') return void this.held.push(() => this.final(io, cb))
-    if (p === 'open' || p === 'gone') {
-      if (p === 'open' && this.phaseNow !== 'open') this.open()
-      return io(cb)
-    }
+    const p = this.settle(() => this.final(io, cb), () => io(cb))
+    if (p === null) return
     if (p === 'deferred') {
       // end() with nothing written: start the handshake, then shut down.
       try {
