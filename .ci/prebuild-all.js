@@ -1,17 +1,20 @@
 #!/usr/bin/env node
-// npm run prebuild:all — builds the addon for all four targets on this
-// Linux machine, named as node-gyp-build looks for them
-// (prebuilds/<platform>-<arch>/synmux.node, what `prebuildify --napi`
-// writes for linux-x64):
-//   linux-x64     prebuildify (node-gyp, the machine's g++)
-//   win32-x64     mingw-w64 g++, linked against an import library made from
-//                 node-api-headers' def/node_api.def (host NODE.EXE) with
-//                 x86_64-w64-mingw32-dlltool; libgcc/libstdc++/winpthread
-//                 static, so no mingw DLL is needed at run time
-//   darwin-x64    zig c++ -target x86_64-macos, -undefined dynamic_lookup
-//   darwin-arm64  zig c++ -target aarch64-macos, idem
-// Tools come from .ci/setup-cross.sh (run first when missing).
-// Usage: node .ci/prebuild-all.js [linux-x64 win32-x64 darwin-x64 darwin-arm64]
+// npm run prebuild:all — builds the addon for every published target on
+// this Linux machine, named as node-gyp-build looks for them. These exact
+// files are what CI loads on each OS and what `npm pack` ships:
+//   linux-x64       prebuilds/linux-x64/synmux.glibc.node    zig c++ -target x86_64-linux-gnu.2.17
+//   linux-x64-musl  prebuilds/linux-x64/synmux.musl.node     zig c++ -target x86_64-linux-musl
+//   linux-arm64     prebuilds/linux-arm64/synmux.glibc.node  zig c++ -target aarch64-linux-gnu.2.17
+//   win32-x64       prebuilds/win32-x64/synmux.node          mingw-w64 g++, linked against an import
+//                   library made from node-api-headers' def/node_api.def (host NODE.EXE) with
+//                   x86_64-w64-mingw32-dlltool; libgcc/libstdc++/winpthread static
+//   darwin-x64      prebuilds/darwin-x64/synmux.node         zig c++ -target x86_64-macos, -undefined dynamic_lookup
+//   darwin-arm64    prebuilds/darwin-arm64/synmux.node       zig c++ -target aarch64-macos, idem
+// Linux binaries link zig's libc++ statically and export only the two
+// Node-API entry points (a version script), and need nothing newer than
+// glibc 2.17 (.ci/verify-prebuilds.js glibc checks it with objdump -T).
+// Tools come from .ci/setup-cross.sh (run first when missing), into .tools/.
+// Usage: node .ci/prebuild-all.js [target ...]   (default: all)
 'use strict'
 const { execFileSync } = require('node:child_process')
 const fs = require('node:fs')
@@ -19,15 +22,34 @@ const os = require('node:os')
 const path = require('node:path')
 
 const root = path.join(__dirname, '..')
-const tools = process.env.SYNMUX_TOOLS || path.join(os.homedir(), '.cache', 'synmux-cross')
+const tools = process.env.SYNMUX_TOOLS || path.join(root, '.tools')
 const npmTools = path.join(tools, 'npm', 'node_modules')
 const NAME = require(path.join(root, 'package.json')).name // "synmux"
-const ALL = ['linux-x64', 'win32-x64', 'darwin-x64', 'darwin-arm64']
+const ALL = ['linux-x64', 'linux-x64-musl', 'linux-arm64', 'win32-x64', 'darwin-x64', 'darwin-arm64']
 
 const COMMON = ['addon.cc', 'errors.cc', 'sockaddr.cc', 'args.cc']
 const SOURCES = {
   'win32-x64': [...COMMON, 'errors_win.cc', 'tfo_win.cc'],
   darwin: [...COMMON, 'tfo_darwin.cc', 'socket_unix.cc', 'wait_unix.cc'],
+  linux: [...COMMON, 'tfo_linux.cc', 'socket_unix.cc', 'wait_unix.cc'],
+}
+/** Where each target's binary goes (node-gyp-build picks by directory and libc tag). */
+const OUT = {
+  'linux-x64': 'linux-x64/synmux.glibc.node',
+  'linux-x64-musl': 'linux-x64/synmux.musl.node',
+  'linux-arm64': 'linux-arm64/synmux.glibc.node',
+  'win32-x64': 'win32-x64/synmux.node',
+  'darwin-x64': 'darwin-x64/synmux.node',
+  'darwin-arm64': 'darwin-arm64/synmux.node',
+}
+/** The glibc these builds need at most (README "Install from npm"). */
+const GLIBC_FLOOR = '2.17'
+const ZIG_TRIPLE = {
+  'linux-x64': `x86_64-linux-gnu.${GLIBC_FLOOR}`,
+  'linux-x64-musl': 'x86_64-linux-musl',
+  'linux-arm64': `aarch64-linux-gnu.${GLIBC_FLOOR}`,
+  'darwin-x64': 'x86_64-macos.11.0',
+  'darwin-arm64': 'aarch64-macos.11.0',
 }
 const DEFINES = ['NAPI_VERSION=8', 'NAPI_CPP_EXCEPTIONS', `NODE_GYP_MODULE_NAME=${NAME}`, 'BUILDING_NODE_EXTENSION']
 
@@ -62,7 +84,7 @@ function uvInclude() {
   const dir = candidates.find((d) => fs.existsSync(path.join(d, 'uv.h')) && fs.existsSync(path.join(d, 'uv', 'darwin.h')))
   if (!dir) throw new Error(`uv.h with uv/darwin.h not found in ${candidates.join(', ')}`)
   // Copy just uv.h + uv/ so Node's own node_api.h there cannot shadow node-api-headers'.
-  const out = path.join(root, 'build', 'cross', 'uv-include')
+  const out = path.join(tools, 'work', 'uv-include')
   fs.rmSync(out, { recursive: true, force: true })
   fs.mkdirSync(path.join(out, 'uv'), { recursive: true })
   fs.copyFileSync(path.join(dir, 'uv.h'), path.join(out, 'uv.h'))
@@ -71,26 +93,40 @@ function uvInclude() {
 }
 
 function outFile(target) {
-  const dir = path.join(root, 'prebuilds', target)
-  fs.mkdirSync(dir, { recursive: true })
-  return path.join(dir, `${NAME}.node`)
+  const file = path.join(root, 'prebuilds', OUT[target])
+  fs.mkdirSync(path.dirname(file), { recursive: true })
+  return file
 }
 
-function buildLinux() {
-  const bin = path.join(root, 'node_modules', '.bin', 'prebuildify')
-  // Without a nodedir, node-gyp downloads headers for -t 20.0.0; the local
-  // Node's own headers serve a Node-API build just as well (npm sets this
-  // from .npmrc when run as `npm run`).
-  const env = { ...process.env }
-  const local = path.join(path.dirname(process.execPath), '..')
-  if (!env.npm_config_nodedir && fs.existsSync(path.join(local, 'include', 'node', 'node_api.h'))) {
-    env.npm_config_nodedir = path.resolve(local)
-  }
-  return run(bin, ['--napi', '--strip', '--quiet', '-t', '20.0.0'], { env })
+/** zig c++ for `target` over `sources`, a shared object at the target's output path. */
+function zig(target, sources, linkFlags) {
+  const bin = path.join(npmTools, '@ryoppippi', 'zig-linux-x64', 'zig')
+  const cache = path.join(tools, 'zig-cache')
+  const args = [
+    'c++', '-target', ZIG_TRIPLE[target],
+    '-std=c++17', '-O2', '-Wall', '-Wextra', '-Wno-unused-parameter',
+    '-fPIC', '-fvisibility=hidden', '-fexceptions',
+    ...DEFINES.map((d) => `-D${d}`),
+    `-I${napiInclude()}`, `-I${addonApiInclude()}`, `-I${uvInclude()}`,
+    ...sources.map((f) => path.join(root, 'native', f)),
+    '-shared', '-s', ...linkFlags,
+    '-o', outFile(target),
+  ]
+  return run(bin, args, { env: { ...process.env, ZIG_GLOBAL_CACHE_DIR: cache, ZIG_LOCAL_CACHE_DIR: cache } })
+}
+
+function buildLinux(target) {
+  const work = path.join(tools, 'work', target)
+  fs.mkdirSync(work, { recursive: true })
+  // Only the Node-API entry points leave the binary: the statically linked
+  // libc++/libunwind stay private, so they never bind to Node's own.
+  const exports = path.join(work, 'exports.map')
+  fs.writeFileSync(exports, '{ global: napi_register_module_v1; node_api_module_get_api_version_v1; local: *; };\n')
+  return zig(target, SOURCES.linux, [`-Wl,--version-script=${exports}`])
 }
 
 function buildWindows() {
-  const work = path.join(root, 'build', 'cross', 'win32-x64')
+  const work = path.join(tools, 'work', 'win32-x64')
   fs.mkdirSync(work, { recursive: true })
   const lib = path.join(work, 'libnode.a')
   let ms = run('x86_64-w64-mingw32-dlltool', [
@@ -114,33 +150,22 @@ function buildWindows() {
   return ms
 }
 
-function buildDarwin(arch) {
-  const zig = path.join(npmTools, '@ryoppippi', 'zig-linux-x64', 'zig')
+function buildDarwin(target) {
   // macOS 11 is the oldest SDK zig 0.11 bundles headers for (its C++
   // headers fail for 10.15); on 10.15 the addon builds from source with
   // binding.gyp's MACOSX_DEPLOYMENT_TARGET 10.15.
-  const triple = arch === 'arm64' ? 'aarch64-macos.11.0' : 'x86_64-macos.11.0'
-  const cache = path.join(tools, 'zig-cache')
-  return run(zig, [
-    'c++', '-target', triple,
-    '-std=c++17', '-O2', '-Wall', '-Wextra', '-Wno-unused-parameter',
-    '-fPIC', '-fvisibility=hidden', '-fexceptions',
-    ...DEFINES.map((d) => `-D${d}`),
-    `-I${napiInclude()}`, `-I${addonApiInclude()}`, `-I${uvInclude()}`,
-    ...SOURCES.darwin.map((f) => path.join(root, 'native', f)),
-    '-shared', '-s', '-Wl,-undefined,dynamic_lookup', '-Wl,-install_name,@rpath/synmux.node',
-    '-o', outFile(`darwin-${arch}`),
-  ], { env: { ...process.env, ZIG_GLOBAL_CACHE_DIR: cache, ZIG_LOCAL_CACHE_DIR: cache } })
+  return zig(target, SOURCES.darwin, ['-Wl,-undefined,dynamic_lookup', '-Wl,-install_name,@rpath/synmux.node'])
 }
 
-const targets = process.argv.length > 2 ? process.argv.slice(2) : ALL
-for (const t of targets) if (!ALL.includes(t)) throw new Error(`unknown target ${t} (one of ${ALL.join(', ')})`)
-if (targets.some((t) => t !== 'linux-x64')) ensureTools()
-for (const t of targets) {
-  let ms
-  if (t === 'linux-x64') ms = buildLinux()
-  else if (t === 'win32-x64') ms = buildWindows()
-  else ms = buildDarwin(t.split('-')[1])
-  const file = outFile(t)
-  console.log(`prebuild-all: ${path.relative(root, file)} (${fs.statSync(file).size} bytes, ${(ms / 1000).toFixed(1)} s)`)
+module.exports = { ALL, OUT, GLIBC_FLOOR }
+
+if (require.main === module) {
+  const targets = process.argv.length > 2 ? process.argv.slice(2) : ALL
+  for (const t of targets) if (!ALL.includes(t)) throw new Error(`unknown target ${t} (one of ${ALL.join(', ')})`)
+  ensureTools()
+  for (const t of targets) {
+    const ms = t === 'win32-x64' ? buildWindows() : t.startsWith('darwin-') ? buildDarwin(t) : buildLinux(t)
+    const file = outFile(t)
+    console.log(`prebuild-all: ${path.relative(root, file)} (${fs.statSync(file).size} bytes, ${(ms / 1000).toFixed(1)} s)`)
+  }
 }

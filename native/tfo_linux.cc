@@ -73,6 +73,25 @@ Napi::Value ConnectData(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, static_cast<double>(n));
 }
 
+Napi::Value ConnectResume(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  ArgCount(info, 3);
+  int fd = ArgSocket(info, 0);
+  std::string ip = ArgString(info, 1, "address", 64);
+  int port = ArgInt(info, 2, "port", 1, 65535);
+  struct sockaddr_storage ss;
+  socklen_t slen = ParseSockaddr(env, ip, port, &ss);
+  int one = 1;
+  if (setsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN_CONNECT, &one, sizeof(one)) != 0) throw ErrnoError(env, errno, "setsockopt");
+  int r;
+  do {
+    r = connect(fd, reinterpret_cast<struct sockaddr*>(&ss), slen);
+  } while (r != 0 && errno == EINTR);
+  if (r == 0) return Napi::Number::New(env, 0);  // a cookie: the SYN waits for the first write
+  if (errno == EINPROGRESS) return Napi::Number::New(env, -1);  // no cookie: the SYN asks for one
+  throw ErrnoError(env, errno, "connect");
+}
+
 Napi::Value TriggerConnect(const Napi::CallbackInfo& info) {
   ArgCount(info, 1);
   int fd = ArgSocket(info, 0);

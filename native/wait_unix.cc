@@ -8,6 +8,7 @@
 #include "addon.h"
 
 #include <cerrno>
+#include <exception>
 #include <fcntl.h>
 #include <unistd.h>
 #include <uv.h>
@@ -69,12 +70,23 @@ void WaitHandle::OnPoll(uv_poll_t* handle, int status, int events) {
   if (err == 0 && status < 0) err = -status;
   Napi::Env env = self->Env();
   Napi::HandleScope scope(env);
-  Napi::FunctionReference cb = std::move(self->callback_);
-  self->Stop();
-  Napi::Value arg = err ? Napi::Value(ErrnoError(env, err, "connect").Value()) : env.Null();
-  Napi::Object keep = self->Value();
-  self->Unref();
-  cb.MakeCallback(keep, {arg});
+  // This runs from libuv, outside any JavaScript frame: a C++ exception
+  // must not unwind into libuv (that aborts the process). A JavaScript
+  // exception thrown by the callback arrives here as a Napi::Error; hand it
+  // to Node as an uncaught exception, exactly as for any other callback
+  // ('uncaughtException' listeners see it, otherwise Node reports it and exits).
+  try {
+    Napi::FunctionReference cb = std::move(self->callback_);
+    self->Stop();
+    Napi::Object keep = self->Value();
+    self->Unref();
+    Napi::Value arg = err ? Napi::Value(ErrnoError(env, err, "connect").Value()) : env.Null();
+    cb.MakeCallback(keep, {arg});
+  } catch (const Napi::Error& e) {
+    napi_fatal_exception(env, e.Value());
+  } catch (const std::exception& e) {
+    napi_fatal_exception(env, Napi::Error::New(env, e.what()).Value());
+  }
 }
 
 Napi::Value WaitWritable(const Napi::CallbackInfo& info) {

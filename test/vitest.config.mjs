@@ -21,6 +21,6 @@ export default defineConfig({
     // name) are external, whatever the clone's path or directory name is
     // (a pattern like /synmux/ would match every test file in a clone
     // named synmux and hand the .ts files to plain Node).
-    server: { deps: { external: [new RegExp(`^${escape(slashed)}/dist/`), /^synmux$/] } },
+    server: { deps: { external: [new RegExp(`^${escape(slashed)}/dist/`), /^synmux$/, /\/node_modules\/synmux\//] } },
   },
 })

@@ -208,14 +208,18 @@ export class MuxStream extends Duplex {
 
   /** Message streams also emit each `'data'` chunk (one message) as `'message'`. */
   override emit(event: string | symbol, ...args: any[]): boolean {
-    if (event === 'data' && this.messages) {
-      // 'data' is when a message is consumed (flowing, read(), for await):
-      // let the session credit its bytes back. (Node calls _read() only
-      // while the object-mode buffer is below its high-water mark and no
-      // _read() is pending, so it is not a reliable consumption signal.)
+    if (event === 'data') {
+      // 'data' is when bytes or a message are consumed (flowing, read(),
+      // for await, pipe): let the session credit them back. (Node calls
+      // _read() only while the buffer is below its high-water mark and no
+      // _read() is pending, so _read() alone is not a reliable consumption
+      // signal: on Node 22 and later a reader that pauses in 'data' would
+      // otherwise never return the last window's credit.)
       this.session._streamRead(this)
-      const d = super.emit('data', ...args)
-      return super.emit('message', args[0]) || d
+      if (this.messages) {
+        const d = super.emit('data', ...args)
+        return super.emit('message', args[0]) || d
+      }
     }
     return super.emit(event, ...args)
   }

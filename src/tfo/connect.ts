@@ -12,8 +12,10 @@
  *   hands the connected descriptor to Node; bytes the SYN could not take
  *   are written after.
  * - macOS: `connectWithData` uses **preconnect** with `connectx()`;
- *   `createConnection` uses **handle** with the socket's connect replaced by
- *   a deferred `connectx(CONNECT_RESUME_ON_READ_WRITE)` (`darwin.ts`).
+ *   `createConnection` uses **deferred**: `connectx(CONNECT_RESUME_ON_READ_WRITE)`
+ *   without data on a descriptor adopted with `new net.Socket({ fd })`, so
+ *   the first write carries the SYN (`darwin.ts`; on Linux the same path
+ *   runs under `SYNMUX_LINUX_TFO_METHOD=adopt`, for its tests).
  * - **connectex** (Windows, `connectWithData` only): `ConnectEx` with the
  *   data, then the SOCKET is handed to Node (`connect-win.ts`). Windows
  *   sends SYN data only through ConnectEx, which needs the data when the
@@ -25,27 +27,32 @@
 import dns from 'node:dns'
 import net from 'node:net'
 import { connectEx } from './connect-win.js'
-import { canDeferConnect, deferConnect } from './darwin.js'
+import { deferredConnection, sendSynIfIdle } from './darwin.js'
 import { abortError, invalidArgType, systemError } from './errors.js'
-import { adoptFd, canAdopt, fdOf } from './handle.js'
+import { adoptFd, canAdopt } from './handle.js'
 import { native, type NativeWaitHandle } from './native.js'
-import { FastOpenSocket, markAttempted, markNoData, markNotAttempted, refresh } from './socket.js'
+import { FastOpenSocket, markAttempted, markNotAttempted, refresh, socketFd } from './socket.js'
 import { darwinSetting, SUPPORTED_PLATFORMS } from './support.js'
 import type { FastOpenConnectOptions, FastOpenReason } from './types.js'
 import { normalizeConnectArgs, toBytes, validateConnectOptions, type ConnectPlan } from './validate.js'
 import { windowsHandleError } from './win-handle.js'
 
-type Method = 'handle' | 'preconnect' | 'connectex'
+type Method = 'handle' | 'preconnect' | 'connectex' | 'deferred'
 
-/** Linux client method; switches to sendto(MSG_FASTOPEN) once the kernel says ENOPROTOOPT. */
+/**
+ * Linux client method; switches to sendto(MSG_FASTOPEN) once the kernel
+ * says ENOPROTOOPT. Test hooks: `SYNMUX_LINUX_TFO_METHOD=sendto` (the
+ * pre-4.11 path), `=adopt` (createConnection through the macOS code path).
+ */
 let linuxMethod: Method = process.env.SYNMUX_LINUX_TFO_METHOD === 'sendto' ? 'preconnect' : 'handle'
+const linuxAdopt = process.env.SYNMUX_LINUX_TFO_METHOD === 'adopt'
 
 /** How a connect will try TFO, or why it will not. */
 function clientMethod(opts: ConnectPlan): { method: Method } | { reason: FastOpenReason } {
   if (opts.fastOpen === false) return { reason: 'opted-out' }
   if (!SUPPORTED_PLATFORMS.includes(process.platform)) return { reason: 'unsupported-platform' }
   if (!native) return { reason: 'addon-unavailable' }
-  if (process.platform === 'darwin') return native.connectResume ? { method: 'handle' } : { reason: 'addon-unavailable' }
+  if (process.platform === 'darwin') return native.connectResume ? { method: 'deferred' } : { reason: 'addon-unavailable' }
   if (process.platform === 'win32') {
     if (!native.connectEx) return { reason: 'addon-unavailable' }
     return windowsHandleError() === undefined ? { method: 'connectex' } : { reason: 'handle-unavailable' }
@@ -91,7 +98,6 @@ function netConnectOptions(opts: ConnectPlan): net.TcpSocketConnectOpts {
 function attach(socket: FastOpenSocket, family: 4 | 6): void {
   const n = native!
   if (!canAdopt(socket)) return markNotAttempted(socket, 'handle-unavailable')
-  if (process.platform === 'darwin') return attachDarwin(socket, family)
   let fd: number
   try {
     fd = n.socket(family)
@@ -115,47 +121,7 @@ function attach(socket: FastOpenSocket, family: 4 | 6): void {
   // With a cookie the kernel defers the SYN to the first write. A socket
   // that writes nothing when connected (a server-speaks-first protocol)
   // would wait forever, so send the SYN empty after this turn of the loop.
-  socket.once('connect', () => setImmediate(sendSynIfIdle, socket))
-}
-
-function attachDarwin(socket: FastOpenSocket, family: 4 | 6): void {
-  const n = native!
-  if (!canDeferConnect(socket)) return markNotAttempted(socket, 'handle-unavailable')
-  if (!darwinClientOn()) return markNotAttempted(socket, 'disabled-by-os')
-  let fd: number
-  try {
-    fd = n.socket(family)
-  } catch {
-    return markNotAttempted(socket, 'unknown')
-  }
-  if (forceDarwinTfo) {
-    try {
-      n.setFastOpenConnect(fd)
-    } catch {
-      // private option gone: the heuristics decide
-    }
-  }
-  if (adoptFd(socket, fd) !== 0) {
-    n.close(fd)
-    return markNotAttempted(socket, 'handle-unavailable')
-  }
-  deferConnect(socket, fd)
-  markAttempted(socket)
-  socket.once('connect', () => setImmediate(sendSynIfIdle, socket))
-}
-
-function sendSynIfIdle(socket: FastOpenSocket): void {
-  const fd = fdOf(socket)
-  if (socket.destroyed || fd < 0) return
-  try {
-    const info = native!.tcpInfo(fd)
-    if (info.connecting && info.segsOut === 0) {
-      native!.triggerConnect(fd)
-      markNoData(socket)
-    }
-  } catch {
-    // the socket failed meanwhile; Node reports that itself
-  }
+  socket.once('connect', () => setImmediate(() => sendSynIfIdle(socket, socketFd(socket))))
 }
 
 /** Starts connecting `socket` through Node, with a TFO descriptor when possible. */
@@ -219,9 +185,24 @@ export function createConnection(port: number | string, connectListener?: () => 
 export function createConnection(...args: unknown[]): FastOpenSocket {
   const { options, listener: connectListener } = normalizeConnectArgs(args)
   const opts = validateConnectOptions(options)
+  if (connectListener !== undefined && typeof connectListener !== 'function') {
+    throw invalidArgType('connectListener', 'of type function', connectListener)
+  }
+  let plan = clientMethod(opts)
+  if ('method' in plan && (plan.method === 'deferred' || (plan.method === 'handle' && linuxAdopt))) {
+    if (process.platform === 'darwin' && !darwinClientOn()) {
+      plan = { reason: 'disabled-by-os' }
+    } else {
+      const made = deferredConnection({ plan: opts, socketOptions: socketOptions(opts), force: forceDarwinTfo, connectListener })
+      if (made instanceof FastOpenSocket) {
+        if (opts.signal) watchSignal(made, opts.signal)
+        return made
+      }
+      plan = made
+    }
+  }
   const socket = new FastOpenSocket(socketOptions(opts))
   if (opts.signal) watchSignal(socket, opts.signal)
-  const plan = clientMethod(opts)
   if ('reason' in plan) {
     markNotAttempted(socket, plan.reason)
     connectThroughNode(socket, opts, false, connectListener)
@@ -343,7 +324,7 @@ function connectOnce(addr: Address, opts: ConnectPlan, payload: Buffer, cancel: 
   const one: ConnectPlan = { ...opts, host: addr.address, family: addr.family }
   const plan = clientMethod(one)
   if ('method' in plan && payload.length > 0) {
-    if (plan.method === 'preconnect' || (plan.method === 'handle' && process.platform === 'darwin')) {
+    if (plan.method === 'preconnect' || plan.method === 'deferred') {
       return preconnect(addr, one, payload, cancel)
     }
     if (plan.method === 'connectex') return connectEx(addr, one, payload, cancel, socketOptions(one))
@@ -381,7 +362,7 @@ function established(socket: FastOpenSocket, addr: Address, port: number, cancel
     const onAbort = () => fail(cancel.reason)
     const onClose = () => fail(systemError('ECONNRESET', 'connect', addr.address, port))
     const onConnect = () => {
-      const fd = fdOf(socket)
+      const fd = socketFd(socket)
       if (native && socket.fastOpen.attempted && fd >= 0) {
         try {
           // A TFO connect reports 'connect' before the SYN-ACK: wait for
@@ -461,12 +442,23 @@ function preconnect(addr: Address, opts: ConnectPlan, payload: Buffer, cancel: A
       }
       return reject(e.syscall === 'bind' ? systemError(e, 'bind', opts.localAddress, opts.localPort) : systemError(e, 'connect', addr.address, opts.port))
     }
+    let waiter: NativeWaitHandle
     const onAbort = () => {
       waiter.cancel()
       n.close(fd)
       reject(cancel.reason)
     }
-    const waiter = n.waitWritable(fd, (err) => {
+    try {
+      waiter = n.waitWritable(fd, onWritable)
+    } catch (err) {
+      // e.g. EMFILE from dup(): the descriptor is still ours to close.
+      n.close(fd)
+      return reject(systemError(err as NodeJS.ErrnoException, 'connect', addr.address, opts.port))
+    }
+    if (cancel.aborted) return onAbort()
+    cancel.addEventListener('abort', onAbort, { once: true })
+
+    function onWritable(err: NodeJS.ErrnoException | null): void {
       cancel.removeEventListener('abort', onAbort)
       if (err) {
         n.close(fd)
@@ -482,8 +474,6 @@ function preconnect(addr: Address, opts: ConnectPlan, payload: Buffer, cancel: A
       if (rest.length > 0) socket.write(rest)
       refresh(socket)
       resolve(socket)
-    })
-    if (cancel.aborted) return onAbort()
-    cancel.addEventListener('abort', onAbort, { once: true })
+    }
   })
 }

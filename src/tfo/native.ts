@@ -61,8 +61,10 @@ export interface NativeBinding {
   /** macOS: sysctl `net.inet.tcp.fastopen`, or undefined when unreadable. */
   fastOpenSetting?(): number | undefined
   /**
-   * macOS: `connectx(CONNECT_RESUME_ON_READ_WRITE | CONNECT_DATA_IDEMPOTENT)`
-   * without data; 0 when deferred to the first write/read, -1 when already connecting.
+   * A connect that sends nothing until the first write (which carries SYN +
+   * data). macOS: `connectx(CONNECT_RESUME_ON_READ_WRITE |
+   * CONNECT_DATA_IDEMPOTENT)` without data; Linux: `TCP_FASTOPEN_CONNECT` +
+   * `connect()`. 0 when deferred, -1 when the SYN already left.
    */
   connectResume?(fd: number, address: string, port: number): number
   /**
@@ -76,8 +78,8 @@ export interface NativeBinding {
     data: Uint8Array,
     callback: (err: NodeJS.ErrnoException | null, bytesSent: number) => void,
   ): NativeWaitHandle
-  /** Windows: `IPV6_V6ONLY`. */
-  setV6Only?(socket: number, on: boolean): void
+  /** `IPV6_V6ONLY` (off: an IPv6 socket that also reaches IPv4 peers as ::ffff:a.b.c.d). */
+  setV6Only(socket: number, on: boolean): void
 }
 
 function load(): { binding: NativeBinding | null; error: Error | null } {

@@ -4,6 +4,7 @@
  */
 import fs from 'node:fs'
 import os from 'node:os'
+import path from 'node:path'
 import { native, nativeLoadError } from './native.js'
 import { refusedReason, WINDOWS_CLIENT_BUILD, WINDOWS_SERVER_BUILD, windowsBuild } from './connect-win.js'
 import { windowsHandleError } from './win-handle.js'
@@ -59,18 +60,39 @@ export function fastOpenSupport(): FastOpenSupport {
     }
   }
   if (!native) {
-    return {
-      platform,
-      addon: false,
-      client: false,
-      server: false,
-      reason: 'addon-unavailable',
-      detail: `the native addon did not load (${nativeLoadError?.message ?? 'unknown error'}); connections use plain net. Reinstall with \`npm install --build-from-source\` if no prebuilt binary fits this machine`,
-    }
+    return { platform, addon: false, client: false, server: false, reason: 'addon-unavailable', detail: addonDetail() }
   }
   if (platform === 'darwin') return darwinSupport()
   if (platform === 'win32') return windowsSupport()
   return linuxSupport()
+}
+
+/** The first line of an error message, trimmed (node-gyp-build's span several lines). */
+function firstLine(message: string): string {
+  return message.split('\n', 1)[0]!.trim()
+}
+
+/**
+ * Why the addon is missing, on one line: the install-time failure that
+ * scripts/install.js recorded when it could neither find a prebuilt binary
+ * nor compile one, else the load error.
+ */
+function addonDetail(): string {
+  const install = installFailure()
+  const why = install ?? `the native addon did not load (${firstLine(nativeLoadError?.message ?? 'unknown error')})`
+  return `${why}; connections use plain net. With Python 3, make and a C++ compiler installed, \`npm rebuild synmux\` compiles it`
+}
+
+/** What scripts/install.js wrote to build/install-fallback.json, as one sentence, or undefined. */
+function installFailure(): string | undefined {
+  try {
+    const file = path.join(__dirname, '..', '..', '..', 'build', 'install-fallback.json')
+    const r = JSON.parse(fs.readFileSync(file, 'utf8')) as { target?: unknown; reason?: unknown }
+    if (typeof r.target !== 'string' || typeof r.reason !== 'string') return undefined
+    return `no prebuilt binary fits ${r.target} and compiling the addon at install failed (${firstLine(r.reason)})`
+  } catch {
+    return undefined
+  }
 }
 
 function darwinSupport(): FastOpenSupport {

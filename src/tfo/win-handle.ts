@@ -70,12 +70,36 @@ function fromNetHandle(): TcpWrapBinding | null {
   }
 }
 
+/** Which route {@link load} took: `'process.binding'`, `'net-handle'`, or null (none works). */
+let route: 'process.binding' | 'net-handle' | null = null
+
+/**
+ * The one place that reaches for Node's internal `TCP` handle class. Node
+ * has no supported way to wrap a Windows SOCKET in a `net.Socket`, so this
+ * takes `process.binding('tcp_wrap')` (DEP0111, documentation-only in Node
+ * 20–24) and, should Node remove it, the constructor of a handle `net`
+ * itself creates. test/tfo/node-internals.test.ts fails loudly on the Node
+ * version that removes either route.
+ */
 function load(): TcpWrapBinding | null {
   if (binding !== undefined) return binding
-  binding = fromProcessBinding() ?? fromNetHandle()
+  const viaBinding = fromProcessBinding()
+  binding = viaBinding ?? fromNetHandle()
   if (binding && typeof binding.TCP.prototype.open !== 'function') binding = null
+  route = binding ? (viaBinding ? 'process.binding' : 'net-handle') : null
   if (!binding) bindingError = `Node ${process.version} exposes no TCP handle with open(); synmux cannot hand a Windows socket to net`
   return binding
+}
+
+/**
+ * How this Node gives synmux a `TCP` handle class: the route, and whether
+ * each route works on its own (for the test that watches Node for their removal).
+ * @internal
+ */
+export function tcpWrapRoutes(): { route: 'process.binding' | 'net-handle' | null; processBinding: boolean; netHandle: boolean } {
+  load()
+  const ok = (b: TcpWrapBinding | null) => !!b && typeof b.TCP.prototype.open === 'function'
+  return { route, processBinding: ok(fromProcessBinding()), netHandle: ok(fromNetHandle()) }
 }
 
 /** Why sockets cannot be handed to Node here, or undefined when they can. */

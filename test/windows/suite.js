@@ -131,6 +131,16 @@ test('the win32-x64 prebuild loads through node-gyp-build from the staged packag
   console.log(`  # ${path.relative(stage, file)}`)
 })
 
+test("Node's TCP handle class is reached through process.binding('tcp_wrap'), and the fallback route works too", () => {
+  // The Windows hand-over depends on these Node internals (src/tfo/win-handle.ts):
+  // fail loudly on the Node release that removes them.
+  const { tcpWrapRoutes } = require(path.join(stage, 'dist', 'cjs', 'tfo', 'win-handle.js'))
+  const r = tcpWrapRoutes()
+  assert.equal(r.processBinding, true, `process.binding('tcp_wrap') is gone in Node ${process.version}`)
+  assert.equal(r.route, 'process.binding')
+  assert.equal(r.netHandle, true, `Node ${process.version}: the net handle fallback route is gone`)
+})
+
 test('fastOpenSupport() reports the OS answer to TCP_FASTOPEN', () => {
   const s = synmux.fastOpenSupport()
   console.log(`  # ${util.inspect(s, { breakLength: Infinity })}`)
