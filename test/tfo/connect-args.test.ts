@@ -12,7 +12,7 @@ import { close, fdCount, isLinux, listen, readAll } from '../helpers'
 
 /** A TFO echo server that ends after the first chunk. */
 async function echoServer(host: string) {
-  const server = createServer((s) => s.once('data', (d) => s.end(d)))
+  const server = createServer((s) => s.on('error', () => {}).once('data', (d) => s.end(d)))
   const port = await listen(server, host)
   return { server, port }
 }
