@@ -174,8 +174,8 @@ export class TunnelServer extends EventEmitter {
     bytesUp: 0,
     bytesDown: 0,
   }
-  /** Byte counts of the relays running now (added to the totals in stats()). */
-  readonly #relays = new Set<RelayCounts>()
+  /** Byte counts of the relays running now (added to the totals in stats()); the relay's socket is the target, so its `up` is our `bytesDown`. */
+  readonly #relays = new Set<{ first: number; counts: RelayCounts }>()
   #closing = false
 
   constructor(options: TunnelServerOptions) {
@@ -296,9 +296,9 @@ export class TunnelServer extends EventEmitter {
     }
     let bytesUp = this.#stats.bytesUp
     let bytesDown = this.#stats.bytesDown
-    for (const c of this.#relays) {
-      bytesUp += c.up
-      bytesDown += c.down
+    for (const r of this.#relays) {
+      bytesUp += r.first + r.counts.down
+      bytesDown += r.counts.up
     }
     return {
       ...this.#stats,
@@ -482,17 +482,19 @@ export class TunnelServer extends EventEmitter {
     const timer = setTimeout(() => stream.pending && stream.accept(), wait)
     onward.once('data', () => clearTimeout(timer))
     onward.once('close', () => clearTimeout(timer))
-    const live: RelayCounts = { up: first.length, down: 0, reason: '' }
+    const live = { first: first.length, counts: { up: 0, down: 0, reason: '' } }
     this.#relays.add(live)
-    const counts = await relay(stream, onward, live, 'target').finally(() => this.#relays.delete(live))
-    this.#stats.bytesUp += counts.up
-    this.#stats.bytesDown += counts.down
+    // (the relay's socket is the target: its `up` is from the target, its `down` toward it)
+    const counts = await relay(stream, onward, live.counts, 'target').finally(() => this.#relays.delete(live))
+    const up = first.length + counts.down
+    this.#stats.bytesUp += up
+    this.#stats.bytesDown += counts.up
     this.#log.debug(`closed ${targetText(target)}`, {
       session: sessionTag(session),
       stream: stream.id,
       target: targetText(target),
-      up: counts.up,
-      down: counts.down,
+      up,
+      down: counts.up,
       ms: Math.round(performance.now() - started),
       reason: counts.reason,
     })
