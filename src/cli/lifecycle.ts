@@ -17,8 +17,8 @@ import type { Logger } from '../tunnel/log.js'
 export interface Stoppable {
   /** Stops accepting and resolves when every open connection has finished. */
   drain(): Promise<void>
-  /** Closes everything at once. */
-  destroy(): void
+  /** Closes everything at once (resolves when it is done). */
+  destroy(): Promise<void> | void
   /** Open connections now (for the log lines). */
   open(): number
   /** Re-reads configuration (SIGHUP). */
@@ -36,10 +36,14 @@ const EXIT_INTERRUPTED = 130
 export function runUntilStopped(target: Stoppable, drainTimeoutS: number, log: Logger, also?: Promise<number>): Promise<number> {
   return new Promise((resolve) => {
     let draining = false
+    /** The drain was cut short (timeout, second Ctrl-C): its own end no longer decides the exit. */
+    let forced = false
     let done = false
+    let timer: NodeJS.Timeout | undefined
     const finish = (code: number): void => {
       if (done) return
       done = true
+      clearTimeout(timer)
       process.off('SIGTERM', onTerm)
       process.off('SIGINT', onInt)
       process.off('SIGHUP', onHup)
@@ -52,33 +56,36 @@ export function runUntilStopped(target: Stoppable, drainTimeoutS: number, log: L
       }
       draining = true
       const open = target.open()
-      log.info(`${signal}: draining: not accepting new connections; waiting up to ${drainTimeoutS} s for ${open} open connection${open === 1 ? '' : 's'}${signal === 'SIGINT' ? ' (Ctrl-C again to close at once)' : ''}`, { open })
-      const timer = setTimeout(() => {
+      log.info(`${signal}: draining: not accepting new connections; waiting up to ${drainTimeoutS} s for ${open} open connection${open === 1 ? '' : 's'}${signal === 'SIGINT' ? ' (Ctrl-C again to close at once)' : ''}`)
+      timer = setTimeout(() => {
+        forced = true
         const left = target.open()
-        log.warn(`drain timeout (${drainTimeoutS} s): closing ${left} connection${left === 1 ? '' : 's'} still open`, { open: left })
-        target.destroy()
-        finish(0)
+        log.warn(`drain timeout (${drainTimeoutS} s): closing ${left} connection${left === 1 ? '' : 's'} still open`)
+        void Promise.resolve(target.destroy()).finally(() => finish(0))
       }, drainTimeoutS * 1000)
       target.drain().then(
         () => {
+          if (done || forced) return
           clearTimeout(timer)
           log.info('drained: every connection finished')
           finish(0)
         },
         (err: Error) => {
+          if (done || forced) return
+          forced = true
           clearTimeout(timer)
           log.error(`drain failed: ${err.message}`)
-          target.destroy()
-          finish(1)
+          void Promise.resolve(target.destroy()).finally(() => finish(1))
         },
       )
     }
     const onTerm = (): void => drain('SIGTERM')
     const onInt = (): void => {
       if (!draining) return drain('SIGINT')
+      if (forced) return
+      forced = true
       log.warn(`SIGINT again: closing ${target.open()} connections at once`)
-      target.destroy()
-      finish(EXIT_INTERRUPTED)
+      void Promise.resolve(target.destroy()).finally(() => finish(EXIT_INTERRUPTED))
     }
     let reloading: Promise<void> | null = null
     const onHup = (): void => {

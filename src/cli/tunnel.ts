@@ -107,11 +107,11 @@ export async function runServer(argv: string[]): Promise<number> {
     logger: log,
   })
   await server.listen(listen.port, listen.host).catch(async (err: Error) => {
-    server.destroy()
+    await server.destroy()
     throw err
   })
-  const endpoint = await metrics(flags, { server }, log).catch((err: Error) => {
-    server.destroy()
+  const endpoint = await metrics(flags, { server }, log).catch(async (err: Error) => {
+    await server.destroy()
     throw err
   })
   if (flags.stats) {
@@ -195,8 +195,8 @@ export async function runClient(argv: string[]): Promise<number> {
     client.start()
   } catch (err) {
     // A local port in use (or any listener that cannot start): stop everything, one line, exit 1.
-    proxy?.close()
-    client.destroy()
+    void proxy?.close()
+    await client.destroy()
     throw err
   }
   if (flags.stats) {
@@ -216,9 +216,9 @@ export async function runClient(argv: string[]): Promise<number> {
       drain: async () => {
         await Promise.all([proxy ? drainHttp(proxy) : undefined, client.close()])
       },
-      destroy: () => {
+      destroy: async () => {
         void proxy?.close()
-        client.destroy()
+        await client.destroy()
       },
       open: () => client.connections + (proxy?.stats().connections ?? 0),
       reload: reloader(argv, CLIENT.flags, logging, () => []),
@@ -229,7 +229,7 @@ export async function runClient(argv: string[]): Promise<number> {
   )
   if (code !== 0) {
     void proxy?.close()
-    client.destroy()
+    await client.destroy()
   }
   await endpoint?.close()
   return code

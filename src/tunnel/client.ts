@@ -201,8 +201,8 @@ export class TunnelClient extends EventEmitter {
   readonly #tfo = { attempted: 0, accepted: 0 }
   /** Byte counts of the relays running now (added to the totals in stats()). */
   readonly #relays = new Set<RelayCounts>()
-  /** Local connections being carried (waiting for a stream, or relaying). */
-  readonly #carried = new Set<net.Socket>()
+  /** Local connections being carried (waiting for a stream, or relaying), with their stream once opened. */
+  readonly #carried = new Map<net.Socket, MuxStream | null>()
   #pool: SessionPool | null = null
   readonly #pacer: OpenPacer
   /** Handshakes in a row that failed authentication. */
@@ -484,7 +484,7 @@ export class TunnelClient extends EventEmitter {
    */
   async #carry(socket: net.Socket, target: Target, head?: Buffer, socks?: { prefix: Buffer | undefined }): Promise<void> {
     socket.on('error', () => {})
-    this.#carried.add(socket)
+    this.#carried.set(socket, null)
     socket.once('close', () => this.#carried.delete(socket))
     const started = performance.now()
     const from = `${socket.remoteAddress}:${socket.remotePort}`
@@ -511,6 +511,7 @@ export class TunnelClient extends EventEmitter {
       return
     }
     this.#stats.connects++
+    this.#carried.set(socket, stream)
     const session = stream.session
     const tag = session.id?.subarray(0, 8).toString('hex')
     let refusal: (Error & { code?: string; wireCode?: number }) | null = null
@@ -654,11 +655,26 @@ export class TunnelClient extends EventEmitter {
     if (s) await s.close()
   }
 
-  /** Closes listeners, sessions and every connection they carry at once. */
-  destroy(): void {
-    void this.close()
+  /**
+   * Ends everything now (no drain): listeners close, every carried
+   * connection is reset along with its stream (the server frees it at
+   * once), and the sessions close; one whose transport does not take the
+   * goodbye within `graceMs` (default 1,000) is torn down. Resolves when
+   * all are gone.
+   */
+  async destroy(graceMs = 1000): Promise<void> {
+    const closing = this.close()
+    for (const [socket, stream] of this.#carried) {
+      if (stream && !stream.destroyed) {
+        stream.on('error', () => {})
+        stream.reset(ResetCode.CANCEL)
+      }
+      if (!socket.destroyed) socket.resetAndDestroy()
+    }
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([closing, new Promise<void>((r) => (timer = setTimeout(r, graceMs)))])
+    clearTimeout(timer)
     for (const s of this.#pool?.sessions ?? []) s.destroy()
     this.#session?.destroy()
-    for (const socket of this.#carried) socket.destroy()
   }
 }

@@ -9,7 +9,7 @@ import dns from 'node:dns'
 import { EventEmitter } from 'node:events'
 import net from 'node:net'
 import tls from 'node:tls'
-import { DEFAULTS, RefuseCode } from '../mux/constants.js'
+import { DEFAULTS, RefuseCode, ResetCode } from '../mux/constants.js'
 import { Session } from '../mux/session.js'
 import { SessionRegistry } from '../mux/registry.js'
 import type { SessionOptions } from '../mux/options.js'
@@ -177,6 +177,8 @@ export class TunnelServer extends EventEmitter {
   /** Byte counts of the relays running now (added to the totals in stats()); the relay's socket is the target, so its `up` is our `bytesDown`. */
   readonly #relays = new Set<{ first: number; counts: RelayCounts }>()
   #closing = false
+  /** Open streams of every session (reset by destroy()). */
+  readonly #streams = new Set<MuxStream>()
 
   constructor(options: TunnelServerOptions) {
     super()
@@ -260,12 +262,24 @@ export class TunnelServer extends EventEmitter {
     await this.#gateway?.close()
   }
 
-  /** Stops accepting and closes every session and connection at once (no drain). */
-  destroy(): void {
+  /**
+   * Stops accepting and ends everything now (no drain): every open stream
+   * is reset (its client closes the application's connection, and does
+   * not wait to resume it), then every session is closed; one whose
+   * transport does not take the goodbye within `graceMs` (default 1,000)
+   * is torn down. Resolves when all are gone.
+   */
+  async destroy(graceMs = 1000): Promise<void> {
     this.#closing = true
     if (this.#server.listening) this.#server.close()
-    for (const s of this.#sessions) s.destroy()
-    void this.#gateway?.close()
+    for (const stream of this.#streams) if (!stream.destroyed) stream.reset(ResetCode.CANCEL)
+    const sessions = [...this.#sessions]
+    const closed = Promise.all(sessions.map((s) => s.close()))
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([closed, new Promise<void>((r) => (timer = setTimeout(r, graceMs)))])
+    clearTimeout(timer)
+    for (const s of sessions) s.destroy()
+    await this.#gateway?.close()
   }
 
   /**
@@ -364,6 +378,8 @@ export class TunnelServer extends EventEmitter {
     const slots = new ConnectSlots(this.#opts.maxConnectsPerSession ?? 64)
     session.on('stream', (stream, { target }) => {
       const started = performance.now()
+      this.#streams.add(stream)
+      stream.once('close', () => this.#streams.delete(stream))
       // The server owns the stream from its first moment: whatever phase it
       // is in (waiting for a slot, resolving, connecting, relaying), a reset
       // from the peer or the failure of its session destroys it with an

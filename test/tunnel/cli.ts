@@ -57,8 +57,10 @@ export function synmux(args: string[]): Proc {
     stop() {
       procs.delete(p)
       if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve()
+      // SIGTERM drains (up to --drain-timeout, 30 s): a test that leaves connections open does not wait for that.
       return new Promise((r) => {
-        child.once('exit', () => r())
+        const t = setTimeout(() => child.kill('SIGKILL'), 1500)
+        child.once('exit', () => (clearTimeout(t), r()))
         child.kill('SIGTERM')
       })
     },
