@@ -160,12 +160,12 @@ export async function runClient(argv: string[]): Promise<number> {
     if (!l || !d) throw new UsageError(`--forward: expected [lhost:]lport=dhost:dport, got '${spec}'`)
     return { at: parseHostPort(l, '--forward', '127.0.0.1'), target: parseHostPort(d, '--forward') }
   })
-  if (forwards.length === 0 && !flags.socks && !flags['http-proxy']) throw new UsageError('nothing to do: give --forward, --socks and/or --http-proxy')
   if (flags['http-proxy-auth'] !== undefined && !flags['http-proxy']) throw new UsageError('--http-proxy-auth needs --http-proxy')
   const proxyAuth = userPass(flags, 'http-proxy-auth')
   if ((flags['socks-auth'] !== undefined || flags['socks-wait']) && !flags.socks) throw new UsageError(`--${flags['socks-auth'] !== undefined ? 'socks-auth' : 'socks-wait'} needs --socks`)
   const socksAuth = userPass(flags, 'socks-auth')
   if (socksAuth && (Buffer.byteLength(socksAuth.user) > 255 || Buffer.byteLength(socksAuth.pass) > 255)) throw new UsageError('--socks-auth: USER and PASS are at most 255 bytes each (RFC 1929)')
+  if (forwards.length === 0 && !flags.socks && !flags['http-proxy']) throw new UsageError('nothing to do: give --forward, --socks and/or --http-proxy')
   const httpAt = flags['http-proxy'] ? parseHostPort(flags['http-proxy'] as string, '--http-proxy', '127.0.0.1') : undefined
   const fbw = int(flags, 'first-bytes-wait', 0, 10_000)
   const pool = int(flags, 'pool', 1, 64)
