@@ -69,6 +69,8 @@ describe('the packed package', () => {
     expect(files).toContain('package/dist/esm/index.mjs')
     expect(files).toContain('package/dist/esm/index.d.mts')
     expect(files).toContain('package/binding.gyp')
+    expect(files).toContain('package/contrib/systemd/synmux-server.service')
+    expect(files).toContain('package/contrib/systemd/synmux-client@.service')
     expect(files.some((f) => f.startsWith(`package/prebuilds/${process.platform}-${process.arch}/`) && f.endsWith('.node'))).toBe(true)
     expect(files.some((f) => f.startsWith('package/native/') && f.endsWith('.cc'))).toBe(true)
     expect(files.some((f) => f.startsWith('package/build/'))).toBe(false)

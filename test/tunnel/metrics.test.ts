@@ -15,7 +15,7 @@ import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { close, skipReason } from '../helpers'
+import { close, ROOT, skipReason } from '../helpers'
 import { freePort, keyFile, socksConnect, stopAll, synmux, type Proc } from './cli'
 import { echoTarget } from './rawpeer'
 
@@ -99,6 +99,13 @@ function sample(text: string, name: string, labels = ''): number | undefined {
 const FAMILIES_BOTH = ['synmux_sessions', 'synmux_streams', 'synmux_bytes_total', 'synmux_connects_total', 'synmux_refusals_total', 'synmux_resumes_total', 'synmux_lanes', 'synmux_rtt_seconds', 'synmux_tfo_attempted_total', 'synmux_tfo_accepted_total', 'synmux_build_info', 'process_resident_memory_bytes']
 const FAMILIES_SERVER = ['synmux_handshake_failures_total', 'synmux_handshake_refusals_total', 'synmux_connects_in_progress', 'synmux_http_gateway_requests_total', 'synmux_http_gateway_active_requests', 'synmux_http_gateway_origin_connections_total', 'synmux_http_gateway_reused_connections_total', 'synmux_http_gateway_refused_total']
 const FAMILIES_CLIENT = ['synmux_connections', 'synmux_reconnects_total', 'synmux_socks_auth_failures_total', 'synmux_http_proxy_requests_total', 'synmux_http_proxy_active_requests', 'synmux_http_proxy_connections']
+
+describe('prom-client and pino are loaded only when asked for', () => {
+  it('require("synmux") loads neither', () => {
+    const out = execFileSync(process.execPath, ['-e', "require('synmux'); console.log(JSON.stringify(Object.keys(require.cache).filter((k) => /node_modules[\\/](pino|prom-client)[\\/]/.test(k))))"], { cwd: ROOT, encoding: 'utf8' })
+    expect(JSON.parse(out)).toEqual([])
+  })
+})
 
 describe('the text format', () => {
   it('every family, values that follow the traffic, promtool-clean', async () => {
