@@ -7,9 +7,11 @@
  * The endpoint is for a scraper on a trusted network: it has no
  * authentication. It cannot be used to wear the process down: at most
  * {@link MAX_CONNECTIONS} connections (more are closed at once), 5 s to
- * send a request's head, 100 requests per connection, no request body,
- * and the page is rendered at most every {@link RENDER_EVERY_MS} ms
- * whatever the request rate (a flood gets the cached text).
+ * send a request's head, 100 requests per connection, at most
+ * {@link MAX_PIPELINED} of them unanswered (a connection that pipelines
+ * more is closed: its answers would pile up unread), no request body, and
+ * the page is rendered at most every {@link RENDER_EVERY_MS} ms whatever
+ * the request rate (a flood gets the cached text).
  * @internal
  * @packageDocumentation
  */
@@ -26,6 +28,8 @@ import { listenError } from '../tunnel/errors.js'
 export const MAX_CONNECTIONS = 32
 /** The metrics page is rendered at most this often; scrapes in between get the same text. */
 export const RENDER_EVERY_MS = 250
+/** Requests a connection may have unanswered (pipelined); past it the connection is closed. A scraper sends one at a time. */
+export const MAX_PIPELINED = 4
 
 /** What the metrics are read from. */
 export interface MetricsSource {
@@ -216,7 +220,16 @@ export async function startMetrics(at: { host: string; port: number }, src: Metr
     )
     return rendering
   }
+  const unanswered = new WeakMap<object, number>()
   const server = http.createServer({ requestTimeout: 10_000, headersTimeout: 5_000, connectionsCheckingInterval: 1_000, maxHeaderSize: 8192 }, (req, res) => {
+    const socket = req.socket
+    const n = (unanswered.get(socket) ?? 0) + 1
+    if (n > MAX_PIPELINED) {
+      socket.destroy()
+      return
+    }
+    unanswered.set(socket, n)
+    res.once('close', () => unanswered.set(socket, (unanswered.get(socket) ?? 1) - 1))
     const path = (req.url ?? '').split('?')[0]
     const bodyless = req.headers['content-length'] === undefined && req.headers['transfer-encoding'] === undefined
     if ((req.method !== 'GET' && req.method !== 'HEAD') || !bodyless) {
