@@ -141,7 +141,9 @@ const bump = (m: Record<string, number>, k: string): void => {
 
 /**
  * A tunnel server. `listen()` like a `net.Server`; `close()` stops accepting
- * and ends every session gracefully (GOAWAY).
+ * and drains (every session gets a GOAWAY and closes when its streams have
+ * finished); `destroy()` ends everything at once. Emits `'session'`
+ * `(session)` for each session that completed its handshake.
  *
  * @example
  * ```js
