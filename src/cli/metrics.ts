@@ -51,6 +51,20 @@ type PromClient = typeof import('prom-client')
 /** RTT buckets in seconds: 0.5 ms to 5 s. */
 const RTT_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]
 
+/** One stats() per scrape: every collector of a scrape reads the same snapshot (taken again after 50 ms). */
+function snapshot<T>(read: () => T): () => T {
+  let snap: T | undefined
+  let at = -Infinity
+  return () => {
+    const now = performance.now()
+    if (snap === undefined || now - at > 50) {
+      snap = read()
+      at = now
+    }
+    return snap
+  }
+}
+
 /** Builds the registry: every family is present from the start (labelled ones with their known labels at 0). */
 export function buildRegistry(src: MetricsSource, prom: PromClient = require('prom-client') as PromClient): import('prom-client').Registry {
   const register = new prom.Registry()
@@ -120,17 +134,7 @@ export function buildRegistry(src: MetricsSource, prom: PromClient = require('pr
   if (src.server) {
     const server = src.server
     server.on('session', watch)
-    // One stats() per scrape: every collector reads this snapshot.
-    let snap: ReturnType<TunnelServer['stats']> | null = null
-    let at = -1
-    const st = (): ReturnType<TunnelServer['stats']> => {
-      const now = performance.now()
-      if (snap === null || now - at > 50) {
-        snap = server.stats()
-        at = now
-      }
-      return snap
-    }
+    const st = snapshot(() => server.stats())
     labelledGauge('synmux_sessions', 'Sessions by state: established (a client attached), detached (waiting to be resumed), handshaking (connections that have not proved the key)', 'state', () => {
       const s = st()
       return { established: s.sessions - s.detached, detached: s.detached, handshaking: s.unauthenticated }
@@ -160,16 +164,7 @@ export function buildRegistry(src: MetricsSource, prom: PromClient = require('pr
   if (src.client) {
     const client = src.client
     client.on('up', watch)
-    let snap: ReturnType<TunnelClient['stats']> | null = null
-    let at = -1
-    const st = (): ReturnType<TunnelClient['stats']> => {
-      const now = performance.now()
-      if (snap === null || now - at > 50) {
-        snap = client.stats()
-        at = now
-      }
-      return snap
-    }
+    const st = snapshot(() => client.stats())
     labelledGauge('synmux_sessions', 'Sessions to the server by state: up, connecting (with --pool, each member)', 'state', () => {
       const s = st()
       if (!s.pool) return { up: s.state === 'up' ? 1 : 0, connecting: s.state === 'connecting' ? 1 : 0 }

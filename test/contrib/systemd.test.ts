@@ -12,26 +12,18 @@
  * `synmux` in ExecStart is pointed at this build for verify, which checks
  * that the command exists.
  */
-import { execFile, execFileSync } from 'node:child_process'
+import { execFile } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { promisify } from 'node:util'
 import { afterAll, describe, expect, it } from 'vitest'
-import { ROOT, skipReason } from '../helpers'
-import { CLI, freePort, keyFile, stopAll, synmux } from '../tunnel/cli'
+import { ROOT } from '../helpers'
+import { CLI, freePort, keyFile, needCommand, stopAll, synmux } from '../tunnel/cli'
 
 const UNITS = path.join(ROOT, 'contrib', 'systemd')
-const hasAnalyze = (() => {
-  try {
-    execFileSync('systemd-analyze', ['--version'], { stdio: 'ignore' })
-    return true
-  } catch {
-    return false
-  }
-})()
-// .ci/run installs systemd (for systemd-analyze): under CI a missing one fails instead of skipping.
-const noAnalyze = skipReason(hasAnalyze || process.env.CI ? false : "systemd-analyze is not installed (Debian's systemd package; .ci/run installs it)")
+// Debian's systemd package (.ci/run installs it)
+const noAnalyze = needCommand('systemd-analyze')
 
 const run = (cmd: string, args: string[]) =>
   promisify(execFile)(cmd, args, { encoding: 'utf8' }).then(

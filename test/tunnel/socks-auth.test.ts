@@ -9,27 +9,18 @@
  * And `--socks-wait`: the reply waits for the far side and carries its real
  * code (0x02 not allowed, 0x04 host unreachable, 0x05 connection refused).
  */
-import { execFile, execFileSync } from 'node:child_process'
+import { execFile } from 'node:child_process'
 import fs from 'node:fs'
 import http from 'node:http'
 import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { close, listen, skipReason } from '../helpers'
-import { curl, freePort, keyFile, stopAll, synmux, type Proc } from './cli'
+import { close, listen } from '../helpers'
+import { curl, freePort, keyFile, needCommand, stopAll, synmux, type Proc } from './cli'
 import { echoTarget } from './rawpeer'
 
-const has = (cmd: string): boolean => {
-  try {
-    execFileSync(cmd, ['--version'], { stdio: 'ignore' })
-    return true
-  } catch {
-    return false
-  }
-}
-// .ci/run installs curl and ncat: under CI a missing one fails the test instead of skipping it.
-const need = (cmd: string): string | false => skipReason(has(cmd) || process.env.CI ? false : `${cmd} is not installed (.ci/run installs it)`)
+const need = needCommand
 
 const USER = 'alice'
 const PASS = 'open sesame: with a colon'
