@@ -4,7 +4,8 @@
  * or by default (a `js` block is a program):
  *
  * - `run` (default for `js`): a whole program; it must exit 0. An `sh`
- *   block marked `run` is run with bash in the same directory.
+ *   block marked `run` is run with bash in the same directory (and its
+ *   own network namespace), and compared with an `output` block after it.
  * - `server`: a program that keeps serving; started in the background and
  *   ready at its first line of output, for the `client` blocks after it.
  * - `client`: a program run while the last `server` block runs.
@@ -181,6 +182,9 @@ beforeAll(() => {
   fs.symlinkSync(path.join(ROOT, 'node_modules', 'undici'), path.join(work, 'node_modules', 'undici'))
   fs.symlinkSync(path.join(ROOT, 'node_modules', '@types', 'node'), path.join(work, 'node_modules', '@types', 'node'))
   fs.symlinkSync(path.join(ROOT, 'node_modules', 'undici-types'), path.join(work, 'node_modules', 'undici-types'))
+  // and its command, as npm links it (so `npx synmux` runs this build, never a download)
+  fs.mkdirSync(path.join(work, 'node_modules', '.bin'))
+  fs.symlinkSync(path.join(ROOT, 'dist', 'cjs', 'cli', 'index.js'), path.join(work, 'node_modules', '.bin', 'synmux'))
   for (const b of programs) fs.writeFileSync(path.join(work, fileOf(b)), b.code)
 })
 
@@ -262,9 +266,17 @@ describe('README.md', () => {
     }
     if (b.kind === 'output') continue
     if (b.kind === 'run' && b.lang === 'sh') {
-      it(`README.md:${b.line}: the commands run`, () => {
-        execFileSync('bash', ['-euo', 'pipefail', '-c', b.code], { cwd: work, stdio: 'pipe' })
-      })
+      // In a namespace of their own too: commands that start a server on a fixed port find it free.
+      it.skipIf(needNetns)(`README.md:${b.line}: the commands run${expected ? ' and print what the README shows' : ''}`, async () => {
+        const ns = netns()
+        try {
+          const r = await runIn(ns.name, ['bash', '-euo', 'pipefail', '-c', b.code])
+          expect(r.code, `README.md:${b.line} exited ${r.code}:\n${r.stderr}${r.stdout}`).toBe(0)
+          if (expected) expectOutput(r.stdout, expected.code, `README.md:${expected.line}`)
+        } finally {
+          ns.del()
+        }
+      }, 60_000)
       continue
     }
     if (b.kind === 'server') {

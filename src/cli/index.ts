@@ -5,42 +5,44 @@
  * @packageDocumentation
  */
 import { runDemo } from './demo.js'
-import { UsageError } from './args.js'
-import { CLIENT_HELP, KEYGEN_HELP, SERVER_HELP, runClient, runKeygen, runServer } from './tunnel.js'
+import { intFlag, packageVersion, parseFlags, renderHelp, UsageError, type CommandSpec } from './args.js'
+import { CLIENT, DEMO, KEYGEN, SERVER, SUPPORT } from './flags.js'
+import { runClient, runKeygen, runServer } from './tunnel.js'
 
 const HELP = `Usage: synmux <command> [options]
 
 Commands:
   server      Accept tunnel sessions and connect onward to allowed targets
-  client      Keep a session to a server; forward local ports and SOCKS5 over it
+  client      Keep a session to a server; carry port forwards, a SOCKS5 proxy
+              and an HTTP proxy for browsers over it
   keygen      Print a new pre-shared key (synmux keygen > key)
   demo        Start a TCP Fast Open server and client on loopback and show,
               per connection, whether its data rode in the SYN, with timings
   support     Print what TCP Fast Open this machine supports (JSON)
   help        Show this help
 
+Options:
+  --version   Print synmux's version
+  --help      Show this help
+
 Run \`synmux <command> --help\` for a command's options.`
 
-const COMMANDS: Record<string, { help: string; run: (args: string[]) => Promise<number> }> = {
+const COMMANDS: Record<string, { spec: CommandSpec; run: (args: string[]) => Promise<number> }> = {
   demo: {
-    help: 'Usage: synmux demo [--connections N]\n\nRuns a TFO server and client on 127.0.0.1 and prints each connection\'s\ntime to first response byte and whether its data rode in the SYN.',
+    spec: DEMO,
     run: async (args) => {
-      let n = 5
-      const i = args.indexOf('--connections')
-      if (i >= 0) {
-        n = Number(args[i + 1])
-        if (!Number.isInteger(n) || n < 1 || n > 1000) throw usage('--connections must be an integer from 1 to 1000')
-      }
-      await runDemo(console.log, n)
+      const flags = parseFlags(args, DEMO.flags)
+      await runDemo(console.log, intFlag(flags, 'connections', 1, 1000) ?? 5)
       return 0
     },
   },
-  server: { help: SERVER_HELP, run: runServer },
-  client: { help: CLIENT_HELP, run: runClient },
-  keygen: { help: KEYGEN_HELP, run: runKeygen },
+  server: { spec: SERVER, run: runServer },
+  client: { spec: CLIENT, run: runClient },
+  keygen: { spec: KEYGEN, run: runKeygen },
   support: {
-    help: 'Usage: synmux support\n\nPrints fastOpenSupport() as JSON.',
-    run: async () => {
+    spec: SUPPORT,
+    run: async (args) => {
+      parseFlags(args, SUPPORT.flags)
       const { fastOpenSupport } = await import('../tfo/index.js')
       console.log(JSON.stringify(fastOpenSupport(), null, 2))
       return 0
@@ -48,11 +50,14 @@ const COMMANDS: Record<string, { help: string; run: (args: string[]) => Promise<
   },
 }
 
-const usage = (m: string) => new UsageError(m)
 
 /** Runs the CLI with `argv` (without node and script); resolves with the exit code. */
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv
+  if (cmd === '--version' || cmd === '-V' || cmd === 'version') {
+    console.log(`synmux ${packageVersion()}`)
+    return 0
+  }
   if (!cmd || cmd === 'help' || cmd === '--help' || cmd === '-h') {
     console.log(HELP)
     return cmd ? 0 : 1
@@ -63,14 +68,14 @@ export async function main(argv: string[]): Promise<number> {
     return 2
   }
   if (rest.includes('--help') || rest.includes('-h')) {
-    console.log(command.help)
+    console.log(renderHelp(command.spec))
     return 0
   }
   try {
     return await command.run(rest)
   } catch (err) {
     if (err instanceof UsageError) {
-      console.error(`synmux ${cmd}: ${err.message}\n\n${command.help}`)
+      console.error(`synmux ${cmd}: ${err.message}\n\n${renderHelp(command.spec)}`)
       return 2
     }
     if (err && typeof err === 'object' && 'code' in err && String((err as { code: unknown }).code).startsWith('SYNMUX_')) {
@@ -86,8 +91,9 @@ if (require.main === module) {
     (code) => {
       process.exitCode = code
       // A failed start (a port in use, a key the server does not accept) must
-      // not linger on whatever handles are still open: exit once stderr is out.
-      if (code !== 0) process.stderr.write('', () => process.exit(code))
+      // not linger on whatever handles are still open, nor a server or
+      // client that has drained: exit once stderr is out.
+      if (code !== 0 || process.argv[2] === 'server' || process.argv[2] === 'client') process.stderr.write('', () => process.exit(code))
     },
     (err) => {
       console.error(err)

@@ -4,129 +4,15 @@
  * @packageDocumentation
  */
 import fs from 'node:fs'
-import { createLogger, isLogLevel, type Logger, type LogLevel } from '../tunnel/log.js'
+import type { Logger } from '../tunnel/log.js'
 import { generateKey, readKeyFile } from '../tunnel/keys.js'
 import { TunnelServer } from '../tunnel/server.js'
 import { TunnelClient } from '../tunnel/client.js'
 import { HttpProxy } from '../proxy/client.js'
-import { parseFlags, parseHostPort, UsageError, type Flags } from './args.js'
-
-const COMMON = {
-  config: {},
-  'log-level': {},
-  stats: { boolean: true },
-  'stats-interval': {},
-} as const
-
-const statsHelp = (what: string): string => `  --stats                 print a live status line (${what}):
-                          in place every second on a terminal; into a file or
-                          a pipe, a timestamped line when it changed (at most
-                          one per --stats-interval), else every 10 minutes
-  --stats-interval S      file or pipe: at least S seconds between two status
-                          lines (default 10)`
-
-export const SERVER_HELP = `Usage: synmux server --listen [host:]port --key FILE --allow host:port[,...] [options]
-
-Accepts authenticated sessions on a TCP Fast Open listener and connects
-each stream onward (with TFO, its first bytes in the SYN) if the target is
-allowed. Default deny: nothing is reachable unless --allow names it;
-loopback and private addresses only when named explicitly (an IP, a CIDR
-block or an exact host name), never through a wildcard.
-
-Options:
-  --listen [host:]port    address to listen on (default host 0.0.0.0)
-  --key FILE              pre-shared key file (make one with: synmux keygen > key)
-  --allow LIST            allowed targets, comma-separated, repeatable:
-                          host:port, *.domain:port, 10.0.0.0/8:*, [::1]:22,
-                          *:443 (any public address), ports as 80, 8000-8100, *
-  --tls-cert FILE         serve over TLS with this certificate ...
-  --tls-key FILE          ... and this private key
-  --max-connects N        onward connects in progress per session (default 64):
-                          a stream holds a slot while its target is resolved
-                          and connected, not while it relays
-  --max-streams N         streams one client session may keep open at once
-                          (default 16384); an open past it is refused and logged
-  --detach-timeout MS     how long a session whose client vanished (connection
-                          lost, client killed) waits to be resumed before it and
-                          its streams are freed (default 60000)
-  --no-http-gateway       refuse HTTP gateway streams (the far half of
-                          synmux client --http-proxy; on by default: it reaches
-                          only what --allow allows, over pooled keep-alive
-                          connections opened with TFO)
-  --http-max-sockets N    HTTP gateway: onward connections per origin (default 32)
-  --max-failed-handshakes N
-                          failed handshakes per source address per window before
-                          its connections are closed unread (default 10); every
-                          failure before the key is proved counts: TLS errors,
-                          not synmux, a wrong key, no HELLO or no AUTH in time
-  --failed-handshake-window S
-                          that window, in seconds from the source's first failure
-                          (default 60): a refused source, a correct client behind
-                          it included, is let in again at most S seconds later
-  --handshake-timeout MS  time from accepting a connection to the client having
-                          proved the key (TLS, HELLO, AUTH); then it is closed and
-                          counted as a failed handshake (default 10000)
-  --max-unauthenticated N connections that have not proved the key yet, in all;
-                          more are closed unread (default 1024)
-  --max-unauthenticated-per-source N
-                          the same per source address (default 64)
-  --config FILE           JSON object whose keys mirror these flags (flags win)
-  --log-level LEVEL       silent, error, warn, info (default), debug
-${statsHelp('sessions, streams, bytes')}
-  --help                  this help`
-
-export const CLIENT_HELP = `Usage: synmux client --server host:port --key FILE [--forward ...] [--socks ...] [--http-proxy ...] [options]
-
-Keeps one authenticated session up to a synmux server (TFO for its own
-connection, reconnecting with backoff) and carries local connections over it:
-each new connection's first bytes ride in its stream's OPEN, so it reaches
-its target and gets its first response in one round trip.
-
-Options:
-  --server host:port      the synmux server
-  --key FILE              pre-shared key file (the server's)
-  --tls                   run the session over TLS
-  --ca FILE               CA certificate that signed the server's (with --tls)
-  --fingerprint HEX       or pin the server certificate's SHA-256 (with --tls)
-  --forward SPEC          [lhost:]lport=dhost:dport, repeatable: listen locally
-                          (default 127.0.0.1) and forward to dhost:dport
-  --socks [host:]port     a SOCKS5 proxy (CONNECT) on this address
-  --http-proxy [host:]port
-                          an HTTP proxy for browsers on this address (default
-                          host 127.0.0.1): keep-alive browser connections, every
-                          request over the one session, pooled keep-alive
-                          connections on the server's side; CONNECT and
-                          WebSocket too. The server's --allow still applies
-  --http-proxy-auth USER:PASS
-                          require this Proxy-Authorization (basic); put it in
-                          --config to keep it out of the process list
-  --first-bytes-wait MS   wait this long for an application's first bytes (default 5)
-  --pool N                keep N sessions, each on its own connection; new
-                          streams go to the best with room for one (below the
-                          server's --max-streams; lowest RTT, least queued),
-                          dead connections are replaced (default 1). A lost
-                          connection is always resumed without failing streams
-  --lanes N               stripe the session over N connections to the server
-                          (each TFO and authenticated); beats per-connection
-                          rate caps (default 1)
-  --max-auth-failures N   exit (code 1) after N handshakes in a row whose
-                          authentication failed: the server does not accept
-                          this key (default 3; 0: keep trying)
-  --config FILE           JSON object whose keys mirror these flags (flags win)
-  --log-level LEVEL       silent, error, warn, info (default), debug
-${statsHelp('streams, bytes, RTT, reconnects')}
-  --help                  this help`
-
-export const KEYGEN_HELP = `Usage: synmux keygen > key
-
-Prints a new random pre-shared key (32 bytes) in key-file form. Give the
-same file to the server and the client; keep it private (chmod 600).`
-
-function logger(flags: Flags, component: string): Logger {
-  const level = flags['log-level'] ?? 'info'
-  if (!isLogLevel(level)) throw new UsageError(`--log-level must be silent, error, warn, info or debug`)
-  return createLogger(level as LogLevel, component)
-}
+import { intFlag, packageVersion, parseFlags, parseHostPort, userPass, UsageError, type Flags } from './args.js'
+import { CLIENT, KEYGEN, SERVER } from './flags.js'
+import { cliLogger, levelOf, type CliLogger } from './logging.js'
+import { runUntilStopped } from './lifecycle.js'
 
 function key(flags: Flags, log: Logger): Buffer {
   if (typeof flags.key !== 'string') throw new UsageError('--key FILE is required')
@@ -135,12 +21,30 @@ function key(flags: Flags, log: Logger): Buffer {
   return key
 }
 
-function int(flags: Flags, name: string, min: number, max: number): number | undefined {
-  const v = flags[name]
-  if (v === undefined) return undefined
-  const n = Number(v)
-  if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`--${name} must be an integer from ${min} to ${max}`)
-  return n
+const int = intFlag
+
+/** `--metrics [host:]port` (default host 127.0.0.1): started with prom-client loaded only now. */
+async function metrics(flags: Flags, source: Omit<import('./metrics.js').MetricsSource, 'version'>, log: Logger): Promise<{ close(): Promise<void> } | null> {
+  if (typeof flags.metrics !== 'string') return null
+  const at = parseHostPort(flags.metrics, '--metrics', '127.0.0.1')
+  const { startMetrics } = await import('./metrics.js')
+  return startMetrics(at, { ...source, version: packageVersion() }, log)
+}
+
+/**
+ * SIGHUP: the flags again, with `--config` re-read (the command line still
+ * wins), so that what can change while running changes: the log level
+ * always; `apply` does the rest and says what it changed. Anything invalid
+ * changes nothing.
+ */
+function reloader(argv: string[], table: typeof SERVER.flags, logging: CliLogger, apply: (flags: Flags) => string[]): () => void {
+  return () => {
+    const flags = parseFlags(argv, table)
+    const level = levelOf(flags)
+    const changed = apply(flags)
+    logging.setLevel(level)
+    logging.log.info(`SIGHUP: reloaded${flags.config ? ` ${String(flags.config)}` : ''}: log level ${level}${changed.length ? `, ${changed.join(', ')}` : ''}`)
+  }
 }
 
 /** Unchanged status lines are repeated this often when stderr is not a terminal. */
@@ -174,41 +78,16 @@ function statusLine(render: () => string, intervalS = 10): void {
 
 const human = (n: number) => (n < 1024 ? `${n} B` : n < 1 << 20 ? `${(n / 1024).toFixed(1)} KiB` : n < 1 << 30 ? `${(n / (1 << 20)).toFixed(1)} MiB` : `${(n / (1 << 30)).toFixed(2)} GiB`)
 
-/** Ends cleanly on SIGINT/SIGTERM. */
-function onStop(close: () => Promise<void>): void {
-  const stop = () => {
-    void close().finally(() => process.exit(0))
-    setTimeout(() => process.exit(0), 3000).unref()
-  }
-  process.once('SIGINT', stop)
-  process.once('SIGTERM', stop)
-}
-
 export async function runServer(argv: string[]): Promise<number> {
-  const flags = parseFlags(argv, {
-    ...COMMON,
-    listen: {},
-    key: {},
-    allow: { repeat: true },
-    'tls-cert': {},
-    'tls-key': {},
-    'max-connects': {},
-    'max-streams': {},
-    'detach-timeout': {},
-    'max-failed-handshakes': {},
-    'failed-handshake-window': {},
-    'handshake-timeout': {},
-    'max-unauthenticated': {},
-    'max-unauthenticated-per-source': {},
-    'no-http-gateway': { boolean: true },
-    'http-max-sockets': {},
-  })
-  const log = logger(flags, 'server')
+  const flags = parseFlags(argv, SERVER.flags)
+  const logging = cliLogger(flags, 'server')
+  const log = logging.log
   if (typeof flags.listen !== 'string') throw new UsageError('--listen [host:]port is required')
   const listen = parseHostPort(flags.listen, '--listen', '0.0.0.0')
   if (!flags.allow) log.warn('no --allow given: every target is refused (default deny)')
   if (!!flags['tls-cert'] !== !!flags['tls-key']) throw new UsageError('--tls-cert and --tls-key go together')
   const statsInterval = int(flags, 'stats-interval', 1, 86_400)
+  const drainTimeout = int(flags, 'drain-timeout', 0, 86_400) ?? 30
   const maxStreams = int(flags, 'max-streams', 1, 0xffff_ffff)
   const detachTimeout = int(flags, 'detach-timeout', 0, 2_147_483_647)
   const server = new TunnelServer({
@@ -228,7 +107,11 @@ export async function runServer(argv: string[]): Promise<number> {
     logger: log,
   })
   await server.listen(listen.port, listen.host).catch(async (err: Error) => {
-    await server.close().catch(() => {})
+    await server.destroy()
+    throw err
+  })
+  const endpoint = await metrics(flags, { server }, log).catch(async (err: Error) => {
+    await server.destroy()
     throw err
   })
   if (flags.stats) {
@@ -238,28 +121,36 @@ export async function runServer(argv: string[]): Promise<number> {
       return `sessions ${s.sessions}  streams ${s.streams}  connecting ${s.connectsInProgress}  up ${human(s.bytesUp)}  down ${human(s.bytesDown)}  refused ${s.refused}  failed handshakes ${s.handshakeFailures}${http}`
     }, statsInterval)
   }
-  onStop(() => server.close())
-  return await new Promise<number>(() => {})
+  const code = await runUntilStopped(
+    {
+      drain: () => server.close(),
+      destroy: () => server.destroy(),
+      open: () => server.stats().streams,
+      reload: reloader(argv, SERVER.flags, logging, (f) => {
+        const changed: string[] = []
+        const allow = (f.allow as string[] | undefined) ?? []
+        if (allow.join(',') !== server.allow.entries.join(',')) {
+          server.setAllow(allow)
+          changed.push(`allow: ${allow.join(', ') || 'nothing (default deny)'}`)
+        }
+        if (f['tls-cert'] && f['tls-key'] && flags['tls-cert']) {
+          server.setTls({ cert: fs.readFileSync(f['tls-cert'] as string), key: fs.readFileSync(f['tls-key'] as string) })
+          changed.push('TLS certificate re-read')
+        }
+        return changed
+      }),
+    },
+    drainTimeout,
+    log,
+  )
+  await endpoint?.close()
+  return code
 }
 
 export async function runClient(argv: string[]): Promise<number> {
-  const flags = parseFlags(argv, {
-    ...COMMON,
-    server: {},
-    key: {},
-    tls: { boolean: true },
-    ca: {},
-    fingerprint: {},
-    forward: { repeat: true },
-    socks: {},
-    'first-bytes-wait': {},
-    pool: {},
-    lanes: {},
-    'http-proxy': {},
-    'http-proxy-auth': {},
-    'max-auth-failures': {},
-  })
-  const log = logger(flags, 'client')
+  const flags = parseFlags(argv, CLIENT.flags)
+  const logging = cliLogger(flags, 'client')
+  const log = logging.log
   if (typeof flags.server !== 'string') throw new UsageError('--server host:port is required')
   const server = parseHostPort(flags.server, '--server')
   if ((flags.ca || flags.fingerprint) && !flags.tls) throw new UsageError('--ca and --fingerprint need --tls')
@@ -269,21 +160,19 @@ export async function runClient(argv: string[]): Promise<number> {
     if (!l || !d) throw new UsageError(`--forward: expected [lhost:]lport=dhost:dport, got '${spec}'`)
     return { at: parseHostPort(l, '--forward', '127.0.0.1'), target: parseHostPort(d, '--forward') }
   })
+  if (flags['http-proxy-auth'] !== undefined && !flags['http-proxy']) throw new UsageError('--http-proxy-auth needs --http-proxy')
+  const proxyAuth = userPass(flags, 'http-proxy-auth')
+  if ((flags['socks-auth'] !== undefined || flags['socks-wait']) && !flags.socks) throw new UsageError(`--${flags['socks-auth'] !== undefined ? 'socks-auth' : 'socks-wait'} needs --socks`)
+  const socksAuth = userPass(flags, 'socks-auth')
+  if (socksAuth && (Buffer.byteLength(socksAuth.user) > 255 || Buffer.byteLength(socksAuth.pass) > 255)) throw new UsageError('--socks-auth: USER and PASS are at most 255 bytes each (RFC 1929)')
   if (forwards.length === 0 && !flags.socks && !flags['http-proxy']) throw new UsageError('nothing to do: give --forward, --socks and/or --http-proxy')
-  let proxyAuth: { user: string; pass: string } | undefined
-  if (flags['http-proxy-auth'] !== undefined) {
-    if (!flags['http-proxy']) throw new UsageError('--http-proxy-auth needs --http-proxy')
-    const v = String(flags['http-proxy-auth'])
-    const colon = v.indexOf(':')
-    if (colon <= 0) throw new UsageError('--http-proxy-auth: expected USER:PASS')
-    proxyAuth = { user: v.slice(0, colon), pass: v.slice(colon + 1) }
-  }
   const httpAt = flags['http-proxy'] ? parseHostPort(flags['http-proxy'] as string, '--http-proxy', '127.0.0.1') : undefined
   const fbw = int(flags, 'first-bytes-wait', 0, 10_000)
   const pool = int(flags, 'pool', 1, 64)
   const lanes = int(flags, 'lanes', 1, 64)
   const maxAuthFailures = int(flags, 'max-auth-failures', 0, 1_000_000)
   const statsInterval = int(flags, 'stats-interval', 1, 86_400)
+  const drainTimeout = int(flags, 'drain-timeout', 0, 86_400) ?? 30
   const client = new TunnelClient({
     server,
     key: key(flags, log),
@@ -297,14 +186,17 @@ export async function runClient(argv: string[]): Promise<number> {
   // Gave up (the server does not accept this key): the reason is logged; exit 1.
   const failed = new Promise<number>((resolve) => client.once('error', () => resolve(1)))
   let proxy: HttpProxy | null = null
+  let endpoint: { close(): Promise<void> } | null = null
   try {
     for (const f of forwards) await client.forward(f.at, f.target)
-    if (flags.socks) await client.socks(parseHostPort(flags.socks as string, '--socks', '127.0.0.1'))
+    if (flags.socks) await client.socks(parseHostPort(flags.socks as string, '--socks', '127.0.0.1'), { ...(socksAuth ? { auth: socksAuth } : {}), wait: !!flags['socks-wait'] })
     proxy = httpAt ? await new HttpProxy({ tunnel: client, ...(proxyAuth ? { auth: proxyAuth } : {}), ...(fbw !== undefined ? { firstBytesWait: fbw } : {}), logger: log }).listen(httpAt.port, httpAt.host) : null
+    endpoint = await metrics(flags, { client, proxy: () => proxy }, log)
     client.start()
   } catch (err) {
     // A local port in use (or any listener that cannot start): stop everything, one line, exit 1.
-    await Promise.race([Promise.all([proxy?.close(), client.close()]), new Promise((r) => setTimeout(r, 1000).unref())])
+    void proxy?.close()
+    await client.destroy()
     throw err
   }
   if (flags.stats) {
@@ -317,17 +209,50 @@ export async function runClient(argv: string[]): Promise<number> {
       return `session ${s.state}  streams ${s.streams}  up ${human(s.bytesUp)}  down ${human(s.bytesDown)}  rtt ${s.rtt.toFixed(1)} ms  reconnects ${s.reconnects}  resumes ${s.resumes}  refused ${s.refused}${pool}${lanes}${http}`
     }, statsInterval)
   }
-  onStop(async () => {
-    await proxy?.close()
-    await client.close()
-  })
-  const code = await failed
-  await Promise.race([proxy?.close(), new Promise((r) => setTimeout(r, 1000).unref())])
+  const code = await runUntilStopped(
+    {
+      // Stop accepting everywhere; the HTTP proxy's connections and the
+      // session's streams finish; then the session closes.
+      drain: async () => {
+        await Promise.all([proxy ? drainHttp(proxy) : undefined, client.close()])
+      },
+      destroy: async () => {
+        void proxy?.close()
+        await client.destroy()
+      },
+      open: () => client.connections + (proxy?.stats().connections ?? 0),
+      reload: reloader(argv, CLIENT.flags, logging, () => []),
+    },
+    drainTimeout,
+    log,
+    failed,
+  )
+  if (code !== 0) {
+    void proxy?.close()
+    await client.destroy()
+  }
+  await endpoint?.close()
   return code
 }
 
+/** Stops the HTTP proxy accepting and resolves when its connections are gone (idle keep-alive ones are closed now and as they become idle). */
+function drainHttp(proxy: HttpProxy): Promise<void> {
+  return new Promise((resolve) => {
+    proxy.server.close()
+    const check = (): void => {
+      proxy.server.closeIdleConnections()
+      if (proxy.stats().connections === 0) {
+        clearInterval(timer)
+        resolve()
+      }
+    }
+    const timer = setInterval(check, 100)
+    check()
+  })
+}
+
 export async function runKeygen(argv: string[]): Promise<number> {
-  parseFlags(argv, {})
+  parseFlags(argv, KEYGEN.flags)
   process.stdout.write(generateKey() + '\n')
   return 0
 }

@@ -178,6 +178,8 @@ export interface SessionEvents {
   resumed: []
   /** Striped session: a lane joined, is leaving or is gone (`err`: why it died or could not join). */
   lane: [info: LaneInfo, err?: MuxError]
+  /** An RTT sample in ms (a PING answered; emitted only while someone listens). */
+  rtt: [ms: number]
 }
 
 const enum State {
@@ -1603,6 +1605,7 @@ export class Session extends EventEmitter<SessionEvents> {
 
   private sampleRtt(sample: number): void {
     this.srtt = this.srtt === 0 ? sample : this.srtt * 0.875 + sample * 0.125
+    if (this.listenerCount('rtt') > 0) this.emit('rtt', sample)
   }
 
   /** Message streams: a frame adding `len` bytes to a message of `partial` bytes must stay within our MAX_MESSAGE, and FIN must not cut a message (PROTOCOL.md 15.5, 15.7). */

@@ -8,7 +8,7 @@ import crypto from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import net from 'node:net'
 import tls from 'node:tls'
-import { ResetCode } from '../mux/constants.js'
+import { RefuseCode, ResetCode } from '../mux/constants.js'
 import type { MuxError } from '../mux/errors.js'
 import type { SessionOptions } from '../mux/options.js'
 import { Session } from '../mux/session.js'
@@ -18,11 +18,12 @@ import { createConnection } from '../tfo/connect.js'
 import { listenError, TunnelError } from './errors.js'
 import { OpenPacer } from './room.js'
 import { silentLogger, type Logger } from './log.js'
-import { relay } from './relay.js'
+import { relay, type RelayCounts } from './relay.js'
 import { readFirstBytes } from './onward.js'
 import { SessionPool, type PoolStats } from './pool.js'
 import type { LaneInfo } from '../mux/lanes.js'
 import { Socks5Parser, SocksReply, socksReply } from './socks5.js'
+import { FailureLimiter } from './ratelimit.js'
 
 /** TLS settings of a {@link TunnelClient}. */
 export interface TunnelClientTls {
@@ -100,12 +101,54 @@ export interface TunnelClientStats {
   reconnects: number
   /** Times a session moved to a new connection without losing its streams. */
   resumes: number
+  /** Local connections whose stream was refused (by the server, or no room for it). */
   refused: number
+  /** The same by reason: the REFUSED code's name (`not_allowed`, `unreachable`, `connection_refused`, `timeout`, ...), or `too_many_streams`. */
+  refusedBy: Record<string, number>
+  /** Local connections carried (streams opened). */
+  connects: number
+  /** Connections to the server (sessions, resumes, lanes) that sent their first bytes in a TFO SYN (`attempted`), and whose SYN data the server accepted (`accepted`). */
+  tfo: { attempted: number; accepted: number }
+  /** SOCKS5 clients refused for wrong credentials (`socks({ auth })`). */
+  socksAuthFailures: number
   /** With `pool`: every pool member's state. */
   pool?: PoolStats
   /** With `lanes`: the session's lanes (PROTOCOL.md 14). */
   lanes?: LaneInfo[]
 }
+
+/** Options of {@link TunnelClient.socks}. */
+export interface SocksOptions {
+  /**
+   * Require username/password authentication (RFC 1929): clients that do
+   * not offer it are refused (`05 FF`). After 10 failures from a source
+   * address within a minute, its connections are closed unread until the
+   * minute has passed.
+   */
+  auth?: { user: string; pass: string }
+  /**
+   * Answer a CONNECT only once the far side has connected (OPENED), with
+   * the real reply code when it did not (`0x02` not allowed, `0x04` host
+   * unreachable, `0x05` connection refused, `0x06` timeout, `0x01` other).
+   * Costs a round trip: the application sends its first bytes only after
+   * the reply. Default false: success at once, the first bytes ride in the
+   * OPEN, a refusal closes the connection.
+   */
+  wait?: boolean
+  /** Time for a client to complete the greeting, authentication and request, in ms. Default 10,000. */
+  timeout?: number
+}
+
+/** SOCKS5 reply codes for REFUSED codes (PROTOCOL.md 11.2; RFC 1928 section 6). */
+const SOCKS_REPLY_FOR: Record<number, number> = {
+  [RefuseCode.NOT_ALLOWED]: SocksReply.NOT_ALLOWED,
+  [RefuseCode.UNREACHABLE]: SocksReply.HOST_UNREACHABLE,
+  [RefuseCode.CONNECTION_REFUSED]: SocksReply.CONNECTION_REFUSED,
+  [RefuseCode.TIMEOUT]: SocksReply.TTL_EXPIRED,
+}
+
+/** REFUSED codes by their name in lower case (`not_allowed`), for stats. */
+const REFUSE_NAMES: Record<number, string> = Object.fromEntries(Object.entries(RefuseCode).map(([k, v]) => [v, k.toLowerCase()]))
 
 /** A forward or SOCKS listener of a {@link TunnelClient}. */
 export interface LocalListener {
@@ -153,7 +196,13 @@ export class TunnelClient extends EventEmitter {
   #timer: NodeJS.Timeout | undefined
   #sessions = 0
   readonly #listeners = new Set<net.Server>()
-  readonly #stats = { bytesUp: 0, bytesDown: 0, refused: 0, resumes: 0 }
+  readonly #stats = { bytesUp: 0, bytesDown: 0, refused: 0, resumes: 0, connects: 0, socksAuthFailures: 0 }
+  readonly #refusedBy: Record<string, number> = {}
+  readonly #tfo = { attempted: 0, accepted: 0 }
+  /** Byte counts of the relays running now (added to the totals in stats()). */
+  readonly #relays = new Set<RelayCounts>()
+  /** Local connections being carried (waiting for a stream, or relaying), with their stream once opened. */
+  readonly #carried = new Map<net.Socket, MuxStream | null>()
   #pool: SessionPool | null = null
   readonly #pacer: OpenPacer
   /** Handshakes in a row that failed authentication. */
@@ -216,32 +265,48 @@ export class TunnelClient extends EventEmitter {
 
   /** Live counters. */
   stats(): TunnelClientStats {
+    let bytesUp = this.#stats.bytesUp
+    let bytesDown = this.#stats.bytesDown
+    for (const c of this.#relays) {
+      bytesUp += c.up
+      bytesDown += c.down
+    }
+    const common = {
+      bytesUp,
+      bytesDown,
+      refused: this.#stats.refused,
+      refusedBy: { ...this.#refusedBy },
+      connects: this.#stats.connects,
+      tfo: { ...this.#tfo },
+      socksAuthFailures: this.#stats.socksAuthFailures,
+    }
     if (this.#pool !== null) {
       const p = this.#pool.stats()
       return {
+        ...common,
         state: this.#closed ? 'closed' : p.up > 0 ? 'up' : 'connecting',
         streams: p.members.reduce((n, m) => n + m.streams, 0),
-        bytesUp: this.#stats.bytesUp,
-        bytesDown: this.#stats.bytesDown,
         rtt: Math.min(...p.members.map((m) => (m.state === 'up' ? m.rtt : Infinity))) || 0,
         reconnects: p.replaced,
         resumes: p.members.reduce((n, m) => n + m.resumes, 0),
-        refused: this.#stats.refused,
         pool: p,
       }
     }
     const s = this.#session
     return {
+      ...common,
       state: this.#closed ? 'closed' : this.#up ? 'up' : 'connecting',
       streams: s?.streamCount ?? 0,
-      bytesUp: this.#stats.bytesUp,
-      bytesDown: this.#stats.bytesDown,
       rtt: s?.rtt ?? 0,
       reconnects: Math.max(0, this.#sessions - 1),
       resumes: this.#stats.resumes + (s?.stats().resumes ?? 0),
-      refused: this.#stats.refused,
       ...((this.#opts.lanes ?? 1) > 1 ? { lanes: s?.stats().lanes ?? [] } : {}),
     }
+  }
+
+  /** Local connections being carried now (waiting for a stream, or relaying). */
+  get connections(): number {
+    return this.#carried.size
   }
 
   /** A new connection to the server: TFO, then TLS if configured. */
@@ -250,6 +315,14 @@ export class TunnelClient extends EventEmitter {
     // TFO for the session's own connection: the HELLO (or the TLS
     // ClientHello) is the first write, so it rides in the SYN.
     const raw = createConnection({ host, port, noDelay: true, allowHalfOpen: true })
+    // The outcome is known once the handshake completed (the SYN-ACK said whether it took the data).
+    raw.once('connect', () =>
+      process.nextTick(() => {
+        const f = raw.fastOpen
+        if (f.attempted) this.#tfo.attempted++
+        if (f.accepted === true) this.#tfo.accepted++
+      }),
+    )
     let transport: net.Socket = raw
     const t = this.#opts.tls
     if (t) {
@@ -403,17 +476,32 @@ export class TunnelClient extends EventEmitter {
     }
   }
 
-  /** Carries one local connection to `target` through the session. */
-  async #carry(socket: net.Socket, target: Target, head?: Buffer): Promise<void> {
+  /**
+   * Carries one local connection to `target` through the session. With
+   * `socks` (a SOCKS5 connection answered only now, `socks({ wait })`), the
+   * reply is written once the far side answered: success, or the refusal's
+   * reply code and the close.
+   */
+  async #carry(socket: net.Socket, target: Target, head?: Buffer, socks?: { prefix: Buffer | undefined }): Promise<void> {
     socket.on('error', () => {})
-    const first = head && head.length > 0 ? head : await readFirstBytes(socket, this.#opts.firstBytesWait ?? 5)
+    this.#carried.set(socket, null)
+    socket.once('close', () => this.#carried.delete(socket))
+    const started = performance.now()
+    const from = `${socket.remoteAddress}:${socket.remotePort}`
+    const to = net.isIPv6(target.host) ? `[${target.host}]:${target.port}` : `${target.host}:${target.port}`
+    const first = head && head.length > 0 ? head : socks ? Buffer.alloc(0) : await readFirstBytes(socket, this.#opts.firstBytesWait ?? 5)
+    const refusedAs = (name: string): void => {
+      this.#stats.refused++
+      this.#refusedBy[name] = (this.#refusedBy[name] ?? 0) + 1
+    }
     let stream: MuxStream
     try {
       stream = await this.open(target, first)
     } catch (err) {
-      if ((err as TunnelError).code === 'SYNMUX_TOO_MANY_STREAMS') this.#stats.refused++
-      this.#log.warn(`closing the connection from ${socket.remoteAddress}:${socket.remotePort} to ${target.host}:${target.port}: ${(err as Error).message}`)
-      socket.destroy()
+      if ((err as TunnelError).code === 'SYNMUX_TOO_MANY_STREAMS') refusedAs('too_many_streams')
+      this.#log.warn(`closing the connection from ${from} to ${target.host}:${target.port}: ${(err as Error).message}`, { from, target: to })
+      if (socks && !socket.destroyed) socket.end(Buffer.concat([socks.prefix ?? Buffer.alloc(0), socksReply(SocksReply.GENERAL_FAILURE)]))
+      else socket.destroy()
       return
     }
     if (socket.destroyed) {
@@ -422,16 +510,41 @@ export class TunnelClient extends EventEmitter {
       stream.reset(ResetCode.CANCEL)
       return
     }
-    stream.once('error', (err: Error & { code?: string }) => {
+    this.#stats.connects++
+    this.#carried.set(socket, stream)
+    const session = stream.session
+    const tag = session.id?.subarray(0, 8).toString('hex')
+    let refusal: (Error & { code?: string; wireCode?: number }) | null = null
+    stream.once('error', (err: Error & { code?: string; wireCode?: number }) => {
       if (err.code === 'SYNMUX_REFUSED' || err.code === 'SYNMUX_TOO_MANY_STREAMS') {
-        this.#stats.refused++
+        refusal = err
+        refusedAs(err.code === 'SYNMUX_TOO_MANY_STREAMS' ? 'too_many_streams' : (REFUSE_NAMES[err.wireCode ?? RefuseCode.REFUSED] ?? 'refused'))
         // Nothing the application sent is forwarded anywhere else: close it.
-        this.#log.warn(`${target.host}:${target.port} refused: ${err.message}`)
+        this.#log.warn(`${target.host}:${target.port} refused: ${err.message}`, { session: tag, stream: stream.id, from, target: to })
       }
     })
-    const counts = await relay(stream, socket)
-    this.#stats.bytesUp += counts.up + first.length
+    if (socks) {
+      // Wait for OPENED (or the refusal) before answering the application.
+      const opened = await new Promise<boolean>((resolve) => {
+        if (stream.destroyed) return resolve(false)
+        const onOpen = (): void => (stream.off('close', onClose), resolve(true))
+        const onClose = (): void => (stream.off('open', onOpen), resolve(false))
+        stream.once('open', onOpen)
+        stream.once('close', onClose)
+      })
+      if (!opened) {
+        const code = refusal === null ? SocksReply.GENERAL_FAILURE : (SOCKS_REPLY_FOR[(refusal as { wireCode?: number }).wireCode ?? -1] ?? SocksReply.GENERAL_FAILURE)
+        if (!socket.destroyed) socket.end(Buffer.concat([socks.prefix ?? Buffer.alloc(0), socksReply(code)]))
+        return
+      }
+      socket.write(Buffer.concat([socks.prefix ?? Buffer.alloc(0), socksReply(SocksReply.SUCCEEDED)]))
+    }
+    const live: RelayCounts = { up: first.length, down: 0, reason: '' }
+    this.#relays.add(live)
+    const counts = await relay(stream, socket, live, 'application').finally(() => this.#relays.delete(live))
+    this.#stats.bytesUp += counts.up
     this.#stats.bytesDown += counts.down
+    this.#log.debug(`closed ${from} -> ${to}`, { session: tag, stream: stream.id, from, target: to, up: counts.up, down: counts.down, ms: Math.round(performance.now() - started), reason: refusal ? 'refused' : counts.reason })
   }
 
   #listen(server: net.Server, at: { host?: string; port: number }, what: string): Promise<LocalListener> {
@@ -463,24 +576,51 @@ export class TunnelClient extends EventEmitter {
   }
 
   /**
-   * Listens locally as a SOCKS5 proxy (CONNECT, no authentication). Success
-   * is answered at once, so the application's first request rides in the
-   * OPEN; if the far side refuses, the connection is closed.
+   * Listens locally as a SOCKS5 proxy (CONNECT). By default success is
+   * answered at once, so the application's first request rides in the
+   * OPEN; if the far side refuses, the connection is closed. See
+   * {@link SocksOptions} for authentication and waiting for the far side.
    */
-  socks(at: { host?: string; port: number }): Promise<LocalListener> {
+  socks(at: { host?: string; port: number }, options: SocksOptions = {}): Promise<LocalListener> {
+    const auth = options.auth
+    if (auth !== undefined && (typeof auth !== 'object' || auth === null || typeof auth.user !== 'string' || typeof auth.pass !== 'string' || auth.user === '' || Buffer.byteLength(auth.user) > 255 || Buffer.byteLength(auth.pass) > 255)) {
+      throw Object.assign(new TypeError('options.auth must be { user, pass }: strings of 1-255 bytes (the password may be empty)'), { code: 'ERR_INVALID_ARG_VALUE' })
+    }
+    const timeout = options.timeout ?? 10_000
+    if (typeof timeout !== 'number' || !Number.isInteger(timeout) || timeout < 1) throw Object.assign(new RangeError('options.timeout must be a positive integer'), { code: 'ERR_OUT_OF_RANGE' })
+    // Guessing the password: after 10 failures from an address within a minute, its connections are closed unread.
+    const limiter = auth ? new FailureLimiter({ maxFailures: 10, windowMs: 60_000 }) : null
+    let refusedLogAt = 0
     const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
       socket.on('error', () => {})
-      const parser = new Socks5Parser()
-      const timer = setTimeout(() => socket.destroy(), 10_000)
+      const source = socket.remoteAddress ?? '?'
+      if (limiter !== null && !limiter.allowed(source)) {
+        if (Date.now() - refusedLogAt > 10_000) {
+          refusedLogAt = Date.now()
+          this.#log.warn(`SOCKS5: refusing ${source}: too many failed authentications (for up to a minute)`)
+        }
+        socket.destroy()
+        return
+      }
+      const parser = new Socks5Parser(auth ? { auth } : {})
+      const timer = setTimeout(() => {
+        this.#log.info(`SOCKS5: ${source}: no request within ${timeout} ms${parser.authenticated ? '' : auth ? ' (not authenticated)' : ''}; closed`)
+        socket.destroy()
+      }, timeout)
       const onData = (chunk: Buffer) => {
         let r: ReturnType<Socks5Parser['push']>
         try {
           r = parser.push(chunk)
         } catch (err) {
           clearTimeout(timer)
-          const reply = (err as { reply?: Buffer }).reply
-          this.#log.info((err as Error).message)
-          if (reply) socket.end(reply)
+          socket.off('data', onData)
+          const e = err as Error & { reply?: Buffer; authFailed?: boolean }
+          if (e.authFailed && limiter !== null) {
+            this.#stats.socksAuthFailures++
+            limiter.fail(source)
+            this.#log.warn(`${e.message} from ${source}`)
+          } else this.#log.info(e.message)
+          if (e.reply) socket.end(e.reply)
           else socket.destroy()
           return
         }
@@ -489,15 +629,21 @@ export class TunnelClient extends EventEmitter {
         clearTimeout(timer)
         socket.off('data', onData)
         socket.pause()
+        const target = { host: r.request.host, port: r.request.port }
+        if (options.wait) return void this.#carry(socket, target, r.rest, { prefix: r.send })
         socket.write(r.send ? Buffer.concat([r.send, socksReply(SocksReply.SUCCEEDED)]) : socksReply(SocksReply.SUCCEEDED))
-        void this.#carry(socket, { host: r.request.host, port: r.request.port }, r.rest)
+        void this.#carry(socket, target, r.rest)
       }
       socket.on('data', onData)
     })
-    return this.#listen(server, at, 'SOCKS5')
+    return this.#listen(server, at, `SOCKS5${auth ? ' (username/password)' : ''}${options.wait ? ' (replies wait for the far side)' : ''}`)
   }
 
-  /** Closes listeners and the session. */
+  /**
+   * Stops accepting local connections; the session closes (GOAWAY) once
+   * the connections it carries have finished (a drain: however long that
+   * takes; {@link TunnelClient.destroy} ends it).
+   */
   async close(): Promise<void> {
     if (!this.#closed) process.nextTick(() => this.emit('close'))
     this.#closed = true
@@ -507,5 +653,28 @@ export class TunnelClient extends EventEmitter {
     if (this.#pool !== null) await this.#pool.close()
     const s = this.#session
     if (s) await s.close()
+  }
+
+  /**
+   * Ends everything now (no drain): listeners close, every carried
+   * connection is reset along with its stream (the server frees it at
+   * once), and the sessions close; one whose transport does not take the
+   * goodbye within `graceMs` (default 1,000) is torn down. Resolves when
+   * all are gone.
+   */
+  async destroy(graceMs = 1000): Promise<void> {
+    const closing = this.close()
+    for (const [socket, stream] of this.#carried) {
+      if (stream && !stream.destroyed) {
+        stream.on('error', () => {})
+        stream.reset(ResetCode.CANCEL)
+      }
+      if (!socket.destroyed) socket.resetAndDestroy()
+    }
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([closing, new Promise<void>((r) => (timer = setTimeout(r, graceMs)))])
+    clearTimeout(timer)
+    for (const s of this.#pool?.sessions ?? []) s.destroy()
+    this.#session?.destroy()
   }
 }

@@ -32,8 +32,8 @@ export interface HandshakeGuardOptions {
   /** Unauthenticated connections at once, per source address. */
   maxPerSource: number
   logger: Logger
-  /** Called for each failure counted. */
-  onFailure?: () => void
+  /** Called for each failure counted, with its reason. */
+  onFailure?: (why: string) => void
   /** Called for each connection refused unread. */
   onRefused?: () => void
 }
@@ -153,7 +153,7 @@ export class HandshakeGuard {
   #count(source: string, why: string): void {
     const was = this.#o.limiter.allowed(source)
     this.#o.limiter.fail(source)
-    this.#o.onFailure?.()
+    this.#o.onFailure?.(why)
     this.#o.logger.warn(`handshake from ${source} failed: ${why}`)
     if (was && !this.#o.limiter.allowed(source)) this.#o.logger.warn(`${source}: too many failed handshakes; its connections are closed unread until the window passes`)
   }

@@ -9,7 +9,7 @@ import dns from 'node:dns'
 import { EventEmitter } from 'node:events'
 import net from 'node:net'
 import tls from 'node:tls'
-import { DEFAULTS, RefuseCode } from '../mux/constants.js'
+import { DEFAULTS, RefuseCode, ResetCode } from '../mux/constants.js'
 import { Session } from '../mux/session.js'
 import { SessionRegistry } from '../mux/registry.js'
 import type { SessionOptions } from '../mux/options.js'
@@ -23,7 +23,7 @@ import { refuseCodeFor } from './onward.js'
 import { listenError } from './errors.js'
 import { FailureLimiter, type FailureLimiterOptions } from './ratelimit.js'
 import { HandshakeGuard } from './handshakes.js'
-import { relay } from './relay.js'
+import { relay, type RelayCounts } from './relay.js'
 import { ConnectSlots } from './slots.js'
 import { silentLogger, type Logger } from './log.js'
 import { HttpGateway, type HttpGatewayLimits, type HttpGatewayStats } from '../proxy/gateway.js'
@@ -81,15 +81,36 @@ export const TUNNEL_MAX_STREAMS = 16_384
 
 /** Live counters of a {@link TunnelServer}. */
 export interface TunnelServerStats {
+  /** Sessions (established, and resumable ones waiting for their client). */
   sessions: number
+  /** Of those, resumable sessions whose client's connection is lost, waiting to be resumed. */
+  detached: number
   streams: number
   connectsInProgress: number
+  /** Onward connects that succeeded (relayed streams). */
+  connects: number
+  /**
+   * Of those, connects whose first bytes went in a TCP Fast Open SYN
+   * (`attempted`: the stream's OPEN carried bytes and TFO was asked of the
+   * OS) and whose SYN data the target accepted (`accepted`).
+   */
+  tfo: { attempted: number; accepted: number }
+  /** Opens refused (by the allow list, a failed connect or a limit). */
   refused: number
+  /** The same by reason: the REFUSED code's name (`not_allowed`, `unreachable`, `connection_refused`, `timeout`, `too_many_streams`, ...). */
+  refusedBy: Record<string, number>
+  /** Sessions resumed on a new connection. */
+  resumes: number
+  /** Open lanes of striped sessions (PROTOCOL.md 14). */
+  lanes: number
   handshakeFailures: number
+  /** The same by reason: `tls`, `protocol` (not synmux), `auth` (a wrong key), `timeout` (no HELLO or AUTH in time), `closed` (closed before proving the key). */
+  handshakeFailuresBy: Record<string, number>
   /** Connections that have not proved the key yet. */
   unauthenticated: number
   /** Connections closed unread (a source over its failure limit, or a cap on unauthenticated connections). */
   handshakeRefusals: number
+  /** Bytes relayed from clients to targets (connections still open included), and back. */
   bytesUp: number
   bytesDown: number
   /** The HTTP gateway's counters (absent when it is off). */
@@ -98,9 +119,31 @@ export interface TunnelServerStats {
 
 const targetText = (t: DecodedTarget) => (t.kind === 'ipv6' ? `[${t.host}]:${t.port}` : `${t.host}:${t.port}`)
 
+/** REFUSED codes by their name in lower case (`not_allowed`), for stats. */
+const REFUSE_NAMES: Record<number, string> = Object.fromEntries(Object.entries(RefuseCode).map(([k, v]) => [v, k.toLowerCase()]))
+const refuseName = (code: number): string => REFUSE_NAMES[code] ?? `code_${code}`
+
+/** The class of a failed handshake's reason (see {@link TunnelServerStats.handshakeFailuresBy}). */
+function failureClass(why: string): string {
+  if (why.startsWith('TLS')) return 'tls'
+  if (/SYNMUX_(BAD_MAGIC|UNSUPPORTED_VERSION|PROTOCOL_ERROR|FRAME_SIZE_ERROR|HANDSHAKE_FAILED)/.test(why)) return 'protocol'
+  if (/authentication failed|SYNMUX_AUTH_FAILED/.test(why)) return 'auth'
+  if (/ within \d+ ms|TIMEOUT/.test(why)) return 'timeout'
+  return 'closed'
+}
+
+/** A session's id as logged: its first 8 bytes in hex. */
+export const sessionTag = (s: Session): string | undefined => s.id?.subarray(0, 8).toString('hex')
+
+const bump = (m: Record<string, number>, k: string): void => {
+  m[k] = (m[k] ?? 0) + 1
+}
+
 /**
  * A tunnel server. `listen()` like a `net.Server`; `close()` stops accepting
- * and ends every session gracefully (GOAWAY).
+ * and drains (every session gets a GOAWAY and closes when its streams have
+ * finished); `destroy()` ends everything at once. Emits `'session'`
+ * `(session)` for each session that completed its handshake.
  *
  * @example
  * ```js
@@ -110,7 +153,8 @@ const targetText = (t: DecodedTarget) => (t.kind === 'ipv6' ? `[${t.host}]:${t.p
  * ```
  */
 export class TunnelServer extends EventEmitter {
-  readonly allow: AllowList
+  /** The allow list (replaced by {@link TunnelServer.setAllow}). */
+  allow: AllowList
   readonly #opts: TunnelServerOptions
   readonly #log: Logger
   readonly #limiter: FailureLimiter
@@ -120,7 +164,23 @@ export class TunnelServer extends EventEmitter {
   /** Resumption: RESUME HELLOs find their session here (sessions outlive their connection). */
   #registry: SessionRegistry | null = null
   readonly #gateway: HttpGateway | null
-  readonly #stats: TunnelServerStats = { sessions: 0, streams: 0, connectsInProgress: 0, refused: 0, handshakeFailures: 0, unauthenticated: 0, handshakeRefusals: 0, bytesUp: 0, bytesDown: 0 }
+  readonly #stats = {
+    connectsInProgress: 0,
+    connects: 0,
+    tfo: { attempted: 0, accepted: 0 },
+    refused: 0,
+    refusedBy: {} as Record<string, number>,
+    handshakeFailures: 0,
+    handshakeFailuresBy: {} as Record<string, number>,
+    handshakeRefusals: 0,
+    bytesUp: 0,
+    bytesDown: 0,
+  }
+  /** Byte counts of the relays running now (added to the totals in stats()); the relay's socket is the target, so its `up` is our `bytesDown`. */
+  readonly #relays = new Set<{ first: number; counts: RelayCounts }>()
+  #closing = false
+  /** Open streams of every session (reset by destroy()). */
+  readonly #streams = new Set<MuxStream>()
 
   constructor(options: TunnelServerOptions) {
     super()
@@ -142,7 +202,10 @@ export class TunnelServer extends EventEmitter {
       max: options.maxUnauthenticated ?? 1024,
       maxPerSource: options.maxUnauthenticatedPerSource ?? 64,
       logger: this.#log,
-      onFailure: () => this.#stats.handshakeFailures++,
+      onFailure: (why) => {
+        this.#stats.handshakeFailures++
+        bump(this.#stats.handshakeFailuresBy, failureClass(why))
+      },
       onRefused: () => this.#stats.handshakeRefusals++,
     })
     this.#gateway =
@@ -189,18 +252,85 @@ export class TunnelServer extends EventEmitter {
     })
   }
 
-  /** Stops accepting; ends sessions gracefully; resolves when all are closed. */
+  /**
+   * Stops accepting and drains: every session gets a GOAWAY (its client
+   * opens no more streams on it; an open that crossed it is refused) and
+   * closes once its open streams have finished. Resolves when all are
+   * closed; however long that takes ({@link TunnelServer.destroy} ends it).
+   */
   async close(): Promise<void> {
-    await new Promise<void>((r) => this.#server.close(() => r()))
-    await Promise.all([...this.#sessions].map((s) => s.close()))
+    this.#closing = true
+    await Promise.all([new Promise<void>((r) => this.#server.close(() => r())), ...[...this.#sessions].map((s) => s.close())])
     await this.#gateway?.close()
+  }
+
+  /**
+   * Stops accepting and ends everything now (no drain): every open stream
+   * is reset (its client closes the application's connection, and does
+   * not wait to resume it), then every session is closed; one whose
+   * transport does not take the goodbye within `graceMs` (default 1,000)
+   * is torn down. Resolves when all are gone.
+   */
+  async destroy(graceMs = 1000): Promise<void> {
+    this.#closing = true
+    if (this.#server.listening) this.#server.close()
+    for (const stream of this.#streams) if (!stream.destroyed) stream.reset(ResetCode.CANCEL)
+    const sessions = [...this.#sessions]
+    const closed = Promise.all(sessions.map((s) => s.close()))
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([closed, new Promise<void>((r) => (timer = setTimeout(r, graceMs)))])
+    clearTimeout(timer)
+    for (const s of sessions) s.destroy()
+    await this.#gateway?.close()
+  }
+
+  /**
+   * Replaces the allow list (for new streams; streams already relaying are
+   * not touched). Throws like the constructor on a bad entry, and then
+   * changes nothing.
+   */
+  setAllow(allow: AllowList | string | readonly string[]): void {
+    this.allow = allow instanceof AllowList ? allow : AllowList.parse(allow as string | string[])
+  }
+
+  /** Replaces the TLS certificate and key (for new connections). Throws `ERR_INVALID_STATE` without TLS. */
+  setTls(options: { cert: string | Buffer; key: string | Buffer }): void {
+    if (!(this.#server instanceof tls.Server)) throw Object.assign(new Error('the server does not use TLS'), { code: 'ERR_INVALID_STATE' })
+    this.#server.setSecureContext({ cert: options.cert, key: options.key })
   }
 
   /** Live counters. */
   stats(): TunnelServerStats {
     let streams = 0
-    for (const s of this.#sessions) streams += s.streamCount
-    return { ...this.#stats, sessions: this.#sessions.size, streams, unauthenticated: this.#guard.unauthenticated, ...(this.#gateway ? { http: this.#gateway.stats() } : {}) }
+    let detached = 0
+    let lanes = 0
+    for (const s of this.#sessions) {
+      streams += s.streamCount
+      const st = s.stats()
+      if (!st.attached) detached++
+      for (const l of st.lanes) if (l.state === 'open') lanes++
+    }
+    let bytesUp = this.#stats.bytesUp
+    let bytesDown = this.#stats.bytesDown
+    for (const r of this.#relays) {
+      bytesUp += r.first + r.counts.down
+      bytesDown += r.counts.up
+    }
+    return {
+      ...this.#stats,
+      tfo: { ...this.#stats.tfo },
+      refusedBy: { ...this.#stats.refusedBy },
+      handshakeFailuresBy: { ...this.#stats.handshakeFailuresBy },
+      sessions: this.#sessions.size,
+      detached,
+      streams,
+      resumes: this.#registry?.stats().resumed ?? 0,
+      lanes,
+      bytesUp,
+      bytesDown,
+      unauthenticated: this.#guard.unauthenticated,
+      ...(this.#gateway ? { http: this.#gateway.stats() } : {}),
+    }
   }
 
   #onTransport(socket: net.Socket): void {
@@ -224,20 +354,24 @@ export class TunnelServer extends EventEmitter {
     this.#sessions.add(session)
     session.once('handshake', () => {
       handshook = true
-      this.#log.info(`session from ${source} established`)
+      this.#log.info(`session from ${source} established`, { session: sessionTag(session) })
+      this.emit('session', session)
+      // A session that completed its handshake while the server drains: it gets its GOAWAY at once.
+      if (this.#closing) void session.close()
     })
     session.on('error', () => {})
     // OPENs the session refuses by itself (its limits): each one is logged.
     session.on('refused', ({ streamId, code, reason, target }) => {
       this.#stats.refused++
+      bump(this.#stats.refusedBy, refuseName(code))
       const limit =
         code === RefuseCode.TOO_MANY_STREAMS ? ` (${session.opts.maxStreams} per session, --max-streams)` : code === RefuseCode.TOO_MANY_PENDING ? ` (${session.opts.maxPendingOpens} per session)` : code === RefuseCode.BUSY ? ` (${session.opts.maxSessionBuffer} bytes buffered)` : ''
-      this.#log.info(`refused stream ${streamId}${target ? ` to ${targetText(target)}` : ''} from ${source}: ${reason}${limit}`)
+      this.#log.info(`refused stream ${streamId}${target ? ` to ${targetText(target)}` : ''} from ${source}: ${reason}${limit}`, { session: sessionTag(session), stream: streamId, target: target ? targetText(target) : undefined })
     })
     session.once('close', (err) => {
       this.#sessions.delete(session)
       // (a failure before the handshake is counted and logged by the guard)
-      if (handshook) this.#log.info(`session from ${source} closed${err ? `: ${err.code}` : ''}`)
+      if (handshook) this.#log.info(`session from ${source} closed${err ? `: ${err.code}` : ''}`, { session: sessionTag(session) })
     })
     // At most maxConnectsPerSession onward connects run at once; the rest
     // wait unanswered (the session's maxPendingOpens bounds how many). A
@@ -245,6 +379,9 @@ export class TunnelServer extends EventEmitter {
     // relay ends.
     const slots = new ConnectSlots(this.#opts.maxConnectsPerSession ?? 64)
     session.on('stream', (stream, { target }) => {
+      const started = performance.now()
+      this.#streams.add(stream)
+      stream.once('close', () => this.#streams.delete(stream))
       // The server owns the stream from its first moment: whatever phase it
       // is in (waiting for a slot, resolving, connecting, relaying), a reset
       // from the peer or the failure of its session destroys it with an
@@ -254,18 +391,18 @@ export class TunnelServer extends EventEmitter {
       if (!target) return stream.refuse(RefuseCode.BAD_TARGET, 'a target is required')
       if (isGatewayTarget(target)) {
         if (this.#gateway) return this.#gateway.handle(stream)
-        return this.#refuse(stream, target, RefuseCode.NOT_ALLOWED, 'the HTTP gateway is off')
+        return this.#refuse(stream, target, RefuseCode.NOT_ALLOWED, 'the HTTP gateway is off', session)
       }
       void slots
         .run(stream, async () => {
           this.#stats.connectsInProgress++
           try {
-            return await this.#connect(stream, target)
+            return await this.#connect(stream, target, session)
           } finally {
             this.#stats.connectsInProgress--
           }
         })
-        .then((c) => c && this.#relay(stream, c.onward, c.first))
+        .then((c) => c && this.#relay(stream, c.onward, c.first, session, target, started))
         .catch((err: Error) => {
           // A bug in one stream's handling must cost that stream, not the process.
           this.#log.error(`stream ${stream.id} to ${targetText(target)}: ${err.stack ?? err.message}`)
@@ -274,9 +411,10 @@ export class TunnelServer extends EventEmitter {
     })
   }
 
-  #refuse(stream: MuxStream, target: DecodedTarget, code: number, why: string): void {
+  #refuse(stream: MuxStream, target: DecodedTarget, code: number, why: string, session: Session): void {
     this.#stats.refused++
-    this.#log.info(`refused ${targetText(target)}: ${why}`)
+    bump(this.#stats.refusedBy, refuseName(code))
+    this.#log.info(`refused ${targetText(target)}: ${why}`, { session: sessionTag(session), stream: stream.id, target: targetText(target), code: refuseName(code) })
     if (stream.pending) stream.refuse(code, why)
   }
 
@@ -294,16 +432,16 @@ export class TunnelServer extends EventEmitter {
   }
 
   /** Resolves, checks and connects onward (the part that holds a connect slot); `null` if refused or abandoned. */
-  async #connect(stream: MuxStream, target: DecodedTarget): Promise<{ onward: FastOpenSocket; first: Buffer } | null> {
+  async #connect(stream: MuxStream, target: DecodedTarget, session: Session): Promise<{ onward: FastOpenSocket; first: Buffer } | null> {
     let addresses: { address: string; family: number }[]
     try {
       addresses = await this.#allowedAddresses(target)
     } catch (err) {
-      this.#refuse(stream, target, refuseCodeFor(err as NodeJS.ErrnoException), (err as Error).message)
+      this.#refuse(stream, target, refuseCodeFor(err as NodeJS.ErrnoException), (err as Error).message, session)
       return null
     }
     if (addresses.length === 0) {
-      this.#refuse(stream, target, RefuseCode.NOT_ALLOWED, 'not in the allow list')
+      this.#refuse(stream, target, RefuseCode.NOT_ALLOWED, 'not in the allow list', session)
       return null
     }
     if (stream.destroyed) return null
@@ -330,7 +468,7 @@ export class TunnelServer extends EventEmitter {
         first,
       )
     } catch (err) {
-      if (!stream.destroyed) this.#refuse(stream, target, refuseCodeFor(err as NodeJS.ErrnoException), (err as NodeJS.ErrnoException).code ?? (err as Error).message)
+      if (!stream.destroyed) this.#refuse(stream, target, refuseCodeFor(err as NodeJS.ErrnoException), (err as NodeJS.ErrnoException).code ?? (err as Error).message, session)
       return null
     } finally {
       stream.off('close', onClose)
@@ -340,12 +478,20 @@ export class TunnelServer extends EventEmitter {
       onward.destroy()
       return null
     }
-    this.#log.debug(`connected ${targetText(target)} (${first.length} bytes in ${onward.fastOpen.accepted ? 'the SYN' : `the stream, ${onward.fastOpen.reason ?? ''}`})`)
+    this.#stats.connects++
+    if (first.length > 0 && onward.fastOpen.attempted) this.#stats.tfo.attempted++
+    if (onward.fastOpen.accepted === true) this.#stats.tfo.accepted++
+    this.#log.debug(`connected ${targetText(target)} (${first.length} bytes in ${onward.fastOpen.accepted ? 'the SYN' : `the stream, ${onward.fastOpen.reason ?? ''}`})`, {
+      session: sessionTag(session),
+      stream: stream.id,
+      target: targetText(target),
+      tfo: onward.fastOpen.accepted === true,
+    })
     return { onward, first }
   }
 
   /** Answers OPENED (with the target's first bytes if they come quickly) and relays until both sides are done. */
-  async #relay(stream: MuxStream, onward: FastOpenSocket, first: Buffer): Promise<void> {
+  async #relay(stream: MuxStream, onward: FastOpenSocket, first: Buffer, session: Session, target: DecodedTarget, started: number): Promise<void> {
     if (stream.destroyed) {
       onward.destroy()
       return
@@ -354,8 +500,21 @@ export class TunnelServer extends EventEmitter {
     const timer = setTimeout(() => stream.pending && stream.accept(), wait)
     onward.once('data', () => clearTimeout(timer))
     onward.once('close', () => clearTimeout(timer))
-    const counts = await relay(stream, onward)
-    this.#stats.bytesUp += counts.up + first.length
-    this.#stats.bytesDown += counts.down
+    const live = { first: first.length, counts: { up: 0, down: 0, reason: '' } }
+    this.#relays.add(live)
+    // (the relay's socket is the target: its `up` is from the target, its `down` toward it)
+    const counts = await relay(stream, onward, live.counts, 'target').finally(() => this.#relays.delete(live))
+    const up = first.length + counts.down
+    this.#stats.bytesUp += up
+    this.#stats.bytesDown += counts.up
+    this.#log.debug(`closed ${targetText(target)}`, {
+      session: sessionTag(session),
+      stream: stream.id,
+      target: targetText(target),
+      up,
+      down: counts.up,
+      ms: Math.round(performance.now() - started),
+      reason: counts.reason,
+    })
   }
 }

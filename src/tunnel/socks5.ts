@@ -1,10 +1,12 @@
 /**
- * The local SOCKS5 acceptor (RFC 1928, CONNECT only, no authentication):
- * reads the greeting and the request from an application's connection and
- * answers. An explicit state machine over the bytes received so far; it
- * never reads more than a request can hold.
+ * The local SOCKS5 acceptor (RFC 1928, CONNECT only; no authentication, or
+ * username/password per RFC 1929): reads the greeting, the credentials and
+ * the request from an application's connection and answers. An explicit
+ * state machine over the bytes received so far; it never reads more than a
+ * request can hold.
  * @packageDocumentation
  */
+import crypto from 'node:crypto'
 import net from 'node:net'
 import { TunnelError } from './errors.js'
 
@@ -34,10 +36,26 @@ export function socksReply(code: number): Buffer {
   return Buffer.from([0x05, code, 0x00, 0x01, 0, 0, 0, 0, 0, 0])
 }
 
-type State = 'greeting' | 'request' | 'done'
+/** Options of {@link Socks5Parser}. */
+export interface Socks5ParserOptions {
+  /**
+   * Require username/password authentication (RFC 1929) with these
+   * credentials: a client that does not offer method 0x02 is refused
+   * (`05 FF`), wrong credentials get `01 01` and the close.
+   */
+  auth?: { user: string; pass: string }
+}
 
-/** The method reply: no authentication. */
+type State = 'greeting' | 'auth' | 'request' | 'done'
+
+/** The method replies: no authentication; username/password. */
 const METHOD_NO_AUTH = Buffer.from([0x05, 0x00])
+const METHOD_USER_PASS = Buffer.from([0x05, 0x02])
+/** RFC 1929 status replies. */
+const AUTH_OK = Buffer.from([0x01, 0x00])
+const AUTH_FAILED = Buffer.from([0x01, 0x01])
+
+const digest = (s: Buffer): Buffer => crypto.createHash('sha256').update(s).digest()
 
 /**
  * Parses SOCKS5 bytes incrementally. `push()` returns the bytes to send back
@@ -48,24 +66,40 @@ const METHOD_NO_AUTH = Buffer.from([0x05, 0x00])
 export class Socks5Parser {
   #state: State = 'greeting'
   #buf: Buffer = Buffer.alloc(0)
+  /** SHA-256 of the expected `user` and `pass` (compared in constant time). */
+  readonly #auth: { user: Buffer; pass: Buffer } | null
+  /** Replies owed and not returned yet (a pipelined greeting's method reply before an error reply). */
+  #owed: Buffer[] = []
+
+  constructor(options: Socks5ParserOptions = {}) {
+    const a = options.auth
+    this.#auth = a ? { user: digest(Buffer.from(a.user, 'utf8')), pass: digest(Buffer.from(a.pass, 'utf8')) } : null
+  }
+
+  /** Whether the client has authenticated (or no authentication is required) and the request stage was reached. */
+  get authenticated(): boolean {
+    return this.#state === 'request' || this.#state === 'done'
+  }
 
   push(chunk: Buffer): { send?: Buffer; request?: SocksRequest; rest?: Buffer } {
     this.#buf = this.#buf.length ? Buffer.concat([this.#buf, chunk]) : chunk
-    const answered = this.#state
+    this.#owed = []
     try {
       return this.#step()
     } catch (err) {
-      // A client may send its greeting and its request in one write (to save
-      // a round trip): the method reply `05 00` is owed before whatever the
-      // request gets, an error reply included.
+      // A client may send its greeting (and credentials) and its request in
+      // one write (to save a round trip): the replies to the stages passed
+      // (`05 00`, `05 02` `01 00`) are owed before whatever the request gets,
+      // an error reply included.
       const e = err as TunnelError & { reply?: Buffer }
-      if (answered === 'greeting' && this.#state !== 'greeting') e.reply = e.reply ? Buffer.concat([METHOD_NO_AUTH, e.reply]) : METHOD_NO_AUTH
+      if (this.#owed.length) e.reply = Buffer.concat([...this.#owed, ...(e.reply ? [e.reply] : [])])
       throw e
     }
   }
 
   #step(): { send?: Buffer; request?: SocksRequest; rest?: Buffer } {
-    let send: Buffer | undefined
+    const owed = this.#owed
+    const sent = () => (owed.length ? { send: Buffer.concat(owed) } : {})
     if (this.#state === 'greeting') {
       const b = this.#buf
       if (b.length < 2) return {}
@@ -73,13 +107,40 @@ export class Socks5Parser {
       const n = b[1]!
       if (n === 0) throw fail('no authentication methods offered')
       if (b.length < 2 + n) return {}
-      if (!b.subarray(2, 2 + n).includes(0x00)) {
-        throw fail('the client requires authentication', Buffer.from([0x05, 0xff]))
+      const methods = b.subarray(2, 2 + n)
+      if (this.#auth !== null) {
+        if (!methods.includes(0x02)) throw fail('the client does not offer username/password authentication, which is required', Buffer.from([0x05, 0xff]))
+        owed.push(METHOD_USER_PASS)
+        this.#state = 'auth'
+      } else {
+        if (!methods.includes(0x00)) throw fail('the client requires authentication', Buffer.from([0x05, 0xff]))
+        owed.push(METHOD_NO_AUTH)
+        this.#state = 'request'
       }
-      send = METHOD_NO_AUTH
       this.#buf = b.subarray(2 + n)
+    }
+    if (this.#state === 'auth') {
+      // RFC 1929: VER(1) ULEN(1) UNAME(1-255) PLEN(1) PASSWD(1-255)
+      const b = this.#buf
+      if (b.length < 2) return sent()
+      if (b[0] !== 0x01) throw fail(`bad username/password version ${b[0]}`, AUTH_FAILED, 'auth')
+      const ulen = b[1]!
+      if (b.length < 2 + ulen + 1) return sent()
+      const plen = b[2 + ulen]!
+      const end = 3 + ulen + plen
+      if (b.length < end) return sent()
+      const user = b.subarray(2, 2 + ulen)
+      const pass = b.subarray(3 + ulen, end)
+      const a = this.#auth!
+      // Both compared (no early exit on the user name), each as a fixed-size digest.
+      const userOk = crypto.timingSafeEqual(digest(user), a.user)
+      const passOk = crypto.timingSafeEqual(digest(pass), a.pass)
+      if (!(userOk && passOk) || ulen === 0) throw fail('wrong username or password', AUTH_FAILED, 'auth')
+      owed.push(AUTH_OK)
+      this.#buf = b.subarray(end)
       this.#state = 'request'
     }
+    const send = owed.length ? Buffer.concat(owed) : undefined
     if (this.#state === 'request') {
       const b = this.#buf
       if (b.length < 5) return send ? { send } : {}
@@ -132,8 +193,9 @@ function ipv6(b: Buffer): string {
   return new net.SocketAddress({ address: s, family: 'ipv6' }).address
 }
 
-function fail(message: string, reply?: Buffer): TunnelError & { reply?: Buffer } {
-  const e = new TunnelError('SYNMUX_SOCKS_PROTOCOL', `SOCKS5: ${message}`) as TunnelError & { reply?: Buffer }
+function fail(message: string, reply?: Buffer, stage?: 'auth'): TunnelError & { reply?: Buffer; authFailed?: boolean } {
+  const e = new TunnelError('SYNMUX_SOCKS_PROTOCOL', `SOCKS5: ${message}`) as TunnelError & { reply?: Buffer; authFailed?: boolean }
   if (reply) e.reply = reply
+  if (stage === 'auth') e.authFailed = true
   return e
 }

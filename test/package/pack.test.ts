@@ -112,6 +112,8 @@ describe.skipIf(skip)('the packed package', () => {
     for (const f of ['dist/cjs/index.js', 'dist/cjs/index.d.ts', 'dist/esm/index.mjs', 'dist/esm/index.d.mts', 'binding.gyp', 'scripts/install.js', 'LICENSE', 'CHANGELOG.md', 'README.md', 'docs/PLATFORMS.md', 'docs/PROTOCOL.md']) {
       expect(files).toContain(`package/${f}`)
     }
+    expect(files).toContain('package/contrib/systemd/synmux-server.service')
+    expect(files).toContain('package/contrib/systemd/synmux-client@.service')
     expect(files.some((f) => f.startsWith('package/native/') && f.endsWith('.cc'))).toBe(true)
     for (const bad of ['build/', 'test/', 'src/', '.ci/', '.tools/', 'bench/', 'node_modules/']) expect(files.some((f) => f.startsWith(`package/${bad}`)), bad).toBe(false)
   })

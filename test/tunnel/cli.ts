@@ -11,7 +11,7 @@ import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { promisify } from 'node:util'
-import { ROOT } from '../helpers'
+import { ROOT, skipReason } from '../helpers'
 
 export const CLI = path.join(ROOT, 'dist', 'cjs', 'cli', 'index.js')
 
@@ -57,8 +57,10 @@ export function synmux(args: string[]): Proc {
     stop() {
       procs.delete(p)
       if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve()
+      // SIGTERM drains (up to --drain-timeout, 30 s): a test that leaves connections open does not wait for that.
       return new Promise((r) => {
-        child.once('exit', () => r())
+        const t = setTimeout(() => child.kill('SIGKILL'), 1500)
+        child.once('exit', () => (clearTimeout(t), r()))
         child.kill('SIGTERM')
       })
     },
@@ -117,6 +119,24 @@ export function runCli(args: string[]): Promise<{ code: number; stdout: string; 
     (r) => ({ code: 0, ...r }),
     (e) => ({ code: e.code as number, stdout: e.stdout as string, stderr: e.stderr as string }),
   )
+}
+
+/** Whether `cmd --version` runs (the command is installed). */
+export function hasCommand(cmd: string): boolean {
+  try {
+    execFileSync(cmd, ['--version'], { stdio: 'ignore' })
+    return true
+  } catch {
+    return false
+  }
+}
+
+/**
+ * The skip reason for a test that needs `cmd`, or false. .ci/run installs
+ * what the tests need: under CI a missing command fails the test instead.
+ */
+export function needCommand(cmd: string, what = cmd): string | false {
+  return skipReason(hasCommand(cmd) || process.env.CI ? false : `${what} is not installed (.ci/run installs it)`)
 }
 
 /** Whether curl is installed (.ci/run installs it); tests that need it skip with the reason otherwise. */

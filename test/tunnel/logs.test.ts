@@ -1,0 +1,86 @@
+/**
+ * Logs of the real `synmux server` and `synmux client` processes:
+ * `--log-format json` writes one JSON object per line (pino: time, level,
+ * component, msg, and session, stream, target where they apply), and at
+ * `debug` both sides write a line per connection with its target, bytes,
+ * duration and close reason; the text format has ISO timestamps and the
+ * same fields as key=value.
+ */
+import net from 'node:net'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { close } from '../helpers'
+import { freePort, keyFile, stopAll, synmux, type Proc } from './cli'
+import { echoTarget } from './rawpeer'
+
+let echo: net.Server
+let echoPort: number
+let key: string
+
+beforeAll(async () => {
+  key = keyFile()
+  ;({ server: echo, port: echoPort } = await echoTarget())
+})
+afterAll(async () => {
+  await stopAll()
+  await close(echo)
+})
+
+async function run(format: 'json' | 'text'): Promise<{ server: Proc; client: Proc; local: number }> {
+  const port = await freePort()
+  const server = synmux(['server', '--listen', `127.0.0.1:${port}`, '--key', key, '--allow', `127.0.0.1:${echoPort}`, '--log-format', format, '--log-level', 'debug'])
+  await server.waitFor(/listening on/)
+  const fwd = await freePort()
+  const client = synmux(['client', '--server', `127.0.0.1:${port}`, '--key', key, '--forward', `${fwd}=127.0.0.1:${echoPort}`, '--log-format', format, '--log-level', 'debug'])
+  await client.waitFor(/session to .* up/)
+  const s = net.connect(fwd, '127.0.0.1')
+  s.write('twelve bytes')
+  await new Promise((r) => s.once('data', r))
+  const local = s.localPort!
+  s.end()
+  await new Promise((r) => s.once('close', r))
+  return { server, client, local }
+}
+
+describe('--log-format json', () => {
+  it('every line is one JSON object; per-connection debug lines on both sides carry session, stream, target, bytes, duration, reason', async () => {
+    const { server, client, local } = await run('json')
+    await server.waitFor(/"msg":"closed /)
+    await client.waitFor(/"msg":"closed /)
+    const parse = (p: Proc) => p.log.map((l) => JSON.parse(l) as Record<string, unknown>)
+    const s = parse(server)
+    const c = parse(client)
+    for (const [lines, component] of [
+      [s, 'server'],
+      [c, 'client'],
+    ] as const) {
+      for (const o of lines) {
+        expect(o.time).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/)
+        expect(['error', 'warn', 'info', 'debug']).toContain(o.level)
+        expect(o.component).toBe(component)
+        expect(typeof o.msg).toBe('string')
+      }
+    }
+    const sc = s.find((o) => String(o.msg).startsWith('closed '))!
+    const cc = c.find((o) => String(o.msg).startsWith('closed '))!
+    expect(sc).toMatchObject({ level: 'debug', target: `127.0.0.1:${echoPort}`, up: 12, down: 12, reason: 'end' })
+    expect(cc).toMatchObject({ level: 'debug', target: `127.0.0.1:${echoPort}`, from: `127.0.0.1:${local}`, up: 12, down: 12, reason: 'end' })
+    // the same session and stream on both sides
+    expect(sc.session).toMatch(/^[0-9a-f]{16}$/)
+    expect(cc.session).toBe(sc.session)
+    expect(cc.stream).toBe(sc.stream)
+    expect(typeof sc.ms).toBe('number')
+    expect(s.find((o) => String(o.msg).startsWith('connected '))).toMatchObject({ session: sc.session, stream: sc.stream, target: `127.0.0.1:${echoPort}` })
+    expect(s.find((o) => String(o.msg).startsWith('session from'))).toMatchObject({ level: 'info', session: sc.session })
+  })
+})
+
+describe('--log-format text (the default)', () => {
+  it('ISO timestamps, and the per-connection lines with their fields as key=value', async () => {
+    const { server, client, local } = await run('text')
+    const sl = await server.waitFor(/debug server: closed /)
+    const cl = await client.waitFor(/debug client: closed /)
+    for (const l of [...server.log, ...client.log]) expect(l).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (error|warn|info|debug) (server|client): /)
+    expect(sl).toMatch(new RegExp(`debug server: closed 127\\.0\\.0\\.1:${echoPort} session=[0-9a-f]{16} stream=\\d+ up=12 down=12 ms=\\d+ reason=end$`))
+    expect(cl).toMatch(new RegExp(`debug client: closed 127\\.0\\.0\\.1:${local} -> 127\\.0\\.0\\.1:${echoPort} session=[0-9a-f]{16} stream=\\d+ up=12 down=12 ms=\\d+ reason=end$`))
+  })
+})
