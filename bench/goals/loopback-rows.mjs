@@ -10,7 +10,7 @@ import path from 'node:path'
 import { quartiles } from '../lib/stats.mjs'
 import { sample } from '../lib/procstat.mjs'
 import { benchDir } from '../lib/proc.mjs'
-import { HOST, connrate, probe, spawnIn } from './systems.mjs'
+import { HOST, buildConnload, connrate, probe, spawnIn } from './systems.mjs'
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 const load = () => os.loadavg().map((x) => +x.toFixed(2))
@@ -61,7 +61,7 @@ export async function connectionRate(ctx, link, target, systems, { base, compare
     for (let round = 0; round <= ctx.rounds; round++) {
       for (const name of orderOf(names, round)) {
         const st = started[name]
-        const r = await connrate(link, { port: st.port, concurrency: ctx.concurrency, seconds: round === 0 ? Math.min(1, ctx.seconds) : ctx.seconds, request: 1024, response: 1024, pids: st.pids })
+        const r = await connrate(link, { port: st.port, concurrency: ctx.concurrency, seconds: round === 0 ? Math.max(3, ctx.seconds) : ctx.seconds, request: 1024, response: 1024, pids: st.pids })
         for (const p of st.procs) if (!p.alive()) throw new Error(`${p.label} exited during the run: ${p.output()}`)
         runs.push({ round, system: name, ...(round === 0 ? { warmup: true } : {}), ...r })
         ctx.log(`  round ${round}${round === 0 ? ' (warm-up)' : ''} ${name}: ${r.perSecond}/s, ${r.cpuMsPerConnection} ms CPU/conn${r.errors + r.short ? `, ${r.errors + r.short} failed (${r.firstError})` : ''}`)
@@ -71,7 +71,7 @@ export async function connectionRate(ctx, link, target, systems, { base, compare
     await stopAll(started)
   }
   return {
-    setup: `open + 1 KiB request + 1 KiB response + close, ${ctx.concurrency} in flight, ${ctx.seconds} s per run, ${ctx.rounds} alternated rounds after a warm-up round; load generator and target (Node) in the same namespace, all on its loopback; CPU = user + sys of the tunnel's processes (client and server, with their children) over the load window, divided by the connections completed`,
+    setup: `open + 1 KiB request + 1 KiB response + close, ${ctx.concurrency} in flight, ${ctx.seconds} s per run, ${ctx.rounds} alternated rounds after a warm-up round (at least 3 s: the JIT of the Node processes); load generator and target in C (bench/goals/connload.c, one epoll loop each, so they take little of the two cores) in the same namespace, all on its loopback; CPU = user + sys of the tunnel's processes (client and server, with their children) over the load window, divided by the connections completed`,
     systems: Object.fromEntries(systems.map((s) => [s.name, s.config])),
     perSecond: bySystem(runs, names, 'perSecond', 0),
     cpuMsPerConnection: bySystem(runs, names, 'cpuMsPerConnection', 4),
@@ -159,16 +159,16 @@ function parseAb(text) {
 
 /** Row 4: `ab -n N -c C [-k] -X proxy` for each proxy, with and without keep-alive. */
 export async function httpProxy(ctx, link, proxies, { base, compare }) {
-  const origin = spawnIn(link, 'origin', [process.execPath, [path.join(benchDir, 'proxy', 'origin.mjs'), HOST, '0', '1']])
+  const origin = spawnIn(link, 'origin', [await buildConnload(), ['http', HOST, '1024']])
   let originPort
   for (let i = 0; i < 200 && !originPort; i++) {
     originPort = Number(/ready (\d+)/.exec(origin.output())?.[1] ?? 0)
     await sleep(50)
   }
   if (!originPort) throw new Error(`origin not ready: ${origin.output()}`)
-  const url = `http://${HOST}:${originPort}/r/0.js` // 1 KiB body (bench/proxy/origin.mjs)
+  const url = `http://${HOST}:${originPort}/1k` // connload http answers every request with a 1 KiB body
   const ab = async (port, keepAlive, n = ctx.abN) => {
-    const r = await link.run('server', 'ab', ['-n', String(n), '-c', String(ctx.abC), ...(keepAlive ? ['-k'] : []), '-X', `${HOST}:${port}`, url], { timeoutMs: 300_000 })
+    const r = await link.run('server', 'ab', ['-n', String(n), '-c', String(Math.min(n, ctx.abC)), ...(keepAlive ? ['-k'] : []), '-X', `${HOST}:${port}`, url], { timeoutMs: 300_000 })
     return { code: r.code, ...parseAb(r.stdout), ...(r.code !== 0 ? { error: r.stderr.trim().slice(-300) } : {}) }
   }
   const started = {}
@@ -215,7 +215,7 @@ export async function httpProxy(ctx, link, proxies, { base, compare }) {
     keepAliveRequests: Object.fromEntries(names.map((n) => [n, quartiles(of(mode).filter((r) => r.system === n && !r.warmup).map((r) => r.keepAlive ?? 0), 0).median])),
   })
   return {
-    setup: `ab -n ${ctx.abN} -c ${ctx.abC} (and with -k) -X <proxy> ${url.replace(String(originPort), 'ORIGIN')} (a 1 KiB body from bench/proxy/origin.mjs, Node, keep-alive); everything on the namespace's loopback; ${ctx.rounds} alternated rounds after a warm-up round`,
+    setup: `ab -n ${ctx.abN} -c ${ctx.abC} (and with -k) -X <proxy> ${url.replace(String(originPort), 'ORIGIN')} (the origin: connload http in C, a 1 KiB body, keep-alive, so that it takes little of the two cores); everything on the namespace's loopback; ${ctx.rounds} alternated rounds after a warm-up round`,
     ab: execFileSync('ab', ['-V'], { encoding: 'utf8' }).split('\n')[0],
     systems: Object.fromEntries(proxies.map((p) => [p.name, p.config])),
     close: section('close'),

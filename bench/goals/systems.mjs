@@ -2,8 +2,13 @@
 // (its own loopback: fixed ports collide with nothing on the machine), each
 // as { name, config, start(targetPort) → { port, pids: {client, server}, stop } }.
 // A system is ready once one exchange through it succeeds end to end.
+import { spawnSync } from 'node:child_process'
+import crypto from 'node:crypto'
+import fs from 'node:fs'
+import os from 'node:os'
 import path from 'node:path'
 import { benchDir, cliPath } from '../lib/proc.mjs'
+import { cpuDelta, sample } from '../lib/procstat.mjs'
 import { openssh, shadowsocks, squid } from '../lib/anchors.mjs'
 
 const HOST = '127.0.0.1'
@@ -62,12 +67,40 @@ export function spawnIn(link, label, [cmd, args], { stdin = false } = {}) {
   }
 }
 
-/** Runs bench/goals/connrate.mjs in the namespace with options `o`; resolves with its JSON. */
-export async function connrate(link, o, timeoutMs = 120_000) {
-  const r = await link.run('server', process.execPath, [path.join(benchDir, 'goals', 'connrate.mjs'), JSON.stringify({ host: HOST, ...o })], { timeoutMs })
+let buildPromise
+/** Compiles connload.c (once per source version, cached under $TMPDIR); resolves with the binary's path. */
+export function buildConnload() {
+  buildPromise ??= (async () => {
+    const src = path.join(benchDir, 'goals', 'connload.c')
+    const hash = crypto.createHash('sha256').update(fs.readFileSync(src)).digest('hex').slice(0, 16)
+    const bin = path.join(os.tmpdir(), `synmux-connload-${hash}`, 'connload')
+    if (fs.existsSync(bin)) return bin
+    fs.mkdirSync(path.dirname(bin), { recursive: true })
+    const tmp = `${bin}.tmp-${process.pid}`
+    const cc = process.env.SYNMUX_CC || process.env.CC || 'cc'
+    const r = spawnSync(cc, ['-O2', '-Wall', '-std=gnu11', '-o', tmp, src], { encoding: 'utf8' })
+    if (r.status !== 0) throw new Error(`compiling ${src} failed: ${r.error?.message ?? r.stderr}`)
+    fs.renameSync(tmp, bin)
+    return bin
+  })()
+  return buildPromise
+}
+
+/**
+ * One load run (connload load) in the namespace: `concurrency` connections
+ * in flight for `seconds`; the CPU of the `pids` groups (process trees) is
+ * sampled right before and after it. Resolves with connload's JSON plus
+ * cpuMs and cpuMsPerConnection.
+ */
+export async function connrate(link, { port, concurrency, seconds, request = 1024, response = 1024, pids = {} }, timeoutMs = 120_000) {
+  const bin = await buildConnload()
+  const before = sample(pids)
+  const r = await link.run('server', bin, ['load', HOST, String(port), String(concurrency), String(seconds), String(request), String(response)], { timeoutMs })
+  const cpu = cpuDelta(before, sample(pids))
   const line = r.stdout.trim().split('\n').pop()
-  if (r.code !== 0 || !line) throw new Error(`connrate failed (${r.code ?? r.signal}): ${r.stderr.slice(-1000)}`)
-  return JSON.parse(line)
+  if (r.code !== 0 || !line) throw new Error(`connload failed (${r.code ?? r.signal}): ${r.stderr.slice(-1000)}`)
+  const out = JSON.parse(line)
+  return { ...out, cpuMs: Object.fromEntries(Object.entries(cpu).map(([k, v]) => [k, +v.toFixed(1)])), cpuMsPerConnection: out.completed ? +(cpu.total / out.completed).toFixed(4) : null }
 }
 
 /** Waits until one exchange through `port` succeeds (the tunnel is up end to end). */
@@ -77,7 +110,7 @@ export async function probe(link, port, procs, { timeoutMs = 30_000 } = {}) {
   while (Date.now() < end) {
     for (const p of procs) if (!p.alive()) throw new Error(`${p.label} exited: ${p.output()}`)
     try {
-      last = await connrate(link, { port, concurrency: 1, seconds: 0.001, request: 1024, response: 1024, pids: {} })
+      last = await connrate(link, { port, concurrency: 1, seconds: 0 })
       if (last.completed > 0) return
     } catch (e) {
       last = e.message
@@ -87,9 +120,9 @@ export async function probe(link, port, procs, { timeoutMs = 30_000 } = {}) {
   throw new Error(`no exchange through port ${port} within ${timeoutMs} ms: ${JSON.stringify(last)}; ${procs.map((p) => `${p.label}: ${p.output().slice(-500)}`).join(' | ')}`)
 }
 
-/** Starts the target (exchange + hold listeners) in the namespace. */
+/** Starts the target (connload target: exchange + hold listeners) in the namespace. */
 export async function startTarget(link, { request = 1024, response = 1024 } = {}) {
-  const t = spawnIn(link, 'target', [process.execPath, [path.join(benchDir, 'goals', 'target.mjs'), HOST, String(request), String(response)]])
+  const t = spawnIn(link, 'target', [await buildConnload(), ['target', HOST, String(request), String(response)]])
   const end = Date.now() + 20_000
   while (Date.now() < end) {
     const m = /ready (\d+) (\d+)/.exec(t.output())
@@ -98,6 +131,18 @@ export async function startTarget(link, { request = 1024, response = 1024 } = {}
     await sleep(50)
   }
   throw new Error(`target not ready: ${t.output()}`)
+}
+
+/** No tunnel: the load generator straight to the target (the harness's own ceiling, for reference). */
+export function directSystem() {
+  return {
+    name: 'direct (no tunnel)',
+    reference: true,
+    config: 'connload straight to the target: the ceiling of the load generator and target on this machine, not a competitor',
+    async start({ target }) {
+      return { port: target, procs: [], pids: {} }
+    },
+  }
 }
 
 let nextPort = 20000
