@@ -41,7 +41,7 @@ Issue 15's goals table, synmux beside its anchors in the same run.
   --ab-n N, --ab-c N      ab requests and concurrency (default 2000, 50)
   --rtt MS                row 2's link RTT (default 50); --ttfb-rounds N (default 20; --quick 8)
   --mib N                 MiB per row-5 transfer (default 256; --quick 64)
-  --stripe-seconds S      per stripe measurement (default 4; --quick 2); --stripe-rounds N (default 3; --quick 1)
+  --stripe-seconds S      per stripe measurement (default 8; --quick 3); --stripe-rounds N (default 3; --quick 1)
   --synmux-mode MODE      secure, plaintext or tls (default: the CLI's default, read from its --help)
   --server-args "FLAGS"   extra flags for every synmux server (e.g. "--workers 2")
   --client-args "FLAGS"   extra flags for every synmux client
@@ -73,7 +73,7 @@ const ctx = {
   rttMs: numArg('rtt', 50),
   ttfbRounds: numArg('ttfb-rounds', quick ? 8 : 20),
   throughputMiB: numArg('mib', quick ? 64 : 256),
-  stripeSeconds: numArg('stripe-seconds', quick ? 2 : 4),
+  stripeSeconds: numArg('stripe-seconds', quick ? 3 : 8),
   stripeRounds: numArg('stripe-rounds', quick ? 1 : 3),
   serverArgs: splitArgs(strArg('server-args')),
   clientArgs: splitArgs(strArg('client-args')),

@@ -192,7 +192,7 @@ export async function httpProxy(ctx, link, proxies, { base, compare }) {
         for (const name of orderOf(names, round)) {
           const st = started[name]
           const before = sample(st.pids)
-          const r = await ab(st.port, keepAlive)
+          const r = await ab(st.port, keepAlive, round === 0 ? 2 * ctx.abN : ctx.abN) // a longer warm-up: the JIT of the Node processes
           const after = sample(st.pids)
           const cpu = Object.keys(after).reduce((a, k) => a + after[k].cpuMs - before[k].cpuMs, 0)
           const mode = keepAlive ? 'keepAlive' : 'close'
@@ -215,7 +215,7 @@ export async function httpProxy(ctx, link, proxies, { base, compare }) {
     keepAliveRequests: Object.fromEntries(names.map((n) => [n, quartiles(of(mode).filter((r) => r.system === n && !r.warmup).map((r) => r.keepAlive ?? 0), 0).median])),
   })
   return {
-    setup: `ab -n ${ctx.abN} -c ${ctx.abC} (and with -k) -X <proxy> ${url.replace(String(originPort), 'ORIGIN')} (the origin: connload http in C, a 1 KiB body, keep-alive, so that it takes little of the two cores); everything on the namespace's loopback; ${ctx.rounds} alternated rounds after a warm-up round`,
+    setup: `ab -n ${ctx.abN} -c ${ctx.abC} (and with -k) -X <proxy> ${url.replace(String(originPort), 'ORIGIN')} (the origin: connload http in C, a 1 KiB body, keep-alive, so that it takes little of the two cores); everything on the namespace's loopback; ${ctx.rounds} alternated rounds after a warm-up round (twice the requests)`,
     ab: execFileSync('ab', ['-V'], { encoding: 'utf8' }).split('\n')[0],
     systems: Object.fromEntries(proxies.map((p) => [p.name, p.config])),
     close: section('close'),

@@ -134,7 +134,7 @@ export function openssh(dir) {
     const f = path.join(dir, k)
     if (!fs.existsSync(f)) execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', f])
   }
-  const authorized = path.join(dir, 'authorized_keys')
+  const authorized = path.join(dir, 'ssh_authorized_keys')
   fs.copyFileSync(path.join(dir, 'ssh_client.pub'), authorized)
   fs.mkdirSync('/run/sshd', { recursive: true }) // privilege separation directory
   return {

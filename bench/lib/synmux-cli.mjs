@@ -72,7 +72,7 @@ export function synmuxMode(mode, dir, cli = detectCli()) {
   if (mode === 'secure') {
     const serverKey = path.join(dir, 'server.key')
     const clientKey = path.join(dir, 'client.key')
-    const authorized = path.join(dir, 'authorized_keys')
+    const authorized = path.join(dir, 'synmux_authorized_keys')
     for (const f of [serverKey, clientKey]) fs.rmSync(f, { force: true })
     const serverPub = keygen([serverKey])
     const clientPub = keygen([clientKey])
