@@ -49,6 +49,22 @@ static void nodelay(int fd) {
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
+/* reads everything readable on fd, adding the byte count to *got; returns 0
+   when it would block, 1 at end of stream, or -errno */
+static int drain(int fd, long *got) {
+  static char buf[65536];
+  for (;;) {
+    ssize_t r = read(fd, buf, sizeof buf);
+    if (r > 0) {
+      *got += r;
+      continue;
+    }
+    if (r == 0) return 1;
+    if (errno == EINTR) continue;
+    return errno == EAGAIN ? 0 : -errno;
+  }
+}
+
 static struct sockaddr_in addr_of(const char *host, int port) {
   struct sockaddr_in a = {0};
   a.sin_family = AF_INET;
@@ -95,16 +111,28 @@ static int port_of(int fd) {
   return ntohs(a.sin_port);
 }
 
-static int target(const char *host, long req, long resp) {
-  int ep = epoll_create1(EPOLL_CLOEXEC);
-  if (ep < 0) die("epoll_create1");
-  int lx = listen_on(host, ep, L_EXCHANGE);
-  int lh = listen_on(host, ep, L_HOLD);
-  char *out = malloc(resp > 0 ? resp : 1);
-  memset(out, 'b', resp > 0 ? resp : 1);
-  static char buf[65536];
-  printf("ready %d %d\n", port_of(lx), port_of(lh));
-  fflush(stdout);
+/* accepts every pending connection on listener `l` into epoll set `ep`, each
+   with a zeroed state of `size` bytes that starts with a struct conn */
+static void accept_all(int ep, const struct conn *l, size_t size) {
+  for (;;) {
+    int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) return;
+    nodelay(fd);
+    struct conn *a = calloc(1, size);
+    a->fd = fd;
+    a->kind = l->kind;
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = a};
+    if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
+      close(fd);
+      free(a);
+    }
+  }
+}
+
+/* The server loop of target and http: accepts on the listeners in `ep`
+   (connection state of `size` bytes) and calls `readable` for a readable
+   connection; it returns 1 to close it. Never returns. */
+static void serve(int ep, size_t size, int (*readable)(struct conn *)) {
   struct epoll_event evs[MAXEV];
   for (;;) {
     int n = epoll_wait(ep, evs, MAXEV, -1);
@@ -112,54 +140,52 @@ static int target(const char *host, long req, long resp) {
     if (n < 0) die("epoll_wait");
     for (int i = 0; i < n; i++) {
       struct conn *c = evs[i].data.ptr;
-      if (c->listening) { /* accept all pending */
-        for (;;) {
-          int fd = accept4(c->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-          if (fd < 0) break;
-          nodelay(fd);
-          struct conn *a = calloc(1, sizeof *a);
-          a->fd = fd;
-          a->kind = c->kind;
-          struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = a};
-          if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
-            close(fd);
-            free(a);
-          }
-        }
-        continue;
-      }
-      int closed = 0;
-      for (;;) {
-        ssize_t r = read(c->fd, buf, sizeof buf);
-        if (r > 0) {
-          c->got += r;
-          continue;
-        }
-        if (r == 0 || (errno != EAGAIN && errno != EINTR)) closed = 1;
-        if (r < 0 && errno == EINTR) continue;
-        break;
-      }
-      if (c->kind == L_EXCHANGE && !c->answered && c->got >= req) {
-        c->answered = 1;
-        /* RESP is small (a socket buffer takes it whole); a short write just ends the exchange short */
-        if (write(c->fd, out, resp) < 0) { /* the client sees a short response */ }
-        closed = 1;
-      } else if (c->kind == L_HOLD && !c->answered && c->got > 0) {
-        c->answered = 1;
-        if (write(c->fd, "h", 1) < 0) closed = 1;
-      }
-      if (closed) {
+      if (c->listening) {
+        accept_all(ep, c, size);
+      } else if (readable(c)) {
         close(c->fd); /* also leaves the epoll set */
         free(c);
       }
     }
-  }  return 0; /* not reached */
+  }
+}
+
+static long T_req, T_resp;
+static char *T_out;
+
+static int target_readable(struct conn *c) {
+  int closed = drain(c->fd, &c->got) != 0;
+  if (c->kind == L_EXCHANGE && !c->answered && c->got >= T_req) {
+    c->answered = 1;
+    /* RESP is small (a socket buffer takes it whole); a short write just ends the exchange short */
+    if (write(c->fd, T_out, T_resp) < 0) { /* the client sees a short response */ }
+    closed = 1;
+  } else if (c->kind == L_HOLD && !c->answered && c->got > 0) {
+    c->answered = 1;
+    if (write(c->fd, "h", 1) < 0) closed = 1;
+  }
+  return closed;
+}
+
+static int target(const char *host, long req, long resp) {
+  int ep = epoll_create1(EPOLL_CLOEXEC);
+  if (ep < 0) die("epoll_create1");
+  int lx = listen_on(host, ep, L_EXCHANGE);
+  int lh = listen_on(host, ep, L_HOLD);
+  T_req = req;
+  T_resp = resp;
+  T_out = malloc(resp > 0 ? resp : 1);
+  memset(T_out, 'b', resp > 0 ? resp : 1);
+  printf("ready %d %d\n", port_of(lx), port_of(lh));
+  fflush(stdout);
+  serve(ep, sizeof(struct conn), target_readable);
+  return 0;
 }
 
 /* ------------------------------------------------------------------ http */
 
 struct hconn {
-  struct conn base; /* listening / fd */
+  struct conn base;
   char in[16384];
   size_t len;
 };
@@ -171,75 +197,59 @@ static int ci_find(const char *hay, size_t n, const char *needle) {
   return 0;
 }
 
+static char *H_keep, *H_close; /* the two responses: keep-alive, Connection: close */
+static size_t H_keep_len, H_close_len;
+
+static int http_readable(struct conn *c) {
+  struct hconn *h = (struct hconn *)c;
+  int closed = 0;
+  for (;;) {
+    if (h->len == sizeof h->in) return 1; /* a head larger than 16 KiB: not ours */
+    ssize_t r = read(c->fd, h->in + h->len, sizeof h->in - h->len);
+    if (r > 0) {
+      h->len += r;
+      continue;
+    }
+    if (r < 0 && errno == EINTR) continue;
+    if (r == 0 || errno != EAGAIN) closed = 1;
+    break;
+  }
+  /* answer every complete request head in the buffer, in order */
+  for (;;) {
+    char *end = memmem(h->in, h->len, "\r\n\r\n", 4);
+    if (!end) break;
+    size_t n = end + 4 - h->in;
+    int http10 = memmem(h->in, n, "HTTP/1.0\r\n", 10) != NULL;
+    int close_it = ci_find(h->in, n, "connection: close") || (http10 && !ci_find(h->in, n, "connection: keep-alive"));
+    const char *out = close_it ? H_close : H_keep;
+    size_t olen = close_it ? H_close_len : H_keep_len;
+    /* BODY is small (a socket buffer takes it whole); a short write ends the connection */
+    if (write(c->fd, out, olen) != (ssize_t)olen) close_it = 1;
+    memmove(h->in, h->in + n, h->len - n);
+    h->len -= n;
+    if (close_it) return 1;
+  }
+  return closed;
+}
+
 static int http_origin(const char *host, long body) {
   int ep = epoll_create1(EPOLL_CLOEXEC);
   if (ep < 0) die("epoll_create1");
   int lfd = listen_on(host, ep, L_EXCHANGE);
   char head[256];
   int hlen = snprintf(head, sizeof head, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %ld\r\nCache-Control: no-store\r\n", body);
-  size_t rlen = hlen + 2 + body;
-  char *resp_ka = malloc(rlen + 32), *resp_close = malloc(rlen + 32); /* + the Connection header */
-  size_t ka_len = sprintf(resp_ka, "%sConnection: keep-alive\r\n\r\n", head), close_len = sprintf(resp_close, "%sConnection: close\r\n\r\n", head);
-  memset(resp_ka + ka_len, 'c', body);
-  memset(resp_close + close_len, 'c', body);
-  ka_len += body;
-  close_len += body;
+  H_keep = malloc(hlen + 32 + body); /* + the Connection header */
+  H_close = malloc(hlen + 32 + body);
+  H_keep_len = sprintf(H_keep, "%sConnection: keep-alive\r\n\r\n", head);
+  H_close_len = sprintf(H_close, "%sConnection: close\r\n\r\n", head);
+  memset(H_keep + H_keep_len, 'c', body);
+  memset(H_close + H_close_len, 'c', body);
+  H_keep_len += body;
+  H_close_len += body;
   printf("ready %d\n", port_of(lfd));
   fflush(stdout);
-  struct epoll_event evs[MAXEV];
-  for (;;) {
-    int n = epoll_wait(ep, evs, MAXEV, -1);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) die("epoll_wait");
-    for (int i = 0; i < n; i++) {
-      struct conn *c = evs[i].data.ptr;
-      if (c->listening) {
-        for (;;) {
-          int fd = accept4(c->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-          if (fd < 0) break;
-          nodelay(fd);
-          struct hconn *h = calloc(1, sizeof *h);
-          h->base.fd = fd;
-          struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = h};
-          if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
-            close(fd);
-            free(h);
-          }
-        }
-        continue;
-      }
-      struct hconn *h = (struct hconn *)c;
-      int closed = 0;
-      for (;;) {
-        if (h->len == sizeof h->in) { closed = 1; break; } /* a head larger than 16 KiB: not ours */
-        ssize_t r = read(c->fd, h->in + h->len, sizeof h->in - h->len);
-        if (r > 0) { h->len += r; continue; }
-        if (r < 0 && errno == EINTR) continue;
-        if (r == 0 || errno != EAGAIN) closed = 1;
-        break;
-      }
-      /* answer every complete request head in the buffer */
-      for (;;) {
-        char *end = memmem(h->in, h->len, "\r\n\r\n", 4);
-        if (!end) break;
-        size_t n = end + 4 - h->in;
-        int http10 = h->len >= 8 && memmem(h->in, n, "HTTP/1.0\r\n", 10) != NULL;
-        int close_it = ci_find(h->in, n, "connection: close") || (http10 && !ci_find(h->in, n, "connection: keep-alive"));
-        const char *out = close_it ? resp_close : resp_ka;
-        size_t olen = close_it ? close_len : ka_len;
-        /* BODY is small (a socket buffer takes it whole); a short write ends the connection */
-        if (write(c->fd, out, olen) != (ssize_t)olen) close_it = 1;
-        memmove(h->in, h->in + n, h->len - n);
-        h->len -= n;
-        if (close_it) { closed = 1; break; }
-      }
-      if (closed) {
-        close(c->fd);
-        free(h);
-      }
-    }
-  }
-  return 0; /* not reached */
+  serve(ep, sizeof(struct hconn), http_readable);
+  return 0;
 }
 
 /* ------------------------------------------------------------------ load */
@@ -326,7 +336,6 @@ static int load(const char *host, int port, int conc, double seconds, long req, 
   L_resp = resp;
   L_payload = malloc(req > 0 ? req : 1);
   memset(L_payload, 'a', req > 0 ? req : 1);
-  static char buf[65536];
   L_lat = malloc(L_latcap * sizeof *L_lat);
   L_cs = calloc(conc, sizeof *L_cs);
   double start = now_ms();
@@ -364,18 +373,9 @@ static int load(const char *host, int port, int conc, double seconds, long req, 
         epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
         continue;
       }
-      for (;;) {
-        ssize_t r = read(c->fd, buf, sizeof buf);
-        if (r > 0) {
-          c->got += r;
-          continue;
-        }
-        if (r < 0 && errno == EINTR) continue;
-        if (r < 0 && errno == EAGAIN) break;
-        if (r < 0) finish(i, 0, strerror(errno));
-        else finish(i, c->got == resp, NULL);
-        break;
-      }
+      int r = drain(c->fd, &c->got);
+      if (r < 0) finish(i, 0, strerror(-r));
+      else if (r == 1) finish(i, c->got == resp, NULL);
     }
   }
   double elapsed = now_ms() - start;

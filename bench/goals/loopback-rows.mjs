@@ -124,10 +124,14 @@ export async function idleMemory(ctx, link, target, systems) {
     }
   }
   const at = (n, sys, side) => quartiles(runs.filter((r) => r.system === sys).map((r) => r.points.find((p) => p.connections === n)?.[side]), 2)
+  // from one count to the next: what one more idle connection costs, without the fixed steps (heap reservations) of the first ones
+  const marginal = (i, sys, side) =>
+    quartiles(runs.filter((r) => r.system === sys).map((r) => ((r.points[i][`${side}RssMiB`] - r.points[i - 1][`${side}RssMiB`]) * 1024) / (r.points[i].connections - r.points[i - 1].connections)), 2)
   return {
-    setup: `N idle connections through the tunnel (each sent one byte and got one back, so it is set up end to end, then left idle), opened 100 at a time; RSS (VmRSS, process tree) of the tunnel's client and server processes 2 s after the last one opened, minus their RSS before (after a warm-up of 200 short connections), divided by N; fresh processes every round; ${ctx.memoryRounds} round(s)`,
+    setup: `N idle connections through the tunnel (each sent one byte and got one back, so it is set up end to end, then left idle), opened 100 at a time; RSS (VmRSS, process tree) of the tunnel's client and server processes 2 s after the last one opened, minus their RSS before (after a warm-up of 200 short connections), divided by N (marginal: the RSS growth from one count to the next, divided by the connections added); fresh processes every round; ${ctx.memoryRounds} round(s)`,
     systems: Object.fromEntries(systems.map((s) => [s.name, s.config])),
     kiBPerConnection: Object.fromEntries(ctx.idle.map((n) => [n, Object.fromEntries(names.map((sys) => [sys, { client: at(n, sys, 'clientKiBPerConnection'), server: at(n, sys, 'serverKiBPerConnection') }]))])),
+    marginalKiBPerConnection: Object.fromEntries(ctx.idle.slice(1).map((n, k) => [`${ctx.idle[k]}-${n}`, Object.fromEntries(names.map((sys) => [sys, { client: marginal(k + 1, sys, 'client'), server: marginal(k + 1, sys, 'server') }]))])),
     runs,
     notes: ['RSS of a Node process includes heap that a later GC may give back; it is what the machine pays, and what ss-libev (C, no GC) is compared on'],
     loadAverageAfter: load(),

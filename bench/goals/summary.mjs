@@ -23,6 +23,12 @@ export function summarize(results, skipped, ctx) {
   }
   const r3 = results.idleMemory
   if (r3 && !r3.error) {
+    for (const [range, bySys] of Object.entries(r3.marginalKiBPerConnection ?? {})) {
+      for (const side of ['client', 'server']) {
+        const s = med(bySys.synmux?.[side])
+        out.push(entry(`memory per idle tunnelled connection, ${side} side, marginal from ${range.replace('-', ' to ')} connections (RSS growth / connections added)`, 'KiB', s, Object.fromEntries(Object.entries(bySys).filter(([k]) => k !== 'synmux').map(([k, v]) => [k, med(v[side])])), null, '<= 16 KiB', s == null ? null : s <= 16, 'synmux 28-34 KiB per side; shadowsocks-libev 13-16 KiB'))
+      }
+    }
     for (const [n, bySys] of Object.entries(r3.kiBPerConnection)) {
       for (const side of ['client', 'server']) {
         const s = med(bySys.synmux?.[side])
