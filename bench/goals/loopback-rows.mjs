@@ -85,6 +85,7 @@ export async function connectionRate(ctx, link, target, systems, { base, compare
 /** Row 3: RSS per idle tunnelled connection, each side, at each count of `ctx.idle`. */
 export async function idleMemory(ctx, link, target, systems) {
   const names = systems.map((s) => s.name)
+  const holder = (port) => spawnIn(link, 'holder', [process.execPath, [path.join(benchDir, 'goals', 'hold.mjs'), HOST, String(port), '100']], { stdin: true })
   const runs = []
   for (let round = 1; round <= ctx.memoryRounds; round++) {
     for (const sys of orderOf(systems, round - 1)) {
@@ -94,7 +95,7 @@ export async function idleMemory(ctx, link, target, systems) {
         // ready and warm: 200 connections held and closed (retried until the tunnel is up), then let timers and GC settle
         for (const end = Date.now() + 30_000; ; ) {
           for (const p of st.procs) if (!p.alive()) throw new Error(`${p.label} exited: ${p.output()}`)
-          const holder0 = spawnIn(link, 'holder', [process.execPath, [path.join(benchDir, 'goals', 'hold.mjs'), HOST, String(st.port), '100']], { stdin: true })
+          const holder0 = holder(st.port)
           const ok = await holdCmd(holder0, 'open 200').then(() => true, (e) => (Date.now() > end ? Promise.reject(e) : false))
           await holder0.stop()
           if (ok) break
@@ -102,11 +103,12 @@ export async function idleMemory(ctx, link, target, systems) {
         }
         await sleep(1500)
         const base = sample(st.pids)
-        const holder = spawnIn(link, 'holder', [process.execPath, [path.join(benchDir, 'goals', 'hold.mjs'), HOST, String(st.port), '100']], { stdin: true })
+        const idle = holder(st.port)
         const points = []
         try {
           for (const n of ctx.idle) {
-            const answer = await holdCmd(holder, `open ${n}`)
+            const answer = await holdCmd(idle, `open ${n}`)
+            if (answer.held < n) throw new Error(`${sys.name}: ${n - answer.held} of ${n} idle connections closed by the tunnel`)
             await sleep(2000)
             const s = sample(st.pids)
             for (const p of st.procs) if (!p.alive()) throw new Error(`${p.label} exited: ${p.output()}`)
@@ -115,7 +117,7 @@ export async function idleMemory(ctx, link, target, systems) {
             ctx.log(`    ${n} idle: client ${points.at(-1).clientKiBPerConnection} KiB, server ${points.at(-1).serverKiBPerConnection} KiB per connection`)
           }
         } finally {
-          await holder.stop()
+          await idle.stop()
         }
         runs.push({ round, system: sys.name, baseRssMiB: { client: +(base.client.rssBytes / 2 ** 20).toFixed(1), server: +(base.server.rssBytes / 2 ** 20).toFixed(1) }, points })
       } finally {
