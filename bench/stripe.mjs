@@ -7,16 +7,20 @@
 //     really is on this path);
 //   - a synmux session striped over 1, 2, 4 and 8 lanes (4 streams sending);
 //   - 4 lanes with one lane's class cut to --congested Mbit/s.
-// Usage: node bench/stripe.mjs [--cap 20] [--rtt 20] [--seconds 4] [--congested 2]
+// Usage: node bench/stripe.mjs [--cap 20] [--rtt 20] [--seconds 4] [--congested 2] [--lanes 1,2,4,8]
+// (--lanes: the lane counts to measure; 1 is always measured, the healthy
+// lanes' capacity in the congested run is three times its baseline.)
 // Writes bench/results/stripe.json and prints the same JSON.
 import path from 'node:path'
 import { canCreateNamespaces, createDelayedLink } from './lib/netns.mjs'
-import { benchDir as here, numArg, waitReady, writeResult } from './lib/proc.mjs'
+import { benchDir as here, listArg, numArg, waitReady, writeResult } from './lib/proc.mjs'
 
 const capMbit = numArg('cap', 20)
 const rttMs = numArg('rtt', 20)
 const seconds = numArg('seconds', 4)
 const congestedMbit = numArg('congested', 2)
+const laneCounts = [...new Set([1, ...listArg('lanes', ['1', '2', '4', '8']).map(Number)])].sort((a, b) => a - b)
+if (!laneCounts.every((n) => Number.isInteger(n) && n >= 1 && n <= 8)) throw new RangeError('--lanes takes counts from 1 to 8')
 const BASE_PORT = 41000
 
 const cap = canCreateNamespaces()
@@ -54,7 +58,7 @@ try {
     return JSON.parse(r.stdout.trim().split('\n').pop())
   }
   const runs = []
-  for (const n of [1, 2, 4, 8]) {
+  for (const n of laneCounts) {
     const base = await measure('tcp', n)
     const mux = await measure('mux', n)
     runs.push({
@@ -98,7 +102,7 @@ try {
     summary: {
       fractionOfNxCap: Object.fromEntries(runs.map((r) => [r.lanes, r.fractionOfNxCap])),
       congestedFractionOfHealthy: congested.fractionOfHealthy,
-      goal: 'aggregate >= 0.9 of N x cap; with one congested lane >= 0.9 of the healthy lanes',
+      goal: 'aggregate >= 0.95 of N x cap; with one congested lane >= 0.95 of the healthy lanes (issue 15)',
     },
   }
 } finally {

@@ -3,19 +3,24 @@
 // slow link (two namespaces, bench/lib's delaying TUN forwarder), as a
 // multiple of the link RTT, for: direct TCP; a plain TCP relay (one onward
 // connection per client connection); synmux (client and server CLIs, one
-// persistent session, first bytes in OPEN, onward TFO).
-// Usage: node bench/tunnel.mjs [--rtt 50,100] [--far-rtt 50] [--rounds 20]
-import crypto from 'node:crypto'
+// persistent session, first bytes in OPEN, onward TFO); ssh -L; and
+// shadowsocks-libev's ss-local --fast-open (SOCKS5, its first bytes in a
+// TFO SYN to ss-server). The anchors are installed from Debian when missing.
+// Usage: node bench/tunnel.mjs [--rtt 50,100] [--far-rtt 50 (0: none)] [--rounds 20]
+//          [--synmux-mode secure|plaintext|tls] [--server-args "..."] [--client-args "..."] [--no-install]
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { execFileSync } from 'node:child_process'
+import { ensureAnchors, has, openssh, shadowsocks } from './lib/anchors.mjs'
 import { canCreateNamespaces, createDelayedLink } from './lib/netns.mjs'
 import { benchDir as here, cliPath as cli, listArg, numArg, waitReady, writeResult } from './lib/proc.mjs'
+import { detectCli, splitArgs, strArg, synmuxMode } from './lib/synmux-cli.mjs'
 
 const rtts = listArg('rtt', ['50', '100']).map(Number)
 const rounds = numArg('rounds', 20)
 const farRtt = numArg('far-rtt', 50)
+const extraServer = splitArgs(strArg('server-args'))
+const extraClient = splitArgs(strArg('client-args'))
 
 const cap = canCreateNamespaces()
 if (!cap.ok) {
@@ -28,22 +33,15 @@ async function ready(child, re = /ready (\d+)|listening on [^:]+:(\d+)|session t
   return Number(m[1] ?? m[2] ?? 0)
 }
 
+const anchors = process.argv.includes('--no-install') ? { notes: ['--no-install: anchors not installed by this run'] } : ensureAnchors({ log: (m) => process.stderr.write(`tunnel: ${m}\n`) })
 const keyDir = fs.mkdtempSync(path.join(os.tmpdir(), 'synmux-bench-'))
-// ssh -L as a baseline when OpenSSH is installed (Debian: openssh-server, openssh-client)
-const SSHD = ['/usr/sbin/sshd', '/usr/bin/sshd'].find((f) => fs.existsSync(f))
-const hasSsh = !!SSHD && (() => {
-  try {
-    execFileSync('ssh', ['-V'], { stdio: 'ignore' })
-    return true
-  } catch {
-    return false
-  }
-})()
-if (hasSsh) {
-  for (const k of ['host', 'client']) execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', path.join(keyDir, k)])
-  fs.copyFileSync(path.join(keyDir, 'client.pub'), path.join(keyDir, 'authorized_keys'))
-  fs.mkdirSync('/run/sshd', { recursive: true })
-}
+const cliInfo = detectCli()
+const mode = synmuxMode(strArg('synmux-mode', cliInfo.defaultMode), keyDir, cliInfo)
+// ssh -L and ss-local --fast-open as anchors when installed (Debian: openssh-server, openssh-client, shadowsocks-libev)
+const hasSsh = has.ssh()
+const ssh = hasSsh ? openssh(keyDir) : null
+const hasSs = has.ss()
+const ss = hasSs ? shadowsocks(keyDir) : null
 
 /** Waits until something accepts connections on host:port in a namespace. */
 async function waitPort(link, ns, port) {
@@ -54,8 +52,6 @@ async function waitPort(link, ns, port) {
   }
   throw new Error(`nothing listens on ${port}`)
 }
-const key = path.join(keyDir, 'key')
-fs.writeFileSync(key, `synmux-psk-v1:${crypto.randomBytes(32).toString('base64')}\n`, { mode: 0o600 })
 const pipes = { stdio: ['ignore', 'pipe', 'pipe'] }
 async function measure(rttMs, farRttMs) {
 const link = await createDelayedLink({ rttMs, name: 'smxtun' })
@@ -66,23 +62,27 @@ try {
   const target = link.spawnNode(far ? 'far' : 'server', path.join(here, 'tunnel', 'target.mjs'), ['0.0.0.0'], pipes)
   const targetPort = await ready(target)
   const T = far ? far.address : '127.0.0.1'
-  const server = link.spawnNode('server', cli, ['server', '--listen', `${S}:9000`, '--key', key, '--allow', `${T}:${targetPort}`], pipes)
+  const server = link.spawnNode('server', cli, ['server', '--listen', `${S}:9000`, ...mode.serverArgs, '--allow', `${T}:${targetPort}`, ...extraServer], pipes)
   await ready(server)
-  const client = link.spawnNode('client', cli, ['client', '--server', `${S}:9000`, '--key', key, '--forward', `127.0.0.1:7001=${T}:${targetPort}`], pipes)
+  const client = link.spawnNode('client', cli, ['client', '--server', `${S}:9000`, ...mode.clientArgs, '--forward', `127.0.0.1:7001=${T}:${targetPort}`, ...extraClient], pipes)
   await ready(client)
   const relay = link.spawnNode('client', path.join(here, 'tunnel', 'relay.mjs'), ['7002', far ? T : S, String(targetPort)], pipes)
   await ready(relay)
   if (hasSsh) {
-    const conf = path.join(keyDir, 'sshd_config')
-    fs.writeFileSync(conf, [`ListenAddress ${S}`, 'Port 22', `HostKey ${path.join(keyDir, 'host')}`, `AuthorizedKeysFile ${path.join(keyDir, 'authorized_keys')}`, 'PermitRootLogin prohibit-password', 'StrictModes no', 'UsePAM no', 'AllowTcpForwarding yes', 'PidFile none', ''].join('\n'))
-    link.exec('server', SSHD, ['-D', '-e', '-f', conf], pipes)
+    link.exec('server', ...ssh.server({ host: S, port: 22 }), pipes)
     await new Promise((r) => setTimeout(r, 300))
-    link.exec('client', 'ssh', ['-N', '-L', `127.0.0.1:7003:${T}:${targetPort}`, '-i', path.join(keyDir, 'client'), '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'BatchMode=yes', '-o', 'ExitOnForwardFailure=yes', '-o', 'LogLevel=ERROR', `root@${S}`], pipes)
+    link.exec('client', ...ssh.forward({ server: S, port: 22, forwards: [`127.0.0.1:7003:${T}:${targetPort}`] }), pipes)
     await waitPort(link, 'client', 7003)
+  }
+  if (hasSs) {
+    link.exec('server', ...ss.server({ host: S, port: 8388, fastOpen: true }), pipes)
+    link.exec('client', ...ss.local({ server: S, serverPort: 8388, listen: '127.0.0.1', port: 1080, fastOpen: true }), pipes)
+    await waitPort(link, 'client', 1080)
   }
   const paths = {
     'direct TCP': { host: far ? T : S, port: targetPort },
     ...(hasSsh ? { 'ssh -L': { host: '127.0.0.1', port: 7003 } } : {}),
+    ...(hasSs ? { 'ss-local --fast-open': { host: '127.0.0.1', port: 1080, socks: { host: T, port: targetPort } } } : {}),
     'plain TCP relay': { host: '127.0.0.1', port: 7002 },
     synmux: { host: '127.0.0.1', port: 7001 },
   }
@@ -96,6 +96,7 @@ try {
     ttfbMs: ttfb,
     inRtts: Object.fromEntries(Object.entries(ttfb).map(([k, v]) => [k, +(v.median / total).toFixed(2)])),
     synmuxOverheadMs: +(ttfb.synmux.median - total).toFixed(3),
+    aboveRttMs: Object.fromEntries(Object.entries(ttfb).map(([k, v]) => [k, +(v.median - total).toFixed(3)])),
   }
 } finally {
   await link.close()
@@ -104,7 +105,7 @@ try {
 const runs = []
 try {
   for (const rtt of rtts) runs.push(await measure(rtt))
-  runs.push(await measure(rtts[0], farRtt))
+  if (farRtt > 0) runs.push(await measure(rtts[0], farRtt))
 } finally {
   fs.rmSync(keyDir, { recursive: true, force: true })
 }
@@ -114,12 +115,16 @@ const result = {
   node: process.version,
   link: 'netns + TUN forwarder (bench/lib)',
   rounds,
+  synmux: { mode: mode.mode, description: mode.description, serverArgs: extraServer, clientArgs: extraClient },
+  anchors: { ...(hasSsh ? { 'ssh -L': ssh.config } : {}), ...(hasSs ? { 'ss-local --fast-open': ss.config } : {}), ...(anchors.versions ? { versions: anchors.versions } : {}), ...(anchors.notes?.length ? { notes: anchors.notes } : {}) },
   runs,
   goal: 'synmux <= 1.05 RTT where the others take >= 2',
   notes: [
     'synmuxOverheadMs: time above one RTT; it is per connection (three processes on 2 cores: client, server, target), not per RTT',
+    'aboveRttMs: median time to first byte minus the end-to-end RTT, per path',
     hasSsh ? 'ssh -L: OpenSSH in the namespaces (ed25519 keys made for the run), one SSH connection set up before measuring; each new connection opens a direct-tcpip channel' : 'ssh -L not measured: OpenSSH (sshd, ssh) is not installed',
-    'the last run puts the target behind a second delayed link (link.extend): there the onward connection crosses a slow link too, and only onward TFO keeps synmux at one end-to-end RTT',
+    hasSs ? "ss-local --fast-open: a SOCKS5 proxy in the client namespace (ss-tunnel has no --fast-open); the application's greeting and CONNECT go to it on loopback, then its first bytes ride in the TFO SYN to ss-server; the time runs from connect() as for the others" : 'ss-local not measured: shadowsocks-libev is not installed',
+    ...(farRtt > 0 ? ['the last run puts the target behind a second delayed link (link.extend): there the onward connection crosses a slow link too, and only onward TFO keeps synmux at one end-to-end RTT'] : []),
   ],
 }
 writeResult('tunnel', result)

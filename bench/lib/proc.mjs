@@ -53,11 +53,17 @@ export function waitReady(child, re, { timeoutMs = 30_000 } = {}) {
   })
 }
 
-/** Writes bench/results/<name>.json and prints the same JSON. */
+/**
+ * Writes bench/results/<name>.json and prints the same JSON. With
+ * SYNMUX_BENCH_NO_RESULT_FILE=1 in the environment (a bench run by another
+ * bench, bench/goals.mjs) it only prints.
+ */
 export function writeResult(name, result) {
-  const dir = path.join(benchDir, 'results')
-  fs.mkdirSync(dir, { recursive: true })
   const json = JSON.stringify(result, null, 2) + '\n'
-  fs.writeFileSync(path.join(dir, `${name}.json`), json)
+  if (!process.env.SYNMUX_BENCH_NO_RESULT_FILE) {
+    const dir = path.join(benchDir, 'results')
+    fs.mkdirSync(dir, { recursive: true })
+    fs.writeFileSync(path.join(dir, `${name}.json`), json)
+  }
   process.stdout.write(json)
 }

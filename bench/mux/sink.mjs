@@ -4,9 +4,10 @@
 import net from 'node:net'
 import { performance } from 'node:perf_hooks'
 import { Session } from 'synmux'
-import { yamuxOver } from './yamux-adapter.mjs'
 
 const kind = process.argv[2]
+// libp2p only where it is measured: loaded, it slows the process's other sockets (see yamux-sender.mjs)
+const { yamuxOver } = kind === 'yamux' ? await import('./yamux-adapter.mjs') : {}
 let first = 0
 let bytes = 0
 const count = (n) => {
