@@ -13,7 +13,7 @@ const HELP = `Usage: synmux <command> [options]
 Commands:
   server      Accept tunnel sessions and connect onward to allowed targets
   client      Keep a session to a server; forward local ports and SOCKS5 over it
-  keygen      Print a new pre-shared key (synmux keygen > key)
+  keygen      Write a new private key and print its public key (synmux keygen FILE)
   demo        Start a TCP Fast Open server and client on loopback and show,
               per connection, whether its data rode in the SYN, with timings
   support     Print what TCP Fast Open this machine supports (JSON)

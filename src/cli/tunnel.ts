@@ -6,6 +6,7 @@
 import fs from 'node:fs'
 import { createLogger, isLogLevel, type Logger, type LogLevel } from '../tunnel/log.js'
 import { generateKey, readKeyFile } from '../tunnel/keys.js'
+import { decodePublicKey, encodePublicKey, generateKeyPair, PRIVATE_KEY_TAG, readAuthorizedKeysFile, readPrivateKeyFile, writePrivateKeyFile, type AuthorizedKeys } from '../secure/keys.js'
 import { TunnelServer } from '../tunnel/server.js'
 import { TunnelClient } from '../tunnel/client.js'
 import { HttpProxy } from '../proxy/client.js'
@@ -25,22 +26,31 @@ const statsHelp = (what: string): string => `  --stats                 print a l
   --stats-interval S      file or pipe: at least S seconds between two status
                           lines (default 10)`
 
-export const SERVER_HELP = `Usage: synmux server --listen [host:]port --key FILE --allow host:port[,...] [options]
+export const SERVER_HELP = `Usage: synmux server --listen [host:]port --key server.key --authorized-keys FILE --allow host:port[,...] [options]
 
-Accepts authenticated sessions on a TCP Fast Open listener and connects
-each stream onward (with TFO, its first bytes in the SYN) if the target is
-allowed. Default deny: nothing is reachable unless --allow names it;
-loopback and private addresses only when named explicitly (an IP, a CIDR
-block or an exact host name), never through a wildcard.
+Accepts encrypted, authenticated sessions on a TCP Fast Open listener and
+connects each stream onward (with TFO, its first bytes in the SYN) if the
+target is allowed. Default deny: nothing is reachable unless --allow names
+it; loopback and private addresses only when named explicitly (an IP, a
+CIDR block or an exact host name), never through a wildcard.
 
 Options:
   --listen [host:]port    address to listen on (default host 0.0.0.0)
-  --key FILE              pre-shared key file (make one with: synmux keygen > key)
+  --key FILE              the server's private key (synmux keygen server.key;
+                          mode 0600). With --insecure-plaintext or --tls-cert:
+                          a pre-shared key file (synmux keygen --psk > key)
+  --authorized-keys FILE  the client keys accepted: one '<public key> <name>'
+                          per line, '#' comments; re-read on SIGHUP (the
+                          sessions of a removed key are closed at once)
+  --insecure-plaintext    clear-text sessions authenticated by a pre-shared
+                          key only (for benchmarks; anyone on the path reads
+                          and can inject); clients must use it too
   --allow LIST            allowed targets, comma-separated, repeatable:
                           host:port, *.domain:port, 10.0.0.0/8:*, [::1]:22,
                           *:443 (any public address), ports as 80, 8000-8100, *
   --tls-cert FILE         serve over TLS with this certificate ...
-  --tls-key FILE          ... and this private key
+  --tls-key FILE          ... and this private key (instead of the secure
+                          channel, for X.509; clients prove the pre-shared key)
   --max-connects N        onward connects in progress per session (default 64):
                           a stream holds a slot while its target is resolved
                           and connected, not while it relays
@@ -57,15 +67,17 @@ Options:
   --max-failed-handshakes N
                           failed handshakes per source address per window before
                           its connections are closed unread (default 10); every
-                          failure before the key is proved counts: TLS errors,
-                          not synmux, a wrong key, no HELLO or no AUTH in time
+                          failure before the key is proved counts: a refused
+                          handshake (unknown client key, wrong server key),
+                          TLS errors, not synmux, no HELLO in time
   --failed-handshake-window S
                           that window, in seconds from the source's first failure
                           (default 60): a refused source, a correct client behind
                           it included, is let in again at most S seconds later
   --handshake-timeout MS  time from accepting a connection to the client having
-                          proved the key (TLS, HELLO, AUTH); then it is closed and
-                          counted as a failed handshake (default 10000)
+                          proved its key (the secure handshake or TLS, then the
+                          HELLO); then it is closed and counted as a failed
+                          handshake (default 10000)
   --max-unauthenticated N connections that have not proved the key yet, in all;
                           more are closed unread (default 1024)
   --max-unauthenticated-per-source N
@@ -75,17 +87,29 @@ Options:
 ${statsHelp('sessions, streams, bytes')}
   --help                  this help`
 
-export const CLIENT_HELP = `Usage: synmux client --server host:port --key FILE [--forward ...] [--socks ...] [--http-proxy ...] [options]
+export const CLIENT_HELP = `Usage: synmux client --server host:port --key client.key --server-key BASE64 [--forward ...] [--socks ...] [--http-proxy ...] [options]
 
-Keeps one authenticated session up to a synmux server (TFO for its own
-connection, reconnecting with backoff) and carries local connections over it:
-each new connection's first bytes ride in its stream's OPEN, so it reaches
-its target and gets its first response in one round trip.
+Keeps one encrypted, authenticated session up to a synmux server (TFO for
+its own connection, the first request in the handshake's first flight,
+reconnecting with backoff) and carries local connections over it: each new
+connection's first bytes ride in its stream's OPEN, so it reaches its
+target and gets its first response in one round trip.
 
 Options:
   --server host:port      the synmux server
-  --key FILE              pre-shared key file (the server's)
-  --tls                   run the session over TLS
+  --key FILE              this client's private key (synmux keygen client.key;
+                          mode 0600; the server lists its public key in its
+                          --authorized-keys). With --insecure-plaintext or
+                          --tls: the server's pre-shared key file
+  --server-key BASE64     the server's public key (synmux keygen printed it);
+                          a server with another key, or one that does not
+                          authorize this client, gets the client to exit 1
+  --insecure-plaintext    clear text with a pre-shared key (for benchmarks),
+                          to a server that runs --insecure-plaintext
+  --on-demand             connect only when the first local connection comes
+                          (its first bytes ride in the handshake); default:
+                          at start
+  --tls                   run the session over TLS (with the pre-shared key)
   --ca FILE               CA certificate that signed the server's (with --tls)
   --fingerprint HEX       or pin the server certificate's SHA-256 (with --tls)
   --forward SPEC          [lhost:]lport=dhost:dport, repeatable: listen locally
@@ -111,16 +135,26 @@ Options:
                           rate caps (default 1)
   --max-auth-failures N   exit (code 1) after N handshakes in a row whose
                           authentication failed: the server does not accept
-                          this key (default 3; 0: keep trying)
+                          this key (default 1 for the secure channel before
+                          any session was up, 3 for a pre-shared key; 0: keep
+                          trying)
   --config FILE           JSON object whose keys mirror these flags (flags win)
   --log-level LEVEL       silent, error, warn, info (default), debug
 ${statsHelp('streams, bytes, RTT, reconnects')}
   --help                  this help`
 
-export const KEYGEN_HELP = `Usage: synmux keygen > key
+export const KEYGEN_HELP = `Usage: synmux keygen FILE        (or: synmux keygen --out FILE)
+       synmux keygen --psk > key
 
-Prints a new random pre-shared key (32 bytes) in key-file form. Give the
-same file to the server and the client; keep it private (chmod 600).`
+Writes a new private key (X25519) to FILE with mode 0600 and prints its
+public key as one line of base64: give that line to the other side (the
+server's goes to each client's --server-key; a client's goes into the
+server's --authorized-keys with a name). FILE must not exist yet (--force
+replaces it).
+
+--psk prints a new random pre-shared key (32 bytes) in key-file form
+instead, for --insecure-plaintext and --tls: the same file on both sides,
+kept private (chmod 600).`
 
 function logger(flags: Flags, component: string): Logger {
   const level = flags['log-level'] ?? 'info'
@@ -130,9 +164,33 @@ function logger(flags: Flags, component: string): Logger {
 
 function key(flags: Flags, log: Logger): Buffer {
   if (typeof flags.key !== 'string') throw new UsageError('--key FILE is required')
+  if (isPrivateKeyFile(flags.key)) throw new UsageError(`--key ${flags.key} is a private key (for the secure channel); --insecure-plaintext and --tls take a pre-shared key: synmux keygen --psk > key`)
   const { key, warning } = readKeyFile(flags.key)
   if (warning) log.warn(warning)
   return key
+}
+
+/** The start of a key file (to tell a private key from a pre-shared key), '' if unreadable. */
+function keyFileText(file: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8').slice(0, 4096)
+  } catch {
+    return ''
+  }
+}
+
+/** Whether `file` holds a secure-channel private key (rather than a pre-shared key). */
+function isPrivateKeyFile(file: string): boolean {
+  return keyFileText(file).includes(PRIVATE_KEY_TAG)
+}
+
+/** The secure channel's private key from `--key` (a file others may read is refused). */
+function privateKey(flags: Flags): Buffer {
+  if (typeof flags.key !== 'string') throw new UsageError('--key FILE is required (a private key: synmux keygen FILE)')
+  if (keyFileText(flags.key).includes('synmux-psk-v1:')) {
+    throw new UsageError(`--key ${flags.key} is a pre-shared key (for --insecure-plaintext or --tls); the secure channel needs a private key: synmux keygen FILE`)
+  }
+  return readPrivateKeyFile(flags.key)
 }
 
 function int(flags: Flags, name: string, min: number, max: number): number | undefined {
@@ -189,6 +247,8 @@ export async function runServer(argv: string[]): Promise<number> {
     ...COMMON,
     listen: {},
     key: {},
+    'authorized-keys': {},
+    'insecure-plaintext': { boolean: true },
     allow: { repeat: true },
     'tls-cert': {},
     'tls-key': {},
@@ -211,8 +271,14 @@ export async function runServer(argv: string[]): Promise<number> {
   const statsInterval = int(flags, 'stats-interval', 1, 86_400)
   const maxStreams = int(flags, 'max-streams', 1, 0xffff_ffff)
   const detachTimeout = int(flags, 'detach-timeout', 0, 2_147_483_647)
+  const plaintext = flags['insecure-plaintext'] === true
+  const keysFile = flags['authorized-keys'] as string | undefined
+  if ((plaintext || flags['tls-cert']) && keysFile !== undefined) throw new UsageError(`--authorized-keys is for the secure channel; ${plaintext ? '--insecure-plaintext' : '--tls-cert'} authenticates clients by the pre-shared key`)
+  if (plaintext && flags['tls-cert']) throw new UsageError('--insecure-plaintext and --tls-cert exclude each other')
+  if (!plaintext && !flags['tls-cert'] && keysFile === undefined) throw new UsageError('--authorized-keys FILE is required: the client keys this server accepts (or --insecure-plaintext with a pre-shared key)')
+  if (plaintext) log.warn('--insecure-plaintext: sessions are NOT encrypted and frames can be injected on the path; for benchmarks only')
   const server = new TunnelServer({
-    key: key(flags, log),
+    ...(plaintext || flags['tls-cert'] ? { key: key(flags, log), ...(plaintext ? { insecurePlaintext: true } : {}) } : { secure: { staticKey: privateKey(flags), authorizedKeys: authorizedKeys(keysFile!) } }),
     allow: (flags.allow as string[]) ?? [],
     ...(flags['tls-cert'] ? { tls: { cert: fs.readFileSync(flags['tls-cert'] as string), key: fs.readFileSync(flags['tls-key'] as string) } } : {}),
     ...(flags['max-connects'] ? { maxConnectsPerSession: int(flags, 'max-connects', 1, 100_000)! } : {}),
@@ -235,11 +301,37 @@ export async function runServer(argv: string[]): Promise<number> {
     statusLine(() => {
       const s = server.stats()
       const http = s.http ? `  http ${s.http.requests} req (${s.http.active} active, ${s.http.originConnections} origin conns, ${s.http.refused} refused)` : ''
-      return `sessions ${s.sessions}  streams ${s.streams}  connecting ${s.connectsInProgress}  up ${human(s.bytesUp)}  down ${human(s.bytesDown)}  refused ${s.refused}  failed handshakes ${s.handshakeFailures}${http}`
+      const clients = s.clients ? `  clients [${s.clients.map((c) => `${c.name}: ${c.sessions} sess ${c.streams} str ${human(c.bytesUp + c.bytesDown)}`).join(' | ')}]` : ''
+      return `sessions ${s.sessions}  streams ${s.streams}  connecting ${s.connectsInProgress}  up ${human(s.bytesUp)}  down ${human(s.bytesDown)}  refused ${s.refused}  failed handshakes ${s.handshakeFailures}${clients}${http}`
     }, statsInterval)
   }
+  if (keysFile !== undefined) reloadOnHangup(server, keysFile, log)
   onStop(() => server.close())
   return await new Promise<number>(() => {})
+}
+
+/** Reads an authorized-keys file (a parse error names the file and line). */
+function authorizedKeys(file: string): AuthorizedKeys {
+  return readAuthorizedKeysFile(file)
+}
+
+/**
+ * SIGHUP re-reads the authorized keys: the new set applies to new
+ * handshakes at once, and the sessions of removed keys are closed. A file
+ * that does not parse keeps the old set (and says why).
+ */
+function reloadOnHangup(server: TunnelServer, file: string, log: Logger): void {
+  process.on('SIGHUP', () => {
+    let keys: AuthorizedKeys
+    try {
+      keys = authorizedKeys(file)
+    } catch (err) {
+      log.error(`SIGHUP: ${(err as Error).message}; keeping the authorized keys loaded before`)
+      return
+    }
+    const closed = server.setAuthorizedKeys(keys)
+    log.info(`SIGHUP: ${keys.size} authorized key${keys.size === 1 ? '' : 's'} loaded from ${file}${closed.length > 0 ? `; closed the sessions of ${closed.join(', ')}` : ''}`)
+  })
 }
 
 export async function runClient(argv: string[]): Promise<number> {
@@ -247,6 +339,9 @@ export async function runClient(argv: string[]): Promise<number> {
     ...COMMON,
     server: {},
     key: {},
+    'server-key': {},
+    'insecure-plaintext': { boolean: true },
+    'on-demand': { boolean: true },
     tls: { boolean: true },
     ca: {},
     fingerprint: {},
@@ -284,9 +379,23 @@ export async function runClient(argv: string[]): Promise<number> {
   const lanes = int(flags, 'lanes', 1, 64)
   const maxAuthFailures = int(flags, 'max-auth-failures', 0, 1_000_000)
   const statsInterval = int(flags, 'stats-interval', 1, 86_400)
+  const plaintext = flags['insecure-plaintext'] === true
+  if (plaintext && flags.tls) throw new UsageError('--insecure-plaintext and --tls exclude each other')
+  if ((plaintext || flags.tls) && flags['server-key'] !== undefined) throw new UsageError(`--server-key is for the secure channel; ${plaintext ? '--insecure-plaintext' : '--tls'} uses the pre-shared key`)
+  if (!plaintext && !flags.tls && flags['server-key'] === undefined) throw new UsageError("--server-key BASE64 is required: the server's public key (or --insecure-plaintext with a pre-shared key)")
+  let serverKey: Buffer | undefined
+  if (flags['server-key'] !== undefined) {
+    try {
+      serverKey = decodePublicKey(String(flags['server-key']))
+    } catch (err) {
+      throw new UsageError(`--server-key: ${(err as Error).message}`)
+    }
+  }
+  if (plaintext) log.warn('--insecure-plaintext: the session is NOT encrypted and frames can be injected on the path; for benchmarks only')
   const client = new TunnelClient({
     server,
-    key: key(flags, log),
+    ...(serverKey !== undefined ? { secure: { staticKey: privateKey(flags), serverKey } } : { key: key(flags, log), ...(plaintext ? { insecurePlaintext: true } : {}) }),
+    ...(flags['on-demand'] ? { onDemand: true } : {}),
     ...(flags.tls ? { tls: { ...(flags.ca ? { ca: fs.readFileSync(flags.ca as string) } : {}), ...(flags.fingerprint ? { fingerprint: flags.fingerprint as string } : {}) } } : {}),
     ...(fbw !== undefined ? { firstBytesWait: fbw } : {}),
     ...(pool !== undefined && pool > 1 ? { pool } : {}),
@@ -301,7 +410,7 @@ export async function runClient(argv: string[]): Promise<number> {
     for (const f of forwards) await client.forward(f.at, f.target)
     if (flags.socks) await client.socks(parseHostPort(flags.socks as string, '--socks', '127.0.0.1'))
     proxy = httpAt ? await new HttpProxy({ tunnel: client, ...(proxyAuth ? { auth: proxyAuth } : {}), ...(fbw !== undefined ? { firstBytesWait: fbw } : {}), logger: log }).listen(httpAt.port, httpAt.host) : null
-    client.start()
+    if (!flags['on-demand']) client.start()
   } catch (err) {
     // A local port in use (or any listener that cannot start): stop everything, one line, exit 1.
     await Promise.race([Promise.all([proxy?.close(), client.close()]), new Promise((r) => setTimeout(r, 1000).unref())])
@@ -327,7 +436,24 @@ export async function runClient(argv: string[]): Promise<number> {
 }
 
 export async function runKeygen(argv: string[]): Promise<number> {
-  parseFlags(argv, {})
-  process.stdout.write(generateKey() + '\n')
+  const positional = argv.length > 0 && !argv[0]!.startsWith('--') ? argv[0] : undefined
+  const flags = parseFlags(positional !== undefined ? argv.slice(1) : argv, { out: {}, psk: { boolean: true }, force: { boolean: true } })
+  if (positional !== undefined && flags.out !== undefined) throw new UsageError('give the key file once: synmux keygen FILE or synmux keygen --out FILE')
+  const file = positional ?? (flags.out as string | undefined)
+  if (flags.psk) {
+    if (file !== undefined) throw new UsageError('--psk prints the pre-shared key: synmux keygen --psk > key')
+    process.stdout.write(generateKey() + '\n')
+    return 0
+  }
+  if (file === undefined) throw new UsageError('name the private key file: synmux keygen FILE (or --psk for a pre-shared key)')
+  const pair = generateKeyPair()
+  try {
+    writePrivateKeyFile(file, pair.privateKey, { overwrite: flags.force === true })
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException
+    if (e.code === 'EEXIST') throw new UsageError(`${file} exists already (--force replaces it)`)
+    throw Object.assign(new Error(`cannot write ${file}: ${e.message}`), { code: 'SYNMUX_BAD_KEY' })
+  }
+  process.stdout.write(encodePublicKey(pair.publicKey) + '\n')
   return 0
 }

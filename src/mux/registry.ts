@@ -15,9 +15,28 @@ import { invalidArgType } from './errors.js'
 import { type ResolvedOptions, type SessionOptions, resolveOptions } from './options.js'
 import { Session, laneSetOptions, u32, u64 } from './session.js'
 import { LaneSet } from './lanes.js'
+import { SecureChannel } from '../secure/channel.js'
 
-/** Options of a {@link SessionRegistry}: the options of every server session it creates (`role` is `'server'`). */
-export type SessionRegistryOptions = Omit<SessionOptions, 'role'>
+/**
+ * Options of a {@link SessionRegistry}: the options of every server session
+ * it creates (`role` is `'server'`), and `identify`.
+ */
+export type SessionRegistryOptions = Omit<SessionOptions, 'role'> & {
+  /**
+   * The authenticated identity of a transport (e.g. the client's static
+   * key on a secure channel, PROTOCOL.md 20), or `null`. A session belongs
+   * to the identity of the transport that created it: a RESUME or JOIN is
+   * honoured only on a transport of the same identity (any other is
+   * answered as if the session id were unknown). Default: a
+   * {@link SecureChannel}'s `remotePublicKey` (base64), else `null`.
+   */
+  identify?: (duplex: Duplex) => string | null
+}
+
+/** The default identity of a transport: the peer's static key on a secure channel. */
+function defaultIdentify(duplex: Duplex): string | null {
+  return duplex instanceof SecureChannel ? (duplex.remotePublicKey?.toString('base64') ?? null) : null
+}
 
 /** Events of a {@link SessionRegistry}. */
 export interface SessionRegistryEvents {
@@ -64,6 +83,9 @@ export class SessionRegistry extends EventEmitter<SessionRegistryEvents> {
   /** Lane sets of striped sessions, by session id (where JOINs go). */
   readonly #laneSets = new Map<string, LaneSet>()
   readonly #expired = new Set<string>()
+  readonly #identify: (duplex: Duplex) => string | null
+  /** Each session's owner: the identity of the transport that created it. */
+  readonly #owners = new WeakMap<Session, string | null>()
   readonly #stats = { resumed: 0, refused: 0, expired: 0, authFailures: 0 }
   #closed = false
 
@@ -71,7 +93,10 @@ export class SessionRegistry extends EventEmitter<SessionRegistryEvents> {
   constructor(options: SessionRegistryOptions = {}) {
     super()
     if (typeof options !== 'object' || options === null) throw invalidArgType('options', 'an object', options)
-    this.#options = { ...options, role: 'server', resumption: options.resumption ?? {} }
+    const { identify, ...sessionOptions } = options
+    if (identify !== undefined && typeof identify !== 'function') throw invalidArgType('options.identify', 'a function', identify)
+    this.#identify = identify ?? defaultIdentify
+    this.#options = { ...sessionOptions, role: 'server', resumption: options.resumption ?? {} }
     // Validate now (throws with stable codes) rather than on the first connection.
     this.#resolved = resolveOptions(this.#options)
   }
@@ -145,6 +170,7 @@ export class SessionRegistry extends EventEmitter<SessionRegistryEvents> {
     const set = striped ? this.#laneSet(duplex) : null
     const session = new Session(set ?? duplex, this.#options)
     session._setRegistry(this, refuse)
+    this.#owners.set(session, this.#identify(duplex))
     if (this.#closed) {
       session.destroy()
       return
@@ -187,6 +213,8 @@ export class SessionRegistry extends EventEmitter<SessionRegistryEvents> {
       const s = this.#sessions.get(key)
       if (this.#closed) return { s: undefined, refuse: ResumeRefused.UNKNOWN_ID }
       if (s === undefined || s.destroyed) return { s: undefined, refuse: this.#expired.has(key) ? ResumeRefused.EXPIRED : ResumeRefused.UNKNOWN_ID }
+      // Another identity's session: answered exactly as an unknown id.
+      if (this.#owners.get(s) !== this.#identify(duplex)) return { s: undefined, refuse: ResumeRefused.UNKNOWN_ID }
       if (!s._canReplayFrom(received)) return { s: undefined, refuse: ResumeRefused.OUT_OF_RANGE }
       return { s, refuse: 0 }
     }
@@ -268,9 +296,11 @@ export class SessionRegistry extends EventEmitter<SessionRegistryEvents> {
 
   #join(duplex: Duplex, h: Hello, raw: Buffer, rest: Buffer, all: Buffer): void {
     const key = h.sessionId.toString('hex')
-    const set = this.#closed ? undefined : this.#laneSets.get(key)
     const s = this.#sessions.get(key)
-    let refuse: number = set === undefined ? (this.#expired.has(key) ? ResumeRefused.EXPIRED : ResumeRefused.UNKNOWN_ID) : 0
+    // A lane of another identity's session: answered exactly as an unknown id.
+    const own = s !== undefined && this.#owners.get(s) === this.#identify(duplex)
+    const set = this.#closed || !own ? undefined : this.#laneSets.get(key)
+    let refuse: number = set === undefined ? (this.#expired.has(key) && s === undefined ? ResumeRefused.EXPIRED : ResumeRefused.UNKNOWN_ID) : 0
     if (set !== undefined) {
       refuse = set._acceptJoin(duplex, h, raw, rest, (why) => {
         this.#stats.authFailures++
@@ -306,6 +336,11 @@ export class SessionRegistry extends EventEmitter<SessionRegistryEvents> {
       this.#expired.add(key)
       if (this.#expired.size > DEFAULTS.expiredIds) this.#expired.delete(this.#expired.values().next().value as string)
     }
+  }
+
+  /** The identity of the transport that created `session` (see `identify`), `null` if none or unknown. */
+  identity(session: Session): string | null {
+    return this.#owners.get(session) ?? null
   }
 
   /** The session with this id, if known. */

@@ -1034,6 +1034,15 @@ export class Session extends EventEmitter<SessionEvents> {
     this.refuseResume = refuseResume
   }
 
+  /**
+   * @internal Ends the session at once: `GOAWAY(code, reason)` to the peer
+   * if a transport is attached, every stream failed (`SYNMUX_SESSION_CLOSED`).
+   * Used by a server that withdraws a client's key.
+   */
+  _terminate(code: number, reason: string): void {
+    this.fail(new MuxError('SYNMUX_SESSION_CLOSED', reason, { wireCode: code, reason }))
+  }
+
   /** @internal Registry: feeds bytes read from the transport before the session took it over. */
   _input(buf: Buffer): void {
     if (buf.length > 0) this.onData(buf)
