@@ -152,6 +152,9 @@ function pinCheck(fingerprint: string): (host: string, cert: tls.PeerCertificate
   }
 }
 
+/** A server that held the connection this long (ms) and closed it without a byte refused the handshake (see `#refusal`). */
+const REFUSAL_HOLD_MS = 1000
+
 /** What the client logs when the server's proof fails: the keys differ. */
 const WRONG_KEY = 'authentication failed: the server does not accept this key'
 
@@ -180,7 +183,7 @@ export class TunnelClient extends EventEmitter {
   readonly #opts: TunnelClientOptions
   readonly #security: Security<TunnelClientSecureOptions>
   /** Secure channel: what was seen of a failed channel's connection, by the error it failed with. */
-  readonly #channelEnds = new WeakMap<Error, { connected: boolean; bytesRead: number }>()
+  readonly #channelEnds = new WeakMap<Error, { heldMs: number; bytesRead: number }>()
   /** A session has been up at least once. */
   #wasUp = false
   /** A session created in this tick (its first flight has not left). */
@@ -298,8 +301,8 @@ export class TunnelClient extends EventEmitter {
     const raw = createConnection({ host, port, noDelay: true, allowHalfOpen: true })
     const sec = this.#security.secure
     if (sec !== null) {
-      let connected = false
-      raw.once('connect', () => (connected = true))
+      let connectedAt = -1
+      raw.once('connect', () => (connectedAt = performance.now()))
       const ch = secure(raw, {
         role: 'client',
         staticKey: sec.staticKey,
@@ -312,7 +315,7 @@ export class TunnelClient extends EventEmitter {
         ...(sec.clock !== undefined ? { clock: sec.clock } : {}),
       })
       ch.on('error', (err) => {
-        if (!ch.secured) this.#channelEnds.set(err, { connected, bytesRead: raw.bytesRead })
+        if (!ch.secured) this.#channelEnds.set(err, { heldMs: connectedAt < 0 ? -1 : performance.now() - connectedAt, bytesRead: raw.bytesRead })
         this.#log.debug(`secure channel: ${err.message}`)
       })
       return { raw, transport: ch }
@@ -378,18 +381,23 @@ export class TunnelClient extends EventEmitter {
 
   /**
    * Secure channel: whether a session attempt failed because the server
-   * answered its first flight with nothing — it closed the connection, or
-   * stayed silent until the handshake timeout, on an established TCP
-   * connection — which is all a server says to a key it does not accept
-   * (PROTOCOL.md 20.9). Returns the line to log, or `null`.
+   * held the connection and answered its first flight with nothing — it
+   * stayed silent until the handshake timeout, or closed the connection
+   * after holding it for a second or more — which is all a synmux server
+   * says to a key it does not accept (PROTOCOL.md 20.9: it drains until
+   * its handshake timeout). A connection closed sooner without a byte is
+   * not taken for a refusal: that is what a server's limits on
+   * unauthenticated connections and failed handshakes do (closed unread),
+   * and what a restart looks like; those are retried. Returns the line to
+   * log, or `null`.
    */
   #refusal(err: MuxError | undefined): string | null {
     if (this.#security.secure === null || err === undefined) return null
     const cause = (err as { cause?: unknown }).cause
     const end = cause instanceof Error ? this.#channelEnds.get(cause) : undefined
     const code = (cause as { code?: string } | undefined)?.code
-    if (end === undefined || !end.connected || end.bytesRead !== 0) return null
-    if (code !== 'SYNMUX_SECURE_REFUSED' && code !== 'SYNMUX_SECURE_HANDSHAKE_TIMEOUT') return null
+    if (end === undefined || end.heldMs < 0 || end.bytesRead !== 0) return null
+    if (code !== 'SYNMUX_SECURE_HANDSHAKE_TIMEOUT' && !(code === 'SYNMUX_SECURE_REFUSED' && end.heldMs >= REFUSAL_HOLD_MS)) return null
     const { host, port } = this.#opts.server
     const mine = derivePublicKey(this.#security.secure.staticKey).toString('base64')
     const how = code === 'SYNMUX_SECURE_REFUSED' ? 'closed the connection' : 'stayed silent'
