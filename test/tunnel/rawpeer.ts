@@ -30,6 +30,8 @@ export interface PeerKeys {
 export interface RawPeer {
   /** The TCP socket, or the secure channel over it. */
   socket: Duplex
+  /** The TCP socket. */
+  tcp: net.Socket
   /** Every frame received after the server's HELLO. */
   frames: Frame[]
   /** Writes these frames in one write (one TCP segment train, read by the server in one go). */
@@ -95,6 +97,7 @@ export async function rawPeer(port: number, key: Buffer | PeerKeys, opts: { init
   const closed = new Promise<void>((r) => (tcp.destroyed ? r() : tcp.once('close', () => r())))
   return {
     socket,
+    tcp,
     frames,
     closed,
     send(...fs) {
