@@ -6,6 +6,7 @@
  * notice), and starts a new {@link Session} for everything else.
  * @packageDocumentation
  */
+import { randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import type { Duplex } from 'node:stream'
 import { Capability, DEFAULTS, FrameType, GoawayCode, HelloExtension, HelloKind, ResumeRefused } from './constants.js'
@@ -225,17 +226,22 @@ export class SessionRegistry extends EventEmitter<SessionRegistryEvents> {
     const striped = this.#wantsLanes(h)
     const auth = this.#resolved.auth
     if (auth === null) {
-      const r = received < 0 ? { s: undefined, refuse: ResumeRefused.UNKNOWN_ID } : verdict()
+      // EARLY_REPLAY (13.9): the client's replay, from offset `from`, follows its HELLO at once.
+      const fv = h.extensions.get(HelloExtension.REPLAY_FROM)
+      const from = fv !== undefined && fv.length === 8 ? fv.readUInt32BE(0) * 0x1_0000_0000 + fv.readUInt32BE(4) : -1
+      let r = received < 0 ? { s: undefined, refuse: ResumeRefused.UNKNOWN_ID } : verdict()
+      if (r.s !== undefined && fv !== undefined && (from < 0 || !r.s._earlyReplay || striped || from > r.s._received)) r = { s: undefined, refuse: ResumeRefused.OUT_OF_RANGE }
       if (r.s === undefined) {
         refused(r.refuse)
-        this.#newSession(duplex, all, r.refuse)
+        if (fv !== undefined) this.#refuseEarly(duplex, r.refuse)
+        else this.#newSession(duplex, all, r.refuse)
         return
       }
       const R = r.s._received
       const hello = this.#resumedHello(h, striped, [[HelloExtension.RECEIVED, u64(R)]])
       duplex.write(hello)
       this.emit('authenticated', duplex)
-      this.#attach(r.s, duplex, h, raw, hello, rest, received, R, striped, false)
+      this.#attach(r.s, duplex, h, raw, hello, rest, received, R, striped, false, from >= 0 ? R - from : 0)
       return
     }
     const fail = (why: string): void => {
@@ -264,6 +270,31 @@ export class SessionRegistry extends EventEmitter<SessionRegistryEvents> {
     }, fail)
   }
 
+  /**
+   * A RESUME with REPLAY_FROM that cannot be honoured: its replayed frames
+   * follow the HELLO and belong to no session here, so no new session is
+   * started on this transport (13.9): `HELLO(NEW, a random id,
+   * RESUME_REFUSED)`, then the transport ends; nothing the client sent is
+   * processed.
+   */
+  #refuseEarly(duplex: Duplex, reason: number): void {
+    const o = this.#resolved
+    const hello = encodeHello({
+      kind: HelloKind.NEW,
+      role: 'server',
+      capabilities: 0,
+      sessionId: randomBytes(32),
+      initialWindow: o.initialWindow,
+      maxFrameSize: o.maxFrameSize,
+      maxStreams: o.maxStreams,
+      extensions: [[HelloExtension.RESUME_REFUSED, Buffer.from([reason])]],
+    })
+    this.emit('authenticated', duplex)
+    duplex.on('data', () => {}) // read and drop
+    duplex.end(hello)
+    setTimeout(() => duplex.destroy(), 5000).unref()
+  }
+
   /** The server's RESUMED HELLO: the same for every session but for the id the client named (and `extensions`). */
   #resumedHello(h: Hello, striped: boolean, extensions: Array<[number, Buffer]>): Buffer {
     const o = this.#resolved
@@ -283,14 +314,14 @@ export class SessionRegistry extends EventEmitter<SessionRegistryEvents> {
   }
 
   /** Moves session `s` onto `duplex` (a striped one onto a new LaneSet over it), replaying from the client's RECEIVED; `ack`: announce `R` in an ACK. */
-  #attach(s: Session, duplex: Duplex, h: Hello, raw: Buffer, hello: Buffer, rest: Buffer, received: number, R: number, striped: boolean, ack: boolean): void {
+  #attach(s: Session, duplex: Duplex, h: Hello, raw: Buffer, hello: Buffer, rest: Buffer, received: number, R: number, striped: boolean, ack: boolean, skip = 0): void {
     const onResumed = (): void => {
       this.#stats.resumed++
       this.emit('resumed', s)
     }
     s.once('resumed', onResumed)
     const d = striped ? this.#laneSet(duplex, { hello: h, raw, rest }, { raw: hello, received: R }) : duplex
-    s._resumeOn(d, raw, hello, striped ? Buffer.alloc(0) : rest, received, ack)
+    s._resumeOn(d, raw, hello, striped ? Buffer.alloc(0) : rest, received, ack, skip)
     s.off('resumed', onResumed)
   }
 

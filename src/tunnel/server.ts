@@ -359,6 +359,12 @@ export class TunnelServer extends EventEmitter {
       ...(sec.rekeyInterval !== undefined ? { rekeyInterval: sec.rekeyInterval } : {}),
     })
     this.#guard.link(ch, socket)
+    ch.once('secure', (info) => {
+      const who = `${source}${info.peerName ? ` (${info.peerName})` : ''}`
+      // A rejected first flight is not an error (its data follows as records), but a replay or a client clock far off is worth a line.
+      if (info.earlyData === 'rejected') this.#log.info(`first flight from ${who}: 0-RTT rejected (${info.earlyDataRejectReason}); its data follows as records`)
+      else this.#log.debug(`first flight from ${who}: 0-RTT ${info.earlyData}`)
+    })
     ch.on('refused', (r) => this.#guard.failed(socket, source, `secure channel: ${refusalText(r, firstByte)}`, (sec.onAuthFailure ?? 'drain') === 'drain'))
     ch.on('error', (err: Error) => {
       // After the handshake: a record that fails (tampered, truncated, replayed) ends the transport; the session resumes on a new one.
