@@ -440,6 +440,10 @@ export class Session extends EventEmitter<SessionEvents> {
     this.budget = { windowExtra: 0, maxSessionBuffer: this.opts.maxSessionBuffer, bufferedTotal: 0, maxWindow: this.opts.maxWindow }
     this.nonce = this.opts.auth ? newNonce() : null
     this.authHold = this.opts.auth !== null
+    // A client that will resume keeps its session frames from the first
+    // one: those sent before the server's HELLO (the first OPENs, in the
+    // first flight) are part of the sequence the server's RECEIVED counts.
+    if (this.role === 'client' && this.opts.resumption !== null) this.replay = new ReplayBuffer(this.opts.resumption.replayBuffer)
     this.onDataBound = (c) => this.onData(c)
     this.onFrameBound = (f, n) => this.onFrame(f, n)
     this.onDrainBound = () => {
@@ -954,7 +958,11 @@ export class Session extends EventEmitter<SessionEvents> {
   /** After the NEW exchange: is RESUME in effect? Sets up the replay buffer and the ACK rate. */
   private setupResumption(h: Hello): void {
     const r = this.opts.resumption
-    if (r === null || !(h.capabilities & Capability.RESUME)) return
+    if (r === null || !(h.capabilities & Capability.RESUME)) {
+      // A client that kept its first frames for a resumption the server does not offer: nothing to keep.
+      this.replay = null
+      return
+    }
     if (this.role === 'server' && (this.registry === null || this.refuseResume !== 0)) return
     const peerReplay = readU32Ext(h, HelloExtension.REPLAY_BUFFER)
     if (peerReplay === null || peerReplay < MIN_INITIAL_WINDOW) throw handshakeError('RESUME without a valid REPLAY_BUFFER')
@@ -963,7 +971,8 @@ export class Session extends EventEmitter<SessionEvents> {
     // Either side keeps at most the smaller REPLAY_BUFFER unacknowledged
     // (13.1), so no peer can make us buffer more than our own (a striped
     // receiver's reorder buffer, 14.3).
-    this.replay = new ReplayBuffer(Math.min(r.replayBuffer, peerReplay))
+    if (this.replay === null) this.replay = new ReplayBuffer(Math.min(r.replayBuffer, peerReplay))
+    else this.replay.limit = Math.min(this.replay.limit, peerReplay)
     // At least every quarter of that bound (13.1 requires half).
     this.ackEvery = Math.min(DEFAULTS.ackEvery, Math.floor(Math.min(r.replayBuffer, peerReplay) / 4))
     if (this.role === 'server') this.registry!._register(this)
