@@ -28,7 +28,7 @@ import { secure } from '../secure/secure.js'
 import type { SecureChannel } from '../secure/channel.js'
 import { derivePublicKey } from '../secure/keys.js'
 import { GoawayCode } from '../mux/constants.js'
-import { clientSecurity, TUNNEL_RECORD_SIZE, type Security, type TunnelClientSecureOptions } from './security.js'
+import { clientSecurity, TUNNEL_FRAME_SIZE, TUNNEL_RECORD_SIZE, type Security, type TunnelClientSecureOptions } from './security.js'
 
 /** TLS settings of a {@link TunnelClient}. */
 export interface TunnelClientTls {
@@ -287,9 +287,15 @@ export class TunnelClient extends EventEmitter {
     }
   }
 
-  /** The session's pre-shared-key authentication (without the secure channel). */
-  #auth(): { auth?: { key: Buffer } } {
-    return this.#security.key !== null ? { auth: { key: this.#security.key } } : {}
+  /**
+   * Session options set by the transport security: the pre-shared-key
+   * authentication (without the secure channel); on the secure channel, a
+   * frame size that makes a full DATA frame one record (unless the options
+   * set one).
+   */
+  #auth(): { auth?: { key: Buffer }; maxFrameSize?: number } {
+    if (this.#security.key !== null) return { auth: { key: this.#security.key } }
+    return this.#opts.session?.maxFrameSize === undefined ? { maxFrameSize: TUNNEL_FRAME_SIZE } : {}
   }
 
   /** A new connection to the server: TFO, then the secure channel (or TLS) if configured. */

@@ -55,6 +55,14 @@ export interface TunnelClientSecureOptions {
 /** Record size of a tunnel's secure channels: the largest, so that bulk data costs the fewest AEAD calls. */
 export const TUNNEL_RECORD_SIZE = 65_519
 
+/**
+ * The largest frame payload a tunnel session accepts on the secure channel
+ * (its `maxFrameSize`): a whole DATA frame (9-byte header + payload) is then
+ * exactly one record, so a record is opened in one AEAD call and its frame
+ * reaches the reader in one piece.
+ */
+export const TUNNEL_FRAME_SIZE = TUNNEL_RECORD_SIZE - 9
+
 /** A tunnel's transport security, resolved from its options. @internal */
 export type Security<S> = { mode: 'secure'; secure: S; key: null } | { mode: 'tls' | 'plaintext'; secure: null; key: Buffer }
 

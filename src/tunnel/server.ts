@@ -32,7 +32,7 @@ import { isGatewayTarget } from '../proxy/common.js'
 import { secure } from '../secure/secure.js'
 import type { AuthorizedKeys } from '../secure/keys.js'
 import { ReplayGuard } from '../secure/replay.js'
-import { refusalText, serverSecurity, TUNNEL_RECORD_SIZE, type Security, type TunnelServerSecureOptions } from './security.js'
+import { refusalText, serverSecurity, TUNNEL_FRAME_SIZE, TUNNEL_RECORD_SIZE, type Security, type TunnelServerSecureOptions } from './security.js'
 
 /** Options of {@link TunnelServer}. */
 export interface TunnelServerOptions {
@@ -310,8 +310,10 @@ export class TunnelServer extends EventEmitter {
 
   #registryFor(): SessionRegistry {
     if (this.#registry !== null) return this.#registry
+    // The secure channel: a full DATA frame is one record (unless the session options set a frame size).
+    const frames = this.#security.key === null ? { maxFrameSize: TUNNEL_FRAME_SIZE } : {}
     const auth = this.#security.key !== null ? { auth: { key: this.#security.key } } : {}
-    const registry = new SessionRegistry({ resumption: {}, maxStreams: TUNNEL_MAX_STREAMS, ...this.#opts.session, acceptDelay: Infinity, ...auth })
+    const registry = new SessionRegistry({ resumption: {}, maxStreams: TUNNEL_MAX_STREAMS, ...frames, ...this.#opts.session, acceptDelay: Infinity, ...auth })
     const from = (d: unknown) => (d as net.Socket).remoteAddress ?? '?'
     registry.on('session', (s) => this.#onSession(s, from(s.duplex), registry.identity(s)))
     registry.on('resumed', (s) => this.#log.info(`session${this.#who(s)} resumed from ${from(s.duplex)}`))
