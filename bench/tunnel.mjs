@@ -5,13 +5,13 @@
 // connection per client connection); synmux (client and server CLIs, one
 // persistent session, first bytes in OPEN, onward TFO).
 // Usage: node bench/tunnel.mjs [--rtt 50,100] [--far-rtt 50] [--rounds 20]
-import crypto from 'node:crypto'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { execFileSync } from 'node:child_process'
 import { canCreateNamespaces, createDelayedLink } from './lib/netns.mjs'
 import { benchDir as here, cliPath as cli, listArg, numArg, waitReady, writeResult } from './lib/proc.mjs'
+import { tunnelKeys } from './lib/keys.mjs'
 
 const rtts = listArg('rtt', ['50', '100']).map(Number)
 const rounds = numArg('rounds', 20)
@@ -54,8 +54,8 @@ async function waitPort(link, ns, port) {
   }
   throw new Error(`nothing listens on ${port}`)
 }
-const key = path.join(keyDir, 'key')
-fs.writeFileSync(key, `synmux-psk-v1:${crypto.randomBytes(32).toString('base64')}\n`, { mode: 0o600 })
+// The tunnel's default: the secure channel (a server key, an authorized client key).
+const keys = tunnelKeys(keyDir)
 const pipes = { stdio: ['ignore', 'pipe', 'pipe'] }
 async function measure(rttMs, farRttMs) {
 const link = await createDelayedLink({ rttMs, name: 'smxtun' })
@@ -66,9 +66,9 @@ try {
   const target = link.spawnNode(far ? 'far' : 'server', path.join(here, 'tunnel', 'target.mjs'), ['0.0.0.0'], pipes)
   const targetPort = await ready(target)
   const T = far ? far.address : '127.0.0.1'
-  const server = link.spawnNode('server', cli, ['server', '--listen', `${S}:9000`, '--key', key, '--allow', `${T}:${targetPort}`], pipes)
+  const server = link.spawnNode('server', cli, ['server', '--listen', `${S}:9000`, ...keys.serverArgs, '--allow', `${T}:${targetPort}`], pipes)
   await ready(server)
-  const client = link.spawnNode('client', cli, ['client', '--server', `${S}:9000`, '--key', key, '--forward', `127.0.0.1:7001=${T}:${targetPort}`], pipes)
+  const client = link.spawnNode('client', cli, ['client', '--server', `${S}:9000`, ...keys.clientArgs, '--forward', `127.0.0.1:7001=${T}:${targetPort}`], pipes)
   await ready(client)
   const relay = link.spawnNode('client', path.join(here, 'tunnel', 'relay.mjs'), ['7002', far ? T : S, String(targetPort)], pipes)
   await ready(relay)
