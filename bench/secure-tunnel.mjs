@@ -4,13 +4,13 @@
 // a real delay (two namespaces, bench/lib's delaying TUN forwarder):
 //   1. time to the first response byte of the first request of a cold session
 //      (the session starts with that connection; TFO cookie warm), beside
-//      shadowsocks-libev (ss-tunnel --fast-open: every connection is "cold");
+//      shadowsocks-libev (ss-local --fast-open: every connection is "cold");
 //   2. the same for a new connection on an established session;
 //   3. the stall of an echo stream whose connection is reset (the session
 //      resumes on a new one), measured as the longest gap between echoes;
 //   4. bulk download through the tunnel, encrypted, against the same tunnel
 //      with --insecure-plaintext, `ssh -L` (aes128-gcm@openssh.com) and
-//      ss-tunnel (chacha20-ietf-poly1305); rounds alternated, medians.
+//      ss-local (chacha20-ietf-poly1305); rounds alternated, medians.
 // Anchors come from Debian (shadowsocks-libev, openssh-server), installed here
 // when missing (as root, with apt-get). JSON in bench/results/secure-tunnel.json.
 // Usage: node bench/secure-tunnel.mjs [--rtt 50] [--rounds 20] [--bulk-mib 64] [--bulk-rounds 5] [--resume-rounds 10]
@@ -93,14 +93,15 @@ try {
   const plainC = link.spawnNode('client', cli, ['client', '--server', `${S}:9001`, '--key', psk, '--insecure-plaintext', '--forward', `127.0.0.1:7002=127.0.0.1:${TP}`], pipes)
   await ready(plainC, /session to .* up/)
   const paths = { 'synmux': { host: '127.0.0.1', port: 7001 }, 'synmux --insecure-plaintext': { host: '127.0.0.1', port: 7002 } }
-  // shadowsocks-libev: ss-server, and ss-tunnel as the port forward, both with TCP Fast Open.
+  // shadowsocks-libev: ss-server, and ss-local (SOCKS5) near the application, both with TCP Fast Open
+  // (ss-local connects once it has the application's first bytes, so they ride in the SYN).
   if (anchor.ss) {
     const ssArgs = ['-k', 'bench-password', '-m', 'chacha20-ietf-poly1305', '--fast-open']
     link.exec('server', 'ss-server', ['-s', S, '-p', '8388', ...ssArgs], pipes)
     await new Promise((r) => setTimeout(r, 300))
-    link.exec('client', 'ss-tunnel', ['-s', S, '-p', '8388', '-l', '7003', '-L', `127.0.0.1:${TP}`, '-b', '127.0.0.1', ...ssArgs], pipes)
+    link.exec('client', 'ss-local', ['-s', S, '-p', '8388', '-l', '7003', '-b', '127.0.0.1', ...ssArgs], pipes)
     await new Promise((r) => setTimeout(r, 300))
-    paths['shadowsocks-libev'] = { host: '127.0.0.1', port: 7003 }
+    paths['shadowsocks-libev'] = { host: '127.0.0.1', port: 7003, socks: { host: '127.0.0.1', port: TP } }
   }
   // ssh -L with aes128-gcm@openssh.com, one SSH connection set up before measuring.
   if (anchor.ssh) {
@@ -175,7 +176,7 @@ try {
     },
     notes: [
       'synmux cold: a new TunnelClient (onDemand, in the app process) per sample; its session starts with the measured connection, whose request rides in handshake message 1 (with the warm TFO cookie, in the SYN)',
-      'shadowsocks-libev: ss-tunnel (a port forward) to ss-server, both --fast-open; every connection is a new TCP connection with its request in the SYN',
+      'shadowsocks-libev: ss-local (SOCKS5: the application asks it for the target first, locally) to ss-server, both --fast-open; every connection is a new TCP connection to ss-server with its request in the SYN',
       'ssh -L: OpenSSH, -c aes128-gcm@openssh.com, one SSH connection set up before measuring; each new connection opens a channel (a round trip of its own)',
       'the machine is shared (2 cores); loadBefore/loadAfter are the load averages',
     ],

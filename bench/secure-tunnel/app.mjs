@@ -15,17 +15,39 @@ const [mode, ...args] = process.argv.slice(2)
 const REQUEST = Buffer.from('GET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n')
 const now = () => Number(process.hrtime.bigint()) / 1e6
 
-function firstByte({ host, port }) {
+/**
+ * Connects to a path and, for a SOCKS5 proxy (`socks: {host, port}` of the target), asks it
+ * for the target first (greeting and CONNECT in one write, the replies read): resolves with
+ * the socket ready for the request.
+ */
+function open({ host, port, socks }) {
   return new Promise((resolve, reject) => {
-    const t0 = now()
     const s = net.connect({ host, port, noDelay: true, autoSelectFamily: false })
-    s.write(REQUEST)
-    s.once('data', () => {
-      resolve(now() - t0)
-      s.destroy()
-    })
     s.once('error', reject)
+    if (!socks) return resolve(s)
+    const ip = socks.host.split('.').map(Number)
+    s.write(Buffer.from([5, 1, 0, 5, 1, 0, 1, ...ip, socks.port >> 8, socks.port & 255]))
+    let got = Buffer.alloc(0)
+    const on = (d) => {
+      got = Buffer.concat([got, d])
+      if (got.length < 12) return
+      s.off('data', on)
+      if (got[1] !== 0 || got[3] !== 0) return reject(new Error(`SOCKS5 refused: ${got.toString('hex')}`))
+      if (got.length > 12) s.unshift(got.subarray(12))
+      resolve(s)
+    }
+    s.on('data', on)
   })
+}
+
+async function firstByte(path) {
+  const t0 = now()
+  const s = await open(path)
+  s.write(REQUEST)
+  await new Promise((resolve) => s.once('data', resolve))
+  const ms = now() - t0
+  s.destroy()
+  return ms
 }
 
 /** A cold synmux session per sample: a new in-process client with a forward, connecting on demand. */
@@ -95,11 +117,11 @@ if (mode === 'bulk') {
   const paths = JSON.parse(args[0])
   const bytes = Number(args[1])
   const rounds = Number(args[2])
-  const once = ({ host, port }) =>
-    new Promise((resolve, reject) => {
+  const once = (path) =>
+    new Promise(async (resolve, reject) => {
       const t0 = now()
       let n = 0
-      const s = net.connect({ host, port, noDelay: true, autoSelectFamily: false })
+      const s = await open(path)
       s.write(`BULK ${bytes}\n`)
       s.on('data', (d) => (n += d.length))
       s.once('end', () => (n === bytes ? resolve((bytes / 2 ** 20) / ((now() - t0) / 1000)) : reject(new Error(`got ${n} of ${bytes} bytes`))))
