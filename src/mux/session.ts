@@ -2120,11 +2120,11 @@ export class Session extends EventEmitter<SessionEvents> {
       }
     }
     if (this.sendFull && this.sendQueued <= this.sendBudget / 2) this.releaseWrites(cbs)
-    if (sb !== lb && sb.bytes > 0 && this.sessionBytesReceived > this.ackReported) {
-      // Resumable: session frames carry an ACK of what arrived since the
+    if (this.earlyReplay && sb.bytes > 0 && this.sessionBytesReceived > this.ackReported) {
+      // EARLY_REPLAY: session frames carry an ACK of what arrived since the
       // last one (at most every ACK_PIGGYBACK_MS), so the peer's replay
-      // buffer — what it sends again after a resume — stays about one RTT
-      // of data instead of up to ackEvery bytes.
+      // buffer — what it sends again at once after a resume (13.9) — stays
+      // about one RTT of data instead of up to ackEvery bytes.
       const now = performance.now()
       if (now - this.lastAckAt >= ACK_PIGGYBACK_MS) {
         this.ackReported = this.sessionBytesReceived

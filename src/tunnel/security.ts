@@ -82,38 +82,42 @@ function psk(key: unknown): Buffer {
 const NEED =
   'needs options.secure (the encrypted default: { staticKey, ... }), or options.key with options.tls, or options.key with insecurePlaintext: true (clear text, for benchmarks only)'
 
-/** Validates a server's choice of transport security. @internal */
-export function serverSecurity(o: { secure?: TunnelServerSecureOptions; key?: Buffer; tls?: unknown; insecurePlaintext?: boolean }): Security<TunnelServerSecureOptions> {
+type SecurityOptions<S> = { secure?: S; key?: Buffer; tls?: unknown; insecurePlaintext?: boolean }
+
+/**
+ * The choice of transport security shared by both ends: `secure` (checked
+ * by `check`, beside its own staticKey and psk), or a pre-shared key with
+ * `tls` or `insecurePlaintext`.
+ */
+function resolve<S extends { staticKey: Uint8Array; psk?: Uint8Array }>(who: string, o: SecurityOptions<S>, check: (s: S) => void): Security<S> {
   if (o.secure !== undefined) {
     const s = o.secure
     if (s === null || typeof s !== 'object') throw argError('options.secure must be an object', 'ERR_INVALID_ARG_TYPE')
     if (o.tls !== undefined || o.insecurePlaintext) throw argError('options.secure goes without options.tls and insecurePlaintext (the secure channel replaces both)')
     key32('options.secure.staticKey', s.staticKey)
-    if (!(s.authorizedKeys instanceof AuthorizedKeys)) throw argError('options.secure.authorizedKeys must be an AuthorizedKeys (readAuthorizedKeysFile / parseAuthorizedKeys)', 'ERR_INVALID_ARG_TYPE')
     if (s.psk !== undefined) key32('options.secure.psk', s.psk)
-    if (s.replayGuard !== undefined && !(s.replayGuard instanceof ReplayGuard)) throw argError('options.secure.replayGuard must be a ReplayGuard', 'ERR_INVALID_ARG_TYPE')
+    check(s)
     return { mode: 'secure', secure: s, key: null }
   }
   if (o.tls !== undefined) return { mode: 'tls', secure: null, key: psk(o.key) }
   if (o.insecurePlaintext === true) return { mode: 'plaintext', secure: null, key: psk(o.key) }
-  throw argError(`TunnelServer ${NEED}`)
+  throw argError(`${who} ${NEED}`)
+}
+
+/** Validates a server's choice of transport security. @internal */
+export function serverSecurity(o: SecurityOptions<TunnelServerSecureOptions>): Security<TunnelServerSecureOptions> {
+  return resolve('TunnelServer', o, (s) => {
+    if (!(s.authorizedKeys instanceof AuthorizedKeys)) throw argError('options.secure.authorizedKeys must be an AuthorizedKeys (readAuthorizedKeysFile / parseAuthorizedKeys)', 'ERR_INVALID_ARG_TYPE')
+    if (s.replayGuard !== undefined && !(s.replayGuard instanceof ReplayGuard)) throw argError('options.secure.replayGuard must be a ReplayGuard', 'ERR_INVALID_ARG_TYPE')
+  })
 }
 
 /** Validates a client's choice of transport security. @internal */
-export function clientSecurity(o: { secure?: TunnelClientSecureOptions; key?: Buffer; tls?: unknown; insecurePlaintext?: boolean }): Security<TunnelClientSecureOptions> {
-  if (o.secure !== undefined) {
-    const s = o.secure
-    if (s === null || typeof s !== 'object') throw argError('options.secure must be an object', 'ERR_INVALID_ARG_TYPE')
-    if (o.tls !== undefined || o.insecurePlaintext) throw argError('options.secure goes without options.tls and insecurePlaintext (the secure channel replaces both)')
-    key32('options.secure.staticKey', s.staticKey)
+export function clientSecurity(o: SecurityOptions<TunnelClientSecureOptions>): Security<TunnelClientSecureOptions> {
+  return resolve('TunnelClient', o, (s) => {
     key32('options.secure.serverKey', s.serverKey)
-    if (s.psk !== undefined) key32('options.secure.psk', s.psk)
     if (s.clock !== undefined && typeof s.clock !== 'function') throw argError('options.secure.clock must be a function', 'ERR_INVALID_ARG_TYPE')
-    return { mode: 'secure', secure: s, key: null }
-  }
-  if (o.tls !== undefined) return { mode: 'tls', secure: null, key: psk(o.key) }
-  if (o.insecurePlaintext === true) return { mode: 'plaintext', secure: null, key: psk(o.key) }
-  throw argError(`TunnelClient ${NEED}`)
+  })
 }
 
 /** Why the secure channel refused a first flight, in the words of the server's log. @internal */

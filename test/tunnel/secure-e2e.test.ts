@@ -22,6 +22,7 @@ import { Capability, decodeHello, encodeHello, HelloExtension, HelloKind, secure
 import { close, listen, sha256 } from '../helpers'
 import { freePort, httpRequest, secureKeys, stopAll, synmux, type Proc, type SecureKeys } from './cli'
 import { SecureRelay } from './secure-relay'
+import { until } from './pool-relay.js'
 
 let keys: SecureKeys
 let target: http.Server
@@ -64,13 +65,6 @@ async function startServer(extra: string[] = []): Promise<{ server: Proc; port: 
   return { server, port }
 }
 
-const until = async (pred: () => boolean, what: string, ms = 15_000): Promise<void> => {
-  const end = Date.now() + ms
-  while (!pred()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 20))
-  }
-}
 
 describe('a tampered record', () => {
   it('ends the connection; the session resumes on a new one and a 100 MiB transfer arrives intact (sha256)', { timeout: 120_000 }, async () => {

@@ -17,6 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { encodeHello, generateKeyPair, HelloKind, secure } from 'synmux'
 import { close, listen } from '../helpers'
 import { freePort, httpRequest, secureKeys, stopAll, synmux, type Proc, type SecureKeys } from './cli'
+import { until } from './pool-relay.js'
 
 let keys: SecureKeys
 let target: http.Server
@@ -32,16 +33,8 @@ afterAll(async () => {
   await close(target)
 })
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 const fds = (p: Proc) => fs.readdirSync(`/proc/${p.child.pid}/fd`).length
 
-async function until(pred: () => boolean, what: string, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms
-  while (!pred()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await sleep(25)
-  }
-}
 
 /** A connection from `localAddress` that writes `first`; counts what the server sends back. */
 function probe(port: number, localAddress: string, first: Buffer | null) {
@@ -94,7 +87,7 @@ describe('unauthenticated peers against the secure channel', () => {
       ['127.0.0.4', flight],
     ]
     const conns = kinds.flatMap(([addr, first]) => Array.from({ length: 20 }, () => probe(port, addr, first)))
-    await until(() => server.log.filter((l) => /handshake from 127\.0\.0\.[234] failed/.test(l)).length === 60 || conns.some((c) => c.isClosed()), '60 failures')
+    await until(() => server.log.filter((l) => /handshake from 127\.0\.0\.[234] failed/.test(l)).length === 60 || conns.some((c) => c.isClosed()), '60 failures', 20_000)
     // The 21st from a source is over its cap: closed at once, unread.
     const over = probe(port, '127.0.0.2', crypto.randomBytes(64))
     await over.closed
@@ -118,7 +111,7 @@ describe('unauthenticated peers against the secure channel', () => {
     const held = conns.map((c) => c.heldMs()).sort((a, b) => a - b)
     expect(held[0]).toBeGreaterThan(1500)
     expect(held.at(-1)).toBeLessThan(6000)
-    await until(() => fds(server) <= baseline + 2, 'the descriptors to be released')
+    await until(() => fds(server) <= baseline + 2, 'the descriptors to be released', 20_000)
     expect((await httpRequest(fwd, '/after')).body.toString()).toBe('served /after')
     expect(server.child.exitCode).toBe(null)
     console.log(`secure unauth: 60 refused connections held ${held[0]}-${held.at(-1)} ms, 0 bytes back; fds ${baseline} -> at most ${baseline + 65} -> ${fds(server)}`)

@@ -113,8 +113,9 @@ describe('the server process survives sessions that end while streams connect', 
 
   it('a credit violation: OPEN + 320 KiB of DATA against a 256 KiB window', async () => {
     const peer = await rawPeer(serverPort, keys)
-    const chunk = Buffer.alloc(65_536, 1)
-    peer.send(open(1, stuck.port), ...[0, 1, 2, 3, 4].map(() => ({ type: FrameType.DATA, streamId: 1, data: chunk })))
+    // 10 frames of 32 KiB: within the frame size the server announces (65,510 on the secure channel), past the window.
+    const chunk = Buffer.alloc(32_768, 1)
+    peer.send(open(1, stuck.port), ...Array.from({ length: 10 }, () => ({ type: FrameType.DATA, streamId: 1, data: chunk })))
     await peer.closed
     const goaway = peer.frames.find((f) => f.type === FrameType.GOAWAY)
     expect(goaway && 'code' in goaway && goaway.code).toBe(GoawayCode.FLOW_CONTROL_ERROR)
