@@ -82,7 +82,7 @@ const link = await createDelayedLink({ rttMs: rtt, name: 'smxsecb' })
 let result
 try {
   const S = link.server.address
-  const target = link.spawnNode('server', path.join(here, 'secure-tunnel', 'target.mjs'), ['127.0.0.1', '8080'], pipes)
+  const target = link.spawnNode('server', path.join(here, 'secure-tunnel', 'target.mjs'), ['0.0.0.0', '8080'], pipes)
   const TP = await ready(target)
   // synmux: secure (default) and --insecure-plaintext, one client each with a forward.
   const sec = link.spawnNode('server', cli, ['server', '--listen', `${S}:9000`, ...keys.serverArgs, '--allow', `127.0.0.1:${TP}`, '--log-level', 'warn'], pipes)
@@ -92,7 +92,8 @@ try {
   await ready(secC, /session to .* up/)
   const plainC = link.spawnNode('client', cli, ['client', '--server', `${S}:9001`, '--key', psk, '--insecure-plaintext', '--forward', `127.0.0.1:7002=127.0.0.1:${TP}`], pipes)
   await ready(plainC, /session to .* up/)
-  const paths = { 'synmux': { host: '127.0.0.1', port: 7001 }, 'synmux --insecure-plaintext': { host: '127.0.0.1', port: 7002 } }
+  // 'direct TCP': no tunnel, the link's own figures (2 RTT to a first byte; the link's ceiling for bulk).
+  const paths = { 'synmux': { host: '127.0.0.1', port: 7001 }, 'synmux --insecure-plaintext': { host: '127.0.0.1', port: 7002 }, 'direct TCP': { host: S, port: TP } }
   // shadowsocks-libev: ss-server, and ss-local (SOCKS5) near the application, both with TCP Fast Open
   // (ss-local connects once it has the application's first bytes, so they ride in the SYN).
   if (anchor.ss) {
@@ -127,12 +128,25 @@ try {
     })
   // 1 + 2: first response byte. "synmux cold": a new session per sample (in the app process).
   const cold = { server: S, serverPort: 9000, keyFile: keys.clientKeyFile, serverKey: keys.serverPublic, targetHost: '127.0.0.1', targetPort: TP }
-  const ttfbPaths = { 'synmux cold': cold, 'synmux': paths.synmux, ...(paths['shadowsocks-libev'] ? { 'shadowsocks-libev': paths['shadowsocks-libev'] } : {}), 'synmux --insecure-plaintext': paths['synmux --insecure-plaintext'], ...(paths['ssh -L'] ? { 'ssh -L': paths['ssh -L'] } : {}) }
+  const ttfbPaths = { 'synmux cold': cold, 'synmux': paths.synmux, ...(paths['shadowsocks-libev'] ? { 'shadowsocks-libev': paths['shadowsocks-libev'] } : {}), 'synmux --insecure-plaintext': paths['synmux --insecure-plaintext'], ...(paths['ssh -L'] ? { 'ssh -L': paths['ssh -L'] } : {}), 'direct TCP': paths['direct TCP'] }
   const t = await app(['ttfb', JSON.stringify(ttfbPaths), String(rounds)])
   // 3: resume.
   const resume = await app(['resume', S, '9000', String(TP), keys.clientKeyFile, keys.serverPublic, String(resumeRounds)])
   // 4: bulk.
   const bulk = await app(['bulk', JSON.stringify(paths), String(bulkMiB << 20), String(bulkRounds)])
+  // 5: CPU per MiB where the link is no bottleneck: a secure and a clear-text pair on the server namespace's loopback.
+  const loS = link.spawnNode('server', cli, ['server', '--listen', '127.0.0.1:9100', ...keys.serverArgs, '--allow', `127.0.0.1:${TP}`, '--log-level', 'warn'], pipes)
+  const loP = link.spawnNode('server', cli, ['server', '--listen', '127.0.0.1:9101', '--key', psk, '--insecure-plaintext', '--allow', `127.0.0.1:${TP}`, '--log-level', 'warn'], pipes)
+  await new Promise((r) => setTimeout(r, 1000))
+  const loSC = link.spawnNode('server', cli, ['client', '--server', '127.0.0.1:9100', ...keys.clientArgs, '--forward', `127.0.0.1:7101=127.0.0.1:${TP}`], pipes)
+  await ready(loSC, /session to .* up/)
+  const loPC = link.spawnNode('server', cli, ['client', '--server', '127.0.0.1:9101', '--key', psk, '--insecure-plaintext', '--forward', `127.0.0.1:7102=127.0.0.1:${TP}`], pipes)
+  await ready(loPC, /session to .* up/)
+  const loPaths = { synmux: { host: '127.0.0.1', port: 7101, pids: [loS.pid, loSC.pid] }, 'synmux --insecure-plaintext': { host: '127.0.0.1', port: 7102, pids: [loP.pid, loPC.pid] } }
+  const loRun = await link.run('server', process.execPath, [path.join(here, 'secure-tunnel', 'app.mjs'), 'bulk', JSON.stringify(loPaths), String(256 << 20), String(bulkRounds)], { timeoutMs: 600_000 })
+  if (loRun.code !== 0) throw new Error(`loopback bulk failed: ${loRun.stderr}`)
+  const lo = JSON.parse(loRun.stdout.trim().split('\n').pop())
+  for (const c of [loS, loP, loSC, loPC]) c.kill('SIGTERM')
   const inRtt = (ms) => +(ms / rtt).toFixed(3)
   const med = (k) => bulk.MiBps[k]?.median
   const ss = t.ttfb['shadowsocks-libev']?.median
@@ -174,10 +188,20 @@ try {
       },
       method: 'download of MiBPerTransfer through each local port forward, each path once per round, the order reversed every other round; MiB/s of each transfer (connect to last byte); medians',
     },
+    bulkLoopback: {
+      MiBPerTransfer: 256,
+      rounds: bulkRounds,
+      MiBps: lo.MiBps,
+      cpuMsPerMiB: lo.cpuMsPerMiB,
+      encryptionCostPercent: +((1 - lo.MiBps.synmux.median / lo.MiBps['synmux --insecure-plaintext'].median) * 100).toFixed(1),
+      encryptionCpuMsPerMiB: +(lo.cpuMsPerMiB.synmux.median - lo.cpuMsPerMiB['synmux --insecure-plaintext'].median).toFixed(2),
+      method: 'client and server CLI on one loopback (the server namespace), no link: where the CPU is the bottleneck; cpuMsPerMiB is the client and server processes together',
+    },
     notes: [
       'synmux cold: a new TunnelClient (onDemand, in the app process) per sample; its session starts with the measured connection, whose request rides in handshake message 1 (with the warm TFO cookie, in the SYN)',
       'shadowsocks-libev: ss-local (SOCKS5: the application asks it for the target first, locally) to ss-server, both --fast-open; every connection is a new TCP connection to ss-server with its request in the SYN',
       'ssh -L: OpenSSH, -c aes128-gcm@openssh.com, one SSH connection set up before measuring; each new connection opens a channel (a round trip of its own)',
+      'direct TCP: the application straight to the target across the link (no tunnel): a first byte in 2 RTT; for bulk, what the link itself (a userspace TUN forwarder on the same 2 cores) carries',
       'the machine is shared (2 cores); loadBefore/loadAfter are the load averages',
     ],
   }

@@ -5,8 +5,10 @@
 //     session starts with that connection (the TFO cookie is warm: a warm-up session ran first).
 //   resume <server> <port> <targetPort> <keyFile> <serverKey> <rounds>: an echo stream through a
 //     TunnelClient; its connection is reset under it; the longest gap between echoes (the stall).
-//   bulk <pathsJson> <bytes> <rounds>: download `bytes` through each path, rounds alternated.
+//   bulk <pathsJson> <bytes> <rounds>: download `bytes` through each path, rounds alternated
+//     (and, for a path with `pids`, the CPU those processes spent per MiB).
 // Prints one JSON line.
+import fs from 'node:fs'
 import net from 'node:net'
 import { TunnelClient, readPrivateKeyFile, decodePublicKey } from 'synmux'
 import { summarize } from '../lib/stats.mjs'
@@ -113,6 +115,12 @@ if (mode === 'resume') {
   process.exit(0)
 }
 
+/** CPU time (user + system, ms) of process `pid` so far. */
+function cpuMs(pid) {
+  const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')
+  return ((Number(f[11]) + Number(f[12])) * 1000) / 100 // clock ticks of 10 ms
+}
+
 if (mode === 'bulk') {
   const paths = JSON.parse(args[0])
   const bytes = Number(args[1])
@@ -128,13 +136,21 @@ if (mode === 'bulk') {
       s.once('error', reject)
     })
   const mibps = Object.fromEntries(Object.keys(paths).map((k) => [k, []]))
+  // With `pids` (processes of the path, in this namespace): their CPU ms per MiB carried.
+  const cpu = Object.fromEntries(Object.keys(paths).map((k) => [k, []]))
   const keys = Object.keys(paths)
   for (const k of keys) await once(paths[k]) // warm-up
   for (let i = 0; i < rounds; i++) {
     const order = i % 2 === 0 ? keys : [...keys].reverse()
-    for (const k of order) mibps[k].push(await once(paths[k]))
+    for (const k of order) {
+      const pids = paths[k].pids ?? []
+      const c0 = pids.map(cpuMs)
+      mibps[k].push(await once(paths[k]))
+      if (pids.length > 0) cpu[k].push(pids.map((p, j) => (cpuMs(p) - c0[j]) / (bytes / 2 ** 20)).reduce((a, b) => a + b, 0))
+    }
   }
-  console.log(JSON.stringify({ MiBps: Object.fromEntries(Object.entries(mibps).map(([k, v]) => [k, summarize(v)])) }))
+  const cpuOut = Object.fromEntries(Object.entries(cpu).filter(([, v]) => v.length > 0).map(([k, v]) => [k, summarize(v)]))
+  console.log(JSON.stringify({ MiBps: Object.fromEntries(Object.entries(mibps).map(([k, v]) => [k, summarize(v)])), cpuMsPerMiB: cpuOut }))
   process.exit(0)
 }
 throw new Error(`unknown mode ${mode}`)
