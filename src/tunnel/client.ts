@@ -5,10 +5,8 @@
  * carries the application's first bytes.
  * @packageDocumentation
  */
-import crypto from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import net from 'node:net'
-import tls from 'node:tls'
 import { ResetCode } from '../mux/constants.js'
 import type { MuxError } from '../mux/errors.js'
 import type { SessionOptions } from '../mux/options.js'
@@ -24,11 +22,10 @@ import { readFirstBytes } from './onward.js'
 import { SessionPool, type PoolStats } from './pool.js'
 import type { LaneInfo } from '../mux/lanes.js'
 import { Socks5Parser, SocksReply, socksReply } from './socks5.js'
-import { secure } from '../secure/secure.js'
 import type { SecureChannel } from '../secure/channel.js'
-import { derivePublicKey } from '../secure/keys.js'
 import { GoawayCode } from '../mux/constants.js'
-import { clientSecurity, TUNNEL_FRAME_SIZE, TUNNEL_RECORD_SIZE, type Security, type TunnelClientSecureOptions } from './security.js'
+import { clientSecurity, TUNNEL_FRAME_SIZE, type Security, type TunnelClientSecureOptions } from './security.js'
+import { ClientTransports } from './transports.js'
 
 /** TLS settings of a {@link TunnelClient}. */
 export interface TunnelClientTls {
@@ -142,18 +139,7 @@ export interface LocalListener {
   address(): net.AddressInfo
 }
 
-function pinCheck(fingerprint: string): (host: string, cert: tls.PeerCertificate) => Error | undefined {
-  const want = fingerprint.replace(/:/g, '').toLowerCase()
-  return (_host, cert) => {
-    const got = crypto.createHash('sha256').update(cert.raw).digest('hex')
-    return crypto.timingSafeEqual(Buffer.from(got), Buffer.from(want.padEnd(64, '0').slice(0, 64))) && want.length === 64
-      ? undefined
-      : new Error(`server certificate fingerprint ${got} does not match the pinned one`)
-  }
-}
 
-/** A server that held the connection this long (ms) and closed it without a byte refused the handshake (see `#refusal`). */
-const REFUSAL_HOLD_MS = 1000
 
 /** What the client logs when the server's proof fails: the keys differ. */
 const WRONG_KEY = 'authentication failed: the server does not accept this key'
@@ -182,8 +168,7 @@ const WRONG_KEY = 'authentication failed: the server does not accept this key'
 export class TunnelClient extends EventEmitter {
   readonly #opts: TunnelClientOptions
   readonly #security: Security<TunnelClientSecureOptions>
-  /** Secure channel: what was seen of a failed channel's connection, by the error it failed with. */
-  readonly #channelEnds = new WeakMap<Error, { heldMs: number; bytesRead: number }>()
+  readonly #transports: ClientTransports
   /** A session has been up at least once. */
   #wasUp = false
   /** A session created in this tick (its first flight has not left). */
@@ -209,6 +194,7 @@ export class TunnelClient extends EventEmitter {
     if (options === null || typeof options !== 'object') throw Object.assign(new TypeError('options must be an object'), { code: 'ERR_INVALID_ARG_TYPE' })
     this.#security = clientSecurity(options)
     this.#opts = options
+    this.#transports = new ClientTransports(options, this.#security, options.logger ?? silentLogger)
     this.#log = options.logger ?? silentLogger
     this.#backoff = options.reconnect?.min ?? 100
     for (const k of ['maxOpening', 'maxAuthFailures'] as const) {
@@ -300,51 +286,9 @@ export class TunnelClient extends EventEmitter {
 
   /** A new connection to the server: TFO, then the secure channel (or TLS) if configured. */
   #transport(): { raw: ReturnType<typeof createConnection>; transport: net.Socket | SecureChannel } {
-    const { host, port } = this.#opts.server
-    // TFO for the session's own connection: the handshake's first message
-    // (the secure channel's message 1, the TLS ClientHello, or the HELLO)
-    // is the first write, so it rides in the SYN.
-    const raw = createConnection({ host, port, noDelay: true, allowHalfOpen: true })
-    const sec = this.#security.secure
-    if (sec !== null) {
-      let connectedAt = -1
-      raw.once('connect', () => (connectedAt = performance.now()))
-      const ch = secure(raw, {
-        role: 'client',
-        staticKey: sec.staticKey,
-        serverKey: sec.serverKey,
-        maxRecordSize: sec.maxRecordSize ?? TUNNEL_RECORD_SIZE,
-        handshakeTimeout: this.#opts.session?.handshakeTimeout ?? 10_000,
-        ...(sec.psk !== undefined ? { psk: sec.psk } : {}),
-        ...(sec.maxEarlyData !== undefined ? { maxEarlyData: sec.maxEarlyData } : {}),
-        ...(sec.rekeyInterval !== undefined ? { rekeyInterval: sec.rekeyInterval } : {}),
-        ...(sec.clock !== undefined ? { clock: sec.clock } : {}),
-      })
-      ch.on('error', (err) => {
-        if (!ch.secured) this.#channelEnds.set(err, { heldMs: connectedAt < 0 ? -1 : performance.now() - connectedAt, bytesRead: raw.bytesRead })
-        this.#log.debug(`secure channel: ${err.message}`)
-      })
-      return { raw, transport: ch }
-    }
-    let transport: net.Socket = raw
-    const t = this.#opts.tls
-    if (t) {
-      transport = tls.connect({
-        socket: raw,
-        servername: t.servername ?? (net.isIP(host) ? undefined : host),
-        ...(t.fingerprint ? { rejectUnauthorized: false } : { ca: t.ca }),
-      } as tls.ConnectionOptions)
-      if (t.fingerprint) {
-        const check = pinCheck(t.fingerprint)
-        ;(transport as tls.TLSSocket).once('secureConnect', () => {
-          const err = check(host, (transport as tls.TLSSocket).getPeerCertificate())
-          if (err) transport.destroy(err)
-        })
-      }
-    }
-    transport.on('error', (err) => this.#log.debug(`transport: ${err.message}`))
-    return { raw, transport }
+    return this.#transports.make()
   }
+
 
   #connect(): void {
     this.#timer = undefined
@@ -376,7 +320,7 @@ export class TunnelClient extends EventEmitter {
       const wasUp = this.#up
       this.#up = false
       this.#session = null
-      if (err?.code !== 'SYNMUX_AUTH_FAILED' && this.#refusal(err) === null) this.#log[wasUp ? 'warn' : 'info'](`session to ${host}:${port} ${wasUp ? 'lost' : 'failed'}${err ? `: ${err.code} ${err.message}` : ''}`)
+      if (err?.code !== 'SYNMUX_AUTH_FAILED' && this.#transports.refusal(err) === null) this.#log[wasUp ? 'warn' : 'info'](`session to ${host}:${port} ${wasUp ? 'lost' : 'failed'}${err ? `: ${err.code} ${err.message}` : ''}`)
       this.emit('down', err)
       if (this.#failed(err) || this.#closed) return
       const delay = this.#backoff
@@ -385,30 +329,7 @@ export class TunnelClient extends EventEmitter {
     })
   }
 
-  /**
-   * Secure channel: whether a session attempt failed because the server
-   * held the connection and answered its first flight with nothing — it
-   * stayed silent until the handshake timeout, or closed the connection
-   * after holding it for a second or more — which is all a synmux server
-   * says to a key it does not accept (PROTOCOL.md 20.9: it drains until
-   * its handshake timeout). A connection closed sooner without a byte is
-   * not taken for a refusal: that is what a server's limits on
-   * unauthenticated connections and failed handshakes do (closed unread),
-   * and what a restart looks like; those are retried. Returns the line to
-   * log, or `null`.
-   */
-  #refusal(err: MuxError | undefined): string | null {
-    if (this.#security.secure === null || err === undefined) return null
-    const cause = (err as { cause?: unknown }).cause
-    const end = cause instanceof Error ? this.#channelEnds.get(cause) : undefined
-    const code = (cause as { code?: string } | undefined)?.code
-    if (end === undefined || end.heldMs < 0 || end.bytesRead !== 0) return null
-    if (code !== 'SYNMUX_SECURE_HANDSHAKE_TIMEOUT' && !(code === 'SYNMUX_SECURE_REFUSED' && end.heldMs >= REFUSAL_HOLD_MS)) return null
-    const { host, port } = this.#opts.server
-    const mine = derivePublicKey(this.#security.secure.staticKey).toString('base64')
-    const how = code === 'SYNMUX_SECURE_REFUSED' ? 'closed the connection' : 'stayed silent'
-    return `the server ${host}:${port} refused the handshake (it ${how} without a byte): --server-key is not that server's key, or the server does not authorize this client's key ${mine}`
-  }
+
 
   /**
    * A session attempt ended with `err`: counts authentication failures
@@ -425,7 +346,7 @@ export class TunnelClient extends EventEmitter {
       const why = `the server ${host}:${port} no longer authorizes this client's key (${err.reason ?? 'GOAWAY AUTH_FAILED'})`
       return this.#giveUp(why, err)
     }
-    const refused = this.#refusal(err)
+    const refused = this.#transports.refusal(err)
     if (refused !== null) {
       this.#lastFailure = refused
       if (this.#wasUp) {
