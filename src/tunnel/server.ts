@@ -32,6 +32,7 @@ import { isGatewayTarget } from '../proxy/common.js'
 import { secure } from '../secure/secure.js'
 import type { AuthorizedKeys } from '../secure/keys.js'
 import { ReplayGuard } from '../secure/replay.js'
+import { MESSAGE1_TYPE } from '../secure/payload.js'
 import { refusalText, serverSecurity, TUNNEL_FRAME_SIZE, TUNNEL_RECORD_SIZE, type Security, type TunnelServerSecureOptions } from './security.js'
 
 /** Options of {@link TunnelServer}. */
@@ -164,6 +165,8 @@ export class TunnelServer extends EventEmitter {
   #authorized: AuthorizedKeys | null = null
   readonly #replayGuard: ReplayGuard | null = null
   readonly #owners = new Map<Session, Owner>()
+  /** Clear-text mode: the first byte of each connection (to name a secure-channel client that came to the wrong server). */
+  readonly #firstBytes = new WeakMap<object, number>()
   readonly #log: Logger
   readonly #limiter: FailureLimiter
   readonly #guard: HandshakeGuard
@@ -318,7 +321,11 @@ export class TunnelServer extends EventEmitter {
     registry.on('session', (s) => this.#onSession(s, from(s.duplex), registry.identity(s)))
     registry.on('resumed', (s) => this.#log.info(`session${this.#who(s)} resumed from ${from(s.duplex)}`))
     registry.on('authenticated', (duplex) => this.#guard.authenticated(duplex))
-    registry.on('failed', ({ why, duplex }) => this.#guard.failed(duplex, from(duplex), why))
+    registry.on('failed', ({ why, duplex }) => {
+      // Clear-text mode: a secure-channel client (its first byte is message 1's type) is not synmux here; say which.
+      const secureClient = this.#security.mode === 'plaintext' && this.#firstBytes.get(duplex) === MESSAGE1_TYPE
+      this.#guard.failed(duplex, from(duplex), secureClient ? 'a secure-channel client: this server runs --insecure-plaintext' : why)
+    })
     this.#registry = registry
     return registry
   }
@@ -334,6 +341,7 @@ export class TunnelServer extends EventEmitter {
     socket.on('error', () => {})
     this.#guard.link(socket)
     const registry = this.#registryFor()
+    if (this.#security.mode === 'plaintext') socket.prependOnceListener('data', (d: Buffer) => this.#firstBytes.set(socket, d[0]!))
     if (this.#security.mode !== 'secure') return registry.accept(socket)
     this.#secureTransport(socket, registry)
   }

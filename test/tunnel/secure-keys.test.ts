@@ -15,7 +15,7 @@ import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { decodePublicKey, derivePublicKey, encodePublicKey, readPrivateKeyFile } from 'synmux'
 import { close, listen } from '../helpers'
-import { freePort, httpRequest, runCli, secureKeys, stopAll, synmux, type SecureKeys } from './cli'
+import { freePort, httpRequest, keyFile, runCli, secureKeys, stopAll, synmux, type SecureKeys } from './cli'
 import { SecureRelay } from './secure-relay'
 
 let keys: SecureKeys
@@ -114,6 +114,23 @@ describe('keys that do not match', () => {
     expect(line).toContain(`handshake from 127.0.0.1 failed: secure channel: client key ${strangerPub} is not authorized`)
     relay.close()
     await server.stop()
+  })
+})
+
+describe('modes that do not match', () => {
+  it('a secure client of an --insecure-plaintext server, a clear-text client of a secure server: no session, and each server says which', async () => {
+    const psk = keyFile()
+    const [plainPort, securePort] = [await freePort(), await freePort()]
+    const plain = synmux(['server', '--listen', `127.0.0.1:${plainPort}`, '--key', psk, '--insecure-plaintext', '--allow', `127.0.0.1:${targetPort}`])
+    const sec = synmux(['server', '--listen', `127.0.0.1:${securePort}`, ...keys.server, '--allow', `127.0.0.1:${targetPort}`])
+    await plain.waitFor(/listening on .* INSECURE clear text/)
+    await sec.waitFor(/listening on .* secure channel/)
+    const a = synmux(['client', '--server', `127.0.0.1:${plainPort}`, ...keys.client, '--forward', `${await freePort()}=127.0.0.1:${targetPort}`])
+    const b = synmux(['client', '--server', `127.0.0.1:${securePort}`, '--key', psk, '--insecure-plaintext', '--forward', `${await freePort()}=127.0.0.1:${targetPort}`])
+    await plain.waitFor(/handshake from 127\.0\.0\.1 failed: a secure-channel client: this server runs --insecure-plaintext/)
+    await sec.waitFor(/handshake from 127\.0\.0\.1 failed: secure channel: a clear-text synmux HELLO: the client runs --insecure-plaintext, and this server requires the secure channel/)
+    expect([...a.log, ...b.log].some((l) => /session to .* up/.test(l))).toBe(false)
+    for (const p of [a, b, plain, sec]) await p.stop()
   })
 })
 
