@@ -55,7 +55,7 @@ async function waitPort(link, ns, port) {
   throw new Error(`nothing listens on ${port}`)
 }
 // The tunnel's default: the secure channel (a server key, an authorized client key).
-const keys = tunnelKeys(keyDir)
+const keys = tunnelKeys(fs.mkdtempSync(path.join(keyDir, 'synmux-')))
 const pipes = { stdio: ['ignore', 'pipe', 'pipe'] }
 async function measure(rttMs, farRttMs) {
 const link = await createDelayedLink({ rttMs, name: 'smxtun' })
