@@ -12,7 +12,6 @@
 // 'cold' loads use new client connections (a first visit); 'warm' loads
 // reuse the connections the cold load left open.
 // Usage: node bench/proxy-pageload.mjs [--rtt 50] [--resources 30] [--rounds 10] [--no-chromium]
-import crypto from 'node:crypto'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -20,6 +19,7 @@ import { execFileSync } from 'node:child_process'
 import { canCreateNamespaces, createDelayedLink } from './lib/netns.mjs'
 import { summarize } from './lib/stats.mjs'
 import { benchDir as here, cliPath as cli, numArg as arg, waitReady, writeResult } from './lib/proc.mjs'
+import { tunnelKeys } from './lib/keys.mjs'
 
 if (process.argv.includes('--help') || process.argv.includes('-h')) {
   console.log(`Usage: node bench/proxy-pageload.mjs [options]   (root: network namespaces)
@@ -60,8 +60,8 @@ async function waitPort(link, ns, host, port) {
 }
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'synmux-bench-proxy-'))
-const key = path.join(tmp, 'key')
-fs.writeFileSync(key, `synmux-psk-v1:${crypto.randomBytes(32).toString('base64')}\n`, { mode: 0o600 })
+// The tunnel's default: the secure channel.
+const keys = tunnelKeys(tmp)
 const pipes = { stdio: ['ignore', 'pipe', 'pipe'] }
 const link = await createDelayedLink({ rttMs, name: 'smxpxy' })
 let result
@@ -69,9 +69,9 @@ try {
   const S = link.server.address
   const origin = link.spawnNode('server', path.join(here, 'proxy', 'origin.mjs'), [S, '8080', String(resources)], pipes)
   await ready(origin)
-  const server = link.spawnNode('server', cli, ['server', '--listen', `${S}:9000`, '--key', key, '--allow', `${S}:8080`], pipes)
+  const server = link.spawnNode('server', cli, ['server', '--listen', `${S}:9000`, ...keys.serverArgs, '--allow', `${S}:8080`], pipes)
   await ready(server, /listening on/)
-  const client = link.spawnNode('client', cli, ['client', '--server', `${S}:9000`, '--key', key, '--http-proxy', '127.0.0.1:3128'], pipes)
+  const client = link.spawnNode('client', cli, ['client', '--server', `${S}:9000`, ...keys.clientArgs, '--http-proxy', '127.0.0.1:3128'], pipes)
   await ready(client, /session to .* up/)
   await waitPort(link, 'client', '127.0.0.1', 3128)
   const plain = link.spawnNode('server', path.join(here, 'proxy', 'plain-proxy.mjs'), [S, '8889'], pipes)

@@ -5,10 +5,10 @@
  * @internal
  * @packageDocumentation
  */
-import crypto from 'node:crypto'
 import net from 'node:net'
 import { TunnelClient } from '../tunnel/client.js'
 import { TunnelServer } from '../tunnel/server.js'
+import { AuthorizedKeys, generateKeyPair } from '../secure/keys.js'
 import { connectWithData, createServer, fastOpenInfo, fastOpenSupport, type FastOpenReport } from '../tfo/index.js'
 
 interface Row {
@@ -126,10 +126,12 @@ async function tunnelDemo(out: (line: string) => void, connections: number): Pro
   })
   await new Promise<void>((r) => target.listen(0, '127.0.0.1', r))
   const targetPort = (target.address() as net.AddressInfo).port
-  const key = crypto.randomBytes(32)
-  const server = new TunnelServer({ key, allow: [`127.0.0.1:${targetPort}`] })
+  // The secure channel, with keys made for the demo (synmux keygen writes them to files).
+  const serverKeys = generateKeyPair()
+  const clientKeys = generateKeyPair()
+  const server = new TunnelServer({ secure: { staticKey: serverKeys.privateKey, authorizedKeys: new AuthorizedKeys([[clientKeys.publicKey, 'demo']]) }, allow: [`127.0.0.1:${targetPort}`] })
   await server.listen(0, '127.0.0.1')
-  const client = new TunnelClient({ server: { host: '127.0.0.1', port: server.address().port }, key })
+  const client = new TunnelClient({ server: { host: '127.0.0.1', port: server.address().port }, secure: { staticKey: clientKeys.privateKey, serverKey: serverKeys.publicKey } })
   const fwd = await client.forward({ host: '127.0.0.1', port: 0 }, { host: '127.0.0.1', port: targetPort })
   await new Promise((r) => client.once('up', r))
   const fwdPort = fwd.address().port
@@ -140,7 +142,7 @@ async function tunnelDemo(out: (line: string) => void, connections: number): Pro
     out(`  ${String(n).padEnd(2)} direct                        ${direct.toFixed(3)} ms`)
     out(`  ${String(n).padEnd(2)} through the tunnel            ${tunnel.toFixed(3)} ms`)
   }
-  out(`  one session (${client.stats().reconnects === 0 ? 'never reconnected' : 'reconnected'}) carried all ${connections * 1} tunnelled connections; each new connection's`)
+  out(`  one encrypted session (${client.stats().reconnects === 0 ? 'never reconnected' : 'reconnected'}) carried all ${connections * 1} tunnelled connections; each new connection's`)
   out('  first bytes rode in its OPEN frame, so over a slow link it costs one round trip, not two (bench/tunnel.mjs).')
   await client.close()
   await server.close()

@@ -25,12 +25,25 @@ const RUNNING: FlagTable = {
 
 export const SERVER: CommandSpec = {
   name: 'server',
-  usage: 'synmux server --listen [host:]port --key FILE --allow host:port[,...] [options]',
+  usage: 'synmux server --listen [host:]port --key server.key --authorized-keys FILE --allow host:port[,...] [options]',
   about:
-    'Accepts authenticated sessions on a TCP Fast Open listener and connects each stream onward (with TFO, its first bytes in the SYN) if the target is allowed. Default deny: nothing is reachable unless --allow names it; loopback and private addresses only when named explicitly (an IP, a CIDR block or an exact host name), never through a wildcard.',
+    'Accepts encrypted, authenticated sessions on a TCP Fast Open listener and connects each stream onward (with TFO, its first bytes in the SYN) if the target is allowed. Default deny: nothing is reachable unless --allow names it; loopback and private addresses only when named explicitly (an IP, a CIDR block or an exact host name), never through a wildcard.',
   flags: {
     listen: { type: 'string', arg: '[host:]port', help: 'address to listen on (default host 0.0.0.0)' },
-    key: { type: 'string', arg: 'FILE', help: 'pre-shared key file (make one with: synmux keygen > key)' },
+    key: {
+      type: 'string',
+      arg: 'FILE',
+      help: "the server's private key (synmux keygen server.key; mode 0600). With --insecure-plaintext or --tls-cert: a pre-shared key file (synmux keygen --psk > key)",
+    },
+    'authorized-keys': {
+      type: 'string',
+      arg: 'FILE',
+      help: "the client keys accepted: one '<public key> <name>' per line, '#' comments; re-read on SIGHUP (the sessions of a removed key are closed at once)",
+    },
+    'insecure-plaintext': {
+      type: 'boolean',
+      help: 'clear-text sessions authenticated by a pre-shared key only (for benchmarks; anyone on the path reads and can inject); clients must use it too',
+    },
     allow: {
       type: 'string',
       multiple: true,
@@ -38,7 +51,7 @@ export const SERVER: CommandSpec = {
       help: 'allowed targets, comma-separated, repeatable: host:port, *.domain:port, 10.0.0.0/8:*, [::1]:22, *:443 (any public address), ports as 80, 8000-8100, *. Re-read from --config on SIGHUP',
     },
     'tls-cert': { type: 'string', arg: 'FILE', help: 'serve over TLS with this certificate ... (re-read on SIGHUP)' },
-    'tls-key': { type: 'string', arg: 'FILE', help: '... and this private key' },
+    'tls-key': { type: 'string', arg: 'FILE', help: '... and this private key (instead of the secure channel, for X.509; clients prove the pre-shared key)' },
     'max-connects': { type: 'string', arg: 'N', help: 'onward connects in progress per session (default 64): a stream holds a slot while its target is resolved and connected, not while it relays' },
     'max-streams': { type: 'string', arg: 'N', help: 'streams one client session may keep open at once (default 16384); an open past it is refused and logged' },
     'detach-timeout': { type: 'string', arg: 'MS', help: 'how long a session whose client vanished (connection lost, client killed) waits to be resumed before it and its streams are freed (default 60000)' },
@@ -50,14 +63,18 @@ export const SERVER: CommandSpec = {
     'max-failed-handshakes': {
       type: 'string',
       arg: 'N',
-      help: 'failed handshakes per source address per window before its connections are closed unread (default 10); every failure before the key is proved counts: TLS errors, not synmux, a wrong key, no HELLO or no AUTH in time',
+      help: 'failed handshakes per source address per window before its connections are closed unread (default 10); every failure before the key is proved counts: a refused handshake (unknown client key, wrong server key), TLS errors, not synmux, no HELLO in time',
     },
     'failed-handshake-window': {
       type: 'string',
       arg: 'S',
       help: "that window, in seconds from the source's first failure (default 60): a refused source, a correct client behind it included, is let in again at most S seconds later",
     },
-    'handshake-timeout': { type: 'string', arg: 'MS', help: 'time from accepting a connection to the client having proved the key (TLS, HELLO, AUTH); then it is closed and counted as a failed handshake (default 10000)' },
+    'handshake-timeout': {
+      type: 'string',
+      arg: 'MS',
+      help: 'time from accepting a connection to the client having proved its key (the secure handshake or TLS, then the HELLO); then it is closed and counted as a failed handshake (default 10000)',
+    },
     'max-unauthenticated': { type: 'string', arg: 'N', help: 'connections that have not proved the key yet, in all; more are closed unread (default 1024)' },
     'max-unauthenticated-per-source': { type: 'string', arg: 'N', help: 'the same per source address (default 64)' },
     ...RUNNING,
@@ -66,13 +83,24 @@ export const SERVER: CommandSpec = {
 
 export const CLIENT: CommandSpec = {
   name: 'client',
-  usage: 'synmux client --server host:port --key FILE [--forward ...] [--socks ...] [--http-proxy ...] [options]',
+  usage: 'synmux client --server host:port --key client.key --server-key BASE64 [--forward ...] [--socks ...] [--http-proxy ...] [options]',
   about:
-    "Keeps one authenticated session up to a synmux server (TFO for its own connection, reconnecting with backoff) and carries local connections over it: port forwards, a SOCKS5 proxy and an HTTP proxy for browsers. Each new connection's first bytes ride in its stream's OPEN, so it reaches its target and gets its first response in one round trip.",
+    "Keeps one encrypted, authenticated session up to a synmux server (TFO for its own connection, the first request in the handshake's first flight, reconnecting with backoff) and carries local connections over it: port forwards, a SOCKS5 proxy and an HTTP proxy for browsers. Each new connection's first bytes ride in its stream's OPEN, so it reaches its target and gets its first response in one round trip.",
   flags: {
     server: { type: 'string', arg: 'host:port', help: 'the synmux server' },
-    key: { type: 'string', arg: 'FILE', help: "pre-shared key file (the server's)" },
-    tls: { type: 'boolean', help: 'run the session over TLS' },
+    key: {
+      type: 'string',
+      arg: 'FILE',
+      help: "this client's private key (synmux keygen client.key; mode 0600; the server lists its public key in its --authorized-keys). With --insecure-plaintext or --tls: the server's pre-shared key file",
+    },
+    'server-key': {
+      type: 'string',
+      arg: 'BASE64',
+      help: "the server's public key (synmux keygen printed it); a server with another key, or one that does not authorize this client, gets the client to exit 1",
+    },
+    'insecure-plaintext': { type: 'boolean', help: 'clear text with a pre-shared key (for benchmarks), to a server that runs --insecure-plaintext' },
+    'on-demand': { type: 'boolean', help: 'connect only when the first local connection comes (its first bytes ride in the handshake); default: at start' },
+    tls: { type: 'boolean', help: 'run the session over TLS (with the pre-shared key)' },
     ca: { type: 'string', arg: 'FILE', help: "CA certificate that signed the server's (with --tls)" },
     fingerprint: { type: 'string', arg: 'HEX', help: "or pin the server certificate's SHA-256 (with --tls)" },
     forward: { type: 'string', multiple: true, arg: 'SPEC', help: '[lhost:]lport=dhost:dport, repeatable: listen locally (default 127.0.0.1) and forward to dhost:dport' },
@@ -99,16 +127,26 @@ export const CLIENT: CommandSpec = {
       help: "keep N sessions, each on its own connection; new streams go to the best with room for one (below the server's --max-streams; lowest RTT, least queued), dead connections are replaced (default 1). A lost connection is always resumed without failing streams",
     },
     lanes: { type: 'string', arg: 'N', help: 'stripe the session over N connections to the server (each TFO and authenticated); beats per-connection rate caps (default 1)' },
-    'max-auth-failures': { type: 'string', arg: 'N', help: 'exit (code 1) after N handshakes in a row whose authentication failed: the server does not accept this key (default 3; 0: keep trying)' },
+    'max-auth-failures': {
+      type: 'string',
+      arg: 'N',
+      help: 'exit (code 1) after N handshakes in a row whose authentication failed: the server does not accept this key (default 1 for the secure channel before any session was up, 3 for a pre-shared key; 0: keep trying)',
+    },
     ...RUNNING,
   },
 }
 
 export const KEYGEN: CommandSpec = {
   name: 'keygen',
-  usage: 'synmux keygen > key',
-  about: 'Prints a new random pre-shared key (32 bytes) in key-file form. Give the same file to the server and the client; keep it private (chmod 600).',
-  flags: { help: { type: 'boolean', noConfig: true, help: 'this help' } },
+  usage: 'synmux keygen FILE   (or: synmux keygen --out FILE; synmux keygen --psk > key)',
+  about:
+    "Writes a new private key (X25519) to FILE with mode 0600 and prints its public key as one line of base64: give that line to the other side (the server's goes to each client's --server-key; a client's goes into the server's --authorized-keys with a name). FILE must not exist yet (--force replaces it). --psk prints a new random pre-shared key (32 bytes) in key-file form instead, for --insecure-plaintext and --tls: the same file on both sides, kept private (chmod 600).",
+  flags: {
+    out: { type: 'string', arg: 'FILE', noConfig: true, help: 'the private key file (or give it as the first argument)' },
+    force: { type: 'boolean', noConfig: true, help: 'replace FILE if it exists' },
+    psk: { type: 'boolean', noConfig: true, help: 'print a pre-shared key instead (for --insecure-plaintext and --tls)' },
+    help: { type: 'boolean', noConfig: true, help: 'this help' },
+  },
 }
 
 export const DEMO: CommandSpec = {

@@ -15,7 +15,7 @@ Commands:
   server      Accept tunnel sessions and connect onward to allowed targets
   client      Keep a session to a server; carry port forwards, a SOCKS5 proxy
               and an HTTP proxy for browsers over it
-  keygen      Print a new pre-shared key (synmux keygen > key)
+  keygen      Write a new private key and print its public key (synmux keygen FILE)
   demo        Start a TCP Fast Open server and client on loopback and show,
               per connection, whether its data rode in the SYN, with timings
   support     Print what TCP Fast Open this machine supports (JSON)

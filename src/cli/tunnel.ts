@@ -6,6 +6,7 @@
 import fs from 'node:fs'
 import type { Logger } from '../tunnel/log.js'
 import { generateKey, readKeyFile } from '../tunnel/keys.js'
+import { decodePublicKey, encodePublicKey, generateKeyPair, PRIVATE_KEY_TAG, readAuthorizedKeysFile, readPrivateKeyFile, writePrivateKeyFile, type AuthorizedKeys } from '../secure/keys.js'
 import { TunnelServer } from '../tunnel/server.js'
 import { TunnelClient } from '../tunnel/client.js'
 import { HttpProxy } from '../proxy/client.js'
@@ -16,9 +17,33 @@ import { runUntilStopped } from './lifecycle.js'
 
 function key(flags: Flags, log: Logger): Buffer {
   if (typeof flags.key !== 'string') throw new UsageError('--key FILE is required')
+  if (isPrivateKeyFile(flags.key)) throw new UsageError(`--key ${flags.key} is a private key (for the secure channel); --insecure-plaintext and --tls take a pre-shared key: synmux keygen --psk > key`)
   const { key, warning } = readKeyFile(flags.key)
   if (warning) log.warn(warning)
   return key
+}
+
+/** The start of a key file (to tell a private key from a pre-shared key), '' if unreadable. */
+function keyFileText(file: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8').slice(0, 4096)
+  } catch {
+    return ''
+  }
+}
+
+/** Whether `file` holds a secure-channel private key (rather than a pre-shared key). */
+function isPrivateKeyFile(file: string): boolean {
+  return keyFileText(file).includes(PRIVATE_KEY_TAG)
+}
+
+/** The secure channel's private key from `--key` (a file others may read is refused). */
+function privateKey(flags: Flags): Buffer {
+  if (typeof flags.key !== 'string') throw new UsageError('--key FILE is required (a private key: synmux keygen FILE)')
+  if (keyFileText(flags.key).includes('synmux-psk-v1:')) {
+    throw new UsageError(`--key ${flags.key} is a pre-shared key (for --insecure-plaintext or --tls); the secure channel needs a private key: synmux keygen FILE`)
+  }
+  return readPrivateKeyFile(flags.key)
 }
 
 const int = intFlag
@@ -90,8 +115,14 @@ export async function runServer(argv: string[]): Promise<number> {
   const drainTimeout = int(flags, 'drain-timeout', 0, 86_400) ?? 30
   const maxStreams = int(flags, 'max-streams', 1, 0xffff_ffff)
   const detachTimeout = int(flags, 'detach-timeout', 0, 2_147_483_647)
+  const plaintext = flags['insecure-plaintext'] === true
+  const keysFile = flags['authorized-keys'] as string | undefined
+  if ((plaintext || flags['tls-cert']) && keysFile !== undefined) throw new UsageError(`--authorized-keys is for the secure channel; ${plaintext ? '--insecure-plaintext' : '--tls-cert'} authenticates clients by the pre-shared key`)
+  if (plaintext && flags['tls-cert']) throw new UsageError('--insecure-plaintext and --tls-cert exclude each other')
+  if (!plaintext && !flags['tls-cert'] && keysFile === undefined) throw new UsageError('--authorized-keys FILE is required: the client keys this server accepts (or --insecure-plaintext with a pre-shared key)')
+  if (plaintext) log.warn('--insecure-plaintext: sessions are NOT encrypted and frames can be injected on the path; for benchmarks only')
   const server = new TunnelServer({
-    key: key(flags, log),
+    ...(plaintext || flags['tls-cert'] ? { key: key(flags, log), ...(plaintext ? { insecurePlaintext: true } : {}) } : { secure: { staticKey: privateKey(flags), authorizedKeys: authorizedKeys(keysFile!) } }),
     allow: (flags.allow as string[]) ?? [],
     ...(flags['tls-cert'] ? { tls: { cert: fs.readFileSync(flags['tls-cert'] as string), key: fs.readFileSync(flags['tls-key'] as string) } } : {}),
     ...(flags['max-connects'] ? { maxConnectsPerSession: int(flags, 'max-connects', 1, 100_000)! } : {}),
@@ -118,7 +149,8 @@ export async function runServer(argv: string[]): Promise<number> {
     statusLine(() => {
       const s = server.stats()
       const http = s.http ? `  http ${s.http.requests} req (${s.http.active} active, ${s.http.originConnections} origin conns, ${s.http.refused} refused)` : ''
-      return `sessions ${s.sessions}  streams ${s.streams}  connecting ${s.connectsInProgress}  up ${human(s.bytesUp)}  down ${human(s.bytesDown)}  refused ${s.refused}  failed handshakes ${s.handshakeFailures}${http}`
+      const clients = s.clients ? `  clients [${s.clients.map((c) => `${c.name}: ${c.sessions} sess ${c.streams} str ${human(c.bytesUp + c.bytesDown)}`).join(' | ')}]` : ''
+      return `sessions ${s.sessions}  streams ${s.streams}  connecting ${s.connectsInProgress}  up ${human(s.bytesUp)}  down ${human(s.bytesDown)}  refused ${s.refused}  failed handshakes ${s.handshakeFailures}${clients}${http}`
     }, statsInterval)
   }
   const code = await runUntilStopped(
@@ -137,6 +169,7 @@ export async function runServer(argv: string[]): Promise<number> {
           server.setTls({ cert: fs.readFileSync(f['tls-cert'] as string), key: fs.readFileSync(f['tls-key'] as string) })
           changed.push('TLS certificate re-read')
         }
+        if (keysFile !== undefined) changed.push(...reloadKeys(server, keysFile, log))
         return changed
       }),
     },
@@ -145,6 +178,30 @@ export async function runServer(argv: string[]): Promise<number> {
   )
   await endpoint?.close()
   return code
+}
+
+/** Reads an authorized-keys file (a parse error names the file and line). */
+function authorizedKeys(file: string): AuthorizedKeys {
+  return readAuthorizedKeysFile(file)
+}
+
+/**
+ * SIGHUP re-reads the authorized keys: the new set applies to new
+ * handshakes at once, and the sessions of removed keys are closed. A file
+ * that does not parse keeps the old set (and says why). Returns what
+ * changed, for the reload's summary line.
+ */
+function reloadKeys(server: TunnelServer, file: string, log: Logger): string[] {
+  let keys: AuthorizedKeys
+  try {
+    keys = authorizedKeys(file)
+  } catch (err) {
+    log.error(`SIGHUP: ${(err as Error).message}; keeping the authorized keys loaded before`)
+    return []
+  }
+  const closed = server.setAuthorizedKeys(keys)
+  log.info(`SIGHUP: ${keys.size} authorized key${keys.size === 1 ? '' : 's'} loaded from ${file}${closed.length > 0 ? `; closed the sessions of ${closed.join(', ')}` : ''}`)
+  return [`${keys.size} authorized key${keys.size === 1 ? '' : 's'}`]
 }
 
 export async function runClient(argv: string[]): Promise<number> {
@@ -173,9 +230,23 @@ export async function runClient(argv: string[]): Promise<number> {
   const maxAuthFailures = int(flags, 'max-auth-failures', 0, 1_000_000)
   const statsInterval = int(flags, 'stats-interval', 1, 86_400)
   const drainTimeout = int(flags, 'drain-timeout', 0, 86_400) ?? 30
+  const plaintext = flags['insecure-plaintext'] === true
+  if (plaintext && flags.tls) throw new UsageError('--insecure-plaintext and --tls exclude each other')
+  if ((plaintext || flags.tls) && flags['server-key'] !== undefined) throw new UsageError(`--server-key is for the secure channel; ${plaintext ? '--insecure-plaintext' : '--tls'} uses the pre-shared key`)
+  if (!plaintext && !flags.tls && flags['server-key'] === undefined) throw new UsageError("--server-key BASE64 is required: the server's public key (or --insecure-plaintext with a pre-shared key)")
+  let serverKey: Buffer | undefined
+  if (flags['server-key'] !== undefined) {
+    try {
+      serverKey = decodePublicKey(String(flags['server-key']))
+    } catch (err) {
+      throw new UsageError(`--server-key: ${(err as Error).message}`)
+    }
+  }
+  if (plaintext) log.warn('--insecure-plaintext: the session is NOT encrypted and frames can be injected on the path; for benchmarks only')
   const client = new TunnelClient({
     server,
-    key: key(flags, log),
+    ...(serverKey !== undefined ? { secure: { staticKey: privateKey(flags), serverKey } } : { key: key(flags, log), ...(plaintext ? { insecurePlaintext: true } : {}) }),
+    ...(flags['on-demand'] ? { onDemand: true } : {}),
     ...(flags.tls ? { tls: { ...(flags.ca ? { ca: fs.readFileSync(flags.ca as string) } : {}), ...(flags.fingerprint ? { fingerprint: flags.fingerprint as string } : {}) } } : {}),
     ...(fbw !== undefined ? { firstBytesWait: fbw } : {}),
     ...(pool !== undefined && pool > 1 ? { pool } : {}),
@@ -192,7 +263,7 @@ export async function runClient(argv: string[]): Promise<number> {
     if (flags.socks) await client.socks(parseHostPort(flags.socks as string, '--socks', '127.0.0.1'), { ...(socksAuth ? { auth: socksAuth } : {}), wait: !!flags['socks-wait'] })
     proxy = httpAt ? await new HttpProxy({ tunnel: client, ...(proxyAuth ? { auth: proxyAuth } : {}), ...(fbw !== undefined ? { firstBytesWait: fbw } : {}), logger: log }).listen(httpAt.port, httpAt.host) : null
     endpoint = await metrics(flags, { client, proxy: () => proxy }, log)
-    client.start()
+    if (!flags['on-demand']) client.start()
   } catch (err) {
     // A local port in use (or any listener that cannot start): stop everything, one line, exit 1.
     void proxy?.close()
@@ -252,7 +323,24 @@ function drainHttp(proxy: HttpProxy): Promise<void> {
 }
 
 export async function runKeygen(argv: string[]): Promise<number> {
-  parseFlags(argv, KEYGEN.flags)
-  process.stdout.write(generateKey() + '\n')
+  const positional = argv.length > 0 && !argv[0]!.startsWith('--') ? argv[0] : undefined
+  const flags = parseFlags(positional !== undefined ? argv.slice(1) : argv, KEYGEN.flags)
+  if (positional !== undefined && flags.out !== undefined) throw new UsageError('give the key file once: synmux keygen FILE or synmux keygen --out FILE')
+  const file = positional ?? (flags.out as string | undefined)
+  if (flags.psk) {
+    if (file !== undefined) throw new UsageError('--psk prints the pre-shared key: synmux keygen --psk > key')
+    process.stdout.write(generateKey() + '\n')
+    return 0
+  }
+  if (file === undefined) throw new UsageError('name the private key file: synmux keygen FILE (or --psk for a pre-shared key)')
+  const pair = generateKeyPair()
+  try {
+    writePrivateKeyFile(file, pair.privateKey, { overwrite: flags.force === true })
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException
+    if (e.code === 'EEXIST') throw new UsageError(`${file} exists already (--force replaces it)`)
+    throw Object.assign(new Error(`cannot write ${file}: ${e.message}`), { code: 'SYNMUX_BAD_KEY' })
+  }
+  process.stdout.write(encodePublicKey(pair.publicKey) + '\n')
   return 0
 }

@@ -61,6 +61,8 @@ export const Capability = {
   STRIPE: 0x02,
   AUTH_PSK: 0x04,
   MESSAGES: 0x08,
+  /** A resuming client replays at once, after its RESUME HELLO (PROTOCOL.md 13.9). */
+  EARLY_REPLAY: 0x10,
 } as const
 
 /** HELLO extension types (PROTOCOL.md 3.5). */
@@ -72,6 +74,8 @@ export const HelloExtension = {
   LANE: 0x05,
   RESUME_REFUSED: 0x06,
   MAX_MESSAGE: 0x07,
+  /** u64: the session offset of the first frame a resuming client replays right after its HELLO (PROTOCOL.md 13.9). */
+  REPLAY_FROM: 0x08,
 } as const
 
 /** Frame types (PROTOCOL.md 4). Types below 0x80 are session frames. */

@@ -6,6 +6,7 @@
  * notice), and starts a new {@link Session} for everything else.
  * @packageDocumentation
  */
+import { randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import type { Duplex } from 'node:stream'
 import { Capability, DEFAULTS, FrameType, GoawayCode, HelloExtension, HelloKind, ResumeRefused } from './constants.js'
@@ -15,9 +16,28 @@ import { invalidArgType } from './errors.js'
 import { type ResolvedOptions, type SessionOptions, resolveOptions } from './options.js'
 import { Session, laneSetOptions, u32, u64 } from './session.js'
 import { LaneSet } from './lanes.js'
+import { SecureChannel } from '../secure/channel.js'
 
-/** Options of a {@link SessionRegistry}: the options of every server session it creates (`role` is `'server'`). */
-export type SessionRegistryOptions = Omit<SessionOptions, 'role'>
+/**
+ * Options of a {@link SessionRegistry}: the options of every server session
+ * it creates (`role` is `'server'`), and `identify`.
+ */
+export type SessionRegistryOptions = Omit<SessionOptions, 'role'> & {
+  /**
+   * The authenticated identity of a transport (e.g. the client's static
+   * key on a secure channel, PROTOCOL.md 20), or `null`. A session belongs
+   * to the identity of the transport that created it: a RESUME or JOIN is
+   * honoured only on a transport of the same identity (any other is
+   * answered as if the session id were unknown). Default: a
+   * {@link SecureChannel}'s `remotePublicKey` (base64), else `null`.
+   */
+  identify?: (duplex: Duplex) => string | null
+}
+
+/** The default identity of a transport: the peer's static key on a secure channel. */
+function defaultIdentify(duplex: Duplex): string | null {
+  return duplex instanceof SecureChannel ? (duplex.remotePublicKey?.toString('base64') ?? null) : null
+}
 
 /** Events of a {@link SessionRegistry}. */
 export interface SessionRegistryEvents {
@@ -64,6 +84,9 @@ export class SessionRegistry extends EventEmitter<SessionRegistryEvents> {
   /** Lane sets of striped sessions, by session id (where JOINs go). */
   readonly #laneSets = new Map<string, LaneSet>()
   readonly #expired = new Set<string>()
+  readonly #identify: (duplex: Duplex) => string | null
+  /** Each session's owner: the identity of the transport that created it. */
+  readonly #owners = new WeakMap<Session, string | null>()
   readonly #stats = { resumed: 0, refused: 0, expired: 0, authFailures: 0 }
   #closed = false
 
@@ -71,7 +94,10 @@ export class SessionRegistry extends EventEmitter<SessionRegistryEvents> {
   constructor(options: SessionRegistryOptions = {}) {
     super()
     if (typeof options !== 'object' || options === null) throw invalidArgType('options', 'an object', options)
-    this.#options = { ...options, role: 'server', resumption: options.resumption ?? {} }
+    const { identify, ...sessionOptions } = options
+    if (identify !== undefined && typeof identify !== 'function') throw invalidArgType('options.identify', 'a function', identify)
+    this.#identify = identify ?? defaultIdentify
+    this.#options = { ...sessionOptions, role: 'server', resumption: options.resumption ?? {} }
     // Validate now (throws with stable codes) rather than on the first connection.
     this.#resolved = resolveOptions(this.#options)
   }
@@ -145,6 +171,7 @@ export class SessionRegistry extends EventEmitter<SessionRegistryEvents> {
     const set = striped ? this.#laneSet(duplex) : null
     const session = new Session(set ?? duplex, this.#options)
     session._setRegistry(this, refuse)
+    this.#owners.set(session, this.#identify(duplex))
     if (this.#closed) {
       session.destroy()
       return
@@ -187,6 +214,8 @@ export class SessionRegistry extends EventEmitter<SessionRegistryEvents> {
       const s = this.#sessions.get(key)
       if (this.#closed) return { s: undefined, refuse: ResumeRefused.UNKNOWN_ID }
       if (s === undefined || s.destroyed) return { s: undefined, refuse: this.#expired.has(key) ? ResumeRefused.EXPIRED : ResumeRefused.UNKNOWN_ID }
+      // Another identity's session: answered exactly as an unknown id.
+      if (this.#owners.get(s) !== this.#identify(duplex)) return { s: undefined, refuse: ResumeRefused.UNKNOWN_ID }
       if (!s._canReplayFrom(received)) return { s: undefined, refuse: ResumeRefused.OUT_OF_RANGE }
       return { s, refuse: 0 }
     }
@@ -197,17 +226,22 @@ export class SessionRegistry extends EventEmitter<SessionRegistryEvents> {
     const striped = this.#wantsLanes(h)
     const auth = this.#resolved.auth
     if (auth === null) {
-      const r = received < 0 ? { s: undefined, refuse: ResumeRefused.UNKNOWN_ID } : verdict()
+      // EARLY_REPLAY (13.9): the client's replay, from offset `from`, follows its HELLO at once.
+      const fv = h.extensions.get(HelloExtension.REPLAY_FROM)
+      const from = fv !== undefined && fv.length === 8 ? fv.readUInt32BE(0) * 0x1_0000_0000 + fv.readUInt32BE(4) : -1
+      let r = received < 0 ? { s: undefined, refuse: ResumeRefused.UNKNOWN_ID } : verdict()
+      if (r.s !== undefined && fv !== undefined && (from < 0 || !r.s._earlyReplay || striped || from > r.s._received)) r = { s: undefined, refuse: ResumeRefused.OUT_OF_RANGE }
       if (r.s === undefined) {
         refused(r.refuse)
-        this.#newSession(duplex, all, r.refuse)
+        if (fv !== undefined) this.#refuseEarly(duplex, r.refuse)
+        else this.#newSession(duplex, all, r.refuse)
         return
       }
       const R = r.s._received
       const hello = this.#resumedHello(h, striped, [[HelloExtension.RECEIVED, u64(R)]])
       duplex.write(hello)
       this.emit('authenticated', duplex)
-      this.#attach(r.s, duplex, h, raw, hello, rest, received, R, striped, false)
+      this.#attach(r.s, duplex, h, raw, hello, rest, received, R, striped, false, from >= 0 ? R - from : 0)
       return
     }
     const fail = (why: string): void => {
@@ -236,6 +270,31 @@ export class SessionRegistry extends EventEmitter<SessionRegistryEvents> {
     }, fail)
   }
 
+  /**
+   * A RESUME with REPLAY_FROM that cannot be honoured: its replayed frames
+   * follow the HELLO and belong to no session here, so no new session is
+   * started on this transport (13.9): `HELLO(NEW, a random id,
+   * RESUME_REFUSED)`, then the transport ends; nothing the client sent is
+   * processed.
+   */
+  #refuseEarly(duplex: Duplex, reason: number): void {
+    const o = this.#resolved
+    const hello = encodeHello({
+      kind: HelloKind.NEW,
+      role: 'server',
+      capabilities: 0,
+      sessionId: randomBytes(32),
+      initialWindow: o.initialWindow,
+      maxFrameSize: o.maxFrameSize,
+      maxStreams: o.maxStreams,
+      extensions: [[HelloExtension.RESUME_REFUSED, Buffer.from([reason])]],
+    })
+    this.emit('authenticated', duplex)
+    duplex.on('data', () => {}) // read and drop
+    duplex.end(hello)
+    setTimeout(() => duplex.destroy(), 5000).unref()
+  }
+
   /** The server's RESUMED HELLO: the same for every session but for the id the client named (and `extensions`). */
   #resumedHello(h: Hello, striped: boolean, extensions: Array<[number, Buffer]>): Buffer {
     const o = this.#resolved
@@ -255,22 +314,24 @@ export class SessionRegistry extends EventEmitter<SessionRegistryEvents> {
   }
 
   /** Moves session `s` onto `duplex` (a striped one onto a new LaneSet over it), replaying from the client's RECEIVED; `ack`: announce `R` in an ACK. */
-  #attach(s: Session, duplex: Duplex, h: Hello, raw: Buffer, hello: Buffer, rest: Buffer, received: number, R: number, striped: boolean, ack: boolean): void {
+  #attach(s: Session, duplex: Duplex, h: Hello, raw: Buffer, hello: Buffer, rest: Buffer, received: number, R: number, striped: boolean, ack: boolean, skip = 0): void {
     const onResumed = (): void => {
       this.#stats.resumed++
       this.emit('resumed', s)
     }
     s.once('resumed', onResumed)
     const d = striped ? this.#laneSet(duplex, { hello: h, raw, rest }, { raw: hello, received: R }) : duplex
-    s._resumeOn(d, raw, hello, striped ? Buffer.alloc(0) : rest, received, ack)
+    s._resumeOn(d, raw, hello, striped ? Buffer.alloc(0) : rest, received, ack, skip)
     s.off('resumed', onResumed)
   }
 
   #join(duplex: Duplex, h: Hello, raw: Buffer, rest: Buffer, all: Buffer): void {
     const key = h.sessionId.toString('hex')
-    const set = this.#closed ? undefined : this.#laneSets.get(key)
     const s = this.#sessions.get(key)
-    let refuse: number = set === undefined ? (this.#expired.has(key) ? ResumeRefused.EXPIRED : ResumeRefused.UNKNOWN_ID) : 0
+    // A lane of another identity's session: answered exactly as an unknown id.
+    const own = s !== undefined && this.#owners.get(s) === this.#identify(duplex)
+    const set = this.#closed || !own ? undefined : this.#laneSets.get(key)
+    let refuse: number = set === undefined ? (this.#expired.has(key) && s === undefined ? ResumeRefused.EXPIRED : ResumeRefused.UNKNOWN_ID) : 0
     if (set !== undefined) {
       refuse = set._acceptJoin(duplex, h, raw, rest, (why) => {
         this.#stats.authFailures++
@@ -306,6 +367,11 @@ export class SessionRegistry extends EventEmitter<SessionRegistryEvents> {
       this.#expired.add(key)
       if (this.#expired.size > DEFAULTS.expiredIds) this.#expired.delete(this.#expired.values().next().value as string)
     }
+  }
+
+  /** The identity of the transport that created `session` (see `identify`), `null` if none or unknown. */
+  identity(session: Session): string | null {
+    return this.#owners.get(session) ?? null
   }
 
   /** The session with this id, if known. */

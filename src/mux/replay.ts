@@ -17,7 +17,8 @@ export class ReplayBuffer {
   private offsets: number[] = []
   private head = 0
 
-  constructor(readonly limit: number) {}
+  /** @param limit the most bytes held (lowered to the peer's REPLAY_BUFFER once known). */
+  constructor(public limit: number) {}
 
   /** Bytes held. */
   get bytes(): number {

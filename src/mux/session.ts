@@ -206,6 +206,8 @@ const REFUSE_REASONS: Record<number, string> = {
 }
 
 const ZERO_ID = Buffer.alloc(SESSION_ID_SIZE)
+/** A resumable session's flush of session frames carries an ACK of new data at most this often (ms). */
+const ACK_PIGGYBACK_MS = 10
 /** Session frames are emitted only while the replay buffer has this much room (a target plus some data). */
 const MIN_ROOM = 1024
 
@@ -328,6 +330,12 @@ export class Session extends EventEmitter<SessionEvents> {
   private resuming = false
   /** Client, with AUTH_PSK: RESUMED came and our AUTH is out; the server's ACK (where to replay from) or refusal has not. */
   private resumeVerdict = false
+  /** EARLY_REPLAY is in effect (both HELLOs set it, no AUTH_PSK): a resuming client replays right after its HELLO (PROTOCOL.md 13.9). */
+  private earlyReplay = false
+  /** Client, resuming with EARLY_REPLAY: the offset its replay on the new transport starts at (REPLAY_FROM), -1 otherwise. */
+  private earlyFrom = -1
+  /** When we last sent an ACK (resumable sessions piggyback one on session frames at most this often, see _flush). */
+  private lastAckAt = 0
   private resumes = 0
   private replayedBytes = 0
   private duplicateBytes = 0
@@ -434,6 +442,10 @@ export class Session extends EventEmitter<SessionEvents> {
     this.budget = { windowExtra: 0, maxSessionBuffer: this.opts.maxSessionBuffer, bufferedTotal: 0, maxWindow: this.opts.maxWindow }
     this.nonce = this.opts.auth ? newNonce() : null
     this.authHold = this.opts.auth !== null
+    // A client that will resume keeps its session frames from the first
+    // one: those sent before the server's HELLO (the first OPENs, in the
+    // first flight) are part of the sequence the server's RECEIVED counts.
+    if (this.role === 'client' && this.opts.resumption !== null) this.replay = new ReplayBuffer(this.opts.resumption.replayBuffer)
     this.onDataBound = (c) => this.onData(c)
     this.onFrameBound = (f, n) => this.onFrame(f, n)
     this.onDrainBound = () => {
@@ -737,6 +749,11 @@ export class Session extends EventEmitter<SessionEvents> {
     this.waitingDrain = false
     this.nonce = this.opts.auth ? newNonce() : null
     this.authHold = this.opts.auth !== null
+    // EARLY_REPLAY: everything not acknowledged goes right after the HELLO,
+    // in the same flight (0-RTT on a secure channel); the server drops what
+    // it already has (PROTOCOL.md 13.9).
+    this.earlyFrom = this.earlyReplay && !(bound instanceof LaneSet) ? this.replay!.start : -1
+    if (this.earlyFrom >= 0) this.replayFrom = this.earlyFrom
     const t = this.opts.handshakeTimeout
     if (t > 0) {
       this.attemptTimer = setTimeout(() => {
@@ -816,6 +833,7 @@ export class Session extends EventEmitter<SessionEvents> {
     this.attached = false
     this.resuming = false
     this.resumeVerdict = false
+    this.earlyFrom = -1
     if (!failedAttempt) this.detachedAt = performance.now()
     for (const t of [this.kaTimer, this.attemptTimer]) if (t) clearTimeout(t)
     this.kaTimer = this.attemptTimer = null
@@ -942,15 +960,21 @@ export class Session extends EventEmitter<SessionEvents> {
   /** After the NEW exchange: is RESUME in effect? Sets up the replay buffer and the ACK rate. */
   private setupResumption(h: Hello): void {
     const r = this.opts.resumption
-    if (r === null || !(h.capabilities & Capability.RESUME)) return
+    if (r === null || !(h.capabilities & Capability.RESUME)) {
+      // A client that kept its first frames for a resumption the server does not offer: nothing to keep.
+      this.replay = null
+      return
+    }
     if (this.role === 'server' && (this.registry === null || this.refuseResume !== 0)) return
     const peerReplay = readU32Ext(h, HelloExtension.REPLAY_BUFFER)
     if (peerReplay === null || peerReplay < MIN_INITIAL_WINDOW) throw handshakeError('RESUME without a valid REPLAY_BUFFER')
     this.resumable = true
+    this.earlyReplay = (h.capabilities & Capability.EARLY_REPLAY) !== 0 && this.opts.auth === null && this.offersEarlyReplay()
     // Either side keeps at most the smaller REPLAY_BUFFER unacknowledged
     // (13.1), so no peer can make us buffer more than our own (a striped
     // receiver's reorder buffer, 14.3).
-    this.replay = new ReplayBuffer(Math.min(r.replayBuffer, peerReplay))
+    if (this.replay === null) this.replay = new ReplayBuffer(Math.min(r.replayBuffer, peerReplay))
+    else this.replay.limit = Math.min(this.replay.limit, peerReplay)
     // At least every quarter of that bound (13.1 requires half).
     this.ackEvery = Math.min(DEFAULTS.ackEvery, Math.floor(Math.min(r.replayBuffer, peerReplay) / 4))
     if (this.role === 'server') this.registry!._register(this)
@@ -979,6 +1003,18 @@ export class Session extends EventEmitter<SessionEvents> {
     this.clearAttemptTimer()
     const r = readU64Ext(h, HelloExtension.RECEIVED)
     if (r === null) throw handshakeError('RESUMED without RECEIVED')
+    if (this.earlyFrom >= 0) {
+      // Our replay already left after the HELLO, from earlyFrom; the server dropped what it had (13.9).
+      const from = this.earlyFrom
+      this.earlyFrom = -1
+      if (r < from || r > this.sessionBytesSent) {
+        const e = sessionLost(ResumeRefused.OUT_OF_RANGE, `the server received ${r}, our replay started at ${from} and we sent ${this.sessionBytesSent}`)
+        this.fail(new MuxError('SYNMUX_SESSION_LOST', e.message, { wireCode: GoawayCode.RESUME_OUT_OF_RANGE, reason: 'replay out of range' }))
+        return
+      }
+      this.onAttached(r, 0, false)
+      return
+    }
     this.resumeFrom(r)
   }
 
@@ -1013,11 +1049,11 @@ export class Session extends EventEmitter<SessionEvents> {
     }
   }
 
-  /** Both sides: a new transport carries the session; replay from `peerReceived`, drop `skip` duplicate bytes. */
-  private onAttached(peerReceived: number, skip: number): void {
+  /** Both sides: a new transport carries the session; replay from `peerReceived` (unless it already went: `replay` false), drop `skip` duplicate bytes. */
+  private onAttached(peerReceived: number, skip: number, replay = true): void {
     if (peerReceived > this.peerAcked) this.peerAcked = peerReceived
     this.replay!.ack(peerReceived)
-    this.replayFrom = peerReceived
+    if (replay) this.replayFrom = peerReceived
     this.rxSkip = skip
     this.resumes++
     if (this.detachTimer) {
@@ -1034,6 +1070,15 @@ export class Session extends EventEmitter<SessionEvents> {
   _setRegistry(registry: SessionRegistry, refuseResume: number): void {
     this.registry = registry
     this.refuseResume = refuseResume
+  }
+
+  /**
+   * @internal Ends the session at once: `GOAWAY(code, reason)` to the peer
+   * if a transport is attached, every stream failed (`SYNMUX_SESSION_CLOSED`).
+   * Used by a server that withdraws a client's key.
+   */
+  _terminate(code: number, reason: string): void {
+    this.fail(new MuxError('SYNMUX_SESSION_CLOSED', reason, { wireCode: code, reason }))
   }
 
   /** @internal Registry: feeds bytes read from the transport before the session took it over. */
@@ -1060,7 +1105,7 @@ export class Session extends EventEmitter<SessionEvents> {
    * RESUMED HELLO, PROTOCOL.md 13.4). `leftover`: bytes read after the
    * client's HELLO (or AUTH).
    */
-  _resumeOn(d: Duplex, peerRaw: Buffer, ownHello: Buffer, leftover: Buffer, received: number, ack: boolean): void {
+  _resumeOn(d: Duplex, peerRaw: Buffer, ownHello: Buffer, leftover: Buffer, received: number, ack: boolean, skip = 0): void {
     if (this.attached) this.detachTransport(new MuxError('SYNMUX_CONNECTION_LOST', 'replaced by a resumed transport'), false)
     this.bindTransport(d)
     this.bytesSent += ownHello.length
@@ -1076,8 +1121,13 @@ export class Session extends EventEmitter<SessionEvents> {
       this.controlBytes += b.length
       this.ackReported = this.sessionBytesReceived
     }
-    this.onAttached(received, 0)
+    this.onAttached(received, skip)
     if (leftover.length > 0) this.onData(leftover)
+  }
+
+  /** @internal Registry: EARLY_REPLAY is in effect (a RESUME may carry REPLAY_FROM, PROTOCOL.md 13.9). */
+  get _earlyReplay(): boolean {
+    return this.earlyReplay
   }
 
   // -------------------------------------------------------------------------
@@ -1246,11 +1296,13 @@ export class Session extends EventEmitter<SessionEvents> {
       extensions.push([HelloExtension.REPLAY_BUFFER, u32(res.replayBuffer)])
     }
     if ((capabilities & Capability.RESUME) && this.dx instanceof LaneSet) capabilities |= Capability.STRIPE
+    if ((capabilities & Capability.RESUME) && this.offersEarlyReplay()) capabilities |= Capability.EARLY_REPLAY
     if (this.opts.maxMessage > 0) {
       capabilities |= Capability.MESSAGES
       extensions.push([HelloExtension.MAX_MESSAGE, u32(this.opts.maxMessage)])
     }
     if (this.resuming) extensions.push([HelloExtension.RECEIVED, u64(this.sessionBytesReceived)])
+    if (this.resuming && this.earlyFrom >= 0) extensions.push([HelloExtension.REPLAY_FROM, u64(this.earlyFrom)])
     if (this.role === 'server' && this.refuseResume !== 0) extensions.push([HelloExtension.RESUME_REFUSED, Buffer.from([this.refuseResume])])
     const hello = encodeHello({
       kind: this.resuming ? HelloKind.RESUME : HelloKind.NEW,
@@ -1264,6 +1316,16 @@ export class Session extends EventEmitter<SessionEvents> {
     })
     this.ownHelloBytes = hello
     return hello
+  }
+
+  /**
+   * Whether this side offers EARLY_REPLAY (PROTOCOL.md 13.9): without
+   * AUTH_PSK (whose verdict must come first), and a client only on an
+   * unstriped session (a striped one's lanes number their frames).
+   */
+  private offersEarlyReplay(): boolean {
+    if (this.opts.auth !== null) return false
+    return this.role === 'server' || !(this.dx instanceof LaneSet)
   }
 
   /** Client: checks the server's proof, then queues our AUTH in front of everything else. */
@@ -1972,7 +2034,7 @@ export class Session extends EventEmitter<SessionEvents> {
       this.helloSentAt = performance.now()
       lb.append(this.encodeOwnHello())
     }
-    if (this.authHold || this.resuming || this.resumeVerdict) {
+    if (this.authHold || (this.resuming && this.earlyFrom < 0) || this.resumeVerdict) {
       // Until the peer is authenticated (or, resuming, has said where to
       // replay from), only the HELLO and link frames leave (our AUTH).
       const keep: Buffer[] = []
@@ -2025,6 +2087,7 @@ export class Session extends EventEmitter<SessionEvents> {
     if (this.ackPending) {
       this.ackPending = false
       this.ackReported = this.sessionBytesReceived
+      this.lastAckAt = performance.now()
       lb.header(8, FrameType.ACK, 0, 0)
       const [b, o] = lb.reserve(8)
       b.writeUInt32BE(Math.floor(this.sessionBytesReceived / 0x1_0000_0000), o)
@@ -2060,6 +2123,22 @@ export class Session extends EventEmitter<SessionEvents> {
       }
     }
     if (this.sendFull && this.sendQueued <= this.sendBudget / 2) this.releaseWrites(cbs)
+    if (this.earlyReplay && sb.bytes > 0 && this.sessionBytesReceived > this.ackReported) {
+      // EARLY_REPLAY: session frames carry an ACK of what arrived since the
+      // last one (at most every ACK_PIGGYBACK_MS), so the peer's replay
+      // buffer — what it sends again at once after a resume (13.9) — stays
+      // about one RTT of data instead of up to ackEvery bytes.
+      const now = performance.now()
+      if (now - this.lastAckAt >= ACK_PIGGYBACK_MS) {
+        this.ackReported = this.sessionBytesReceived
+        this.lastAckAt = now
+        lb.header(8, FrameType.ACK, 0, 0)
+        const [b, o] = lb.reserve(8)
+        b.writeUInt32BE(Math.floor(this.sessionBytesReceived / 0x1_0000_0000), o)
+        b.writeUInt32BE(this.sessionBytesReceived >>> 0, o + 4)
+        this.framesSent++
+      }
+    }
     const chunks = lb.finish()
     let bytes = lb.bytes
     if (sb !== lb) {

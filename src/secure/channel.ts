@@ -280,10 +280,10 @@ export class SecureChannel extends Duplex {
     this.identifyPeer(info.remotePublicKey, info.peerName)
     this.#handshakeMs = performance.now() - this.#createdAt
     this.collecting = false
-    if (resend && resend.length > 0) this.#sendRecords(resend, null)
+    if (resend && resend.length > 0) this.#sendRecords([resend], null)
     const held = this.#held
     this.#held = null
-    if (held) this.#sendRecords(held.data, held.cb)
+    if (held) this.#sendRecords([held.data], held.cb)
     this.emit('secure', info)
     if (this.destroyed) return
     if (firstData) this.deliver(firstData)
@@ -301,11 +301,13 @@ export class SecureChannel extends Duplex {
   }
 
   override _writev(chunks: { chunk: Buffer }[], cb: Callback): void {
+    // After the handshake the pieces are sealed as they are (no copy to join them).
+    if (this.#sealer) return this.#sendRecords(chunks.map((c) => c.chunk), cb)
     this.#write(chunks.length === 1 ? chunks[0]!.chunk : Buffer.concat(chunks.map((c) => c.chunk)), cb)
   }
 
   #write(data: Buffer, cb: Callback): void {
-    if (this.#sealer) return this.#sendRecords(data, cb)
+    if (this.#sealer) return this.#sendRecords([data], cb)
     if (!this.collecting) {
       this.#held = { data, cb }
       return
@@ -352,10 +354,10 @@ export class SecureChannel extends Duplex {
     cb(err)
   }
 
-  #sendRecords(data: Buffer, cb: Callback | null): void {
+  #sendRecords(parts: Buffer[], cb: Callback | null): void {
     let records: Buffer[]
     try {
-      records = this.#sealer!.seal(data)
+      records = this.#sealer!.sealParts(parts)
     } catch (err) {
       if (cb) cb(err as Error)
       else this.destroy(err as Error)

@@ -4,7 +4,7 @@
  */
 import type { KeyObject } from 'node:crypto'
 import { SecureError } from './errors.js'
-import { CIPHERS, decrypt, decryptParts, encrypt, encryptParts, MAX_NONCE, secretKey, type CipherFunctions } from './primitives.js'
+import { CIPHERS, decrypt, decryptParts, encrypt, encryptParts, encryptPieces, MAX_NONCE, secretKey, type CipherFunctions } from './primitives.js'
 
 const EMPTY = Buffer.alloc(0)
 const ZEROS32 = Buffer.alloc(32)
@@ -78,6 +78,20 @@ export class CipherState {
     if (this.#k === null) throw new SecureError('SYNMUX_SECURE_BAD_HANDSHAKE', 'No key')
     this.#checkNonce()
     const out = encryptParts(this.#cipher, this.#k, this.#n, ad, plaintext)
+    this.#n++
+    return out
+  }
+
+  /**
+   * `EncryptWithAd` of a plaintext in pieces, for the record layer: the
+   * ciphertext in pieces and the tag (large pieces are not copied). Needs
+   * a key.
+   * @internal
+   */
+  encryptPieces(ad: Uint8Array, pieces: readonly Uint8Array[]): [Buffer[], Buffer] {
+    if (this.#k === null) throw new SecureError('SYNMUX_SECURE_BAD_HANDSHAKE', 'No key')
+    this.#checkNonce()
+    const out = encryptPieces(this.#cipher, this.#k, this.#n, ad, pieces)
     this.#n++
     return out
   }

@@ -143,7 +143,7 @@ export class HandshakeState {
         switch (t) {
           case 'e': {
             if (this.#e) throw new TypeError('The ephemeral key is already set')
-            this.#e = this.#fixedE ? x25519KeyPair(this.#fixedE) : generateX25519()
+            this.#e = this.#fixedE ? x25519KeyPair(this.#fixedE, false) : generateX25519()
             out.push(this.#e.publicKey)
             this.#mixEphemeral(this.#e.publicKey)
             break
@@ -240,7 +240,7 @@ export class HandshakeState {
     const local = t === 'ee' ? this.#e : t === 'ss' ? this.#s : (t === 'es') === this.#initiator ? this.#e : this.#s
     const remote = t === 'ee' ? this.#re : t === 'ss' ? this.#rs : (t === 'es') === this.#initiator ? this.#rs : this.#re
     if (!local || !remote) throw new TypeError(`Token ${t}: a key is missing`)
-    const out = dh(local.privateKey, remote)
+    const out = dh(local, remote)
     if (out === null) throw fail('SYNMUX_SECURE_BAD_HANDSHAKE', 'Invalid public key in the handshake (DH output all zeros)')
     this.#ss.mixKey(out)
   }

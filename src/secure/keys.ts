@@ -47,7 +47,8 @@ function base64Key(text: string, what: string): Buffer {
 
 /** A new X25519 key pair from the system's CSPRNG. */
 export function generateKeyPair(): KeyPair {
-  return generateX25519()
+  const { privateKey, publicKey } = generateX25519()
+  return { privateKey, publicKey }
 }
 
 /** The public key of a private key. @throws TypeError/RangeError (`SYNMUX_SECURE_BAD_KEY`). */

@@ -97,11 +97,50 @@ export class RecordSealer {
    * returns their wire bytes as a list of buffers, in order.
    */
   seal(data: Uint8Array): Buffer[] {
+    return this.sealParts([data])
+  }
+
+  /**
+   * Seals the concatenation of `parts` (e.g. the frames of one write of a
+   * session) into records, without copying large parts to join them. A
+   * part is split across records only when it does not fit a record of
+   * its own; otherwise records are cut between parts, so a frame no larger
+   * than a record is the plaintext of one record (its reader gets it in one
+   * piece). Returns the records' wire bytes as a list of buffers, in order.
+   */
+  sealParts(parts: readonly Uint8Array[]): Buffer[] {
     if (this.#ended) throw new SecureError('SYNMUX_SECURE_BAD_RECORD', 'Cannot send records after the end record')
     const out: Buffer[] = []
-    for (let off = 0; off < data.length; off += this.#maxPlaintext) {
-      this.#one(data.subarray(off, Math.min(data.length, off + this.#maxPlaintext)), out)
+    const max = this.#maxPlaintext
+    let rec: Uint8Array[] = []
+    let len = 0
+    const close = (): void => {
+      if (len === 0) return
+      this.#pieces(rec, len, out)
+      rec = []
+      len = 0
     }
+    for (const part of parts) {
+      let p = part
+      while (p.length > 0) {
+        const room = max - len
+        if (p.length <= room) {
+          rec.push(p)
+          len += p.length
+          break
+        }
+        if (len > 0 && p.length <= max) {
+          // It fits a record of its own: cut here rather than split it.
+          close()
+          continue
+        }
+        rec.push(p.subarray(0, room))
+        len += room
+        p = p.subarray(room)
+        close()
+      }
+    }
+    close()
     return out
   }
 
@@ -122,6 +161,18 @@ export class RecordSealer {
     if (body.length > 0) out.push(body)
     out.push(tag)
     this.#count.record(plaintext.length)
+  }
+
+  /** One record whose plaintext is `pieces` (`length` bytes in all, 1 ... max). */
+  #pieces(pieces: Uint8Array[], length: number, out: Buffer[]): void {
+    if (pieces.length === 1) return this.#one(pieces[0]!, out)
+    const header = Buffer.allocUnsafe(RECORD_HEADER_SIZE)
+    header.writeUInt16BE(length + TAGLEN, 0)
+    const [body, tag] = this.#cs.encryptPieces(header, pieces)
+    out.push(header)
+    for (const b of body) if (b.length > 0) out.push(b)
+    out.push(tag)
+    this.#count.record(length)
   }
 }
 
@@ -180,9 +231,12 @@ export class RecordOpener {
       // Header, ciphertext and tag as views of the received chunks: a
       // record split across reads is decrypted piece by piece, not copied.
       const header = this.#join(this.#take(RECORD_HEADER_SIZE))
+      // A body that spans reads is joined first (one copy): its plaintext
+      // then comes out in one piece, so a frame that filled the record
+      // reaches its reader whole, not in as many pieces as reads.
       const body = this.#take(length - TAGLEN)
       const tag = this.#join(this.#take(TAGLEN))
-      const plaintext = this.#cs.decryptParts(header, body, tag)
+      const plaintext = this.#cs.decryptParts(header, body.length > 1 ? [Buffer.concat(body, length - TAGLEN)] : body, tag)
       if (plaintext === null) {
         return this.#fail('SYNMUX_SECURE_DECRYPT_FAILED', `Record ${this.counters.records} failed authentication (tampered, reordered, replayed or forged)`)
       }

@@ -1,13 +1,12 @@
 /**
  * The tunnel client: keeps one authenticated mux session up to a tunnel
- * server and turns local connections (port forwards, SOCKS5) into streams
- * whose OPEN carries the application's first bytes.
+ * server — over the secure channel (PROTOCOL.md 20) by default — and turns
+ * local connections (port forwards, SOCKS5) into streams whose OPEN
+ * carries the application's first bytes.
  * @packageDocumentation
  */
-import crypto from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import net from 'node:net'
-import tls from 'node:tls'
 import { RefuseCode, ResetCode } from '../mux/constants.js'
 import type { MuxError } from '../mux/errors.js'
 import type { SessionOptions } from '../mux/options.js'
@@ -24,6 +23,10 @@ import { SessionPool, type PoolStats } from './pool.js'
 import type { LaneInfo } from '../mux/lanes.js'
 import { Socks5Parser, SocksReply, socksReply } from './socks5.js'
 import { FailureLimiter } from './ratelimit.js'
+import type { SecureChannel } from '../secure/channel.js'
+import { GoawayCode } from '../mux/constants.js'
+import { clientSecurity, TUNNEL_FRAME_SIZE, type Security, type TunnelClientSecureOptions } from './security.js'
+import { ClientTransports } from './transports.js'
 
 /** TLS settings of a {@link TunnelClient}. */
 export interface TunnelClientTls {
@@ -39,10 +42,27 @@ export interface TunnelClientTls {
 export interface TunnelClientOptions {
   /** The tunnel server. */
   server: { host: string; port: number }
-  /** Pre-shared key (at least 32 bytes). */
-  key: Buffer
-  /** Run the session over TLS. */
+  /**
+   * The secure channel (PROTOCOL.md 20): this client's private key and the
+   * server's public key. Every session is encrypted and authenticated; the
+   * first request of a new session rides in the handshake's first flight.
+   * The default: give this, or one of the two alternatives below.
+   */
+  secure?: TunnelClientSecureOptions
+  /** Pre-shared key (at least 32 bytes), for `tls` or `insecurePlaintext` (PROTOCOL.md 16). */
+  key?: Buffer
+  /** Run the session over TLS (authenticated with `key`). */
   tls?: TunnelClientTls
+  /** Run the session in clear text, authenticated only by `key`: for benchmarks, against a server that does the same. */
+  insecurePlaintext?: boolean
+  /**
+   * Connect only when the first local connection needs a session (or
+   * `open()` is called), instead of at `start()`: that connection's first
+   * bytes then ride in the session's first flight (with the secure channel
+   * and a warm TFO cookie: in the SYN), so it still takes one round trip.
+   * Default false.
+   */
+  onDemand?: boolean
   /** Session limits (role and auth are set by the client). */
   session?: Omit<SessionOptions, 'role'>
   /** Reconnect backoff in ms: starts at `min`, doubles up to `max`. Default 100 / 10,000. */
@@ -64,10 +84,16 @@ export interface TunnelClientOptions {
    */
   maxOpening?: number
   /**
-   * Give up after this many handshakes in a row failed authentication (the
-   * server's proof does not match this key: the client and the server hold
-   * different keys): the client closes and emits `'error'` with `code`
-   * `SYNMUX_AUTH_FAILED`. 0: keep trying. Default 3.
+   * Give up after this many handshakes in a row failed authentication: the
+   * client closes and emits `'error'` with `code` `SYNMUX_AUTH_FAILED`.
+   * With a pre-shared key, a failure is the server's proof not matching
+   * this key. With the secure channel, a failure is a server that answers
+   * the first flight with nothing (it closes, or stays silent until the
+   * handshake timeout: `secure.serverKey` is not its key, or it does not
+   * authorize this client's key) before any session was up; once a session
+   * has been up, such failures are retried with backoff. 0: keep trying.
+   * Default 3 (pre-shared key), 1 (secure channel: each attempt costs a
+   * handshake timeout).
    */
   maxAuthFailures?: number
   /**
@@ -156,15 +182,7 @@ export interface LocalListener {
   address(): net.AddressInfo
 }
 
-function pinCheck(fingerprint: string): (host: string, cert: tls.PeerCertificate) => Error | undefined {
-  const want = fingerprint.replace(/:/g, '').toLowerCase()
-  return (_host, cert) => {
-    const got = crypto.createHash('sha256').update(cert.raw).digest('hex')
-    return crypto.timingSafeEqual(Buffer.from(got), Buffer.from(want.padEnd(64, '0').slice(0, 64))) && want.length === 64
-      ? undefined
-      : new Error(`server certificate fingerprint ${got} does not match the pinned one`)
-  }
-}
+
 
 /** What the client logs when the server's proof fails: the keys differ. */
 const WRONG_KEY = 'authentication failed: the server does not accept this key'
@@ -175,12 +193,16 @@ const WRONG_KEY = 'authentication failed: the server does not accept this key'
  * Events: `'up'` `(session)` a session is established; `'down'` `(err?)`
  * a session closed (it reconnects); `'error'` `(err)` — only emitted when a
  * listener exists — the client gave up (`SYNMUX_AUTH_FAILED` after
- * `maxAuthFailures`) and is closed; `'close'` the client is closed.
+ * `maxAuthFailures`, or when the server withdrew this client's key) and is
+ * closed; `'close'` the client is closed.
  *
  * @example
  * ```js
- * const { TunnelClient, readKeyFile } = require('synmux')
- * const client = new TunnelClient({ server: { host: 'tunnel.example', port: 9000 }, key: readKeyFile('key').key })
+ * const { TunnelClient, readPrivateKeyFile, decodePublicKey } = require('synmux')
+ * const client = new TunnelClient({
+ *   server: { host: 'tunnel.example', port: 9000 },
+ *   secure: { staticKey: readPrivateKeyFile('client.key'), serverKey: decodePublicKey('<the server key>') },
+ * })
  * client.start()
  * await client.forward({ port: 8080 }, { host: 'intranet', port: 80 })
  * await client.socks({ port: 1080 })
@@ -188,6 +210,12 @@ const WRONG_KEY = 'authentication failed: the server does not accept this key'
  */
 export class TunnelClient extends EventEmitter {
   readonly #opts: TunnelClientOptions
+  readonly #security: Security<TunnelClientSecureOptions>
+  readonly #transports: ClientTransports
+  /** A session has been up at least once. */
+  #wasUp = false
+  /** A session created in this tick (its first flight has not left). */
+  #fresh: Session | null = null
   readonly #log: Logger
   #session: Session | null = null
   #up = false
@@ -212,10 +240,10 @@ export class TunnelClient extends EventEmitter {
 
   constructor(options: TunnelClientOptions) {
     super()
-    if (!Buffer.isBuffer(options?.key) || options.key.length < 32) {
-      throw Object.assign(new TypeError('options.key must be a Buffer of at least 32 bytes'), { code: 'ERR_INVALID_ARG_VALUE' })
-    }
+    if (options === null || typeof options !== 'object') throw Object.assign(new TypeError('options must be an object'), { code: 'ERR_INVALID_ARG_TYPE' })
+    this.#security = clientSecurity(options)
     this.#opts = options
+    this.#transports = new ClientTransports(options, this.#security, options.logger ?? silentLogger)
     this.#log = options.logger ?? silentLogger
     this.#backoff = options.reconnect?.min ?? 100
     for (const k of ['maxOpening', 'maxAuthFailures'] as const) {
@@ -235,10 +263,11 @@ export class TunnelClient extends EventEmitter {
         this.#pool = new SessionPool({
           size: this.#opts.pool!,
           connect: () => this.#transport().transport,
-          session: { ...this.#opts.session, ...(this.#opts.lanes !== undefined ? { lanes: this.#opts.lanes } : {}), auth: { key: this.#opts.key } },
+          session: { ...this.#opts.session, ...(this.#opts.lanes !== undefined ? { lanes: this.#opts.lanes } : {}), ...this.#auth() },
         })
         this.#pool.on('up', (s: Session) => {
           this.#up = true
+          this.#wasUp = true
           this.#authFailures = 0
           this.#pacer.wake(true)
           this.emit('up', s)
@@ -309,12 +338,21 @@ export class TunnelClient extends EventEmitter {
     return this.#carried.size
   }
 
-  /** A new connection to the server: TFO, then TLS if configured. */
-  #transport(): { raw: ReturnType<typeof createConnection>; transport: net.Socket } {
-    const { host, port } = this.#opts.server
-    // TFO for the session's own connection: the HELLO (or the TLS
-    // ClientHello) is the first write, so it rides in the SYN.
-    const raw = createConnection({ host, port, noDelay: true, allowHalfOpen: true })
+  /**
+   * Session options set by the transport security: the pre-shared-key
+   * authentication (without the secure channel); on the secure channel, a
+   * frame size that makes a full DATA frame one record (unless the options
+   * set one).
+   */
+  #auth(): { auth?: { key: Buffer }; maxFrameSize?: number } {
+    if (this.#security.key !== null) return { auth: { key: this.#security.key } }
+    return this.#opts.session?.maxFrameSize === undefined ? { maxFrameSize: TUNNEL_FRAME_SIZE } : {}
+  }
+
+  /** A new connection to the server: TFO, then the secure channel (or TLS) if configured. */
+  #transport(): { raw: ReturnType<typeof createConnection>; transport: net.Socket | SecureChannel } {
+    const made = this.#transports.make()
+    const raw = made.raw
     // The outcome is known once the handshake completed (the SYN-ACK said whether it took the data).
     raw.once('connect', () =>
       process.nextTick(() => {
@@ -323,24 +361,7 @@ export class TunnelClient extends EventEmitter {
         if (f.accepted === true) this.#tfo.accepted++
       }),
     )
-    let transport: net.Socket = raw
-    const t = this.#opts.tls
-    if (t) {
-      transport = tls.connect({
-        socket: raw,
-        servername: t.servername ?? (net.isIP(host) ? undefined : host),
-        ...(t.fingerprint ? { rejectUnauthorized: false } : { ca: t.ca }),
-      } as tls.ConnectionOptions)
-      if (t.fingerprint) {
-        const check = pinCheck(t.fingerprint)
-        ;(transport as tls.TLSSocket).once('secureConnect', () => {
-          const err = check(host, (transport as tls.TLSSocket).getPeerCertificate())
-          if (err) transport.destroy(err)
-        })
-      }
-    }
-    transport.on('error', (err) => this.#log.debug(`transport: ${err.message}`))
-    return { raw, transport }
+    return made
   }
 
   #connect(): void {
@@ -351,7 +372,7 @@ export class TunnelClient extends EventEmitter {
       ...this.#opts.session,
       ...(this.#opts.lanes !== undefined ? { lanes: this.#opts.lanes } : {}),
       role: 'client',
-      auth: { key: this.#opts.key },
+      ...this.#auth(),
       resumption: { ...this.#opts.session?.resumption, connect: () => this.#transport().transport },
     })
     session.on('detached', (err: MuxError) => this.#log.warn(`connection to ${host}:${port} lost (${err.message}); resuming the session`))
@@ -360,6 +381,7 @@ export class TunnelClient extends EventEmitter {
     session.on('error', () => {})
     session.once('handshake', () => {
       this.#up = true
+      this.#wasUp = true
       this.#authFailures = 0
       this.#pacer.wake(true)
       this.#sessions++
@@ -372,7 +394,7 @@ export class TunnelClient extends EventEmitter {
       const wasUp = this.#up
       this.#up = false
       this.#session = null
-      if (err?.code !== 'SYNMUX_AUTH_FAILED') this.#log[wasUp ? 'warn' : 'info'](`session to ${host}:${port} ${wasUp ? 'lost' : 'failed'}${err ? `: ${err.code} ${err.message}` : ''}`)
+      if (err?.code !== 'SYNMUX_AUTH_FAILED' && this.#transports.refusal(err) === null) this.#log[wasUp ? 'warn' : 'info'](`session to ${host}:${port} ${wasUp ? 'lost' : 'failed'}${err ? `: ${err.code} ${err.message}` : ''}`)
       this.emit('down', err)
       if (this.#failed(err) || this.#closed) return
       const delay = this.#backoff
@@ -381,16 +403,41 @@ export class TunnelClient extends EventEmitter {
     })
   }
 
+
+
   /**
-   * A session attempt ended with `err`: counts authentication failures and
-   * gives up after `maxAuthFailures` in a row. Returns whether it gave up.
+   * A session attempt ended with `err`: counts authentication failures
+   * (a wrong pre-shared key; with the secure channel, a refused handshake
+   * before any session was up) and gives up after `maxAuthFailures` in a
+   * row; a server that withdrew this client's key (`GOAWAY(AUTH_FAILED)` on
+   * the secure channel) ends it at once. Returns whether it gave up.
    */
   #failed(err: MuxError | undefined): boolean {
     if (err) this.#lastFailure = `${err.code} ${err.message}`
-    if (err?.code !== 'SYNMUX_AUTH_FAILED' || this.#closed) return false
+    if (this.#closed || err === undefined) return false
+    const { host, port } = this.#opts.server
+    if (err.code === 'SYNMUX_REMOTE_GOAWAY' && err.wireCode === GoawayCode.AUTH_FAILED) {
+      const why = `the server ${host}:${port} no longer authorizes this client's key (${err.reason ?? 'GOAWAY AUTH_FAILED'})`
+      return this.#giveUp(why, err)
+    }
+    const refused = this.#transports.refusal(err)
+    if (refused !== null) {
+      this.#lastFailure = refused
+      if (this.#wasUp) {
+        this.#log.warn(`${refused}; retrying (a session was up before: the server may be restarting)`)
+        return false
+      }
+      const max = this.#opts.maxAuthFailures ?? 1
+      const n = ++this.#authFailures
+      if (max === 0 || n < max) {
+        this.#log.error(`${refused} (attempt ${n}${max > 0 ? ` of ${max}` : ''})`)
+        return false
+      }
+      return this.#giveUp(refused, err)
+    }
+    if (err.code !== 'SYNMUX_AUTH_FAILED') return false
     const max = this.#opts.maxAuthFailures ?? 3
     const n = ++this.#authFailures
-    const { host, port } = this.#opts.server
     // A wrong key shows as the server's proof not matching ours; other
     // authentication failures (the server requires no key, sent no nonce) keep their own words.
     const why = /does not hold our key/.test(err.message) ? WRONG_KEY : err.message
@@ -404,10 +451,42 @@ export class TunnelClient extends EventEmitter {
     return true
   }
 
+  /** Ends the client for good: one line at error level, `'error'` (`SYNMUX_AUTH_FAILED`) and close. */
+  #giveUp(why: string, err: Error): true {
+    this.#lastFailure = why
+    this.#log.error(why)
+    const e = new TunnelError('SYNMUX_AUTH_FAILED', why, { cause: err })
+    void this.close()
+    if (this.listenerCount('error') > 0) this.emit('error', e)
+    return true
+  }
+
   /** Established sessions (with a pool: every slot's that is open). */
   #upSessions(): Session[] {
     if (this.#pool !== null) return this.#pool.sessions.filter((s) => !s.destroyed && s.state === 'open' && s.peerHello !== null)
     return this.#up && this.#session !== null && this.#session.state === 'open' ? [this.#session] : []
+  }
+
+  /**
+   * Secure channel, no pool: a session whose first flight (handshake
+   * message 1) has not left yet — started now if no attempt is under way
+   * and none is waiting for its backoff — so that a stream opened on it in
+   * this tick rides in that flight: a cold session's first request then
+   * costs one round trip (in a TFO SYN with a warm cookie). `null` when
+   * there is none (the caller waits for a session to come up).
+   */
+  #freshSession(): Session | null {
+    if (this.#security.secure === null || this.#pool !== null || this.#closed) return null
+    if (this.#session === null && this.#timer === undefined) {
+      this.#connect()
+      const s = this.#session
+      this.#fresh = s
+      setImmediate(() => {
+        if (this.#fresh === s) this.#fresh = null
+      })
+    }
+    const f = this.#fresh
+    return f !== null && f === this.#session && !f.destroyed ? f : null
   }
 
   /** Resolves when a session is up, or rejects after `ms` (or when the client closes). */
@@ -450,6 +529,13 @@ export class TunnelClient extends EventEmitter {
     for (;;) {
       const up = this.#upSessions()
       if (up.length === 0) {
+        // A cold session: this stream's OPEN (and its data) rides in the first flight.
+        const fresh = this.#freshSession()
+        if (fresh !== null) {
+          const stream = fresh.open({ target, ...(data && data.length ? { data } : {}) })
+          this.#pacer.track(fresh, stream)
+          return stream
+        }
         await this.#waitUp(Math.max(0, until - Date.now()))
         continue
       }
@@ -562,8 +648,9 @@ export class TunnelClient extends EventEmitter {
         server.on('error', (err) => this.#log.error(`${what}: ${err.message}`))
         const a = server.address() as net.AddressInfo
         this.#log.info(`${what} on ${a.address}:${a.port}`)
-        // The session starts once there is something to carry (a port in use connects nowhere).
-        this.start()
+        // The session starts once there is something to carry (a port in use connects nowhere);
+        // on demand, with the first connection.
+        if (this.#opts.onDemand !== true) this.start()
         resolve({ server, address: () => server.address() as net.AddressInfo })
       })
     })

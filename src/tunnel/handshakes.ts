@@ -95,6 +95,12 @@ export class HandshakeGuard {
     if (o.timeout > 0) {
       p.timer = setTimeout(() => {
         p.timer = null
+        if (p.outcome === 'failed') {
+          // A failed connection drained until now: closed at the deadline.
+          this.#release(p)
+          p.raw.destroy()
+          return
+        }
         this.#fail(p, `no authenticated handshake within ${o.timeout} ms`)
       }, o.timeout)
       p.timer.unref?.()
@@ -106,9 +112,15 @@ export class HandshakeGuard {
     return true
   }
 
-  /** `transport` (the TCP socket or its TLS socket) now carries the handshake: remembered, so that later reports find it after it closed. */
-  link(transport: object): void {
-    this.#find(transport)
+  /**
+   * `transport` (the TCP socket, its TLS socket, its secure channel) now
+   * carries the handshake: remembered, so that later reports find it after
+   * it closed. `raw`: the TCP socket it runs over, when known.
+   */
+  link(transport: object, raw?: object): void {
+    const p = raw !== undefined ? this.#by.get(raw) : undefined
+    if (p !== undefined) this.#by.set(transport, p)
+    else this.#find(transport)
   }
 
   /** `transport` (the TCP socket or its TLS socket) proved the key. */
@@ -122,13 +134,15 @@ export class HandshakeGuard {
   /**
    * `transport` failed before proving the key: counted once per
    * connection (a later report of the same connection is ignored), and
-   * the connection is closed. `source` is used when the transport is not
-   * known (already gone).
+   * the connection is closed — or, with `drain`, left to whoever reads and
+   * discards its bytes until the handshake deadline closes it (it stays
+   * counted against the caps until it is closed). `source` is used when
+   * the transport is not known (already gone).
    */
-  failed(transport: object, source: string | undefined, why: string): void {
+  failed(transport: object, source: string | undefined, why: string, drain = false): void {
     const p = this.#find(transport)
     if (p === undefined) return this.#count(source ?? '?', why)
-    this.#fail(p, why)
+    this.#fail(p, why, drain)
   }
 
   #find(transport: object): Pending | undefined {
@@ -142,11 +156,12 @@ export class HandshakeGuard {
     return p
   }
 
-  #fail(p: Pending, why: string): void {
+  #fail(p: Pending, why: string, drain = false): void {
     if (p.outcome !== 'pending') return
     p.outcome = 'failed'
-    this.#release(p)
     this.#count(p.source, why)
+    if (drain && p.timer !== null && !p.raw.destroyed) return
+    this.#release(p)
     p.raw.destroy()
   }
 

@@ -1,15 +1,16 @@
 /**
  * The tunnel server: accepts authenticated mux sessions on a TFO listener
- * and, for each stream, connects onward to the stream's target — if the
- * allow list permits it — carrying the OPEN's bytes in the onward SYN, and
- * answers OPENED with the target's first response bytes.
+ * — over the secure channel (PROTOCOL.md 20) by default — and, for each
+ * stream, connects onward to the stream's target — if the allow list
+ * permits it — carrying the OPEN's bytes in the onward SYN, and answers
+ * OPENED with the target's first response bytes.
  * @packageDocumentation
  */
 import dns from 'node:dns'
 import { EventEmitter } from 'node:events'
 import net from 'node:net'
 import tls from 'node:tls'
-import { DEFAULTS, RefuseCode, ResetCode } from '../mux/constants.js'
+import { DEFAULTS, GoawayCode, RefuseCode, ResetCode } from '../mux/constants.js'
 import { Session } from '../mux/session.js'
 import { SessionRegistry } from '../mux/registry.js'
 import type { SessionOptions } from '../mux/options.js'
@@ -28,15 +29,36 @@ import { ConnectSlots } from './slots.js'
 import { silentLogger, type Logger } from './log.js'
 import { HttpGateway, type HttpGatewayLimits, type HttpGatewayStats } from '../proxy/gateway.js'
 import { isGatewayTarget } from '../proxy/common.js'
+import { secure } from '../secure/secure.js'
+import type { AuthorizedKeys } from '../secure/keys.js'
+import { ReplayGuard } from '../secure/replay.js'
+import { MESSAGE1_TYPE } from '../secure/payload.js'
+import { refusalText, serverSecurity, TUNNEL_FRAME_SIZE, TUNNEL_RECORD_SIZE, type Security, type TunnelServerSecureOptions } from './security.js'
 
 /** Options of {@link TunnelServer}. */
 export interface TunnelServerOptions {
-  /** Pre-shared key (at least 32 bytes), as from {@link readKeyFile}. */
-  key: Buffer
+  /**
+   * The secure channel (PROTOCOL.md 20): the server's private key and the
+   * client keys it accepts. Every session is encrypted and authenticated;
+   * a client's first request rides in the handshake's first flight. The
+   * default: give this, or one of the two alternatives below.
+   */
+  secure?: TunnelServerSecureOptions
+  /**
+   * Pre-shared key (at least 32 bytes, {@link readKeyFile}), for `tls` or
+   * `insecurePlaintext`: clients prove it with PROTOCOL.md 16.
+   */
+  key?: Buffer
+  /** Serve sessions over TLS with this certificate and key (clients authenticate with `key`). */
+  tls?: { cert: string | Buffer; key: string | Buffer }
+  /**
+   * Serve sessions in clear text, authenticated only by `key`
+   * (PROTOCOL.md 16): anyone on the path reads everything and can inject
+   * frames. For benchmarks; never on a network you do not control.
+   */
+  insecurePlaintext?: boolean
   /** Targets clients may reach: an {@link AllowList} or its entries. Default deny. */
   allow: AllowList | string | readonly string[]
-  /** Serve sessions over TLS with this certificate and key. */
-  tls?: { cert: string | Buffer; key: string | Buffer }
   /**
    * Session limits (role and auth are set by the server). `maxStreams`,
    * the streams a client may keep open at once in one session, defaults to
@@ -79,6 +101,18 @@ export interface TunnelServerOptions {
  */
 export const TUNNEL_MAX_STREAMS = 16_384
 
+/** One authorized client of a {@link TunnelServer} with sessions (secure channel). */
+export interface TunnelClientInfo {
+  /** Its name in the authorized keys. */
+  name: string
+  /** Its public key (base64). */
+  key: string
+  sessions: number
+  streams: number
+  bytesUp: number
+  bytesDown: number
+}
+
 /** Live counters of a {@link TunnelServer}. */
 export interface TunnelServerStats {
   /** Sessions (established, and resumable ones waiting for their client). */
@@ -115,6 +149,17 @@ export interface TunnelServerStats {
   bytesDown: number
   /** The HTTP gateway's counters (absent when it is off). */
   http?: HttpGatewayStats
+  /** Secure channel: per client key with a session, its name and counters. */
+  clients?: TunnelClientInfo[]
+}
+
+/** Who a session belongs to (secure channel: its client key and name). */
+interface Owner {
+  key: string | null
+  name: string | null
+  source: string
+  bytesUp: number
+  bytesDown: number
 }
 
 const targetText = (t: DecodedTarget) => (t.kind === 'ipv6' ? `[${t.host}]:${t.port}` : `${t.host}:${t.port}`)
@@ -147,8 +192,11 @@ const bump = (m: Record<string, number>, k: string): void => {
  *
  * @example
  * ```js
- * const { TunnelServer, readKeyFile } = require('synmux')
- * const server = new TunnelServer({ key: readKeyFile('key').key, allow: ['127.0.0.1:8080'] })
+ * const { TunnelServer, readPrivateKeyFile, readAuthorizedKeysFile } = require('synmux')
+ * const server = new TunnelServer({
+ *   secure: { staticKey: readPrivateKeyFile('server.key'), authorizedKeys: readAuthorizedKeysFile('authorized_keys') },
+ *   allow: ['127.0.0.1:8080'],
+ * })
  * await server.listen(9000, '0.0.0.0')
  * ```
  */
@@ -156,6 +204,13 @@ export class TunnelServer extends EventEmitter {
   /** The allow list (replaced by {@link TunnelServer.setAllow}). */
   allow: AllowList
   readonly #opts: TunnelServerOptions
+  readonly #security: Security<TunnelServerSecureOptions>
+  /** Secure channel: the client keys accepted now (replaced by setAuthorizedKeys). */
+  #authorized: AuthorizedKeys | null = null
+  readonly #replayGuard: ReplayGuard | null = null
+  readonly #owners = new Map<Session, Owner>()
+  /** Clear-text mode: the first byte of each connection (to name a secure-channel client that came to the wrong server). */
+  readonly #firstBytes = new WeakMap<object, number>()
   readonly #log: Logger
   readonly #limiter: FailureLimiter
   readonly #guard: HandshakeGuard
@@ -184,8 +239,12 @@ export class TunnelServer extends EventEmitter {
 
   constructor(options: TunnelServerOptions) {
     super()
-    if (!Buffer.isBuffer(options?.key) || options.key.length < 32) {
-      throw Object.assign(new TypeError('options.key must be a Buffer of at least 32 bytes'), { code: 'ERR_INVALID_ARG_VALUE' })
+    if (options === null || typeof options !== 'object') throw Object.assign(new TypeError('options must be an object'), { code: 'ERR_INVALID_ARG_TYPE' })
+    this.#security = serverSecurity(options)
+    const sec = this.#security.secure
+    if (sec !== null) {
+      this.#authorized = sec.authorizedKeys
+      this.#replayGuard = sec.replayGuard ?? new ReplayGuard(sec.replayWindow !== undefined ? { window: sec.replayWindow } : {})
     }
     this.#opts = options
     this.#log = options.logger ?? silentLogger
@@ -246,7 +305,9 @@ export class TunnelServer extends EventEmitter {
         this.#server.on('error', (err) => this.#log.error(`listener: ${err.message}`))
         const a = this.address()
         const fo = (this.#server as net.Server & { fastOpen?: { enabled: boolean; reason?: string } }).fastOpen
-        this.#log.info(`listening on ${a.address}:${a.port}${this.#opts.tls ? ' (TLS)' : ''}, TFO ${fo?.enabled ? 'on' : `off (${fo?.reason ?? 'unknown'})`}, allow: ${this.allow.entries.join(', ') || 'nothing (default deny)'}`)
+        const n = this.#authorized?.size ?? 0
+        const mode = this.#security.mode === 'secure' ? `secure channel with ${n} authorized key${n === 1 ? '' : 's'}` : this.#security.mode === 'tls' ? 'TLS with the pre-shared key' : 'INSECURE clear text with the pre-shared key'
+        this.#log.info(`listening on ${a.address}:${a.port}${this.#opts.tls ? ' (TLS)' : ''}, ${mode}, TFO ${fo?.enabled ? 'on' : `off (${fo?.reason ?? 'unknown'})`}, allow: ${this.allow.entries.join(', ') || 'nothing (default deny)'}`)
         resolve(this)
       })
     })
@@ -330,31 +391,132 @@ export class TunnelServer extends EventEmitter {
       bytesDown,
       unauthenticated: this.#guard.unauthenticated,
       ...(this.#gateway ? { http: this.#gateway.stats() } : {}),
+      ...(this.#authorized !== null ? { clients: this.#clients() } : {}),
     }
+  }
+
+  /** Per client key with sessions: its name and counters. */
+  #clients(): TunnelClientInfo[] {
+    const by = new Map<string, TunnelClientInfo>()
+    for (const [s, o] of this.#owners) {
+      if (o.key === null) continue
+      let c = by.get(o.key)
+      if (c === undefined) by.set(o.key, (c = { name: o.name ?? '?', key: o.key, sessions: 0, streams: 0, bytesUp: 0, bytesDown: 0 }))
+      c.sessions++
+      c.streams += s.streamCount
+      c.bytesUp += o.bytesUp
+      c.bytesDown += o.bytesDown
+    }
+    return [...by.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+  }
+
+  /**
+   * Secure channel: replaces the authorized client keys (e.g. re-read on
+   * SIGHUP). New handshakes use the new set at once; every session of a
+   * key no longer in it is closed at once (`GOAWAY(AUTH_FAILED)` to its
+   * client, whose streams fail). Returns the names of the clients whose
+   * sessions were closed. Throws `ERR_INVALID_STATE` without the secure
+   * channel.
+   */
+  setAuthorizedKeys(keys: AuthorizedKeys): string[] {
+    if (this.#authorized === null) throw Object.assign(new Error('setAuthorizedKeys() needs the secure channel (options.secure)'), { code: 'ERR_INVALID_STATE' })
+    if (keys === null || typeof keys !== 'object' || typeof (keys as AuthorizedKeys).get !== 'function') throw Object.assign(new TypeError('keys must be an AuthorizedKeys'), { code: 'ERR_INVALID_ARG_TYPE' })
+    this.#authorized = keys
+    const closed: string[] = []
+    for (const [s, o] of [...this.#owners]) {
+      if (o.key === null || keys.get(Buffer.from(o.key, 'base64')) !== null) continue
+      closed.push(o.name ?? o.key)
+      this.#log.warn(`closing the session of ${o.name ?? '?'} (${o.key}): its key is no longer authorized`)
+      s._terminate(GoawayCode.AUTH_FAILED, 'the client key is no longer authorized')
+    }
+    return closed
+  }
+
+  /** Secure channel: the name of an authorized client key, or `null`. */
+  readonly #authorize = (key: Buffer): string | null => this.#authorized?.get(key) ?? null
+
+  #registryFor(): SessionRegistry {
+    if (this.#registry !== null) return this.#registry
+    // The secure channel: a full DATA frame is one record (unless the session options set a frame size).
+    const frames = this.#security.key === null ? { maxFrameSize: TUNNEL_FRAME_SIZE } : {}
+    const auth = this.#security.key !== null ? { auth: { key: this.#security.key } } : {}
+    const registry = new SessionRegistry({ resumption: {}, maxStreams: TUNNEL_MAX_STREAMS, ...frames, ...this.#opts.session, acceptDelay: Infinity, ...auth })
+    const from = (d: unknown) => (d as net.Socket).remoteAddress ?? '?'
+    registry.on('session', (s) => this.#onSession(s, from(s.duplex), registry.identity(s)))
+    registry.on('resumed', (s) => this.#log.info(`session${this.#who(s)} resumed from ${from(s.duplex)}`))
+    registry.on('authenticated', (duplex) => this.#guard.authenticated(duplex))
+    registry.on('failed', ({ why, duplex }) => {
+      // Clear-text mode: a secure-channel client (its first byte is message 1's type) is not synmux here; say which.
+      const secureClient = this.#security.mode === 'plaintext' && this.#firstBytes.get(duplex) === MESSAGE1_TYPE
+      this.#guard.failed(duplex, from(duplex), secureClient ? 'a secure-channel client: this server runs --insecure-plaintext' : why)
+    })
+    this.#registry = registry
+    return registry
+  }
+
+  /** ` of <name>` for a session of an authorized key ('' otherwise). */
+  #who(s: Session): string {
+    const o = this.#owners.get(s)
+    return o?.name ? ` of ${o.name}` : ''
   }
 
   #onTransport(socket: net.Socket): void {
-    const source = socket.remoteAddress ?? '?'
     if (socket.destroyed) return
     socket.on('error', () => {})
     this.#guard.link(socket)
-    if (this.#registry === null) {
-      this.#registry = new SessionRegistry({ resumption: {}, maxStreams: TUNNEL_MAX_STREAMS, ...this.#opts.session, acceptDelay: Infinity, auth: { key: this.#opts.key } })
-      const from = (d: unknown) => (d as net.Socket).remoteAddress ?? '?'
-      this.#registry.on('session', (s) => this.#onSession(s, from(s.duplex)))
-      this.#registry.on('resumed', (s) => this.#log.info(`session resumed from ${from(s.duplex)}`))
-      this.#registry.on('authenticated', (duplex) => this.#guard.authenticated(duplex))
-      this.#registry.on('failed', ({ why, duplex }) => this.#guard.failed(duplex, from(duplex), why))
-    }
-    this.#registry.accept(socket)
+    const registry = this.#registryFor()
+    if (this.#security.mode === 'plaintext') socket.prependOnceListener('data', (d: Buffer) => this.#firstBytes.set(socket, d[0]!))
+    if (this.#security.mode !== 'secure') return registry.accept(socket)
+    this.#secureTransport(socket, registry)
   }
 
-  #onSession(session: Session, source: string): void {
+  /**
+   * The secure channel over an accepted connection: its first flight is
+   * authenticated and authorized before anything reads the session HELLO
+   * (and the first OPENs) it carries; a flight that fails gets no byte in
+   * reply (PROTOCOL.md 20.9) and counts against its source.
+   */
+  #secureTransport(socket: net.Socket, registry: SessionRegistry): void {
+    const source = socket.remoteAddress ?? '?'
+    const sec = this.#security.secure!
+    let firstByte: number | undefined
+    socket.prependOnceListener('data', (d: Buffer) => (firstByte = d[0]))
+    const ch = secure(socket, {
+      role: 'server',
+      staticKey: sec.staticKey,
+      authorize: this.#authorize,
+      replayGuard: this.#replayGuard!,
+      handshakeTimeout: this.#opts.session?.handshakeTimeout ?? DEFAULTS.handshakeTimeout,
+      maxRecordSize: sec.maxRecordSize ?? TUNNEL_RECORD_SIZE,
+      onAuthFailure: sec.onAuthFailure ?? 'drain',
+      ...(sec.psk !== undefined ? { psk: sec.psk } : {}),
+      ...(sec.rekeyInterval !== undefined ? { rekeyInterval: sec.rekeyInterval } : {}),
+    })
+    this.#guard.link(ch, socket)
+    ch.once('secure', (info) => {
+      const who = `${source}${info.peerName ? ` (${info.peerName})` : ''}`
+      // A rejected first flight is not an error (its data follows as records), but a replay or a client clock far off is worth a line.
+      if (info.earlyData === 'rejected') this.#log.info(`first flight from ${who}: 0-RTT rejected (${info.earlyDataRejectReason}); its data follows as records`)
+      else this.#log.debug(`first flight from ${who}: 0-RTT ${info.earlyData}`)
+    })
+    ch.on('refused', (r) => this.#guard.failed(socket, source, `secure channel: ${refusalText(r, firstByte)}`, (sec.onAuthFailure ?? 'drain') === 'drain'))
+    ch.on('error', (err: Error) => {
+      // After the handshake: a record that fails (tampered, truncated, replayed) ends the transport; the session resumes on a new one.
+      if (ch.secured) this.#log.info(`secure channel from ${source}${ch.peerName ? ` (${ch.peerName})` : ''} closed: ${(err as { code?: string }).code ?? ''} ${err.message}`)
+    })
+    registry.accept(ch)
+  }
+
+  #onSession(session: Session, source: string, key: string | null): void {
     let handshook = false
     this.#sessions.add(session)
+    const name = key !== null ? this.#authorize(Buffer.from(key, 'base64')) : null
+    const owner: Owner = { key, name, source, bytesUp: 0, bytesDown: 0 }
+    this.#owners.set(session, owner)
+    const who = name !== null ? ` (${name})` : ''
     session.once('handshake', () => {
       handshook = true
-      this.#log.info(`session from ${source} established`, { session: sessionTag(session) })
+      this.#log.info(`session from ${source}${who} established`, { session: sessionTag(session) })
       this.emit('session', session)
       // A session that completed its handshake while the server drains: it gets its GOAWAY at once.
       if (this.#closing) void session.close()
@@ -370,8 +532,9 @@ export class TunnelServer extends EventEmitter {
     })
     session.once('close', (err) => {
       this.#sessions.delete(session)
+      this.#owners.delete(session)
       // (a failure before the handshake is counted and logged by the guard)
-      if (handshook) this.#log.info(`session from ${source} closed${err ? `: ${err.code}` : ''}`, { session: sessionTag(session) })
+      if (handshook) this.#log.info(`session from ${source}${who} closed${err ? `: ${err.code}` : ''}`, { session: sessionTag(session) })
     })
     // At most maxConnectsPerSession onward connects run at once; the rest
     // wait unanswered (the session's maxPendingOpens bounds how many). A
@@ -402,7 +565,7 @@ export class TunnelServer extends EventEmitter {
             this.#stats.connectsInProgress--
           }
         })
-        .then((c) => c && this.#relay(stream, c.onward, c.first, session, target, started))
+        .then((c) => c && this.#relay(stream, c.onward, c.first, session, target, started, owner))
         .catch((err: Error) => {
           // A bug in one stream's handling must cost that stream, not the process.
           this.#log.error(`stream ${stream.id} to ${targetText(target)}: ${err.stack ?? err.message}`)
@@ -491,7 +654,7 @@ export class TunnelServer extends EventEmitter {
   }
 
   /** Answers OPENED (with the target's first bytes if they come quickly) and relays until both sides are done. */
-  async #relay(stream: MuxStream, onward: FastOpenSocket, first: Buffer, session: Session, target: DecodedTarget, started: number): Promise<void> {
+  async #relay(stream: MuxStream, onward: FastOpenSocket, first: Buffer, session: Session, target: DecodedTarget, started: number, owner: Owner): Promise<void> {
     if (stream.destroyed) {
       onward.destroy()
       return
@@ -507,6 +670,8 @@ export class TunnelServer extends EventEmitter {
     const up = first.length + counts.down
     this.#stats.bytesUp += up
     this.#stats.bytesDown += counts.up
+    owner.bytesUp += up
+    owner.bytesDown += counts.up
     this.#log.debug(`closed ${targetText(target)}`, {
       session: sessionTag(session),
       stream: stream.id,

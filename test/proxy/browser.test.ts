@@ -18,7 +18,7 @@ import path from 'node:path'
 import zlib from 'node:zlib'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { listen, skipReason } from '../helpers'
-import { freePort, keyFile, stopAll, synmux, type Proc } from '../tunnel/cli'
+import { freePort, secureKeys, stopAll, synmux, type Proc } from '../tunnel/cli'
 import { pattern, sha256 } from './helpers'
 
 const CHROMIUM = process.env.SYNMUX_CHROMIUM || '/usr/bin/chromium'
@@ -106,12 +106,12 @@ beforeAll(async () => {
     res.end(f.body)
   })
   originPort = await listen(origin, '127.0.0.1')
-  const key = keyFile()
+  const keys = secureKeys()
   const serverPort = await freePort()
-  server = synmux(['server', '--listen', `127.0.0.1:${serverPort}`, '--key', key, '--allow', `127.0.0.1:${originPort}`])
+  server = synmux(['server', '--listen', `127.0.0.1:${serverPort}`, ...keys.server, '--allow', `127.0.0.1:${originPort}`])
   await server.waitFor(/listening on/)
   proxyPort = await freePort()
-  client = synmux(['client', '--server', `127.0.0.1:${serverPort}`, '--key', key, '--http-proxy', `127.0.0.1:${proxyPort}`])
+  client = synmux(['client', '--server', `127.0.0.1:${serverPort}`, ...keys.client, '--http-proxy', `127.0.0.1:${proxyPort}`])
   await client.waitFor(/HTTP proxy on/)
   await client.waitFor(/session to .* up/)
 }, 30_000)

@@ -9,10 +9,10 @@ import os from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { skipReason } from '../helpers'
-import { curl, freePort, keyFile, needCurl, runCli as run, stopAll, synmux, type Proc } from '../tunnel/cli'
+import { curl, freePort, needCurl, runCli as run, secureKeys, stopAll, synmux, type Proc, type SecureKeys } from '../tunnel/cli'
 import { field, RawClient, requestHead, sha256, startOrigin, viaProxy, wsAccept, wsFrame, wsParse, type Origin } from './helpers'
 
-let key: string
+let keys: SecureKeys
 let origin: Origin
 let denied: Origin
 let server: Proc
@@ -22,15 +22,15 @@ let proxyPort: number
 let O: string
 
 beforeAll(async () => {
-  key = keyFile()
+  keys = secureKeys()
   origin = await startOrigin()
   denied = await startOrigin()
   O = `http://127.0.0.1:${origin.port}`
   serverPort = await freePort()
-  server = synmux(['server', '--listen', `127.0.0.1:${serverPort}`, '--key', key, '--allow', `127.0.0.1:${origin.port}`, '--log-level', 'debug'])
+  server = synmux(['server', '--listen', `127.0.0.1:${serverPort}`, ...keys.server, '--allow', `127.0.0.1:${origin.port}`, '--log-level', 'debug'])
   await server.waitFor(/listening on/)
   proxyPort = await freePort()
-  client = synmux(['client', '--server', `127.0.0.1:${serverPort}`, '--key', key, '--http-proxy', String(proxyPort)])
+  client = synmux(['client', '--server', `127.0.0.1:${serverPort}`, ...keys.client, '--http-proxy', String(proxyPort)])
   await client.waitFor(new RegExp(`HTTP proxy on 127.0.0.1:${proxyPort}`))
   await client.waitFor(/session to .* up/)
 }, 30_000)
@@ -106,7 +106,7 @@ describe('synmux client --http-proxy + synmux server', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'synmux-proxy-'))
     const config = path.join(dir, 'client.json')
     const port = await freePort()
-    fs.writeFileSync(config, JSON.stringify({ server: `127.0.0.1:${serverPort}`, key, httpProxy: `127.0.0.1:${port}`, httpProxyAuth: 'me:pa ss' }))
+    fs.writeFileSync(config, JSON.stringify({ server: `127.0.0.1:${serverPort}`, key: keys.clientKeyFile, serverKey: keys.serverPublic, httpProxy: `127.0.0.1:${port}`, httpProxyAuth: 'me:pa ss' }))
     const p = synmux(['client', '--config', config])
     await p.waitFor(/HTTP proxy on .* \(basic auth\)/)
     const get = (extra: string[]) => curl(['-sS', '--max-time', '10', '-o', '/dev/null', '-w', '%{http_code}', '-x', `http://127.0.0.1:${port}`, ...extra, `${O}/bytes/1`])
@@ -118,10 +118,10 @@ describe('synmux client --http-proxy + synmux server', () => {
 
   it('synmux server --no-http-gateway refuses HTTP proxy requests (403)', async () => {
     const port = await freePort()
-    const srv = synmux(['server', '--listen', `127.0.0.1:${port}`, '--key', key, '--allow', `127.0.0.1:${origin.port}`, '--no-http-gateway'])
+    const srv = synmux(['server', '--listen', `127.0.0.1:${port}`, ...keys.server, '--allow', `127.0.0.1:${origin.port}`, '--no-http-gateway'])
     await srv.waitFor(/listening on/)
     const pp = await freePort()
-    const cl = synmux(['client', '--server', `127.0.0.1:${port}`, '--key', key, '--http-proxy', `127.0.0.1:${pp}`])
+    const cl = synmux(['client', '--server', `127.0.0.1:${port}`, ...keys.client, '--http-proxy', `127.0.0.1:${pp}`])
     await cl.waitFor(/session to .* up/)
     await cl.waitFor(/HTTP proxy on/)
     const c = new RawClient(pp)
@@ -141,12 +141,12 @@ describe('flags', () => {
   })
 
   it('usage errors exit 2 with a clear message', async () => {
-    const base = ['client', '--server', '127.0.0.1:1', '--key', key]
+    const base = ['client', '--server', '127.0.0.1:1', ...keys.client]
     for (const [args, re] of [
       [[...base, '--http-proxy-auth', 'a:b', '--socks', '0'], /--http-proxy-auth needs --http-proxy/],
       [[...base, '--http-proxy', '0', '--http-proxy-auth', 'nocolon'], /--http-proxy-auth: expected USER:PASS/],
       [[...base, '--http-proxy', 'host:99999'], /--http-proxy: port out of range/],
-      [['server', '--listen', '0', '--key', key, '--http-max-sockets', '0'], /--http-max-sockets must be an integer from 1/],
+      [['server', '--listen', '0', ...keys.server, '--http-max-sockets', '0'], /--http-max-sockets must be an integer from 1/],
     ] as const) {
       const r = await run([...args])
       expect(r.code, args.join(' ')).toBe(2)

@@ -9,7 +9,7 @@
 import crypto from 'node:crypto'
 import http from 'node:http'
 import net from 'node:net'
-import { HttpProxy, TunnelClient, TunnelServer, type HttpProxyOptions, type TunnelServerOptions } from 'synmux'
+import { AuthorizedKeys, generateKeyPair, HttpProxy, TunnelClient, TunnelServer, type HttpProxyOptions, type TunnelServerOptions } from 'synmux'
 import { listen } from '../helpers'
 import { httpRequest, type HttpResult } from '../tunnel/cli'
 
@@ -45,12 +45,14 @@ export interface Stack {
 
 /** Tunnel server (allowing `allow`), tunnel client and HTTP proxy, all on 127.0.0.1. */
 export async function startStack(allow: string[], opts: { proxy?: Omit<HttpProxyOptions, 'tunnel'>; server?: Partial<TunnelServerOptions> } = {}): Promise<Stack> {
-  const key = crypto.randomBytes(32)
+  const serverKeys = generateKeyPair()
+  const clientKeys = generateKeyPair()
+  const authorizedKeys = new AuthorizedKeys([[clientKeys.publicKey, 'proxy-test']])
   const s = captureLogger()
   const p = captureLogger()
-  const server = new TunnelServer({ key, allow, logger: s.logger, ...opts.server })
+  const server = new TunnelServer({ secure: { staticKey: serverKeys.privateKey, authorizedKeys }, allow, logger: s.logger, ...opts.server })
   await server.listen(0, '127.0.0.1')
-  const client = new TunnelClient({ server: { host: '127.0.0.1', port: server.address().port }, key }).start()
+  const client = new TunnelClient({ server: { host: '127.0.0.1', port: server.address().port }, secure: { staticKey: clientKeys.privateKey, serverKey: serverKeys.publicKey } }).start()
   const proxy = await new HttpProxy({ tunnel: client, logger: p.logger, ...opts.proxy }).listen(0)
   return {
     server,

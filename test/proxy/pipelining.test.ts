@@ -7,14 +7,14 @@
  * gets BUSY for new gateway streams. Over a real session on loopback, with
  * the library's own client Session writing raw HTTP on gateway streams.
  */
-import crypto from 'node:crypto'
 import http from 'node:http'
 import net from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { RefuseCode, Session, TunnelServer, type MuxStream } from 'synmux'
+import { AuthorizedKeys, generateKeyPair, RefuseCode, secure, Session, TunnelServer, type MuxStream } from 'synmux'
 import { close, listen } from '../helpers'
 
-const key = crypto.randomBytes(32)
+const serverKeys = generateKeyPair()
+const clientKeys = generateKeyPair()
 let origin: http.Server
 let originPort: number
 let server: TunnelServer
@@ -31,9 +31,11 @@ beforeAll(async () => {
     res.end(req.url)
   })
   originPort = await listen(origin, '127.0.0.1')
-  server = new TunnelServer({ key, allow: [`127.0.0.1:${originPort}`], httpGateway: { maxPipelinedRequests: 4, maxRequestsPerSession: 10 } })
+  const authorizedKeys = new AuthorizedKeys([[clientKeys.publicKey, 'pipelining']])
+  server = new TunnelServer({ secure: { staticKey: serverKeys.privateKey, authorizedKeys }, allow: [`127.0.0.1:${originPort}`], httpGateway: { maxPipelinedRequests: 4, maxRequestsPerSession: 10 } })
   await server.listen(0, '127.0.0.1')
-  session = new Session(net.connect(server.address().port, '127.0.0.1'), { role: 'client', auth: { key } })
+  const transport = secure(net.connect(server.address().port, '127.0.0.1'), { role: 'client', staticKey: clientKeys.privateKey, serverKey: serverKeys.publicKey })
+  session = new Session(transport, { role: 'client' })
   session.on('error', () => {})
   await new Promise((r) => session.once('handshake', r))
 })

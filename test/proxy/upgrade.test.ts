@@ -18,7 +18,7 @@ import path from 'node:path'
 import { GATEWAY_HOST, GATEWAY_PORT } from 'synmux'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { listen, skipReason } from '../helpers'
-import { curl, freePort, keyFile, needCurl, stopAll, synmux } from '../tunnel/cli'
+import { curl, freePort, secureKeys, needCurl, stopAll, synmux } from '../tunnel/cli'
 import { field, RawClient, requestHead, sha256, startOrigin, startStack, type Origin, type Stack } from './helpers'
 
 let origin: Origin
@@ -144,12 +144,12 @@ describe('Upgrade other than websocket (h2c, ...)', () => {
 
 describe('curl --http2 -x (Upgrade: h2c with a POST) through the CLI processes', () => {
   it.skipIf(skipReason(needCurl))('a 1 MiB POST reaches the origin intact', async () => {
-    const key = keyFile()
+    const keys = secureKeys()
     const serverPort = await freePort()
     const proxyPort = await freePort()
-    const server = synmux(['server', '--listen', `127.0.0.1:${serverPort}`, '--key', key, '--allow', `127.0.0.1:${origin.port}`])
+    const server = synmux(['server', '--listen', `127.0.0.1:${serverPort}`, ...keys.server, '--allow', `127.0.0.1:${origin.port}`])
     await server.waitFor(/listening on/)
-    const client = synmux(['client', '--server', `127.0.0.1:${serverPort}`, '--key', key, '--http-proxy', String(proxyPort)])
+    const client = synmux(['client', '--server', `127.0.0.1:${serverPort}`, ...keys.client, '--http-proxy', String(proxyPort)])
     await client.waitFor(/session to .* up/)
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'synmux-h2c-'))
     const file = path.join(dir, 'body')

@@ -8,7 +8,7 @@ import net from 'node:net'
 import { describe, expect, it } from 'vitest'
 import { AllowList, embeddedIPv4, isPublicAddress } from 'synmux'
 import { close, listen } from '../helpers'
-import { freePort, keyFile, synmux } from './cli'
+import { freePort, secureKeys, synmux } from './cli'
 
 // [IPv6 form, the IPv4 it embeds] for 127.0.0.1 / 10.1.2.3 / 8.8.8.8
 const FORMS: [string, string, string][] = [
@@ -105,7 +105,7 @@ describe('AllowList through IP entries', () => {
 
 describe('synmux server --allow *:PORT, through the CLI', () => {
   it('refuses IPv4-embedding IPv6 targets that stand for loopback through a wildcard, never connecting onward; an explicit entry for the IPv4 lets its mapped form through', async () => {
-    const key = keyFile()
+    const keys = secureKeys()
     let accepted = 0
     const target = net.createServer((s) => (accepted++, s.destroy()))
     const port = await listen(target, '127.0.0.1')
@@ -116,9 +116,9 @@ describe('synmux server --allow *:PORT, through the CLI', () => {
     const explicitPort = await listen(explicit, '127.0.0.1')
     const serverPort = await freePort()
     const socksPort = await freePort()
-    const server = synmux(['server', '--listen', `127.0.0.1:${serverPort}`, '--key', key, '--allow', `*:${port}`, '--allow', `127.0.0.1:${explicitPort}`, '--log-level', 'debug'])
-await server.waitFor(/listening on/)
-    const client = synmux(['client', '--server', `127.0.0.1:${serverPort}`, '--key', key, '--socks', `127.0.0.1:${socksPort}`])
+    const server = synmux(['server', '--listen', `127.0.0.1:${serverPort}`, ...keys.server, '--allow', `*:${port}`, '--allow', `127.0.0.1:${explicitPort}`, '--log-level', 'debug'])
+    await server.waitFor(/listening on/)
+    const client = synmux(['client', '--server', `127.0.0.1:${serverPort}`, ...keys.client, '--socks', `127.0.0.1:${socksPort}`])
     await client.waitFor(/SOCKS5 on/)
 await client.waitFor(/session to .* up/)
     try {

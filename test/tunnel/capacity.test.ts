@@ -11,18 +11,18 @@ import fs from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { FrameType, type MuxStream, readKeyFile, RefuseCode, SessionPool } from 'synmux'
+import { FrameType, type MuxStream, RefuseCode, secure, SessionPool } from 'synmux'
 import { canUseNetns, close, isLinux, isRoot, skipReason } from '../helpers'
-import { CLI, freePort, keyFile, socksConnect, stopAll, synmux } from './cli'
+import { CLI, freePort, secureKeys, socksConnect, stopAll, synmux, type SecureKeys } from './cli'
 import { Relay, until } from './pool-relay.js'
 import { echoTarget, rawPeer } from './rawpeer'
 
-let keyPath: string
+let keys: SecureKeys
 let echo: net.Server
 let echoPort: number
 
 beforeAll(async () => {
-  keyPath = keyFile()
+  keys = secureKeys()
   ;({ server: echo, port: echoPort } = await echoTarget())
 })
 
@@ -33,7 +33,7 @@ afterAll(async () => {
 
 async function startServer(extra: string[] = []) {
   const port = await freePort()
-  const server = synmux(['server', '--listen', `127.0.0.1:${port}`, '--key', keyPath, '--allow', `127.0.0.1:${echoPort}`, ...extra])
+  const server = synmux(['server', '--listen', `127.0.0.1:${port}`, ...keys.server, '--allow', `127.0.0.1:${echoPort}`, ...extra])
   await server.waitFor(/listening on/)
   return { server, port }
 }
@@ -57,7 +57,7 @@ describe('capacity caps', () => {
   it('--max-connects caps connects in progress: 100 live connections through --forward are all served', async () => {
     const { port } = await startServer()
     const fwd = await freePort()
-    const client = synmux(['client', '--server', `127.0.0.1:${port}`, '--key', keyPath, '--forward', `${fwd}=127.0.0.1:${echoPort}`])
+    const client = synmux(['client', '--server', `127.0.0.1:${port}`, ...keys.client, '--forward', `${fwd}=127.0.0.1:${echoPort}`])
     await client.waitFor(/session .* up/)
     // Each stays open; with a slot held until the relay ended, the 65th would wait for one of the first 64 to close.
     const socks = await Promise.all(Array.from({ length: 100 }, (_, i) => echoed(fwd, `live ${i}`)))
@@ -68,8 +68,7 @@ describe('capacity caps', () => {
   it('--max-streams N: an OPEN past it is refused and logged; the client logs the limit; --pool places streams where there is room', async () => {
     const { server, port } = await startServer(['--max-streams', '10'])
     // A peer that ignores the announced limit: the 11th OPEN is refused, and the server says so.
-    const key = readKeyFile(keyPath).key
-    const peer = await rawPeer(port, key)
+    const peer = await rawPeer(port, keys)
     peer.send(...Array.from({ length: 11 }, (_, i) => ({ type: FrameType.OPEN, streamId: 2 * i + 1, target: { host: '127.0.0.1', port: echoPort }, data: Buffer.from('x') })))
     const [refused] = await peer.waitFrames((f) => f.type === FrameType.REFUSED)
     expect(refused).toMatchObject({ streamId: 21, code: RefuseCode.TOO_MANY_STREAMS })
@@ -78,7 +77,7 @@ describe('capacity caps', () => {
 
     // A pool of 2: 20 streams fit, on both sessions; the 21st is refused on the client, with a line that says why.
     const socksPort = await freePort()
-    const client = synmux(['client', '--server', `127.0.0.1:${port}`, '--key', keyPath, '--socks', String(socksPort), '--pool', '2'])
+    const client = synmux(['client', '--server', `127.0.0.1:${port}`, ...keys.client, '--socks', String(socksPort), '--pool', '2'])
     await client.waitFor(/SOCKS5 on/)
     const held: net.Socket[] = []
     for (let i = 0; i < 20; i++) {
@@ -107,10 +106,10 @@ describe('capacity caps', () => {
 describe('SessionPool places streams where there is room', () => {
   it('the fast session takes streams until it is full, then the slow one does; past both, the limit is reported', async () => {
     const { port } = await startServer(['--max-streams', '10'])
-    const key = readKeyFile(keyPath).key
     // Slot 1 goes through a relay that delays each direction by 20 ms: the pool prefers slot 0 by RTT.
     const slow = await new Relay(port, 20).listen()
-    const pool = new SessionPool({ size: 2, connect: (i) => (i === 0 ? net.connect(port, '127.0.0.1') : slow.connect()), session: { auth: { key } }, retireInterval: 0 })
+    const wrap = (d: net.Socket) => secure(d, { role: 'client', staticKey: keys.clientKeys.privateKey, serverKey: keys.serverKeys.publicKey })
+    const pool = new SessionPool({ size: 2, connect: (i) => wrap(i === 0 ? net.connect(port, '127.0.0.1') : slow.connect()), retireInterval: 0 })
     pool.start()
     const streams: MuxStream[] = []
     try {
@@ -244,10 +243,10 @@ describe('10,000 concurrent connections through synmux client --socks with defau
       const target = run([path.join(__dirname, 'fixtures', 'many-connections.mjs'), 'echo'])
       const { port: targetPort } = await target.json()
       const port = ns ? 9000 : await freePort()
-      const server = run([CLI, 'server', '--listen', `127.0.0.1:${port}`, '--key', keyPath, '--allow', `127.0.0.1:${targetPort}`])
+      const server = run([CLI, 'server', '--listen', `127.0.0.1:${port}`, ...keys.server, '--allow', `127.0.0.1:${targetPort}`])
       await server.waitFor(/listening on/)
       const socksPort = ns ? 1080 : await freePort()
-      const client = run([CLI, 'client', '--server', `127.0.0.1:${port}`, '--key', keyPath, '--socks', String(socksPort)])
+      const client = run([CLI, 'client', '--server', `127.0.0.1:${port}`, ...keys.client, '--socks', String(socksPort)])
       await client.waitFor(/session .* up/)
       const base = { server: fds(server.child.pid!), client: fds(client.child.pid!) }
       const load = run([path.join(__dirname, 'fixtures', 'many-connections.mjs'), 'socks', String(socksPort), String(targetPort), String(N)])

@@ -1,19 +1,21 @@
 /**
  * The CLI does not pretend to run (issue 12): a port in use ends the
- * process with one clear line and exit code 1; a key the server does not
- * accept is said at error level and ends the client after a few attempts
- * (the server names the failure too); a local connection that found no
- * session is logged when it is closed; and `--stats` into a file writes
- * timestamped lines only when something changed.
+ * process with one clear line and exit code 1; a pre-shared key the server
+ * does not accept (--insecure-plaintext) is said at error level and ends
+ * the client after a few attempts (the server names the failure too; the
+ * secure channel's key failures: secure-keys.test.ts); a local connection
+ * that found no session is logged when it is closed; and `--stats` into a
+ * file writes timestamped lines only when something changed.
  */
 import { spawn } from 'node:child_process'
 import net from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { close, listen } from '../helpers'
-import { CLI, freePort, keyFile, stopAll, synmux } from './cli'
+import { CLI, freePort, keyFile, secureKeys, stopAll, synmux, type SecureKeys } from './cli'
 import { echoTarget } from './rawpeer'
 
 let keyPath: string
+let keys: SecureKeys
 let echo: net.Server
 let echoPort: number
 let busy: net.Server
@@ -21,6 +23,7 @@ let busyPort: number
 
 beforeAll(async () => {
   keyPath = keyFile()
+  keys = secureKeys()
   ;({ server: echo, port: echoPort } = await echoTarget())
   busy = net.createServer()
   busyPort = await listen(busy, '127.0.0.1')
@@ -53,7 +56,7 @@ function run(args: string[], ms = 8000): Promise<{ code: number | string; stderr
 
 describe('a port in use', () => {
   it('synmux server: one line, exit 1', async () => {
-    const r = await run(['server', '--listen', `127.0.0.1:${busyPort}`, '--key', keyPath, '--allow', `127.0.0.1:${echoPort}`])
+    const r = await run(['server', '--listen', `127.0.0.1:${busyPort}`, ...keys.server, '--allow', `127.0.0.1:${echoPort}`])
     expect(r.code).toBe(1)
     expect(r.stderr.trim().split('\n')).toEqual([`synmux server: cannot listen on 127.0.0.1:${busyPort}: address already in use (EADDRINUSE)`])
   })
@@ -65,25 +68,25 @@ describe('a port in use', () => {
       [['--socks', String(busyPort)], 'SOCKS5'],
       [['--http-proxy', String(busyPort)], 'HTTP proxy'],
     ]
-    const results = await Promise.all(cases.map(([flags]) => run(['client', '--server', server, '--key', keyPath, ...flags])))
+    const results = await Promise.all(cases.map(([flags]) => run(['client', '--server', server, ...keys.client, ...flags])))
     results.forEach((r, i) => {
       expect(r.code, r.stderr).toBe(1)
       expect(r.stderr.trim().split('\n')).toEqual([`synmux client: cannot listen on 127.0.0.1:${busyPort} (${cases[i]![1]}): address already in use (EADDRINUSE)`])
     })
     // The same after a listener that did start: it is closed again, and the process ends.
-    const r = await run(['client', '--server', server, '--key', keyPath, '--forward', `${await freePort()}=127.0.0.1:${echoPort}`, '--socks', String(busyPort)])
+    const r = await run(['client', '--server', server, ...keys.client, '--forward', `${await freePort()}=127.0.0.1:${echoPort}`, '--socks', String(busyPort)])
     expect(r.code).toBe(1)
     expect(r.stderr).toMatch(/^synmux client: cannot listen on .* \(SOCKS5\): address already in use/m)
     expect(r.stderr).not.toMatch(/^\s+at /m)
   })
 })
 
-describe('a key the server does not accept', () => {
+describe('a pre-shared key the server does not accept (--insecure-plaintext)', () => {
   it('the client says so at error level and exits 1 after --max-auth-failures attempts; the server names the failure', async () => {
     const port = await freePort()
-    const server = synmux(['server', '--listen', `127.0.0.1:${port}`, '--key', keyPath, '--allow', `127.0.0.1:${echoPort}`])
+    const server = synmux(['server', '--listen', `127.0.0.1:${port}`, '--key', keyPath, '--insecure-plaintext', '--allow', `127.0.0.1:${echoPort}`])
     await server.waitFor(/listening on/)
-    const r = await run(['client', '--server', `127.0.0.1:${port}`, '--key', keyFile(), '--forward', `${await freePort()}=127.0.0.1:${echoPort}`, '--max-auth-failures', '2'])
+    const r = await run(['client', '--server', `127.0.0.1:${port}`, '--key', keyFile(), '--insecure-plaintext', '--forward', `${await freePort()}=127.0.0.1:${echoPort}`, '--max-auth-failures', '2'])
     expect(r.code, r.stderr).toBe(1)
     const errors = r.stderr.split('\n').filter((l) => / error client: /.test(l))
     expect(errors[0]).toMatch(/ error client: authentication failed: the server does not accept this key \(server 127\.0\.0\.1:\d+, attempt 1 of 2\)$/)
@@ -95,9 +98,9 @@ describe('a key the server does not accept', () => {
 
   it('the default is 3 attempts', async () => {
     const port = await freePort()
-    const server = synmux(['server', '--listen', `127.0.0.1:${port}`, '--key', keyPath, '--allow', `127.0.0.1:${echoPort}`])
+    const server = synmux(['server', '--listen', `127.0.0.1:${port}`, '--key', keyPath, '--insecure-plaintext', '--allow', `127.0.0.1:${echoPort}`])
     await server.waitFor(/listening on/)
-    const r = await run(['client', '--server', `127.0.0.1:${port}`, '--key', keyFile(), '--socks', String(await freePort())], 15_000)
+    const r = await run(['client', '--server', `127.0.0.1:${port}`, '--key', keyFile(), '--insecure-plaintext', '--socks', String(await freePort())], 15_000)
     expect(r.code, r.stderr).toBe(1)
     expect(r.stderr).toMatch(/attempt 3 of 3\)\n.*giving up after 3 failed authentications/)
     await server.stop()
@@ -107,7 +110,7 @@ describe('a key the server does not accept', () => {
 describe('no session', () => {
   it('a local connection held while the server is unreachable is closed after 10 s, with a line that says why', { timeout: 20_000 }, async () => {
     const fwd = await freePort()
-    const client = synmux(['client', '--server', `127.0.0.1:${await freePort()}`, '--key', keyPath, '--forward', `${fwd}=127.0.0.1:${echoPort}`])
+    const client = synmux(['client', '--server', `127.0.0.1:${await freePort()}`, ...keys.client, '--forward', `${fwd}=127.0.0.1:${echoPort}`])
     await client.waitFor(/forwarding to/)
     const local = net.connect(fwd, '127.0.0.1')
     local.on('error', () => {})
@@ -127,10 +130,10 @@ describe('no session', () => {
 describe('--stats into a file or a pipe', () => {
   it('timestamped lines, only when something changed', { timeout: 20_000 }, async () => {
     const port = await freePort()
-    const server = synmux(['server', '--listen', `127.0.0.1:${port}`, '--key', keyPath, '--allow', `127.0.0.1:${echoPort}`])
+    const server = synmux(['server', '--listen', `127.0.0.1:${port}`, ...keys.server, '--allow', `127.0.0.1:${echoPort}`])
     await server.waitFor(/listening on/)
     const fwd = await freePort()
-    const client = synmux(['client', '--server', `127.0.0.1:${port}`, '--key', keyPath, '--forward', `${fwd}=127.0.0.1:${echoPort}`, '--stats', '--stats-interval', '1'])
+    const client = synmux(['client', '--server', `127.0.0.1:${port}`, ...keys.client, '--forward', `${fwd}=127.0.0.1:${echoPort}`, '--stats', '--stats-interval', '1'])
     await client.waitFor(/ stats session up/)
     const stats = () => client.log.filter((l) => / stats /.test(l))
     // Idle for 3.5 s: the line does not change, so it is not repeated (it was every second).

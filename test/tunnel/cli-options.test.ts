@@ -1,6 +1,7 @@
 /**
- * The tunnel CLI's other faces: TLS (CA and pinned fingerprint), --config,
- * --help, --stats, the per-source handshake limit, and usage errors.
+ * The tunnel CLI's other faces: TLS (CA and pinned fingerprint, with the
+ * pre-shared key), --config, --help, --stats, the per-source handshake
+ * limit, and usage errors.
  */
 import { execFile } from 'node:child_process'
 import crypto from 'node:crypto'
@@ -12,11 +13,12 @@ import path from 'node:path'
 import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { close, FIXTURES, listen } from '../helpers'
-import { CLI, freePort, keyFile, stopAll, synmux } from './cli'
+import { CLI, freePort, keyFile, secureKeys, stopAll, synmux, type SecureKeys } from './cli'
 
 const cert = path.join(FIXTURES, 'test-cert.pem')
 const tlsKey = path.join(FIXTURES, 'test-key.pem')
 let key: string
+let keys: SecureKeys
 let target: http.Server
 let targetPort: number
 
@@ -36,6 +38,7 @@ const run = (args: string[]) => promisify(execFile)(process.execPath, [CLI, ...a
 
 beforeAll(async () => {
   key = keyFile()
+  keys = secureKeys()
   target = http.createServer((req, res) => res.end('target says hi'))
   targetPort = await listen(target, '127.0.0.1')
 })
@@ -86,21 +89,27 @@ describe('TLS sessions', () => {
 describe('failed-handshake limit per source', () => {
   it('after N failures from an address, its connections are closed unread; the limit is per source', async () => {
     const port = await freePort()
-    const server = synmux(['server', '--listen', `127.0.0.1:${port}`, '--key', key, '--allow', `127.0.0.1:${targetPort}`, '--max-failed-handshakes', '3'])
+    const server = synmux(['server', '--listen', `127.0.0.1:${port}`, ...keys.server, '--allow', `127.0.0.1:${targetPort}`, '--max-failed-handshakes', '3'])
     await server.waitFor(/listening on/)
-    const garbage = () =>
-      new Promise<void>((resolve) => {
-        const s = net.connect({ host: '127.0.0.1', port })
-        s.on('error', () => {})
-        s.on('close', () => resolve())
-        s.write(crypto.randomBytes(64))
-      })
-    for (let i = 0; i < 3; i++) await garbage()
-    await garbage()
+    // Garbage is refused by the secure channel: counted at once, and drained (no byte back) until the handshake timeout.
+    const held: net.Socket[] = []
+    const garbage = () => {
+      const s = net.connect({ host: '127.0.0.1', port })
+      s.on('error', () => {})
+      s.write(crypto.randomBytes(64))
+      held.push(s)
+    }
+    for (let i = 0; i < 3; i++) garbage()
+    await server.waitFor(/too many failed handshakes/)
+    const fourth = net.connect({ host: '127.0.0.1', port })
+    fourth.on('error', () => {})
+    fourth.write(crypto.randomBytes(64))
+    await new Promise((r) => fourth.once('close', r))
     await server.waitFor(/refusing 127.0.0.1: too many failed handshakes/)
-    // the right key from the same address is refused too, until the window passes
+    for (const s of held) s.destroy()
+    // the right key from the same address is refused too (closed unread), until the window passes; the client retries
     const fwd = await freePort()
-    const client = synmux(['client', '--server', `127.0.0.1:${port}`, '--key', key, '--forward', `${fwd}=127.0.0.1:${targetPort}`])
+    const client = synmux(['client', '--server', `127.0.0.1:${port}`, ...keys.client, '--forward', `${fwd}=127.0.0.1:${targetPort}`])
     await client.waitFor(/session to .* failed/)
     // another source address is not affected: its connection stays open,
     // waiting for a HELLO, while one from the blocked address is closed at once
@@ -131,12 +140,20 @@ describe('command line', () => {
 
   it('usage errors exit 2 with the reason and the help', async () => {
     const cases: [string[], RegExp][] = [
-      [['server', '--key', key], /--listen \[host:\]port is required/],
-      [['server', '--listen', 'x:y', '--key', key], /expected \[host:\]port/],
-      [['server', '--listen', '1', '--key', key, '--bogus'], /unknown option --bogus/],
-      [['client', '--server', '127.0.0.1:1', '--key', key], /nothing to do/],
-      [['client', '--server', '127.0.0.1:1', '--key', key, '--forward', 'nonsense'], /--forward: expected/],
-      [['client', '--server', '127.0.0.1:1', '--key', key, '--socks', '1', '--log-level', 'loud'], /--log-level must be/],
+      [['server', ...keys.server], /--listen \[host:\]port is required/],
+      [['server', '--listen', 'x:y', ...keys.server], /expected \[host:\]port/],
+      [['server', '--listen', '1', ...keys.server, '--bogus'], /unknown option --bogus/],
+      [['server', '--listen', '1', '--key', keys.serverKeyFile], /--authorized-keys FILE is required/],
+      [['server', '--listen', '1', ...keys.server, '--insecure-plaintext'], /--authorized-keys is for the secure channel/],
+      [['server', '--listen', '1', '--key', key, '--authorized-keys', keys.authorizedFile], /is a pre-shared key .* synmux keygen FILE/],
+      [['server', '--listen', '1', '--key', keys.serverKeyFile, '--insecure-plaintext'], /is a private key .* synmux keygen --psk/],
+      [['client', '--server', '127.0.0.1:1', ...keys.client], /nothing to do/],
+      [['client', '--server', '127.0.0.1:1', ...keys.client, '--forward', 'nonsense'], /--forward: expected/],
+      [['client', '--server', '127.0.0.1:1', ...keys.client, '--socks', '1', '--log-level', 'loud'], /--log-level must be/],
+      [['client', '--server', '127.0.0.1:1', '--key', keys.clientKeyFile, '--socks', '1'], /--server-key BASE64 is required/],
+      [['client', '--server', '127.0.0.1:1', '--key', keys.clientKeyFile, '--server-key', 'AAAA', '--socks', '1'], /--server-key: .*44 characters|--server-key: .*32 bytes/],
+      [['client', '--server', '127.0.0.1:1', ...keys.client, '--insecure-plaintext', '--socks', '1'], /--server-key is for the secure channel/],
+      [['keygen'], /name the private key file/],
       [['nope'], /unknown command 'nope'/],
     ]
     for (const [args, re] of cases) {
@@ -146,9 +163,11 @@ describe('command line', () => {
     }
     const badKey = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'synmux-')), 'k')
     fs.writeFileSync(badKey, 'not a key', { mode: 0o600 })
-    const r = await run(['server', '--listen', '1', '--key', badKey])
-    expect(r.code).toBe(1)
-    expect(r.stderr).toMatch(/synmux keygen/)
+    for (const args of [['--key', badKey, '--authorized-keys', keys.authorizedFile], ['--key', badKey, '--insecure-plaintext']]) {
+      const r = await run(['server', '--listen', '1', ...args])
+      expect(r.code).toBe(1)
+      expect(r.stderr).toMatch(/synmux keygen/)
+    }
   })
 
   it('--config mirrors the flags (and flags win)', async () => {
@@ -157,8 +176,8 @@ describe('command line', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'synmux-cfg-'))
     const serverCfg = path.join(dir, 'server.json')
     const clientCfg = path.join(dir, 'client.json')
-    fs.writeFileSync(serverCfg, JSON.stringify({ listen: `127.0.0.1:${port}`, key, allow: [`127.0.0.1:${targetPort}`], logLevel: 'debug' }))
-    fs.writeFileSync(clientCfg, JSON.stringify({ server: `127.0.0.1:${port}`, key, forward: [`${fwd}=127.0.0.1:${targetPort}`], logLevel: 'warn' }))
+    fs.writeFileSync(serverCfg, JSON.stringify({ listen: `127.0.0.1:${port}`, key: keys.serverKeyFile, authorizedKeys: keys.authorizedFile, allow: [`127.0.0.1:${targetPort}`], logLevel: 'debug' }))
+    fs.writeFileSync(clientCfg, JSON.stringify({ server: `127.0.0.1:${port}`, key: keys.clientKeyFile, serverKey: keys.serverPublic, forward: [`${fwd}=127.0.0.1:${targetPort}`], logLevel: 'warn' }))
     const server = synmux(['server', '--config', serverCfg])
     await server.waitFor(/listening on/)
     const client = synmux(['client', '--config', clientCfg, '--log-level', 'info'])
@@ -176,13 +195,13 @@ describe('command line', () => {
   it('--stats prints a live status line', async () => {
     const port = await freePort()
     const fwd = await freePort()
-    const server = synmux(['server', '--listen', `127.0.0.1:${port}`, '--key', key, '--allow', `127.0.0.1:${targetPort}`, '--stats', '--stats-interval', '1'])
+    const server = synmux(['server', '--listen', `127.0.0.1:${port}`, ...keys.server, '--allow', `127.0.0.1:${targetPort}`, '--stats', '--stats-interval', '1'])
     await server.waitFor(/listening on/)
-    const client = synmux(['client', '--server', `127.0.0.1:${port}`, '--key', key, '--forward', `${fwd}=127.0.0.1:${targetPort}`, '--stats', '--stats-interval', '1'])
+    const client = synmux(['client', '--server', `127.0.0.1:${port}`, ...keys.client, '--forward', `${fwd}=127.0.0.1:${targetPort}`, '--stats', '--stats-interval', '1'])
     await client.waitFor(/session to .* up/)
     await get(fwd)
     await client.waitFor(/session up\s+streams \d+\s+up \d+.* rtt [\d.]+ ms\s+reconnects 0/, 5000)
-    await server.waitFor(/sessions 1\s+streams \d+/, 5000)
+    await server.waitFor(/sessions 1\s+streams \d+.*clients \[test-client: 1 sess/, 5000)
     await client.stop()
     await server.stop()
   })

@@ -12,6 +12,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { promisify } from 'node:util'
 import { ROOT, skipReason } from '../helpers'
+import { encodePublicKey, generateKeyPair, writePrivateKeyFile, type KeyPair } from 'synmux'
 
 export const CLI = path.join(ROOT, 'dist', 'cjs', 'cli', 'index.js')
 
@@ -74,7 +75,65 @@ export async function stopAll(): Promise<void> {
   await Promise.all([...procs].map((p) => p.stop()))
 }
 
-/** A fresh key file (mode 600) in a temp dir. */
+/** The keys of a secure-channel tunnel (PROTOCOL.md 20), as files, and the flags that name them. */
+export interface SecureKeys {
+  dir: string
+  serverKeyFile: string
+  clientKeyFile: string
+  /** The server's authorized-keys file (the client key, named by `name`). */
+  authorizedFile: string
+  /** Public keys, base64. */
+  serverPublic: string
+  clientPublic: string
+  /** Raw keys, for API clients and hand-made peers. */
+  serverKeys: KeyPair
+  clientKeys: KeyPair
+  /** `--key ... --authorized-keys ...` for `synmux server`. */
+  server: string[]
+  /** `--key ... --server-key ...` for `synmux client`. */
+  client: string[]
+  /** A further client key (authorized or not): its `--key ... --server-key ...` flags and key pair. */
+  another(name?: string | null): { args: string[]; keys: KeyPair; file: string }
+}
+
+/**
+ * Fresh secure-channel keys in a temp dir (mode 600, as `synmux keygen`
+ * writes them): a server key, a client key authorized as `name`.
+ */
+export function secureKeys(name = 'test-client'): SecureKeys {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'synmux-keys-'))
+  const serverKeys = generateKeyPair()
+  const clientKeys = generateKeyPair()
+  const serverKeyFile = path.join(dir, 'server.key')
+  const clientKeyFile = path.join(dir, 'client.key')
+  writePrivateKeyFile(serverKeyFile, serverKeys.privateKey)
+  writePrivateKeyFile(clientKeyFile, clientKeys.privateKey)
+  const authorizedFile = path.join(dir, 'authorized_keys')
+  fs.writeFileSync(authorizedFile, `# test\n${encodePublicKey(clientKeys.publicKey)} ${name}\n`)
+  const serverPublic = encodePublicKey(serverKeys.publicKey)
+  let n = 0
+  return {
+    dir,
+    serverKeyFile,
+    clientKeyFile,
+    authorizedFile,
+    serverPublic,
+    clientPublic: encodePublicKey(clientKeys.publicKey),
+    serverKeys,
+    clientKeys,
+    server: ['--key', serverKeyFile, '--authorized-keys', authorizedFile],
+    client: ['--key', clientKeyFile, '--server-key', serverPublic],
+    another(other: string | null = null) {
+      const keys = generateKeyPair()
+      const file = path.join(dir, `client-${++n}.key`)
+      writePrivateKeyFile(file, keys.privateKey)
+      if (other !== null) fs.appendFileSync(authorizedFile, `${encodePublicKey(keys.publicKey)} ${other}\n`)
+      return { args: ['--key', file, '--server-key', serverPublic], keys, file }
+    },
+  }
+}
+
+/** A fresh pre-shared key file (mode 600) in a temp dir (for --insecure-plaintext and --tls). */
 export function keyFile(): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'synmux-key-'))
   const file = path.join(dir, 'key')

@@ -1,16 +1,17 @@
 /**
  * The tunnel end to end through the real CLI processes (`synmux server`,
- * `synmux client`) on loopback: port forwards and SOCKS5 to local servers,
- * large bodies both ways, many connections, half-close, and every refusal.
+ * `synmux client`, with the default secure channel) on loopback: port
+ * forwards and SOCKS5 to local servers, large bodies both ways, many
+ * connections, half-close, and every refusal.
  */
 import crypto from 'node:crypto'
 import http from 'node:http'
 import net from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { close, listen, readAll, sha256, skipReason } from '../helpers'
-import { curl, freePort, httpRequest as request, keyFile, needCurl, socksConnect, stopAll, synmux, type Proc } from './cli'
+import { curl, freePort, httpRequest as request, needCurl, secureKeys, socksConnect, stopAll, synmux, type Proc, type SecureKeys } from './cli'
 
-let key: string
+let keys: SecureKeys
 let httpTarget: http.Server
 let httpPort: number
 let halfCloseTarget: net.Server
@@ -23,7 +24,7 @@ let halfFwdPort: number
 let socksPort: number
 
 beforeAll(async () => {
-  key = keyFile()
+  keys = secureKeys()
   // HTTP target: GET /size/N returns N deterministic bytes; POST returns the body's sha256.
   httpTarget = http.createServer((req, res) => {
     const h = crypto.createHash('sha256')
@@ -60,11 +61,11 @@ beforeAll(async () => {
   halfClosePort = await listen(halfCloseTarget, '127.0.0.1')
 
   serverPort = await freePort()
-  server = synmux(['server', '--listen', `127.0.0.1:${serverPort}`, '--key', key, '--allow', `127.0.0.1:${httpPort},127.0.0.1:${halfClosePort},localhost:${httpPort}`])
+  server = synmux(['server', '--listen', `127.0.0.1:${serverPort}`, ...keys.server, '--allow', `127.0.0.1:${httpPort},127.0.0.1:${halfClosePort},localhost:${httpPort}`])
   await server.waitFor(/listening on/)
   ;[fwdPort, halfFwdPort, socksPort] = [await freePort(), await freePort(), await freePort()]
   client = synmux([
-    'client', '--server', `127.0.0.1:${serverPort}`, '--key', key,
+    'client', '--server', `127.0.0.1:${serverPort}`, ...keys.client,
     '--forward', `${fwdPort}=127.0.0.1:${httpPort}`,
     '--forward', `127.0.0.1:${halfFwdPort}=127.0.0.1:${halfClosePort}`,
     '--socks', `127.0.0.1:${socksPort}`,
@@ -141,11 +142,11 @@ describe('refusals', () => {
   it('a target that is down (ECONNREFUSED): refused and the local connection closed', async () => {
     // allowed, but nothing listens there
     const downPort = await freePort()
-    const srv = synmux(['server', '--listen', `127.0.0.1:${await freePort()}`, '--key', key, '--allow', `127.0.0.1:${downPort}`])
+    const srv = synmux(['server', '--listen', `127.0.0.1:${await freePort()}`, ...keys.server, '--allow', `127.0.0.1:${downPort}`])
     const line = await srv.waitFor(/listening on/)
     const port = Number(/:(\d+),/.exec(line)![1])
     const fwd = await freePort()
-    const cl = synmux(['client', '--server', `127.0.0.1:${port}`, '--key', key, '--forward', `${fwd}=127.0.0.1:${downPort}`])
+    const cl = synmux(['client', '--server', `127.0.0.1:${port}`, ...keys.client, '--forward', `${fwd}=127.0.0.1:${downPort}`])
     await cl.waitFor(/session to .* up/)
     const s = net.connect({ host: '127.0.0.1', port: fwd })
     s.write('hello')
@@ -156,29 +157,35 @@ describe('refusals', () => {
     await srv.stop()
   })
 
-  it('a wrong key: no session; the server logs the failed handshake and keeps serving', async () => {
+  it('a client key the server does not authorize: no session; the server logs the failed handshake and keeps serving', async () => {
     const fwd = await freePort()
-    const bad = synmux(['client', '--server', `127.0.0.1:${serverPort}`, '--key', keyFile(), '--forward', `${fwd}=127.0.0.1:${httpPort}`])
-    await server.waitFor(/handshake from 127.0.0.1 failed/)
+    const stranger = keys.another(null)
+    const bad = synmux(['client', '--server', `127.0.0.1:${serverPort}`, ...stranger.args, '--forward', `${fwd}=127.0.0.1:${httpPort}`])
+    await server.waitFor(/handshake from 127.0.0.1 failed: secure channel: client key .* is not authorized/)
     expect(bad.log.some((l) => /session to .* up/.test(l))).toBe(false)
     await bad.stop()
     expect((await request(fwdPort, '/still-ok')).status).toBe(200)
   })
 
-  it('garbage on the server port: the server survives and keeps serving others', async () => {
-    for (let i = 0; i < 3; i++) {
+  it('garbage on the server port: not a byte back; the server survives and keeps serving others', async () => {
+    const got: number[] = []
+    const conns = Array.from({ length: 3 }, () => {
       const g = net.connect({ host: '127.0.0.1', port: serverPort })
       g.on('error', () => {})
+      g.on('data', (d) => got.push(d.length))
       g.write(crypto.randomBytes(4096))
-      await new Promise((r) => g.on('close', r))
-    }
+      return g
+    })
+    await server.waitFor(/handshake from 127.0.0.1 failed: secure channel: not a secure-channel handshake/)
     expect(server.child.exitCode).toBe(null)
     expect((await request(fwdPort, '/after-garbage')).status).toBe(200)
+    for (const g of conns) g.destroy()
+    expect(got).toEqual([])
   })
 
   it('a client restart while the server keeps running', async () => {
     await client.stop()
-    client = synmux(['client', '--server', `127.0.0.1:${serverPort}`, '--key', key, '--forward', `${fwdPort}=127.0.0.1:${httpPort}`])
+    client = synmux(['client', '--server', `127.0.0.1:${serverPort}`, ...keys.client, '--forward', `${fwdPort}=127.0.0.1:${httpPort}`])
     await client.waitFor(/session to .* up/)
     expect((await request(fwdPort, '/after-restart')).status).toBe(200)
   })

@@ -1,7 +1,8 @@
 /**
  * A hostile tunnel client for the memory tests: it speaks the wire format
  * itself (docs/PROTOCOL.md), authenticates with the pre-shared key as
- * section 16 says (its own HMACs over node:crypto, not the library's), and
+ * section 16 says (its own HMACs over node:crypto, not the library's) — or
+ * over the secure channel with an authorized client key (section 20) — and
  * then does whatever the test wants: never read, flood PINGs, never ACK,
  * announce huge windows. Also: the server process's resident set size, and a
  * well-behaved client to check that the server still serves others.
@@ -10,7 +11,8 @@ import { execFileSync } from 'node:child_process'
 import crypto from 'node:crypto'
 import fs from 'node:fs'
 import net from 'node:net'
-import { Capability, FrameType, HelloExtension, HelloKind, Session, decodeFrame, decodeHello, encodeFrame, encodeHello, type Frame, type Hello } from 'synmux'
+import type { Duplex } from 'node:stream'
+import { Capability, FrameType, HelloExtension, HelloKind, Session, decodeFrame, decodeHello, encodeFrame, encodeHello, secure, type Frame, type Hello, type KeyPair } from 'synmux'
 
 /** The key inside a key file made by `keyFile()`. */
 export function keyOf(file: string): Buffer {
@@ -66,7 +68,10 @@ export class RssMonitor {
 /** Options of {@link HostilePeer.connect}. */
 export interface HostileOptions {
   port: number
-  key: Buffer
+  /** The pre-shared key (PROTOCOL.md 16), for a server in --insecure-plaintext mode. */
+  key?: Buffer
+  /** Or the secure channel's keys: an authorized client key and the server's public key. */
+  secure?: { clientKeys: KeyPair; serverKeys: KeyPair }
   /** Capabilities offered besides AUTH_PSK (RESUME, STRIPE). */
   capabilities?: number
   /** Initial window announced (default 262,144; up to 2^31 - 1). */
@@ -83,7 +88,8 @@ export interface HostileOptions {
  * pauses the socket for good, so the server's writes pile up.
  */
 export class HostilePeer {
-  readonly socket: net.Socket
+  /** The TCP socket, or the secure channel over it. */
+  readonly socket: Duplex
   serverHello: Hello | null = null
   serverHelloRaw: Buffer | null = null
   /** Frames received, by type. */
@@ -100,23 +106,29 @@ export class HostilePeer {
   #waiters: Array<{ match: (f: Frame) => boolean; resolve: (f: Frame) => void }> = []
   #nextId = 1
 
-  private constructor(socket: net.Socket) {
+  private constructor(socket: Duplex) {
     this.socket = socket
   }
 
-  /** Connects, sends a NEW HELLO with AUTH_PSK and a nonce, checks nothing of the answer but its form, and (by default) sends AUTH. */
+  /**
+   * Connects, sends a NEW HELLO (with AUTH_PSK and a nonce, or over the
+   * secure channel), checks nothing of the answer but its form, and (by
+   * default, with the pre-shared key) sends AUTH.
+   */
   static async connect(o: HostileOptions): Promise<HostilePeer> {
-    const socket = net.connect({ port: o.port, host: '127.0.0.1', noDelay: true })
+    const tcp = net.connect({ port: o.port, host: '127.0.0.1', noDelay: true })
+    tcp.on('error', () => {})
+    const socket: Duplex = o.secure ? secure(tcp, { role: 'client', staticKey: o.secure.clientKeys.privateKey, serverKey: o.secure.serverKeys.publicKey }) : tcp
     socket.on('error', () => {})
     const peer = new HostilePeer(socket)
     socket.once('close', () => (peer.closed = true))
     await new Promise<void>((resolve, reject) => {
-      socket.once('connect', resolve)
-      socket.once('error', reject)
+      tcp.once('connect', resolve)
+      tcp.once('error', reject)
     })
     const nonce = crypto.randomBytes(32)
-    const caps = Capability.AUTH_PSK | (o.capabilities ?? 0)
-    const ext: Array<[number, Buffer]> = [[HelloExtension.AUTH_NONCE, nonce]]
+    const caps = (o.secure ? 0 : Capability.AUTH_PSK) | (o.capabilities ?? 0)
+    const ext: Array<[number, Buffer]> = o.secure ? [] : [[HelloExtension.AUTH_NONCE, nonce]]
     if (caps & Capability.RESUME) {
       const rb = Buffer.alloc(4)
       rb.writeUInt32BE(o.replayBuffer ?? 4 * MiB)
@@ -148,9 +160,9 @@ export class HostilePeer {
     })
     socket.write(hello)
     await got
-    if (o.authenticate !== false) {
+    if (o.authenticate !== false && !o.secure) {
       // PROTOCOL.md 16: AUTH = HMAC(K, "synmux client" || server HELLO || Nc).
-      const proof = crypto.createHmac('sha256', o.key).update('synmux client', 'latin1').update(peer.serverHelloRaw!).update(nonce).digest()
+      const proof = crypto.createHmac('sha256', o.key!).update('synmux client', 'latin1').update(peer.serverHelloRaw!).update(nonce).digest()
       socket.write(encodeFrame({ type: FrameType.AUTH, proof }))
     }
     socket.on('data', (d: Buffer) => peer.#onData(d))
@@ -246,9 +258,11 @@ export class HostilePeer {
  * stream to `target`, sends `data`, and resolves with everything the
  * target answered before it closed.
  */
-export async function wellBehaved(port: number, key: Buffer, target: { host: string; port: number }, data: Buffer, ms = 10_000): Promise<Buffer> {
+export async function wellBehaved(port: number, key: Buffer | { clientKeys: KeyPair; serverKeys: KeyPair }, target: { host: string; port: number }, data: Buffer, ms = 10_000): Promise<Buffer> {
   const socket = net.connect({ port, host: '127.0.0.1' })
-  const session = new Session(socket, { role: 'client', auth: { key } })
+  const session = Buffer.isBuffer(key)
+    ? new Session(socket, { role: 'client', auth: { key } })
+    : new Session(secure(socket, { role: 'client', staticKey: key.clientKeys.privateKey, serverKey: key.serverKeys.publicKey }), { role: 'client' })
   session.on('error', () => {})
   try {
     return await new Promise<Buffer>((resolve, reject) => {

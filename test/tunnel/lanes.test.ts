@@ -8,7 +8,7 @@ import crypto from 'node:crypto'
 import net from 'node:net'
 import { afterAll, expect, it } from 'vitest'
 import { close, listen, readAll, sha256 } from '../helpers'
-import { freePort, keyFile, stopAll, synmux } from './cli'
+import { freePort, secureKeys, stopAll, synmux } from './cli'
 
 const servers: net.Server[] = []
 afterAll(async () => {
@@ -17,7 +17,7 @@ afterAll(async () => {
 })
 
 it('synmux client --lanes 3: one session over 3 connections; 6 MiB each way intact', async () => {
-  const key = keyFile()
+  const keys = secureKeys()
   // Target: reads to EOF, answers with the sha256 of what it got, then the same bytes.
   const target = net.createServer({ allowHalfOpen: true }, (s) => {
     const c: Buffer[] = []
@@ -30,7 +30,7 @@ it('synmux client --lanes 3: one session over 3 connections; 6 MiB each way inta
   servers.push(target)
   const targetPort = await listen(target, '127.0.0.1')
   const serverPort = await freePort()
-  const server = synmux(['server', '--listen', `127.0.0.1:${serverPort}`, '--key', key, '--allow', `127.0.0.1:${targetPort}`])
+  const server = synmux(['server', '--listen', `127.0.0.1:${serverPort}`, ...keys.server, '--allow', `127.0.0.1:${targetPort}`])
   await server.waitFor(/listening on/)
   // A relay in front of the server that counts the client's connections.
   let connections = 0
@@ -45,7 +45,7 @@ it('synmux client --lanes 3: one session over 3 connections; 6 MiB each way inta
   servers.push(relay)
   const relayPort = await listen(relay, '127.0.0.1')
   const fwd = await freePort()
-  const client = synmux(['client', '--server', `127.0.0.1:${relayPort}`, '--key', key, '--lanes', '3', '--forward', `${fwd}=127.0.0.1:${targetPort}`])
+  const client = synmux(['client', '--server', `127.0.0.1:${relayPort}`, ...keys.client, '--lanes', '3', '--forward', `${fwd}=127.0.0.1:${targetPort}`])
   await client.waitFor(/session to .* up/)
   // Lane 0 plus two JOINed lanes.
   for (const end = Date.now() + 10_000; connections < 3 && Date.now() < end; ) await new Promise((r) => setTimeout(r, 10))
@@ -60,7 +60,7 @@ it('synmux client --lanes 3: one session over 3 connections; 6 MiB each way inta
 }, 60_000)
 
 it('--lanes is validated', async () => {
-  const bad = synmux(['client', '--server', '127.0.0.1:1', '--key', keyFile(), '--lanes', '0', '--forward', '1=127.0.0.1:2'])
+  const bad = synmux(['client', '--server', '127.0.0.1:1', ...secureKeys().client, '--lanes', '0', '--forward', '1=127.0.0.1:2'])
   const code = await new Promise((r) => bad.child.once('exit', r))
   expect(code).toBe(2)
 })

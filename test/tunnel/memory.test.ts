@@ -1,8 +1,10 @@
 /**
  * What an authenticated (or not) hostile peer can make the real server
  * process hold (issue 12). Each test starts `synmux server`, attacks it with
- * a peer written here (test/tunnel/hostile.ts: it authenticates per
- * PROTOCOL.md 16, then misbehaves), samples the server's resident set size,
+ * a peer written here (test/tunnel/hostile.ts: it authenticates over the
+ * secure channel, PROTOCOL.md 20, with an authorized client key — or, for
+ * the case about the pre-AUTH hold, per PROTOCOL.md 16 against a server in
+ * --insecure-plaintext mode — then misbehaves), samples the server's resident set size,
  * and asserts it stays under the bound the README states ("Memory: what one
  * peer can make the server hold"), computed from the same limits, plus a
  * fixed allowance for Node itself (heap growth before a collection, JIT
@@ -13,7 +15,7 @@ import net from 'node:net'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { Capability, FrameType, MUX_DEFAULTS, RefuseCode, encodeFrame } from 'synmux'
 import { close, listen } from '../helpers'
-import { keyFile, stopAll, synmux, freePort, type Proc } from './cli'
+import { keyFile, secureKeys, stopAll, synmux, freePort, type Proc, type SecureKeys } from './cli'
 import { HostilePeer, KiB, MiB, RssMonitor, fdCount, keyOf, rss, wellBehaved } from './hostile'
 
 const D = MUX_DEFAULTS
@@ -23,6 +25,8 @@ const ALLOWANCE = 48 * MiB
 const CHUNK = 64 * KiB
 /** A socket's buffer in each direction (Node's stream high-water mark). */
 const SOCK_HWM = new net.Socket().writableHighWaterMark
+/** The secure channel's buffers per transport: its readable side's high-water mark, its writable side's, one record each way. */
+const SECURE_CHANNEL = 256 * KiB + 64 * KiB + 2 * 64 * KiB
 /** The HTTP gateway's limits as the README states them (defaults). */
 const GW = { maxSessionRequests: 128, maxPipelined: 16, perRequest: 640 * KiB }
 
@@ -37,6 +41,7 @@ const GW = { maxSessionRequests: 128, maxPipelined: 16, perRequest: 640 * KiB }
 function formula(t: { receiving?: number; sending?: number; growth?: boolean; sendBudget?: boolean; replay?: boolean; gateway?: number; striped?: boolean; preAuth?: boolean }): number {
   let b = D.writeBatch + SOCK_HWM + D.maxFrameSize // O + h + F
   if (t.preAuth) return b + 1024 + 256 * KiB
+  b += SECURE_CHANNEL // the secure channel of the session's transport (PROTOCOL.md 20.10)
   b += D.maxControlQueue // Q
   b += (t.receiving ?? 0) * (D.initialWindow + D.maxFrameSize + SOCK_HWM)
   b += (t.sending ?? 0) * (2 * CHUNK + SOCK_HWM)
@@ -50,12 +55,14 @@ function formula(t: { receiving?: number; sending?: number; growth?: boolean; se
 
 let keyPath: string
 let key: Buffer
+let keys: SecureKeys
 let echo: net.Server
 let echoPort: number
 
 beforeAll(async () => {
   keyPath = keyFile()
   key = keyOf(keyPath)
+  keys = secureKeys()
   echo = net.createServer({ allowHalfOpen: true }, (s) => {
     s.on('error', () => {})
     s.pipe(s)
@@ -73,11 +80,16 @@ afterEach(async () => {
   await stopAll()
 })
 
-/** Starts `synmux server` allowing the echo target and `allow`; resolves once it serves (a well-behaved exchange done). */
-async function startServer(allow: string[] = [], extra: string[] = []): Promise<{ proc: Proc; port: number; baseline: number }> {
+/**
+ * Starts `synmux server` (the secure channel; `plaintext`: --insecure-plaintext with the pre-shared key) allowing
+ * the echo target and `allow`; resolves once it serves (a well-behaved exchange done).
+ */
+async function startServer(allow: string[] = [], extra: string[] = [], plaintext = false): Promise<{ proc: Proc; port: number; baseline: number }> {
   const port = await freePort()
-  const proc = synmux(['server', '--listen', `127.0.0.1:${port}`, '--key', keyPath, '--allow', [`127.0.0.1:${echoPort}`, ...allow].join(','), '--log-level', 'info', ...extra])
+  const auth = plaintext ? ['--key', keyPath, '--insecure-plaintext'] : keys.server
+  const proc = synmux(['server', '--listen', `127.0.0.1:${port}`, ...auth, '--allow', [`127.0.0.1:${echoPort}`, ...allow].join(','), '--log-level', 'info', ...extra])
   await proc.waitFor(/listening on/)
+  serverIsPlaintext = plaintext
   // Warm up the paths a session takes, then take the baseline.
   await expectServes(port)
   await new Promise((r) => setTimeout(r, 300))
@@ -102,10 +114,13 @@ async function senderTarget(): Promise<{ port: number; connections: () => number
   return { port, connections: () => n }
 }
 
+/** Whether the server under test runs --insecure-plaintext. */
+let serverIsPlaintext = false
+
 /** A well-behaved client gets its bytes echoed through the server. */
 async function expectServes(port: number): Promise<void> {
   const msg = Buffer.from(`hello ${Math.random()}`)
-  expect((await wellBehaved(port, key, { host: '127.0.0.1', port: echoPort }, msg)).equals(msg)).toBe(true)
+  expect((await wellBehaved(port, serverIsPlaintext ? key : keys, { host: '127.0.0.1', port: echoPort }, msg)).equals(msg)).toBe(true)
 }
 
 function report(name: string, baseline: number, max: number, bound: number): void {
@@ -130,7 +145,7 @@ describe('memory a hostile peer can make the server hold (real CLI)', () => {
     const { port: senderPort, connections } = await senderTarget()
     const { proc, port, baseline } = await startServer([`127.0.0.1:${senderPort}`], ['--max-connects', '1024'])
     const pid = proc.child.pid!
-    const peer = await HostilePeer.connect({ port, key, initialWindow: 2 ** 31 - 1 })
+    const peer = await HostilePeer.connect({ port, secure: keys, initialWindow: 2 ** 31 - 1 })
     cleanups.push(() => peer.destroy())
     peer.stopReading()
     const STREAMS = 512
@@ -161,7 +176,7 @@ describe('memory a hostile peer can make the server hold (real CLI)', () => {
     const { proc, port, baseline } = await startServer()
     const pid = proc.child.pid!
     // RESUME: the server keeps every session frame it sends until ACKed; this peer never ACKs.
-    const peer = await HostilePeer.connect({ port, key, capabilities: Capability.RESUME, initialWindow: 2 ** 31 - 1 })
+    const peer = await HostilePeer.connect({ port, secure: keys, capabilities: Capability.RESUME, initialWindow: 2 ** 31 - 1 })
     cleanups.push(() => peer.destroy())
     // The replay buffer (R + two 16 KiB slabs) and 8 streams each way carrying 100-byte messages (no window grows: a
     // window doubles only when a whole one is read within two RTTs, and these carry 100 bytes per RTT).
@@ -209,7 +224,7 @@ describe('memory a hostile peer can make the server hold (real CLI)', () => {
     cleanups.push(() => (silent.close(), new Promise((r) => setTimeout(r, 10))))
     const { proc, port, baseline } = await startServer([`127.0.0.1:${silentPort}`], ['--stats'])
     const pid = proc.child.pid!
-    const peer = await HostilePeer.connect({ port, key })
+    const peer = await HostilePeer.connect({ port, secure: keys })
     cleanups.push(() => peer.destroy())
     const STREAMS = 16
     // The gateway streams' receive buffers (their windows; no growth: they are not read) and G requests in progress.
@@ -262,7 +277,7 @@ describe('memory a hostile peer can make the server hold (real CLI)', () => {
     const pid = proc.child.pid!
     const fds = fdCount(pid)
     // STRIPE (with RESUME): the lane layer answers PINGs on their lane (PROTOCOL.md 14.4).
-    const peer = await HostilePeer.connect({ port, key, capabilities: Capability.RESUME | Capability.STRIPE })
+    const peer = await HostilePeer.connect({ port, secure: keys, capabilities: Capability.RESUME | Capability.STRIPE })
     cleanups.push(() => peer.destroy())
     await peer.next((f) => f.type === FrameType.PING) // the server's first PING: authenticated, striped
     peer.stopReading()
@@ -293,7 +308,7 @@ describe('memory a hostile peer can make the server hold (real CLI)', () => {
     const { port: senderPort } = await senderTarget()
     const { proc, port } = await startServer([`127.0.0.1:${senderPort}`])
     const pid = proc.child.pid!
-    const peer = await HostilePeer.connect({ port, key, capabilities: Capability.RESUME | Capability.STRIPE, initialWindow: 2 ** 31 - 1 })
+    const peer = await HostilePeer.connect({ port, secure: keys, capabilities: Capability.RESUME | Capability.STRIPE, initialWindow: 2 ** 31 - 1 })
     cleanups.push(() => peer.destroy())
     await peer.next((f) => f.type === FrameType.PING)
     peer.stopReading()
@@ -308,8 +323,8 @@ describe('memory a hostile peer can make the server hold (real CLI)', () => {
     await expectServes(port)
   })
 
-  it('striped session, unauthenticated PING flood: nothing is answered before AUTH; the connection is cut at the pre-AUTH hold limit', async () => {
-    const { proc, port, baseline } = await startServer()
+  it('striped session, unauthenticated PING flood (--insecure-plaintext: PROTOCOL.md 16): nothing is answered before AUTH; the connection is cut at the pre-AUTH hold limit', async () => {
+    const { proc, port, baseline } = await startServer([], [], true)
     const pid = proc.child.pid!
     const peer = await HostilePeer.connect({ port, key, capabilities: Capability.RESUME | Capability.STRIPE, authenticate: false })
     cleanups.push(() => peer.destroy())

@@ -1,8 +1,9 @@
 /**
  * Hand-made peers for the hostile-path tests of the tunnel server: a raw
- * client that authenticates with the pre-shared key exactly as PROTOCOL.md
- * section 16 says (HELLO with a nonce, the server's proof checked, AUTH)
- * and then writes whatever frames a test wants, however malformed; a
+ * client that authenticates — over the secure channel (PROTOCOL.md 20,
+ * the default), or with the pre-shared key exactly as section 16 says
+ * (HELLO with a nonce, the server's proof checked, AUTH) — and then writes
+ * whatever frames a test wants, however malformed; a
  * target whose connects hang (its accept queue is full), so that streams
  * stay in the tunnel server's connect phase for as long as a test needs;
  * and an echo target.
@@ -10,7 +11,8 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import crypto from 'node:crypto'
 import net from 'node:net'
-import { Capability, decodeHello, encodeFrame, encodeHello, FrameDecoder, HelloExtension, HelloKind, type Frame, type FrameInit } from 'synmux'
+import type { Duplex } from 'node:stream'
+import { Capability, decodeHello, encodeFrame, encodeHello, FrameDecoder, HelloExtension, HelloKind, secure, type Frame, type FrameInit, type KeyPair } from 'synmux'
 
 const hmac = (key: Buffer, ...parts: Buffer[]): Buffer => {
   const h = crypto.createHmac('sha256', key)
@@ -18,9 +20,18 @@ const hmac = (key: Buffer, ...parts: Buffer[]): Buffer => {
   return h.digest()
 }
 
+/** The keys a raw peer needs for the secure channel. */
+export interface PeerKeys {
+  clientKeys: KeyPair
+  serverKeys: KeyPair
+}
+
 /** An authenticated connection speaking raw frames. */
 export interface RawPeer {
-  socket: net.Socket
+  /** The TCP socket, or the secure channel over it. */
+  socket: Duplex
+  /** The TCP socket. */
+  tcp: net.Socket
   /** Every frame received after the server's HELLO. */
   frames: Frame[]
   /** Writes these frames in one write (one TCP segment train, read by the server in one go). */
@@ -31,20 +42,27 @@ export interface RawPeer {
   closed: Promise<void>
 }
 
-/** Connects to a tunnel server on 127.0.0.1:`port` and authenticates with `key`. */
-export async function rawPeer(port: number, key: Buffer, opts: { initialWindow?: number } = {}): Promise<RawPeer> {
-  const socket = net.connect({ host: '127.0.0.1', port, noDelay: true })
+/**
+ * Connects to a tunnel server on 127.0.0.1:`port` and authenticates: with
+ * `keys`, over the secure channel (its HELLO has no AUTH_PSK); with a
+ * pre-shared `key`, by PROTOCOL.md 16 in clear text.
+ */
+export async function rawPeer(port: number, key: Buffer | PeerKeys, opts: { initialWindow?: number } = {}): Promise<RawPeer> {
+  const tcp = net.connect({ host: '127.0.0.1', port, noDelay: true })
+  tcp.on('error', () => {})
+  const psk = Buffer.isBuffer(key) ? key : null
+  const socket: Duplex = psk !== null ? tcp : secure(tcp, { role: 'client', staticKey: (key as PeerKeys).clientKeys.privateKey, serverKey: (key as PeerKeys).serverKeys.publicKey })
   socket.on('error', () => {})
   const nonce = crypto.randomBytes(32)
   const hello = encodeHello({
     kind: HelloKind.NEW,
     role: 'client',
-    capabilities: Capability.AUTH_PSK,
+    capabilities: psk !== null ? Capability.AUTH_PSK : 0,
     sessionId: Buffer.alloc(32),
     initialWindow: opts.initialWindow ?? 262_144,
     maxFrameSize: 65_536,
     maxStreams: 1024,
-    extensions: [[HelloExtension.AUTH_NONCE, nonce]],
+    extensions: psk !== null ? [[HelloExtension.AUTH_NONCE, nonce]] : [],
   })
   socket.write(hello)
   const frames: Frame[] = []
@@ -60,10 +78,12 @@ export async function rawPeer(port: number, key: Buffer, opts: { initialWindow?:
         const r = decodeHello(buf)
         if (r === null) return
         serverHello = Buffer.from(buf.subarray(0, r.size))
-        const ns = r.hello.extensions.get(HelloExtension.AUTH_NONCE)!
-        const proof = r.hello.extensions.get(HelloExtension.AUTH_PROOF)!
-        if (!proof.equals(hmac(key, Buffer.from('synmux server'), hello, ns))) return reject(new Error('server proof mismatch'))
-        socket.write(encodeFrame({ type: 0x83, proof: hmac(key, Buffer.from('synmux client'), serverHello, nonce) } as FrameInit))
+        if (psk !== null) {
+          const ns = r.hello.extensions.get(HelloExtension.AUTH_NONCE)!
+          const proof = r.hello.extensions.get(HelloExtension.AUTH_PROOF)!
+          if (!proof.equals(hmac(psk, Buffer.from('synmux server'), hello, ns))) return reject(new Error('server proof mismatch'))
+          socket.write(encodeFrame({ type: 0x83, proof: hmac(psk, Buffer.from('synmux client'), serverHello, nonce) } as FrameInit))
+        }
         d = buf.subarray(r.size)
         resolve()
       }
@@ -74,9 +94,10 @@ export async function rawPeer(port: number, key: Buffer, opts: { initialWindow?:
     })
   })
   await authed
-  const closed = new Promise<void>((r) => (socket.destroyed ? r() : socket.once('close', () => r())))
+  const closed = new Promise<void>((r) => (tcp.destroyed ? r() : tcp.once('close', () => r())))
   return {
     socket,
+    tcp,
     frames,
     closed,
     send(...fs) {

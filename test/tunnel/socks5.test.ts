@@ -8,7 +8,7 @@
 import net from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { close, listen } from '../helpers'
-import { freePort, keyFile, stopAll, synmux, type Proc } from './cli'
+import { freePort, secureKeys, stopAll, synmux, type Proc } from './cli'
 
 let echo: net.Server
 let echoPort: number
@@ -17,14 +17,14 @@ let client: Proc
 let socksPort: number
 
 beforeAll(async () => {
-  const key = keyFile()
+  const keys = secureKeys()
   echo = net.createServer((s) => s.pipe(s))
   echoPort = await listen(echo, '127.0.0.1')
   const serverPort = await freePort()
-  server = synmux(['server', '--listen', `127.0.0.1:${serverPort}`, '--key', key, '--allow', `127.0.0.1:${echoPort}`])
+  server = synmux(['server', '--listen', `127.0.0.1:${serverPort}`, ...keys.server, '--allow', `127.0.0.1:${echoPort}`])
   await server.waitFor(/listening on/)
   socksPort = await freePort()
-  client = synmux(['client', '--server', `127.0.0.1:${serverPort}`, '--key', key, '--socks', `127.0.0.1:${socksPort}`])
+  client = synmux(['client', '--server', `127.0.0.1:${serverPort}`, ...keys.client, '--socks', `127.0.0.1:${socksPort}`])
   await client.waitFor(/session to .* up/)
   await client.waitFor(/SOCKS5 on/)
 }, 30_000)

@@ -13,14 +13,13 @@
 import fs from 'node:fs'
 import net from 'node:net'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
-import { FrameType, GoawayCode, type MuxStream, readKeyFile, RefuseCode, Session } from 'synmux'
+import { FrameType, GoawayCode, type MuxStream, RefuseCode, secure, Session } from 'synmux'
 import { close } from '../helpers'
-import { freePort, keyFile, stopAll, synmux, type Proc } from './cli'
+import { freePort, secureKeys, stopAll, synmux, type Proc, type SecureKeys } from './cli'
 import { until } from './pool-relay.js'
 import { echoTarget, rawPeer, stuckTarget, type StuckTarget } from './rawpeer'
 
-let keyPath: string
-let key: Buffer
+let keys: SecureKeys
 let stuck: StuckTarget
 let echo: net.Server
 let echoPort: number
@@ -38,10 +37,13 @@ function connectsTo(port: number): number {
   return n
 }
 
+/** The secure channel over `sock`, with the test's client key. */
+const secured = (sock: net.Socket) => secure(sock, { role: 'client', staticKey: keys.clientKeys.privateKey, serverKey: keys.serverKeys.publicKey })
+
 /** A fresh authenticated library client gets an echo through the server. */
 async function serves(): Promise<void> {
   const sock = net.connect(serverPort, '127.0.0.1')
-  const session = new Session(sock, { role: 'client', auth: { key } })
+  const session = new Session(secured(sock), { role: 'client' })
   session.on('error', () => {})
   try {
     const st = session.open({ target: { host: '127.0.0.1', port: echoPort }, data: 'still here', end: true })
@@ -69,8 +71,7 @@ async function expectAlive(): Promise<void> {
 }
 
 beforeAll(async () => {
-  keyPath = keyFile()
-  key = readKeyFile(keyPath).key
+  keys = secureKeys()
   stuck = await stuckTarget()
   ;({ server: echo, port: echoPort } = await echoTarget())
 })
@@ -78,7 +79,7 @@ beforeAll(async () => {
 // A server of its own for each case, so that each case shows whether it alone kills the process.
 beforeEach(async () => {
   serverPort = await freePort()
-  server = synmux(['server', '--listen', `127.0.0.1:${serverPort}`, '--key', keyPath, '--allow', `127.0.0.1:${stuck.port},127.0.0.1:${echoPort}`, '--detach-timeout', '1000'])
+  server = synmux(['server', '--listen', `127.0.0.1:${serverPort}`, ...keys.server, '--allow', `127.0.0.1:${stuck.port},127.0.0.1:${echoPort}`, '--detach-timeout', '1000'])
   await server.waitFor(/listening on/)
   await serves()
 })
@@ -97,23 +98,24 @@ const open = (streamId: number, port: number, data?: Buffer) => ({ type: FrameTy
 
 describe('the server process survives sessions that end while streams connect', () => {
   it('a duplicate OPEN id in the same write as an OPEN whose connect is in progress', async () => {
-    const peer = await rawPeer(serverPort, key)
+    const peer = await rawPeer(serverPort, keys)
     peer.send(open(1, stuck.port), open(1, stuck.port))
     await peer.closed
     await expectAlive()
   })
 
   it('GOAWAY(PROTOCOL_ERROR) while a connect is in progress', async () => {
-    const peer = await rawPeer(serverPort, key)
+    const peer = await rawPeer(serverPort, keys)
     peer.send(open(1, stuck.port), { type: FrameType.GOAWAY, lastStreamId: 0, code: GoawayCode.PROTOCOL_ERROR, reason: 'bye' })
     await peer.closed
     await expectAlive()
   })
 
   it('a credit violation: OPEN + 320 KiB of DATA against a 256 KiB window', async () => {
-    const peer = await rawPeer(serverPort, key)
-    const chunk = Buffer.alloc(65_536, 1)
-    peer.send(open(1, stuck.port), ...[0, 1, 2, 3, 4].map(() => ({ type: FrameType.DATA, streamId: 1, data: chunk })))
+    const peer = await rawPeer(serverPort, keys)
+    // 10 frames of 32 KiB: within the frame size the server announces (65,510 on the secure channel), past the window.
+    const chunk = Buffer.alloc(32_768, 1)
+    peer.send(open(1, stuck.port), ...Array.from({ length: 10 }, () => ({ type: FrameType.DATA, streamId: 1, data: chunk })))
     await peer.closed
     const goaway = peer.frames.find((f) => f.type === FrameType.GOAWAY)
     expect(goaway && 'code' in goaway && goaway.code).toBe(GoawayCode.FLOW_CONTROL_ERROR)
@@ -125,7 +127,7 @@ describe('the server process survives sessions that end while streams connect', 
       [5, 3],
       [1, 2],
     ]) {
-      const peer = await rawPeer(serverPort, key)
+      const peer = await rawPeer(serverPort, keys)
       peer.send(open(a!, stuck.port), open(b!, stuck.port))
       await peer.closed
       await expectAlive()
@@ -133,14 +135,14 @@ describe('the server process survives sessions that end while streams connect', 
   })
 
   it('1,300 OPENs past maxPendingOpens, then the connection drops', async () => {
-    const peer = await rawPeer(serverPort, key)
+    const peer = await rawPeer(serverPort, keys)
     const frames = []
     for (let i = 0; i < 1300; i++) frames.push(open(2 * i + 1, stuck.port))
     peer.send(...frames)
     // 256 wait (connecting or for a connect slot); the rest are refused.
     const refused = await peer.waitFrames((f) => f.type === FrameType.REFUSED && 'code' in f && f.code === RefuseCode.TOO_MANY_PENDING, 1300 - 256)
     expect(refused.length).toBe(1300 - 256)
-    peer.socket.resetAndDestroy()
+    peer.tcp.resetAndDestroy()
     await expectAlive()
   })
 })
@@ -148,7 +150,7 @@ describe('the server process survives sessions that end while streams connect', 
 describe('the server process survives everyday clients', () => {
   it('synmux client --forward: a connection reset by its application while it waits for a connect slot', async () => {
     const fwd = await freePort()
-    const client = synmux(['client', '--server', `127.0.0.1:${serverPort}`, '--key', keyPath, '--forward', `${fwd}=127.0.0.1:${stuck.port}`])
+    const client = synmux(['client', '--server', `127.0.0.1:${serverPort}`, ...keys.client, '--forward', `${fwd}=127.0.0.1:${stuck.port}`])
     try {
       await client.waitFor(/session .* up/)
       const base = connectsTo(stuck.port)
@@ -176,7 +178,7 @@ describe('the server process survives everyday clients', () => {
   it('a library client without resumption: its TCP connection drops under 80 streams', async () => {
     const sock = net.connect(serverPort, '127.0.0.1')
     sock.on('error', () => {})
-    const session = new Session(sock, { role: 'client', auth: { key } })
+    const session = new Session(secured(sock), { role: 'client' })
     session.on('error', () => {})
     const base = connectsTo(stuck.port)
     const opened = (port: number, i: number): MuxStream => {
@@ -198,7 +200,7 @@ describe('the server process survives everyday clients', () => {
 
   it('synmux client --forward killed with kill -9 under 80 connections: the detached session expires', async () => {
     const [a, b] = [await freePort(), await freePort()]
-    const client = synmux(['client', '--server', `127.0.0.1:${serverPort}`, '--key', keyPath, '--forward', `${a}=127.0.0.1:${echoPort}`, '--forward', `${b}=127.0.0.1:${stuck.port}`])
+    const client = synmux(['client', '--server', `127.0.0.1:${serverPort}`, ...keys.client, '--forward', `${a}=127.0.0.1:${echoPort}`, '--forward', `${b}=127.0.0.1:${stuck.port}`])
     await client.waitFor(/session .* up/)
     const base = connectsTo(stuck.port)
     const locals: net.Socket[] = []

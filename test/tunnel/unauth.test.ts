@@ -1,10 +1,13 @@
 /**
  * Unauthenticated peers against the real `synmux server` process: half-open
- * TLS handshakes, connections that never send a HELLO (slowloris), HELLOs
- * never followed by AUTH, wrong keys, and RESUMEs naming a live session.
- * Each must be closed within the handshake timeout, counted against its
- * source's failure limit, capped, and answered with nothing about any
- * session — while a client with the key keeps being served.
+ * TLS handshakes, connections that never send a byte (slowloris, against
+ * the default secure channel), and — in the pre-shared-key mode of
+ * `--insecure-plaintext`, PROTOCOL.md 16 — HELLOs never followed by AUTH,
+ * wrong keys, and RESUMEs naming a live session. Each must be closed
+ * within the handshake timeout, counted against its source's failure
+ * limit, capped, and answered with nothing about any session — while a
+ * client with the key keeps being served. (The same attacks on the secure
+ * channel: secure-unauth.test.ts.)
  */
 import crypto from 'node:crypto'
 import fs from 'node:fs'
@@ -14,16 +17,18 @@ import path from 'node:path'
 import { Capability, HelloExtension, HelloKind, decodeFrame, decodeHello, encodeHello, parseKey, type Hello } from 'synmux'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { close, FIXTURES, listen } from '../helpers'
-import { freePort, httpRequest, keyFile, stopAll, synmux, type Proc } from './cli'
+import { freePort, httpRequest, keyFile, secureKeys, stopAll, synmux, type Proc, type SecureKeys } from './cli'
 
 const cert = path.join(FIXTURES, 'test-cert.pem')
 const tlsKey = path.join(FIXTURES, 'test-key.pem')
 let key: string
+let keys: SecureKeys
 let target: http.Server
 let targetPort: number
 
 beforeAll(async () => {
   key = keyFile()
+  keys = secureKeys()
   target = http.createServer((req, res) => res.end('target says hi'))
   targetPort = await listen(target, '127.0.0.1')
 })
@@ -135,7 +140,7 @@ describe('connections that never send a HELLO (slowloris), and the caps on unaut
   it('are capped per source and in all (closed unread beyond the cap), closed at the handshake timeout and counted as failures', async () => {
     const port = await freePort()
     const server = synmux([
-      'server', '--listen', `127.0.0.1:${port}`, '--key', key, '--allow', `127.0.0.1:${targetPort}`,
+      'server', '--listen', `127.0.0.1:${port}`, ...keys.server, '--allow', `127.0.0.1:${targetPort}`,
       '--handshake-timeout', '2000', '--max-unauthenticated-per-source', '5', '--max-unauthenticated', '8', '--max-failed-handshakes', '100',
     ])
     await server.waitFor(/listening on/)
@@ -164,7 +169,7 @@ describe('connections that never send a HELLO (slowloris), and the caps on unaut
     await until(() => server.log.filter((l) => /handshake from 127\.0\.0\.[23] failed: (no authenticated handshake|no HELLO) within 2000 ms/.test(l)).length === 8, 'eight failures logged')
     // and the caps are free again: a client with the key gets its session
     const fwd = await freePort()
-    const client = synmux(['client', '--server', `127.0.0.1:${port}`, '--key', key, '--forward', `${fwd}=127.0.0.1:${targetPort}`])
+    const client = synmux(['client', '--server', `127.0.0.1:${port}`, ...keys.client, '--forward', `${fwd}=127.0.0.1:${targetPort}`])
     await client.waitFor(/session to .* up/)
     expect(await get(fwd)).toBe('target says hi')
     await client.stop()
@@ -172,11 +177,11 @@ describe('connections that never send a HELLO (slowloris), and the caps on unaut
   }, 30_000)
 })
 
-describe('the per-source failed-handshake limit', () => {
+describe('the per-source failed-handshake limit (--insecure-plaintext, pre-shared key)', () => {
   it('counts a wrong key, a connection without HELLO and a HELLO without AUTH alike; the source is refused, then let in again when the window has passed', async () => {
     const port = await freePort()
     const window = 6
-    const server = synmux(['server', '--listen', `127.0.0.1:${port}`, '--key', key, '--allow', `127.0.0.1:${targetPort}`, '--handshake-timeout', '1500', '--max-failed-handshakes', '3', '--failed-handshake-window', String(window)])
+    const server = synmux(['server', '--listen', `127.0.0.1:${port}`, '--key', key, '--insecure-plaintext', '--allow', `127.0.0.1:${targetPort}`, '--handshake-timeout', '1500', '--max-failed-handshakes', '3', '--failed-handshake-window', String(window)])
     await server.waitFor(/listening on/)
     const t0 = Date.now()
     // 1. a wrong key: a HELLO, the server's answer, an AUTH with a wrong proof
@@ -196,7 +201,7 @@ describe('the per-source failed-handshake limit', () => {
     await probe.closed
     await server.waitFor(/refusing 127\.0\.0\.1: too many failed handshakes/)
     const fwd = await freePort()
-    const client = synmux(['client', '--server', `127.0.0.1:${port}`, '--key', key, '--forward', `${fwd}=127.0.0.1:${targetPort}`])
+    const client = synmux(['client', '--server', `127.0.0.1:${port}`, '--key', key, '--insecure-plaintext', '--forward', `${fwd}=127.0.0.1:${targetPort}`])
     await client.waitFor(/session to .* failed/)
     // another address is not affected
     const elsewhere = rawConnection(port, '127.0.0.9')
@@ -214,10 +219,10 @@ describe('the per-source failed-handshake limit', () => {
   }, 40_000)
 })
 
-describe('RESUME naming a live session, without the key', () => {
+describe('RESUME naming a live session, without the key (--insecure-plaintext, pre-shared key)', () => {
   it('is answered exactly as a RESUME for an unknown id (no RECEIVED), learns nothing, is counted as a failure, and the session lives on', async () => {
     const port = await freePort()
-    const server = synmux(['server', '--listen', `127.0.0.1:${port}`, '--key', key, '--allow', `127.0.0.1:${targetPort}`])
+    const server = synmux(['server', '--listen', `127.0.0.1:${port}`, '--key', key, '--insecure-plaintext', '--allow', `127.0.0.1:${targetPort}`])
     await server.waitFor(/listening on/)
     // a relay between client and server that records the server's first bytes (its NEW HELLO: the session id)
     let fromServer = Buffer.alloc(0)
@@ -232,7 +237,7 @@ describe('RESUME naming a live session, without the key', () => {
     })
     const relayPort = await listen(relay, '127.0.0.1')
     const fwd = await freePort()
-    const client = synmux(['client', '--server', `127.0.0.1:${relayPort}`, '--key', key, '--forward', `${fwd}=127.0.0.1:${targetPort}`])
+    const client = synmux(['client', '--server', `127.0.0.1:${relayPort}`, '--key', key, '--insecure-plaintext', '--forward', `${fwd}=127.0.0.1:${targetPort}`])
     await client.waitFor(/session to .* up/)
     expect(await get(fwd)).toBe('target says hi')
     const live = decodeHello(fromServer)!.hello.sessionId
