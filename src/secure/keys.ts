@@ -90,7 +90,7 @@ export function decodePrivateKey(text: string): Buffer {
     .map((l) => l.trim())
     .filter((l) => l && !l.startsWith('#'))
   if (lines.length !== 1 || !lines[0]!.startsWith(PRIVATE_KEY_TAG)) {
-    throw badInput(TypeError, 'SYNMUX_SECURE_BAD_KEY', `A private key file holds one line '${PRIVATE_KEY_TAG}<base64>' (make one with: synmux keygen)`)
+    throw badInput(TypeError, 'SYNMUX_SECURE_BAD_KEY', `A private key file holds one line '${PRIVATE_KEY_TAG}<base64>' (make one with: synmux keygen FILE)`)
   }
   return base64Key(lines[0]!.slice(PRIVATE_KEY_TAG.length), 'The private key')
 }
