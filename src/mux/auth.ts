@@ -5,7 +5,7 @@
  */
 import crypto from 'node:crypto'
 import type { Duplex } from 'node:stream'
-import { FRAME_HEADER_SIZE, FrameType } from './constants.js'
+import { FRAME_HEADER_SIZE, FrameType } from './wire/constants.js'
 
 /** Bytes of a nonce and of a proof. */
 export const AUTH_SIZE = 32

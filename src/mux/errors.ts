@@ -79,7 +79,7 @@ export class ProtocolError extends MuxError {
   }
 }
 
-export { invalidArgType, invalidArgValue, outOfRange } from '../common/arg-errors.js'
+export { invalidArgType, invalidArgValue, outOfRange, uintArg } from '../common/arg-errors.js'
 
 /** `Error` with `code: 'ERR_INVALID_STATE'` (a method called at the wrong time). @internal */
 export function invalidState(message: string): Error {

@@ -18,10 +18,13 @@
  * @packageDocumentation
  */
 import { Duplex } from 'node:stream'
-import { Capability, DEFAULTS, FRAME_HEADER_SIZE, FrameType, GoawayCode, HELLO_PREAMBLE_SIZE, HelloExtension, HelloKind } from './constants.js'
-import { type Hello, decodeHello, encodeFrame, encodeHello } from './codec.js'
+import { Capability, DEFAULTS, FRAME_HEADER_SIZE, FrameType, GoawayCode, HELLO_PREAMBLE_SIZE, HelloExtension, HelloKind } from './wire/constants.js'
+import { encodeFrame } from './wire/frames.js'
+import { type Hello, decodeHello, encodeHello, u16 } from './wire/hello.js'
+import { frameSizeError, protocolError } from './wire/errors.js'
+import { writePongFor } from './wire/writer.js'
 import { AUTH_SIZE, awaitAuth, clientProof, newNonce, proofMatches, serverProof } from './auth.js'
-import { MuxError, ProtocolError, invalidState } from './errors.js'
+import { MuxError, type ProtocolError, invalidState } from './errors.js'
 
 /** First byte of the payload of the PINGs a LaneSet sends for itself (session PINGs start with 0). */
 const MARK = 0xff
@@ -143,7 +146,7 @@ class Splitter {
     if (this.bytes < FRAME_HEADER_SIZE) return null
     const h = this.peek(FRAME_HEADER_SIZE)
     const len = (h[0]! << 16) | (h[1]! << 8) | h[2]!
-    if (len > this.maxFrame) throw new ProtocolError('SYNMUX_FRAME_SIZE_ERROR', `frame of ${len} bytes exceeds max frame size ${this.maxFrame}`, GoawayCode.FRAME_SIZE_ERROR)
+    if (len > this.maxFrame) throw frameSizeError(`frame of ${len} bytes exceeds max frame size ${this.maxFrame}`)
     if (this.bytes < FRAME_HEADER_SIZE + len) return null
     const type = h[3]!
     return { type, frame: this.take(FRAME_HEADER_SIZE + len) }
@@ -166,15 +169,6 @@ function readU64(b: Buffer, off: number): number {
   return b.readUInt32BE(off) * 0x1_0000_0000 + b.readUInt32BE(off + 4)
 }
 
-function u16(n: number): Buffer {
-  const b = Buffer.allocUnsafe(2)
-  b.writeUInt16BE(n)
-  return b
-}
-
-function protocolError(message: string): ProtocolError {
-  return new ProtocolError('SYNMUX_PROTOCOL_ERROR', message, GoawayCode.PROTOCOL_ERROR)
-}
 
 /** A HELLO's RECEIVED, or `absent` (a RESUMED with AUTH_PSK has none: R comes in the server's first ACK, PROTOCOL.md 13.4). */
 function received(h: Hello, absent = 0): number {
@@ -1014,8 +1008,8 @@ export class LaneSet extends Duplex {
   #owe(lane: Lane, ping: Buffer): void {
     const n = ping.length
     if (lane.owedBytes === 0 && !lane.dx.writableNeedDrain) {
-      const pong = Buffer.from(ping)
-      pong[3] = FrameType.PONG
+      const pong = Buffer.allocUnsafe(n)
+      writePongFor(ping, pong, 0)
       this.#write(lane, pong)
       return
     }
@@ -1024,9 +1018,7 @@ export class LaneSet extends Duplex {
       blk = { buf: Buffer.allocUnsafe(Math.max(OWED_BLOCK, n)), used: 0 }
       lane.owed.push(blk)
     }
-    ping.copy(blk.buf, blk.used)
-    blk.buf[blk.used + 3] = FrameType.PONG
-    blk.used += n
+    blk.used += writePongFor(ping, blk.buf, blk.used)
     lane.owedBytes += n
     this.#owedTotal += n
     if (this.#owedTotal > DEFAULTS.maxControlQueue) {

@@ -4,7 +4,7 @@
  * messages. The session calls these from its OPEN/OPENED/DATA paths.
  * @packageDocumentation
  */
-import { MIN_MAX_MESSAGE } from './constants.js'
+import { MIN_MAX_MESSAGE } from './wire/constants.js'
 import { outOfRange } from './errors.js'
 
 /**

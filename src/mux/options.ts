@@ -2,7 +2,7 @@
  * Session options, their defaults and their validation.
  * @packageDocumentation
  */
-import { DEFAULTS, MAX_HOST_LENGTH, MAX_MAX_FRAME_SIZE, MAX_MAX_MESSAGE, MAX_WINDOW, MIN_INITIAL_WINDOW, MIN_MAX_FRAME_SIZE, MIN_MAX_MESSAGE } from './constants.js'
+import { DEFAULTS, MAX_HOST_LENGTH, MAX_MAX_FRAME_SIZE, MAX_MAX_MESSAGE, MAX_WINDOW, MIN_INITIAL_WINDOW, MIN_MAX_FRAME_SIZE, MIN_MAX_MESSAGE } from './wire/constants.js'
 import { invalidArgType, invalidArgValue, outOfRange } from './errors.js'
 import type { Duplex } from 'node:stream'
 

@@ -31,36 +31,37 @@ import {
   ResumeRefused,
   SESSION_ID_SIZE,
   isGracefulGoaway,
-} from './constants.js'
+} from './wire/constants.js'
+import type { Hello } from './wire/hello.js'
 import {
   type AckFrame,
   type DataFrame,
   type Frame,
   type GoawayFrame,
-  type Hello,
   type OpenFrame,
   type OpenedFrame,
   type PongFrame,
   type RefusedFrame,
   type RstFrame,
   type WindowFrame,
-  FrameDecoder,
-  decodeHello,
   encodeFrame,
-  encodeHello,
   frameTypeName,
-} from './codec.js'
-import { MuxError, ProtocolError, invalidArgType, invalidState } from './errors.js'
+} from './wire/frames.js'
+import { FrameDecoder } from './wire/decoder.js'
+import { decodeHello, encodeHello, readU32Ext, readU64Ext, u32, u64 } from './wire/hello.js'
+import { isLinkFrame, pingFrame, pongFrame, rstFrame, writeU64 } from './wire/writer.js'
+import { flowError, handshakeError, protocolError } from './wire/errors.js'
+import { MuxError, invalidArgType, invalidState } from './errors.js'
 import { AUTH_HOLD_LIMIT, AUTH_SIZE, clientProof, newNonce, proofMatches, serverProof } from './auth.js'
 import { type WindowBudget, creditDue, onConsumed } from './flow.js'
 import { Head, headMessage, messageTooLarge } from './message.js'
 import { type ResolvedOptions, type SessionOptions, resolveOptions } from './options.js'
-import { OutputBatch, Queue, Slab } from './scheduler.js'
+import { OutputBatch, Queue, Slab } from './wire/batch.js'
 import { ReplayBuffer } from './replay.js'
 import { type LaneInfo, LaneSet, type LaneSetOptions } from './lanes.js'
 import type { SessionRegistry } from './registry.js'
 import { MuxStream, SF } from './stream.js'
-import { type DecodedTarget, type Target, isPrintableHost, normalizeTarget, targetSize, writeTarget } from './target.js'
+import { type DecodedTarget, type Target, isPrintableHost, normalizeTarget, targetSize, writeTarget } from './wire/target.js'
 
 /** Options of {@link Session.open}. */
 export interface OpenOptions {
@@ -225,29 +226,6 @@ export function laneSetOptions(o: ResolvedOptions, extra: Partial<LaneSetOptions
   }
 }
 
-/** @internal */
-export function u32(n: number): Buffer {
-  const b = Buffer.allocUnsafe(4)
-  b.writeUInt32BE(n >>> 0, 0)
-  return b
-}
-/** @internal */
-export function u64(n: number): Buffer {
-  const b = Buffer.allocUnsafe(8)
-  b.writeUInt32BE(Math.floor(n / 0x1_0000_0000), 0)
-  b.writeUInt32BE(n >>> 0, 4)
-  return b
-}
-function readU64Ext(h: Hello, type: number): number | null {
-  const v = h.extensions.get(type)
-  if (v === undefined || v.length !== 8) return null
-  const n = v.readUInt32BE(0) * 0x1_0000_0000 + v.readUInt32BE(4)
-  return n > Number.MAX_SAFE_INTEGER ? null : n
-}
-function readU32Ext(h: Hello, type: number): number | null {
-  const v = h.extensions.get(type)
-  return v === undefined || v.length !== 4 ? null : v.readUInt32BE(0)
-}
 /** The `SYNMUX_SESSION_LOST` error for a RESUME_REFUSED reason (or a local reason). @internal */
 export function sessionLost(reason: number | string, detail?: string): MuxError {
   const names: Record<number, string> = { 1: 'unknown session id', 2: 'session expired', 3: 'replay out of range', 4: 'resumption not supported' }
@@ -256,15 +234,6 @@ export function sessionLost(reason: number | string, detail?: string): MuxError 
 }
 const LINGER_MS = 5000
 
-function protocolError(message: string): ProtocolError {
-  return new ProtocolError('SYNMUX_PROTOCOL_ERROR', message, GoawayCode.PROTOCOL_ERROR)
-}
-function flowError(message: string): ProtocolError {
-  return new ProtocolError('SYNMUX_FLOW_CONTROL_ERROR', message, GoawayCode.FLOW_CONTROL_ERROR)
-}
-function handshakeError(message: string): ProtocolError {
-  return new ProtocolError('SYNMUX_HANDSHAKE_FAILED', message, GoawayCode.HANDSHAKE_FAILED)
-}
 function authError(message: string): MuxError {
   return new MuxError('SYNMUX_AUTH_FAILED', `authentication failed: ${message}`, { wireCode: GoawayCode.AUTH_FAILED })
 }
@@ -854,7 +823,7 @@ export class Session extends EventEmitter<SessionEvents> {
     const keep: Buffer[] = []
     let keepBytes = 0
     for (const b of this.control) {
-      if (b[3]! < 0x80) {
+      if (!isLinkFrame(b)) {
         keep.push(b)
         keepBytes += b.length
       }
@@ -1481,16 +1450,10 @@ export class Session extends EventEmitter<SessionEvents> {
         return this.onRst(frame)
       case FrameType.GOAWAY:
         return this.onGoaway(frame)
-      case FrameType.PING: {
-        const b = Buffer.allocUnsafe(FRAME_HEADER_SIZE + 8)
-        b.fill(0, 0, FRAME_HEADER_SIZE)
-        b[2] = 8
-        b[3] = FrameType.PONG
-        frame.opaque.copy(b, FRAME_HEADER_SIZE)
+      case FrameType.PING:
         this.ackPending = true
-        this.queueControl(b)
+        this.queueControl(pongFrame(frame.opaque))
         return
-      }
       case FrameType.PONG:
         return this.onPong(frame)
       case FrameType.ACK:
@@ -1799,15 +1762,7 @@ export class Session extends EventEmitter<SessionEvents> {
   _streamDestroy(s: MuxStream, _err: Error | null): void {
     if (!(s.f & SF.DETACHED)) {
       if (this.st !== State.CLOSED && (s.opener === 'remote' || (s.f & SF.OPEN_SENT))) {
-        const b = Buffer.allocUnsafe(FRAME_HEADER_SIZE + 2)
-        b[0] = 0
-        b[1] = 0
-        b[2] = 2
-        b[3] = FrameType.RST
-        b[4] = 0
-        b.writeUInt32BE(s.id, 5)
-        b.writeUInt16BE(s.resetCode, 9)
-        this.queueControl(b)
+        this.queueControl(rstFrame(s.id, s.resetCode))
       }
       this.detach(s)
     }
@@ -1950,13 +1905,7 @@ export class Session extends EventEmitter<SessionEvents> {
       this.pings.delete(oldest)
       p?.reject?.(new MuxError('SYNMUX_PEER_TIMEOUT', 'too many unanswered PINGs'))
     }
-    const b = Buffer.allocUnsafe(FRAME_HEADER_SIZE + 8)
-    b.fill(0, 0, FRAME_HEADER_SIZE)
-    b[2] = 8
-    b[3] = FrameType.PING
-    b.writeUInt32BE(Math.floor(id / 0x1_0000_0000), FRAME_HEADER_SIZE)
-    b.writeUInt32BE(id >>> 0, FRAME_HEADER_SIZE + 4)
-    this.queueControl(b)
+    this.queueControl(pingFrame(id))
   }
 
   // -------------------------------------------------------------------------
@@ -2040,7 +1989,7 @@ export class Session extends EventEmitter<SessionEvents> {
       const keep: Buffer[] = []
       let keepBytes = 0
       for (const b of this.control) {
-        if (b[3]! >= 0x80 && !this.resuming) {
+        if (isLinkFrame(b) && !this.resuming) {
           lb.append(b)
           this.framesSent++
         } else {
@@ -2069,7 +2018,7 @@ export class Session extends EventEmitter<SessionEvents> {
       let held = false
       for (let i = 0; i < control.length; i++) {
         const b = control[i]!
-        if (b[3]! >= 0x80) {
+        if (isLinkFrame(b)) {
           lb.append(b)
         } else if (!held && b.length <= this.room()) {
           this.sessionBytesSent += b.length
@@ -2090,8 +2039,7 @@ export class Session extends EventEmitter<SessionEvents> {
       this.lastAckAt = performance.now()
       lb.header(8, FrameType.ACK, 0, 0)
       const [b, o] = lb.reserve(8)
-      b.writeUInt32BE(Math.floor(this.sessionBytesReceived / 0x1_0000_0000), o)
-      b.writeUInt32BE(this.sessionBytesReceived >>> 0, o + 4)
+      writeU64(b, o, this.sessionBytesReceived)
       this.framesSent++
     }
     let s: MuxStream | undefined
@@ -2134,8 +2082,7 @@ export class Session extends EventEmitter<SessionEvents> {
         this.lastAckAt = now
         lb.header(8, FrameType.ACK, 0, 0)
         const [b, o] = lb.reserve(8)
-        b.writeUInt32BE(Math.floor(this.sessionBytesReceived / 0x1_0000_0000), o)
-        b.writeUInt32BE(this.sessionBytesReceived >>> 0, o + 4)
+        writeU64(b, o, this.sessionBytesReceived)
         this.framesSent++
       }
     }
@@ -2163,7 +2110,7 @@ export class Session extends EventEmitter<SessionEvents> {
     for (let i = 0; i < cbs.length; i++) cbs[i]!()
     if (this.isClosed() || !this.attached) return
     if (this.hasWork()) {
-      if (this.room() < MIN_ROOM && this.control.every((b) => b[3]! < 0x80) && !this.ackPending && !this.helloPending) {
+      if (this.room() < MIN_ROOM && this.control.every((b) => !isLinkFrame(b)) && !this.ackPending && !this.helloPending) {
         // Only session frames left and the replay buffer is full: the next
         // ACK schedules the flush.
         this.replayBlocked = true

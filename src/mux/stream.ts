@@ -6,9 +6,9 @@
  */
 import { Duplex } from 'node:stream'
 import type { Session } from './session.js'
-import type { DecodedTarget } from './target.js'
+import type { DecodedTarget } from './wire/target.js'
 import type { ReceiveState } from './flow.js'
-import { ResetCode } from './constants.js'
+import { ResetCode } from './wire/constants.js'
 import { invalidArgType, outOfRange } from './errors.js'
 import { MessageInbox, messageSize } from './message.js'
 

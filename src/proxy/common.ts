@@ -10,7 +10,7 @@
 import net from 'node:net'
 import type http from 'node:http'
 import type { Duplex } from 'node:stream'
-import { RefuseCode } from '../mux/constants.js'
+import { RefuseCode } from '../mux/wire/constants.js'
 
 /**
  * The reserved host name of the HTTP gateway (docs/PROTOCOL.md, "Tunnel

@@ -5,7 +5,7 @@
  * @packageDocumentation
  */
 import type net from 'node:net'
-import { RefuseCode } from '../mux/constants.js'
+import { RefuseCode } from '../mux/wire/constants.js'
 
 /**
  * Resolves with what `socket` has sent within `waitMs` ms (resolving early

@@ -5,7 +5,7 @@
  * @packageDocumentation
  */
 import { FRAME_HEADER_SIZE } from './constants.js'
-import { writeFrameHeader } from './codec.js'
+import { writeFrameHeader } from './writer.js'
 
 /** A FIFO queue with O(1) push/shift. @internal */
 export class Queue<T> {
