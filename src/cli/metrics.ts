@@ -17,7 +17,7 @@
  */
 import http from 'node:http'
 import type net from 'node:net'
-import type { Session } from '../mux/session.js'
+import type { Session } from '../mux/session/session.js'
 import type { TunnelServer } from '../tunnel/server.js'
 import type { TunnelClient } from '../tunnel/client.js'
 import type { HttpProxy } from '../proxy/client.js'

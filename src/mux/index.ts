@@ -3,14 +3,14 @@
  * wire codec (docs/PROTOCOL.md).
  * @packageDocumentation
  */
-export { Session } from './session.js'
-export type { OpenOptions, StreamInfo, RefusedOpenInfo, GoawayInfo, SessionState, SessionStats, SessionEvents } from './session.js'
-export type { SessionOptions, AuthOptions, ResumptionOptions } from './options.js'
-export { SessionRegistry } from './registry.js'
-export type { SessionRegistryOptions, SessionRegistryEvents, SessionRegistryStats } from './registry.js'
-export { MuxStream } from './stream.js'
-export { LaneSet } from './lanes.js'
-export type { LaneInfo } from './lanes.js'
+export { Session } from './session/session.js'
+export type { OpenOptions, StreamInfo, RefusedOpenInfo, GoawayInfo, SessionState, SessionStats, SessionEvents } from './session/types.js'
+export type { SessionOptions, AuthOptions, ResumptionOptions } from './session/options.js'
+export { SessionRegistry } from './registry/registry.js'
+export type { SessionRegistryOptions, SessionRegistryEvents, SessionRegistryStats } from './registry/registry.js'
+export { MuxStream } from './stream/stream.js'
+export { LaneSet } from './lanes/lane-set.js'
+export type { LaneInfo } from './lanes/lane-set.js'
 export type { Target, DecodedTarget, TargetKind } from './wire/target.js'
 export { MuxError, ProtocolError } from './errors.js'
 export type { MuxErrorCode, MuxErrorOptions } from './errors.js'

@@ -12,9 +12,10 @@
 import { EventEmitter } from 'node:events'
 import type { Duplex } from 'node:stream'
 import type { MuxError } from '../mux/errors.js'
-import type { SessionOptions } from '../mux/options.js'
-import { type OpenOptions, Session } from '../mux/session.js'
-import type { MuxStream } from '../mux/stream.js'
+import type { SessionOptions } from '../mux/session/options.js'
+import { Session } from '../mux/session/session.js'
+import type { OpenOptions } from '../mux/session/types.js'
+import type { MuxStream } from '../mux/stream/stream.js'
 import { streamRoom } from './room.js'
 
 /** Options of a {@link SessionPool}. */

@@ -6,7 +6,7 @@
  */
 import type net from 'node:net'
 import { ResetCode } from '../mux/wire/constants.js'
-import type { MuxStream } from '../mux/stream.js'
+import type { MuxStream } from '../mux/stream/stream.js'
 
 /** Byte counts of one relayed connection (updated as bytes pass), and how it ended. */
 export interface RelayCounts {

@@ -18,13 +18,13 @@
  * @packageDocumentation
  */
 import { Duplex } from 'node:stream'
-import { Capability, DEFAULTS, FRAME_HEADER_SIZE, FrameType, GoawayCode, HELLO_PREAMBLE_SIZE, HelloExtension, HelloKind } from './wire/constants.js'
-import { encodeFrame } from './wire/frames.js'
-import { type Hello, decodeHello, encodeHello, u16 } from './wire/hello.js'
-import { frameSizeError, protocolError } from './wire/errors.js'
-import { writePongFor } from './wire/writer.js'
-import { AUTH_SIZE, awaitAuth, clientProof, newNonce, proofMatches, serverProof } from './auth.js'
-import { MuxError, type ProtocolError, invalidState } from './errors.js'
+import { Capability, DEFAULTS, FRAME_HEADER_SIZE, FrameType, GoawayCode, HELLO_PREAMBLE_SIZE, HelloExtension, HelloKind } from '../wire/constants.js'
+import { encodeFrame } from '../wire/frames.js'
+import { type Hello, decodeHello, encodeHello, u16 } from '../wire/hello.js'
+import { frameSizeError, protocolError } from '../wire/errors.js'
+import { writePongFor } from '../wire/writer.js'
+import { AUTH_SIZE, awaitAuth, clientProof, newNonce, proofMatches, serverProof } from '../wire/auth.js'
+import { MuxError, type ProtocolError, invalidState } from '../errors.js'
 
 /** First byte of the payload of the PINGs a LaneSet sends for itself (session PINGs start with 0). */
 const MARK = 0xff

@@ -9,15 +9,16 @@
 import { randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import type { Duplex } from 'node:stream'
-import { Capability, DEFAULTS, FrameType, GoawayCode, HelloExtension, HelloKind, ResumeRefused } from './wire/constants.js'
-import { encodeFrame } from './wire/frames.js'
-import { decodeHello, encodeHello, type Hello, u32, u64 } from './wire/hello.js'
-import { AUTH_SIZE, awaitAuth, clientProof, newNonce, serverProof } from './auth.js'
-import { invalidArgType } from './errors.js'
-import { type ResolvedOptions, type SessionOptions, resolveOptions } from './options.js'
-import { Session, laneSetOptions } from './session.js'
-import { LaneSet } from './lanes.js'
-import { SecureChannel } from '../secure/channel.js'
+import { Capability, DEFAULTS, FrameType, GoawayCode, HelloExtension, HelloKind, ResumeRefused } from '../wire/constants.js'
+import { encodeFrame } from '../wire/frames.js'
+import { decodeHello, encodeHello, type Hello, u32, u64 } from '../wire/hello.js'
+import { AUTH_SIZE, awaitAuth, clientProof, newNonce, serverProof } from '../wire/auth.js'
+import { invalidArgType } from '../errors.js'
+import { type ResolvedOptions, type SessionOptions, laneSetOptions, resolveOptions } from '../session/options.js'
+import { Session } from '../session/session.js'
+import type { SessionDirectory } from '../session/directory.js'
+import { LaneSet } from '../lanes/lane-set.js'
+import { SecureChannel } from '../../secure/channel.js'
 
 /**
  * Options of a {@link SessionRegistry}: the options of every server session
@@ -78,7 +79,7 @@ const HELLO_READ_LIMIT = 10 + 1024
 const REFUSED_WHY = ['', 'unknown session id', 'session expired', 'replay out of range']
 
 /** Server-side registry of resumable sessions. */
-export class SessionRegistry extends EventEmitter<SessionRegistryEvents> {
+export class SessionRegistry extends EventEmitter<SessionRegistryEvents> implements SessionDirectory<Session> {
   readonly #options: SessionOptions
   readonly #resolved: ResolvedOptions
   readonly #sessions = new Map<string, Session>()
