@@ -48,10 +48,14 @@ function privateKey(flags: Flags): Buffer {
 
 const int = intFlag
 
-/** `--metrics [host:]port` (default host 127.0.0.1): started with prom-client loaded only now. */
-async function metrics(flags: Flags, source: Omit<import('./metrics.js').MetricsSource, 'version'>, log: Logger): Promise<{ close(): Promise<void> } | null> {
-  if (typeof flags.metrics !== 'string') return null
-  const at = parseHostPort(flags.metrics, '--metrics', '127.0.0.1')
+/** `--metrics [host:]port` (default host 127.0.0.1), or null: read before anything starts listening (a usage error has no side effect). */
+function metricsAt(flags: Flags): { host: string; port: number } | null {
+  return typeof flags.metrics === 'string' ? parseHostPort(flags.metrics, '--metrics', '127.0.0.1') : null
+}
+
+/** The `--metrics` endpoint at `at`, started with prom-client loaded only now. */
+async function metrics(at: { host: string; port: number } | null, source: Omit<import('./metrics.js').MetricsSource, 'version'>, log: Logger): Promise<{ close(): Promise<void> } | null> {
+  if (at === null) return null
   const { startMetrics } = await import('./metrics.js')
   return startMetrics(at, { ...source, version: packageVersion() }, log)
 }
@@ -109,6 +113,7 @@ export async function runServer(argv: string[]): Promise<number> {
   const log = logging.log
   if (typeof flags.listen !== 'string') throw new UsageError('--listen [host:]port is required')
   const listen = parseHostPort(flags.listen, '--listen', '0.0.0.0')
+  const metricsListen = metricsAt(flags)
   if (!flags.allow) log.warn('no --allow given: every target is refused (default deny)')
   if (!!flags['tls-cert'] !== !!flags['tls-key']) throw new UsageError('--tls-cert and --tls-key go together')
   const statsInterval = int(flags, 'stats-interval', 1, 86_400)
@@ -141,7 +146,7 @@ export async function runServer(argv: string[]): Promise<number> {
     await server.destroy()
     throw err
   })
-  const endpoint = await metrics(flags, { server }, log).catch(async (err: Error) => {
+  const endpoint = await metrics(metricsListen, { server }, log).catch(async (err: Error) => {
     await server.destroy()
     throw err
   })
@@ -224,6 +229,7 @@ export async function runClient(argv: string[]): Promise<number> {
   if (socksAuth && (Buffer.byteLength(socksAuth.user) > 255 || Buffer.byteLength(socksAuth.pass) > 255)) throw new UsageError('--socks-auth: USER and PASS are at most 255 bytes each (RFC 1929)')
   if (forwards.length === 0 && !flags.socks && !flags['http-proxy']) throw new UsageError('nothing to do: give --forward, --socks and/or --http-proxy')
   const httpAt = flags['http-proxy'] ? parseHostPort(flags['http-proxy'] as string, '--http-proxy', '127.0.0.1') : undefined
+  const metricsListen = metricsAt(flags)
   const fbw = int(flags, 'first-bytes-wait', 0, 10_000)
   const pool = int(flags, 'pool', 1, 64)
   const lanes = int(flags, 'lanes', 1, 64)
@@ -262,7 +268,7 @@ export async function runClient(argv: string[]): Promise<number> {
     for (const f of forwards) await client.forward(f.at, f.target)
     if (flags.socks) await client.socks(parseHostPort(flags.socks as string, '--socks', '127.0.0.1'), { ...(socksAuth ? { auth: socksAuth } : {}), wait: !!flags['socks-wait'] })
     proxy = httpAt ? await new HttpProxy({ tunnel: client, ...(proxyAuth ? { auth: proxyAuth } : {}), ...(fbw !== undefined ? { firstBytesWait: fbw } : {}), logger: log }).listen(httpAt.port, httpAt.host) : null
-    endpoint = await metrics(flags, { client, proxy: () => proxy }, log)
+    endpoint = await metrics(metricsListen, { client, proxy: () => proxy }, log)
     if (!flags['on-demand']) client.start()
   } catch (err) {
     // A local port in use (or any listener that cannot start): stop everything, one line, exit 1.

@@ -171,6 +171,11 @@ const refuseName = (code: number): string => REFUSE_NAMES[code] ?? `code_${code}
 /** The class of a failed handshake's reason (see {@link TunnelServerStats.handshakeFailuresBy}). */
 function failureClass(why: string): string {
   if (why.startsWith('TLS')) return 'tls'
+  // The secure channel's refusals (refusalText in security.ts): a client key it does not accept, or a
+  // first flight sealed for another server key, is `auth`; anything else that is not its handshake
+  // (and, in clear-text mode, a secure-channel client) is `protocol`.
+  if (/^secure channel: (client key .* is not authorized|the first flight failed authentication)/.test(why)) return 'auth'
+  if (/^(secure channel: |a secure-channel client: )/.test(why)) return 'protocol'
   if (/SYNMUX_(BAD_MAGIC|UNSUPPORTED_VERSION|PROTOCOL_ERROR|FRAME_SIZE_ERROR|HANDSHAKE_FAILED)/.test(why)) return 'protocol'
   if (/authentication failed|SYNMUX_AUTH_FAILED/.test(why)) return 'auth'
   if (/ within \d+ ms|TIMEOUT/.test(why)) return 'timeout'

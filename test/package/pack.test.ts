@@ -75,7 +75,7 @@ console.log(JSON.stringify({ loaded, support: fastOpenSupport(), results, export
 /** The repository as `npm pack` sees it, with node_modules linked (prepare needs TypeScript). */
 function stageRepo(dir: string): void {
   for (const f of ['package.json', 'README.md', 'CHANGELOG.md', 'LICENSE', 'binding.gyp', 'tsconfig.json']) fs.copyFileSync(path.join(ROOT, f), path.join(dir, f))
-  for (const d of ['src', 'native', 'docs', 'scripts', '.ci', 'prebuilds']) fs.cpSync(path.join(ROOT, d), path.join(dir, d), { recursive: true })
+  for (const d of ['src', 'native', 'docs', 'scripts', '.ci', 'prebuilds', 'contrib']) fs.cpSync(path.join(ROOT, d), path.join(dir, d), { recursive: true })
   fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'), process.platform === 'win32' ? 'junction' : 'dir')
 }
 
