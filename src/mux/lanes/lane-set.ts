@@ -8,13 +8,8 @@
  * frames back in session order. Lanes join (HELLO JOIN / JOINED, each
  * authenticated), die (their unacknowledged frames are sent again on the
  * others) and leave while streams run; when the last lane is gone the
- * LaneSet closes and the session's resumption takes over.
- *
- * Scheduling: each lane tracks the bytes it was given and, through its own
- * PING/PONG marks (answered by the peer in lane order, so a PONG says how
- * many bytes the lane has delivered), its delivery rate and RTT. A frame
- * goes to the lane expected to deliver it first: (bytes in flight on the
- * lane + the frame) / its rate + half its RTT.
+ * LaneSet closes and the session's resumption takes over. Which lane a
+ * frame goes on: schedule.ts.
  * @packageDocumentation
  */
 import { Duplex } from 'node:stream'
@@ -30,14 +25,10 @@ import { type LaneSetOptions, readU64, received } from './options.js'
 import { Splitter } from './splitter.js'
 import { Reorder } from './reorder.js'
 import { answerJoin, authProves, clientJoin, type JoinSpec } from './join.js'
-import { resend } from './resend.js'
 import { markDue, markOf, onMark } from './schedule.js'
 
 export type { LaneInfo } from './lane.js'
 export type { LaneSetOptions } from './options.js'
-
-/** A lane ended while its peer still had bytes to read from it is destroyed after this long. */
-const LANE_LINGER_MS = 5000
 
 /**
  * The transport of a striped session (PROTOCOL.md 14): a Duplex over one or
@@ -248,7 +239,7 @@ export class LaneSet extends Duplex {
     lane.state = 'closing'
     this.#resend(lane)
     lane.dx.end()
-    this.#linger(lane)
+    lane.linger()
     this.#o.onLane?.(lane.info())
     return true
   }
@@ -266,7 +257,7 @@ export class LaneSet extends Duplex {
       if (was !== 'closing') this.#resend(lane)
       if (err === null && !lane.dx.writableEnded) {
         lane.dx.end()
-        this.#linger(lane)
+        lane.linger()
       } else lane.dx.destroy()
     }
     this.#lanes.dropOwed(lane)
@@ -287,12 +278,9 @@ export class LaneSet extends Duplex {
     if (this.#o.role === 'client' && err !== null && !this.destroyed && !this.writableEnded) this.#scheduleJoin()
   }
 
-  /** A lane we ended: if its peer does not read what is still queued on it, it is destroyed (and its memory freed) after a while. */
-  #linger(lane: Lane): void {
-    if (lane.linger !== null || lane.dx.destroyed) return
-    lane.linger = setTimeout(() => lane.dx.destroy(), LANE_LINGER_MS)
-    lane.linger.unref?.()
-    lane.dx.once('close', () => clearTimeout(lane.linger!))
+  /** Sends every unacknowledged session frame of `lane` again on the other lanes. */
+  #resend(lane: Lane): void {
+    this.#lanes.resend(lane, this.#acked, this.#lastAck, (off, buf) => this.#route(off, buf))
   }
 
   /** Client: keep `lanes` lanes (reopen lost ones with backoff). */
@@ -310,11 +298,6 @@ export class LaneSet extends Duplex {
       )
     }, delay)
     this.#joinTimer.unref?.()
-  }
-
-  /** Sends every unacknowledged session frame of `lane` again on the other lanes. */
-  #resend(lane: Lane): void {
-    resend(lane, this.#lanes, this.#acked, this.#lastAck, (off, buf) => this.#route(off, buf))
   }
 
   // ---------------------------------------------------------------------------

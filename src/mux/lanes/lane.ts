@@ -6,7 +6,7 @@
 import type { Duplex } from 'node:stream'
 import { writePongFor } from '../wire/writer.js'
 import { Splitter } from './splitter.js'
-import { SentLog } from './resend.js'
+import { SentLog } from './sent-log.js'
 
 /** A lane as {@link LaneSet.lanes} reports it. */
 export interface LaneInfo {
@@ -32,6 +32,8 @@ export interface LaneInfo {
 
 /** Assumed delivery rate of a lane before it has been measured (bytes per ms; 8 Mbit/s). @internal */
 export const INITIAL_RATE = 1000
+/** A lane ended while its peer still had bytes to read from it is destroyed after this long. */
+const LANE_LINGER_MS = 5000
 /** Block size of a lane's queue of owed PONGs. */
 const OWED_BLOCK = 4096
 
@@ -71,7 +73,7 @@ export class Lane {
   /** PONGs owed on this lane that wait for it to drain, packed in blocks (bytes, not one Buffer each). */
   #owed: Array<{ buf: Buffer; used: number }> = []
   #owedBytes = 0
-  linger: NodeJS.Timeout | null = null
+  #linger: NodeJS.Timeout | null = null
   onData: (b: Buffer) => void = () => {}
   onEnd: () => void = () => {}
   onClose: () => void = () => {}
@@ -102,6 +104,14 @@ export class Lane {
       unacked: this.sent.unacked,
       resent: this.resent,
     }
+  }
+
+  /** A lane we ended: if its peer does not read what is still queued on it, it is destroyed (and its memory freed) after a while. */
+  linger(): void {
+    if (this.#linger !== null || this.dx.destroyed) return
+    const t = (this.#linger = setTimeout(() => this.dx.destroy(), LANE_LINGER_MS))
+    t.unref?.()
+    this.dx.once('close', () => clearTimeout(t))
   }
 
   /** Bytes of PONGs owed and not written yet. */

@@ -1,8 +1,9 @@
 /**
  * The lanes of a striped session as one collection: which are open, where
  * a frame goes ({@link pick}), writing with the byte counts the scheduler
- * needs, PING marks and stall detection, and the PONGs the lanes owe the
- * peer (all lanes together within the control-queue cap, PROTOCOL.md 10).
+ * needs, PING marks and stall detection, sending a dead lane's frames
+ * again, and the PONGs the lanes owe the peer (all lanes together within
+ * the control-queue cap, PROTOCOL.md 10).
  * @packageDocumentation
  */
 import { performance } from 'node:perf_hooks'
@@ -50,6 +51,38 @@ export class Lanes {
     if (lane.busySince === 0) lane.busySince = performance.now()
     lane.written += b.length
     if (!lane.dx.destroyed) lane.dx.write(b)
+  }
+
+  /**
+   * `lane` is gone: every session frame it carried that the peer has not
+   * acknowledged (`acked`) goes again, each on the best lane left (`route`);
+   * so do its session PINGs and the last ACK (`lastAck`: it may have died
+   * with the lane). With no open lane left, nothing is sent: the session's
+   * replay buffer has it all for the resume.
+   */
+  resend(lane: Lane, acked: number, lastAck: Buffer | null, route: (off: number, frame: Buffer) => void): void {
+    const open = this.open > 0
+    const pings = lane.sent.drain(
+      acked,
+      open
+        ? (off, buf) => {
+            lane.resent++
+            route(off, buf)
+          }
+        : null,
+    )
+    if (!open) return
+    for (const p of pings) {
+      const l = this.pick(p.length)
+      if (l !== null) {
+        l.sent.pings.push(p)
+        this.write(l, p)
+      }
+    }
+    if (lastAck !== null) {
+      const l = this.pick(lastAck.length)
+      if (l !== null) this.write(l, lastAck)
+    }
   }
 
   /** A PING mark on `lane`: its PONG says the lane delivered everything written before it. */

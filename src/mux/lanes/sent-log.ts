@@ -1,13 +1,11 @@
 /**
  * What a lane carried that the peer has not confirmed (PROTOCOL.md 14.5):
  * the session frames sent on it (by session offset) and the session PINGs.
- * When the lane dies they are sent again on the others; the peer's
- * cumulative ACK lets them go.
+ * When the lane dies they are sent again on the others
+ * ({@link Lanes.resend}); the peer's cumulative ACK lets them go.
  * @packageDocumentation
  */
 import { FRAME_HEADER_SIZE } from '../wire/constants.js'
-import type { Lane } from './lane.js'
-import type { Lanes } from './lanes.js'
 
 /** The unacknowledged session frames and session PINGs sent on one lane. @internal */
 export class SentLog {
@@ -73,37 +71,5 @@ export class SentLog {
       frame(off, bufs[i]!)
     }
     return pings
-  }
-}
-
-/**
- * `lane` is gone: every session frame it carried that the peer has not
- * acknowledged (`acked`) goes again, each on the best lane left (`route`);
- * so do its session PINGs and the last ACK (`lastAck`: it may have died
- * with the lane). With no open lane left, nothing is sent: the session's
- * replay buffer has it all for the resume. @internal
- */
-export function resend(lane: Lane, lanes: Lanes, acked: number, lastAck: Buffer | null, route: (off: number, frame: Buffer) => void): void {
-  const open = lanes.open > 0
-  const pings = lane.sent.drain(
-    acked,
-    open
-      ? (off, buf) => {
-          lane.resent++
-          route(off, buf)
-        }
-      : null,
-  )
-  if (!open) return
-  for (const p of pings) {
-    const l = lanes.pick(p.length)
-    if (l !== null) {
-      l.sent.pings.push(p)
-      lanes.write(l, p)
-    }
-  }
-  if (lastAck !== null) {
-    const l = lanes.pick(lastAck.length)
-    if (l !== null) lanes.write(l, lastAck)
   }
 }
