@@ -4,8 +4,9 @@
  * messages. The session calls these from its OPEN/OPENED/DATA paths.
  * @packageDocumentation
  */
-import { MIN_MAX_MESSAGE } from './constants.js'
-import { outOfRange } from './errors.js'
+import { MIN_MAX_MESSAGE } from '../wire/constants.js'
+import { outOfRange } from '../errors.js'
+import { protocolError } from '../wire/errors.js'
 
 /**
  * Receive state of a message stream: the bytes of the message being
@@ -102,4 +103,14 @@ export function messageSize(chunk: unknown, encoding: unknown): number {
  */
 export function messageTooLarge(size: number, max: number): RangeError {
   return outOfRange('message size', `<= ${max} (the peer's MAX_MESSAGE)`, size, 'SYNMUX_MESSAGE_TOO_LARGE')
+}
+
+/**
+ * Message streams: a frame adding `len` bytes to a message of `partial`
+ * bytes must stay within our MAX_MESSAGE `max`, and FIN must not cut a
+ * message (PROTOCOL.md 15.5, 15.7). Throws a `ProtocolError`. @internal
+ */
+export function checkMessageFrame(max: number, id: number, partial: number, len: number, eom: boolean, fin: boolean): void {
+  if (partial + len > max) throw protocolError(`a message of more than ${max} bytes (our MAX_MESSAGE) on stream ${id}`)
+  if (fin && !eom && partial + len > 0) throw protocolError(`FIN on stream ${id} in the middle of a message (${partial + len} bytes without EOM)`)
 }

@@ -1,61 +1,10 @@
 /**
- * Output side helpers: a FIFO queue (the round-robin ring of streams with
- * something to send) and an output batch that coalesces small frames into
- * one buffer while passing large payloads through without copying.
+ * Output batches: one flush worth of frames, small ones coalesced into
+ * shared scratch memory, large payloads passed through without copying.
  * @packageDocumentation
  */
 import { FRAME_HEADER_SIZE } from './constants.js'
-import { writeFrameHeader } from './codec.js'
-
-/** A FIFO queue with O(1) push/shift. @internal */
-export class Queue<T> {
-  private items: Array<T | undefined> = []
-  private head = 0
-
-  /** Number of queued items. */
-  get length(): number {
-    return this.items.length - this.head
-  }
-
-  /** Appends an item. */
-  push(item: T): void {
-    this.items.push(item)
-  }
-
-  /** Removes and returns the first item. */
-  shift(): T | undefined {
-    if (this.head >= this.items.length) return undefined
-    const item = this.items[this.head]
-    this.items[this.head++] = undefined
-    if (this.head > 1024 && this.head * 2 > this.items.length) {
-      this.items = this.items.slice(this.head)
-      this.head = 0
-    }
-    return item
-  }
-
-  /** The first item, without removing it. */
-  peek(): T | undefined {
-    return this.items[this.head]
-  }
-
-  /** Keeps only the items for which `keep` is true (in order). */
-  retain(keep: (item: T) => boolean): void {
-    const kept: T[] = []
-    for (let i = this.head; i < this.items.length; i++) {
-      const item = this.items[i] as T
-      if (keep(item)) kept.push(item)
-    }
-    this.items = kept
-    this.head = 0
-  }
-
-  /** Removes everything. */
-  clear(): void {
-    this.items = []
-    this.head = 0
-  }
-}
+import { writeFrameHeader } from './writer.js'
 
 /** Payloads shorter than this are copied into the batch's scratch buffer. */
 const COPY_BELOW = 1024

@@ -1,49 +1,43 @@
 /**
  * MuxStream: one logical connection of a session, a Node `Duplex`.
  * The session owns all protocol logic; the stream holds per-stream state
- * and forwards Node's stream hooks to it.
+ * and forwards Node's stream hooks to its {@link StreamHost} (the session,
+ * which the stream does not import: session/session.ts adds the typed
+ * `stream.session`).
  * @packageDocumentation
  */
 import { Duplex } from 'node:stream'
-import type { Session } from './session.js'
-import type { DecodedTarget } from './target.js'
+import type { DecodedTarget } from '../wire/target.js'
 import type { ReceiveState } from './flow.js'
-import { ResetCode } from './constants.js'
-import { invalidArgType, outOfRange } from './errors.js'
+import { ResetCode } from '../wire/constants.js'
+import { invalidArgType, outOfRange } from '../errors.js'
 import { MessageInbox, messageSize } from './message.js'
+import { SF } from './flags.js'
 
-/** Bit flags of a stream's state. @internal */
-export const enum SF {
-  /** OPEN (opener) or OPENED (acceptor) has been framed. */
-  OPEN_SENT = 1 << 0,
-  /** Opener: OPENED received. */
-  REMOTE_OPENED = 1 << 1,
-  /** Acceptor: the application (or the timer) answered. */
-  ANSWERED = 1 << 2,
-  /** In the session's open queue. */
-  IN_OPEN_QUEUE = 1 << 3,
-  /** In the session's round-robin ring. */
-  IN_RING = 1 << 4,
-  /** In the session's window queue. */
-  IN_WINDOW_QUEUE = 1 << 5,
-  /** `end()` reached `_final`: FIN to send. */
-  FIN_QUEUED = 1 << 6,
-  /** FIN framed. */
-  FIN_SENT = 1 << 7,
-  /** FIN received. */
-  FIN_RECEIVED = 1 << 8,
-  /** No longer in the session's stream map (closed, reset or refused). */
-  DETACHED = 1 << 9,
-  /** Created before the peer's HELLO arrived (pre-HELLO credit). */
-  PRE_HELLO = 1 << 10,
-  /** Acceptor: counted in the session's pending-open count. */
-  PENDING = 1 << 11,
-  /** A consumption check is scheduled. */
-  READ_CHECK = 1 << 12,
+/**
+ * What a stream needs from its session: Node's stream hooks and the
+ * application's answers, each with the stream. The session implements it
+ * (session/streams.ts). @internal
+ */
+export interface StreamHost {
+  /** Acceptor: `accept()` (and implicit accepts: a write, end(), the accept delay). */
+  accept(s: MuxStream): void
+  /** Acceptor: `refuse()`. */
+  refuse(s: MuxStream, code: number, reason: string | undefined): void
+  /** `_write` (`chunk`) or `_writev` (`chunks`). */
+  write(s: MuxStream, chunk: Buffer | null, chunks: Array<{ chunk: Buffer }> | null, cb: (err?: Error | null) => void): void
+  /** `_final`: FIN once the queue is sent. */
+  final(s: MuxStream, cb: (err?: Error | null) => void): void
+  /** `_read` or `'data'`: the application consumed bytes (credit may go back). */
+  read(s: MuxStream): void
+  /** `_destroy`: RST if the peer knows the stream, and forget it. */
+  destroy(s: MuxStream, err: Error | null): void
+  /** Message streams: throws the `SYNMUX_MESSAGE_TOO_LARGE` RangeError for a message above the peer's MAX_MESSAGE. */
+  checkMessage(size: number): void
 }
 
 /**
- * A stream of a {@link Session}: a Node `Duplex` whose writable side is
+ * A stream of a `Session`: a Node `Duplex` whose writable side is
  * framed into OPEN/OPENED/DATA frames (FIN on `end()`) and whose readable
  * side yields the peer's data. `destroy(err)` resets the stream (RST).
  *
@@ -87,8 +81,6 @@ export const enum SF {
  * Buffer once it has been written.
  */
 export class MuxStream extends Duplex {
-  /** The session the stream belongs to. */
-  readonly session: Session
   /** Stream id (odd: opened by the client, even: by the server). */
   readonly id: number
   /** The target named in OPEN, or `null`. */
@@ -100,6 +92,7 @@ export class MuxStream extends Duplex {
   /** Whether this is a message stream (PROTOCOL.md 15): each write is one message, each read one whole message. */
   readonly messages: boolean
 
+  readonly #host: StreamHost
   /** @internal */ f: number = 0
   /** @internal */ scredit = 0
   /** @internal */ sq: Buffer[] = []
@@ -113,10 +106,11 @@ export class MuxStream extends Duplex {
   /** @internal */ resetCode: number = ResetCode.CANCEL
   /** @internal Message streams: the receive side's message assembly. */ inbox: MessageInbox | null
 
-  /** @internal */
-  constructor(session: Session, id: number, opener: 'local' | 'remote', target: DecodedTarget | null, rwin: number, now: number, hwm: number, messages = false) {
+  /** @internal `session`: what `stream.session` is (typed by session/session.ts); `host`: where the stream's hooks go. */
+  constructor(host: StreamHost, session: object, id: number, opener: 'local' | 'remote', target: DecodedTarget | null, rwin: number, now: number, hwm: number, messages = false) {
     super({ allowHalfOpen: true, writableHighWaterMark: hwm, decodeStrings: true, readableObjectMode: messages })
-    this.session = session
+    this.#host = host
+    ;(this as { session?: object }).session = session
     this.id = id
     this.opener = opener
     this.target = target
@@ -148,7 +142,7 @@ export class MuxStream extends Duplex {
    * Throws `ERR_INVALID_STATE` on a locally opened stream.
    */
   accept(): this {
-    this.session._accept(this)
+    this.#host.accept(this)
     return this
   }
 
@@ -162,7 +156,7 @@ export class MuxStream extends Duplex {
     if (typeof code !== 'number') throw invalidArgType('code', 'of type number', code)
     if (!Number.isInteger(code) || code < 0 || code > 0xffff) throw outOfRange('code', 'an integer >= 0 && <= 65535', code)
     if (reason !== undefined && typeof reason !== 'string') throw invalidArgType('reason', 'of type string', reason)
-    this.session._refuse(this, code, reason)
+    this.#host.refuse(this, code, reason)
   }
 
   /**
@@ -186,7 +180,7 @@ export class MuxStream extends Duplex {
    * the peer's MAX_MESSAGE.
    */
   override write(chunk: any, encoding?: any, cb?: any): boolean {
-    if (this.messages) this.session._checkMessage(messageSize(chunk, encoding))
+    if (this.messages) this.#host.checkMessage(messageSize(chunk, encoding))
     const ok = super.write(chunk, encoding, cb)
     if (!ok || this.writeCb === null) return ok
     // The session holds this write (the stream's queue is above its
@@ -202,7 +196,7 @@ export class MuxStream extends Duplex {
    * throws like {@link MuxStream.write} (the stream is then not ended).
    */
   override end(chunk?: any, encoding?: any, cb?: any): this {
-    if (this.messages && chunk != null && typeof chunk !== 'function') this.session._checkMessage(messageSize(chunk, encoding))
+    if (this.messages && chunk != null && typeof chunk !== 'function') this.#host.checkMessage(messageSize(chunk, encoding))
     return super.end(chunk, encoding, cb)
   }
 
@@ -215,7 +209,7 @@ export class MuxStream extends Duplex {
       // _read() is pending, so _read() alone is not a reliable consumption
       // signal: on Node 22 and later a reader that pauses in 'data' would
       // otherwise never return the last window's credit.)
-      this.session._streamRead(this)
+      this.#host.read(this)
       if (this.messages) {
         const d = super.emit('data', ...args)
         return super.emit('message', args[0]) || d
@@ -237,23 +231,23 @@ export class MuxStream extends Duplex {
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, cb: (err?: Error | null) => void): void {
-    this.session._streamWrite(this, chunk, null, cb)
+    this.#host.write(this, chunk, null, cb)
   }
 
   override _writev(chunks: Array<{ chunk: Buffer; encoding: BufferEncoding }>, cb: (err?: Error | null) => void): void {
-    this.session._streamWrite(this, null, chunks, cb)
+    this.#host.write(this, null, chunks, cb)
   }
 
   override _final(cb: (err?: Error | null) => void): void {
-    this.session._streamFinal(this, cb)
+    this.#host.final(this, cb)
   }
 
   override _read(): void {
-    this.session._streamRead(this)
+    this.#host.read(this)
   }
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
-    this.session._streamDestroy(this, err)
+    this.#host.destroy(this, err)
     cb(err)
   }
 }
