@@ -18,10 +18,11 @@
  * @packageDocumentation
  */
 import { Duplex } from 'node:stream'
-import { Capability, DEFAULTS, FRAME_HEADER_SIZE, FrameType, GoawayCode, HELLO_PREAMBLE_SIZE, HelloExtension, HelloKind } from './constants.js'
+import { Capability, DEFAULTS, FRAME_HEADER_SIZE, FrameType, GoawayCode, HELLO_PREAMBLE_SIZE, HelloExtension, HelloKind, ResumeRefused } from './constants.js'
 import { type Hello, decodeHello, encodeFrame, encodeHello } from './codec.js'
 import { AUTH_SIZE, awaitAuth, clientProof, newNonce, proofMatches, serverProof } from './auth.js'
 import { MuxError, ProtocolError, invalidState } from './errors.js'
+import { decodeRedirect } from './redirect.js'
 
 /** First byte of the payload of the PINGs a LaneSet sends for itself (session PINGs start with 0). */
 const MARK = 0xff
@@ -440,7 +441,10 @@ export class LaneSet extends Duplex {
         const h = u.hello
         if (h.kind === HelloKind.NEW) {
           const why = h.extensions.get(HelloExtension.RESUME_REFUSED)
-          return fail(new MuxError('SYNMUX_LANE_REFUSED', `the server refused lane ${index} (RESUME_REFUSED ${why?.[0] ?? '?'})`, { wireCode: why?.[0] ?? 0 }))
+          const e = new MuxError('SYNMUX_LANE_REFUSED', `the server refused lane ${index} (RESUME_REFUSED ${why?.[0] ?? '?'})`, { wireCode: why?.[0] ?? 0 })
+          // The session lives on another server (PROTOCOL.md 13.10): the session sends its next lanes there.
+          if (why?.[0] === ResumeRefused.ELSEWHERE) Object.assign(e, { redirect: decodeRedirect(h.extensions.get(HelloExtension.REDIRECT)) })
+          return fail(e)
         }
         if (h.kind !== HelloKind.JOIN || h.role !== 'server' || !h.sessionId.equals(this.#peer!.sessionId)) {
           return fail(new MuxError('SYNMUX_HANDSHAKE_FAILED', 'lane: unexpected answer to JOIN'))

@@ -59,6 +59,7 @@ import { OutputBatch, Queue, Slab } from './scheduler.js'
 import { ReplayBuffer } from './replay.js'
 import { type LaneInfo, LaneSet, type LaneSetOptions } from './lanes.js'
 import type { SessionRegistry } from './registry.js'
+import { decodeRedirect, type RedirectAddress } from './redirect.js'
 import { MuxStream, SF } from './stream.js'
 import { type DecodedTarget, type Target, isPrintableHost, normalizeTarget, targetSize, writeTarget } from './target.js'
 
@@ -176,6 +177,8 @@ export interface SessionEvents {
   detached: [err: MuxError]
   /** Resumable session: it runs on a new transport; what was lost has been replayed. */
   resumed: []
+  /** Client: a server said the session lives at `to` (REDIRECT, PROTOCOL.md 13.10); its resumes and lanes go there. */
+  redirect: [to: RedirectAddress]
   /** Striped session: a lane joined, is leaving or is gone (`err`: why it died or could not join). */
   lane: [info: LaneInfo, err?: MuxError]
   /** An RTT sample in ms (a PING answered; emitted only while someone listens). */
@@ -206,6 +209,8 @@ const REFUSE_REASONS: Record<number, string> = {
 }
 
 const ZERO_ID = Buffer.alloc(SESSION_ID_SIZE)
+/** REDIRECTs a client follows in a row (without a resume between them) before it takes the session for lost. */
+const MAX_REDIRECTS = 4
 /** A resumable session's flush of session frames carries an ACK of new data at most this often (ms). */
 const ACK_PIGGYBACK_MS = 10
 /** Session frames are emitted only while the replay buffer has this much room (a target plus some data). */
@@ -346,6 +351,10 @@ export class Session extends EventEmitter<SessionEvents> {
   private attemptTimer: NodeJS.Timeout | null = null
   /** Server: the registry that finds this session by id. */
   private registry: SessionRegistry | null = null
+  /** Client: where the server said the session lives (REDIRECT, PROTOCOL.md 13.10), once it did. */
+  private redirectedTo: RedirectAddress | null = null
+  /** Client: REDIRECTs followed since the last successful resume. */
+  private redirects = 0
   /** Server: why a RESUME/JOIN got NEW (RESUME_REFUSED), 0 if not. */
   private refuseResume = 0
   private readonly streams = new Map<number, MuxStream>()
@@ -434,7 +443,11 @@ export class Session extends EventEmitter<SessionEvents> {
     if (typeof duplex !== 'object' || duplex === null || typeof (duplex as Duplex).write !== 'function' || typeof (duplex as Duplex).on !== 'function') {
       throw invalidArgType('duplex', 'a Duplex stream', duplex)
     }
-    this.opts = resolveOptions(options)
+    const opts = resolveOptions(options)
+    // A client's resumes and lanes go where the server said the session
+    // lives, once it said so (a REDIRECT, PROTOCOL.md 13.10).
+    const connect = opts.resumption?.connect
+    this.opts = opts.role === 'client' && connect ? { ...opts, resumption: { ...opts.resumption!, connect: () => connect(this.redirectedTo ?? undefined) } } : opts
     this.role = this.opts.role
     this.dx = duplex
     this.nextStreamId = this.role === 'client' ? 1 : 2
@@ -801,6 +814,9 @@ export class Session extends EventEmitter<SessionEvents> {
       d._hooks(
         (err) => this.fail(err),
         (info, err) => {
+          // A JOIN answered with a REDIRECT: this session's next lanes (and resumes) go there.
+          const to = (err as { redirect?: RedirectAddress | null } | undefined)?.redirect
+          if (to) this.redirected(to)
           if (this.listenerCount('lane') > 0) this.emit('lane', info, err)
         },
       )
@@ -986,6 +1002,16 @@ export class Session extends EventEmitter<SessionEvents> {
     if (h.kind === HelloKind.NEW) {
       this.clearAttemptTimer()
       const why = h.extensions.get(HelloExtension.RESUME_REFUSED)
+      const to = why !== undefined && why.length === 1 && why[0] === ResumeRefused.ELSEWHERE ? decodeRedirect(h.extensions.get(HelloExtension.REDIRECT)) : null
+      // The session lives on another server: resume there at once (a few hops at most, PROTOCOL.md 13.10).
+      if (to !== null && this.redirects < MAX_REDIRECTS) {
+        this.redirects++
+        this.redirected(to)
+        this.resuming = true
+        this.reconnectDelay = 0
+        this.lost(new MuxError('SYNMUX_CONNECTION_LOST', `the session lives at ${to.host}:${to.port} (REDIRECT)`))
+        return
+      }
       this.destroy(sessionLost(why !== undefined && why.length === 1 ? why[0]! : ResumeRefused.NOT_SUPPORTED))
       return
     }
@@ -1056,6 +1082,7 @@ export class Session extends EventEmitter<SessionEvents> {
     if (replay) this.replayFrom = peerReceived
     this.rxSkip = skip
     this.resumes++
+    this.redirects = 0
     if (this.detachTimer) {
       clearTimeout(this.detachTimer)
       this.detachTimer = null
@@ -1064,6 +1091,22 @@ export class Session extends EventEmitter<SessionEvents> {
     this.armKeepalive()
     this.scheduleFlush()
     this.emit('resumed')
+  }
+
+  /**
+   * Client: where the server said this session lives (a REDIRECT,
+   * PROTOCOL.md 13.10), `null` until one did. Its resumes and lanes
+   * connect there (`resumption.connect(to)`).
+   */
+  get redirect(): RedirectAddress | null {
+    return this.redirectedTo
+  }
+
+  /** Client: a server said the session lives at `to`; `'redirect'` `(to)`. */
+  private redirected(to: RedirectAddress): void {
+    const same = this.redirectedTo !== null && this.redirectedTo.host === to.host && this.redirectedTo.port === to.port
+    this.redirectedTo = to
+    if (!same && this.listenerCount('redirect') > 0) this.emit('redirect', to)
   }
 
   /** @internal Registry: attach this server session to its registry (before the client's HELLO is fed). */
@@ -1279,7 +1322,7 @@ export class Session extends EventEmitter<SessionEvents> {
   }
 
   private encodeOwnHello(): Buffer {
-    if (this.sessionId === null && this.role === 'server') this.sessionId = randomBytes(SESSION_ID_SIZE)
+    if (this.sessionId === null && this.role === 'server') this.sessionId = this.registry?._newId() ?? randomBytes(SESSION_ID_SIZE)
     const extensions: Array<[number, Buffer]> = []
     let capabilities = 0
     const auth = this.opts.auth
@@ -1401,7 +1444,7 @@ export class Session extends EventEmitter<SessionEvents> {
         this.peerNonce = nc
         this.authPending = true
       }
-      this.sessionId = randomBytes(SESSION_ID_SIZE)
+      this.sessionId = this.registry?._newId() ?? randomBytes(SESSION_ID_SIZE)
       this.helloPending = true
     }
     this.peer = h

@@ -13,6 +13,7 @@ import type { SessionOptions } from '../mux/options.js'
 import { Session } from '../mux/session.js'
 import type { MuxStream } from '../mux/stream.js'
 import type { Target } from '../mux/target.js'
+import type { RedirectAddress } from '../mux/redirect.js'
 import { createConnection } from '../tfo/connect.js'
 import { listenError, TunnelError } from './errors.js'
 import { OpenPacer } from './room.js'
@@ -262,7 +263,7 @@ export class TunnelClient extends EventEmitter {
       if (this.#pool === null) {
         this.#pool = new SessionPool({
           size: this.#opts.pool!,
-          connect: () => this.#transport().transport,
+          connect: (_i, to) => this.#transport(to).transport,
           session: { ...this.#opts.session, ...(this.#opts.lanes !== undefined ? { lanes: this.#opts.lanes } : {}), ...this.#auth() },
         })
         this.#pool.on('up', (s: Session) => {
@@ -350,8 +351,8 @@ export class TunnelClient extends EventEmitter {
   }
 
   /** A new connection to the server: TFO, then the secure channel (or TLS) if configured. */
-  #transport(): { raw: ReturnType<typeof createConnection>; transport: net.Socket | SecureChannel } {
-    const made = this.#transports.make()
+  #transport(to?: RedirectAddress): { raw: ReturnType<typeof createConnection>; transport: net.Socket | SecureChannel } {
+    const made = this.#transports.make(to)
     const raw = made.raw
     // The outcome is known once the handshake completed (the SYN-ACK said whether it took the data).
     raw.once('connect', () =>
@@ -373,8 +374,9 @@ export class TunnelClient extends EventEmitter {
       ...(this.#opts.lanes !== undefined ? { lanes: this.#opts.lanes } : {}),
       role: 'client',
       ...this.#auth(),
-      resumption: { ...this.#opts.session?.resumption, connect: () => this.#transport().transport },
+      resumption: { ...this.#opts.session?.resumption, connect: (to) => this.#transport(to).transport },
     })
+    session.on('redirect', (to: RedirectAddress) => this.#log.info(`the session lives at ${to.host}:${to.port} (the server at ${host}:${port} redirected it): resuming and adding lanes there`))
     session.on('detached', (err: MuxError) => this.#log.warn(`connection to ${host}:${port} lost (${err.message}); resuming the session`))
     session.on('resumed', () => this.#log.info(`session to ${host}:${port} resumed on a new connection`))
     this.#session = session
