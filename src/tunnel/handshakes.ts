@@ -61,7 +61,16 @@ interface Pending {
   /** Still counted as unauthenticated (released on authentication, failure or close). */
   counted: boolean
   timer: NodeJS.Timeout | null
+  /** When the handshake deadline comes (ms, `Date.now()`); Infinity without one. */
+  deadline: number
 }
+
+/**
+ * A connection still unauthenticated that closes this close to its
+ * deadline was closed by it (the secure channel keeps a timer of the same
+ * length, which may fire first): a failure like any other timeout.
+ */
+const DEADLINE_SLACK_MS = 100
 
 /** Log lines about refused connections: the first per source, then at most one per interval with the count. */
 const REFUSAL_LOG_INTERVAL = 10_000
@@ -101,7 +110,7 @@ export class HandshakeGuard {
       raw.destroy()
       return false
     }
-    const p: Pending = { source, raw, outcome: 'pending', counted: true, timer: null }
+    const p: Pending = { source, raw, outcome: 'pending', counted: true, timer: null, deadline: o.timeout > 0 ? Date.now() + o.timeout : Infinity }
     this.#total++
     this.#perSource.set(source, (this.#perSource.get(source) ?? 0) + 1)
     o.peers?.changed(source, 1)
@@ -123,6 +132,7 @@ export class HandshakeGuard {
     }
     raw.once('close', () => {
       if (this.#byPeer.get(peer) === p) this.#byPeer.delete(peer)
+      if (p.outcome === 'pending' && Date.now() >= p.deadline - DEADLINE_SLACK_MS) this.#fail(p, `no authenticated handshake within ${o.timeout} ms`)
       this.#release(p)
     })
     return true
