@@ -126,7 +126,7 @@ export async function runServerPrimary(argv: string[], setup: PrimarySetup, logg
   if (parseFlags(argv, SERVER.flags).stats) {
     refresh()
     setInterval(refresh, 500).unref()
-    ui.statusLine(() => (cached?.stats ? ui.status(cached.stats, `  workers ${cached.up}/${cached.workers}${cached.restarts ? ` (${cached.restarts} restarted)` : ''}  handed off ${cached.handedOff}`) : 'workers starting'), setup.statsInterval)
+    ui.statusLine(() => (cached?.stats ? ui.status(cached.stats, `  workers ${cached.up}/${cached.workers}${cached.restarts ? ` (${cached.restarts} restarted)` : ''}  handed off ${cached.handedOff}  moved ${cached.balanced}`) : 'workers starting'), setup.statsInterval)
   }
   const code = await primary.exited()
   for (const [sig, h] of handlers) process.off(sig, h)
@@ -152,6 +152,10 @@ async function primaryMetrics(at: { host: string; port: number } | null, stats: 
   new prom.Counter({ name: 'synmux_handoffs_total', help: 'Connections handed from one worker to another (a resume or lane that reached another worker than its session\'s)', registers: [own], async collect() {
     this.reset()
     this.inc((await stats()).handedOff)
+  } })
+  new prom.Counter({ name: 'synmux_sessions_moved_total', help: 'New sessions handed by the worker the kernel gave them to, to the worker with the fewest sessions', registers: [own], async collect() {
+    this.reset()
+    this.inc((await stats()).balanced)
   } })
   const render = async (): Promise<string> => `${await aggregator.clusterMetrics()}\n${await own.metrics()}`
   return serveMetrics(at, { render, contentType: aggregator.contentType }, log)

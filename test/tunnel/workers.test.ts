@@ -232,6 +232,31 @@ describe('synmux server --workers 4', () => {
     expect(server.child.exitCode).toBe(null)
   })
 
+  it('new sessions go to the worker with the fewest, wherever the kernel hands their connection', { timeout: 60_000 }, async () => {
+    const { server, port, metricsPort } = await startServer(4)
+    const sessions: Session[] = []
+    const byWorker = () => {
+      const n = [0, 0, 0, 0]
+      for (const s of sessions) n[s.id![11]!]!++
+      return n
+    }
+    for (let i = 0; i < 8; i++) {
+      const session = new Session(secure(net.connect(port, '127.0.0.1'), { role: 'client', staticKey: keys.clientKeys.privateKey, serverKey: keys.serverKeys.publicKey }), { role: 'client' })
+      session.on('error', () => {})
+      await new Promise((r) => session.once('handshake', r))
+      sessions.push(session)
+      // (each worker hears of the others' sessions within a few ms)
+      await new Promise((r) => setTimeout(r, 50))
+    }
+    const n = byWorker()
+    expect(Math.max(...n) - Math.min(...n), `sessions per worker ${n.join('/')}`).toBeLessThanOrEqual(1)
+    const m = await metrics(metricsPort)
+    expect(m.get('synmux_sessions{state="established"}')).toBe(8)
+    console.log(`--workers 4: 8 new sessions placed ${n.join('/')}; ${m.get('synmux_sessions_moved_total')} moved from the worker the kernel picked`)
+    for (const s of sessions) s.destroy()
+    clean(server)
+  })
+
   it('a first flight replayed 8 times (to whichever workers the kernel picks): the replay guard they share acts on it once', { timeout: 60_000 }, async () => {
     const { server, port } = await startServer(4, ['--log-level', 'debug'])
     const relay = new SecureRelay(port)

@@ -24,8 +24,10 @@ export type WorkerMessage =
   | { synmux: 'unlistened' }
   /** Starting: what do the other workers count (failed handshakes, unauthenticated connections)? */
   | { synmux: 'sync?' }
+  /** The sessions this worker holds now. */
+  | { synmux: 'load'; sessions: number }
   /** The answer to `stats?`. */
-  | { synmux: 'stats'; id: number; stats: TunnelServerStats; handedOff: number; adopted: number; redirected: number }
+  | { synmux: 'stats'; id: number; stats: TunnelServerStats; handedOff: number; adopted: number; redirected: number; balanced: number }
 
 /** Primary → worker. */
 export type PrimaryMessage =
@@ -37,10 +39,12 @@ export type PrimaryMessage =
   | { synmux: 'held'; worker: number; deltas: Array<[source: string, delta: number]> }
   /** Worker `worker` is gone: forget what it held. */
   | { synmux: 'gone'; worker: number }
+  /** Worker `worker` holds `sessions` sessions now. */
+  | { synmux: 'load'; worker: number; sessions: number }
   /** Every worker closed its listener: the listening socket is closed (new connections are refused). */
   | { synmux: 'unlistened' }
   /** The answer to `sync?`: failed handshakes by source (`[source, age ms, count]`), and each other worker's unauthenticated connections by source. */
-  | { synmux: 'sync'; failures: Array<[string, number, number]>; held: Array<[worker: number, counts: Array<[string, number]>]> }
+  | { synmux: 'sync'; failures: Array<[string, number, number]>; held: Array<[worker: number, counts: Array<[string, number]>]>; loads: Array<[worker: number, sessions: number]> }
   | { synmux: 'stats?'; id: number }
   /** A signal the primary received, for the worker to act on (workers ignore the ones sent to them directly). */
   | { synmux: 'signal'; signal: 'SIGTERM' | 'SIGINT' | 'SIGHUP' }

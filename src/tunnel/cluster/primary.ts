@@ -54,6 +54,8 @@ export interface ClusterStats {
   /** Connections handed from one worker to another (RESUMEs and JOINs that reached another worker), and RESUMEs/JOINs redirected to another instance. */
   handedOff: number
   redirected: number
+  /** New sessions handed to the worker with the fewest. */
+  balanced: number
 }
 
 const STATS_WAIT_MS = 1000
@@ -65,6 +67,8 @@ export class ClusterPrimary extends EventEmitter {
   readonly #failures: FailureLimiter
   /** Each worker's unauthenticated connections by source, as it reports them. */
   readonly #held = new Map<number, Map<string, number>>()
+  /** Sessions each worker holds, as it reports them. */
+  readonly #loads = new Map<number, number>()
   readonly #slots: Slot[] = []
   readonly #guard: ReplayGuard
   #stopping = false
@@ -100,6 +104,8 @@ export class ClusterPrimary extends EventEmitter {
       let first: { address: string; port: number; line: string } | null = null
       const onReady = (slot: Slot, m: { address: string; port: number; line: string }): void => {
         first ??= m
+        // Worker 0 first: what stops one worker (a port in use, a key it cannot read) is said once, by it.
+        if (slot.index === 0 && !this.#started) for (const s of this.#slots.slice(1)) if (s.worker === null) this.#fork(s)
         if (this.#started || !this.#slots.every((s) => s.ready)) return
         this.#started = true
         resolve(first)
@@ -113,11 +119,8 @@ export class ClusterPrimary extends EventEmitter {
       }
       this.on('ready', onReady)
       this.on('early-exit', onEarlyExit)
-      for (let i = 0; i < this.#o.workers; i++) {
-        const slot: Slot = { index: i, worker: null, ready: false, unlistened: false, startedAt: 0, restarts: 0 }
-        this.#slots.push(slot)
-        this.#fork(slot)
-      }
+      for (let i = 0; i < this.#o.workers; i++) this.#slots.push({ index: i, worker: null, ready: false, unlistened: false, startedAt: 0, restarts: 0 })
+      this.#fork(this.#slots[0]!)
     })
   }
 
@@ -167,6 +170,7 @@ export class ClusterPrimary extends EventEmitter {
       restarts: this.#restarts,
       handedOff: got.reduce((n, g) => n + g.handedOff, 0),
       redirected: got.reduce((n, g) => n + g.redirected, 0),
+      balanced: got.reduce((n, g) => n + g.balanced, 0),
     }
   }
 
@@ -187,6 +191,7 @@ export class ClusterPrimary extends EventEmitter {
     slot.ready = false
     // What it held (unauthenticated connections) is gone with it; it no longer holds the listening socket.
     this.#held.delete(slot.index)
+    this.#loads.delete(slot.index)
     for (const s of this.#slots) this.#send(s, { synmux: 'gone', worker: slot.index })
     this.#checkUnlistened()
     const exitCode = code ?? 1
@@ -285,10 +290,14 @@ export class ClusterPrimary extends EventEmitter {
         for (const s of this.#slots) if (s !== slot) this.#send(s, { synmux: 'held', worker: slot.index, deltas: m.deltas })
         return
       }
+      case 'load':
+        this.#loads.set(slot.index, m.sessions)
+        for (const s of this.#slots) if (s !== slot) this.#send(s, { synmux: 'load', worker: slot.index, sessions: m.sessions })
+        return
       case 'sync?': {
         // A worker about to listen learns what the others count; what changes after this reaches it as it happens.
         const held = [...this.#held].filter(([i]) => i !== slot.index).map(([i, c]) => [i, [...c]] as [number, Array<[string, number]>])
-        this.#send(slot, { synmux: 'sync', failures: this.#failures.snapshot(), held })
+        this.#send(slot, { synmux: 'sync', failures: this.#failures.snapshot(), held, loads: [...this.#loads].filter(([i]) => i !== slot.index) })
         return
       }
       case 'unlistened':

@@ -12,6 +12,10 @@
  *   it is judged by the replay guard only there);
  * - here: looked up here (an unknown id is refused as unknown).
  *
+ * A new session's first flight may be handed on too, to the worker that
+ * holds the fewest sessions (`placeNew`): the kernel hands connections to
+ * the workers unevenly.
+ *
  * With `--instance-id`, only first flights that name this instance (a
  * RESUME or JOIN of one of its sessions) get 0-RTT: the replay guard is
  * shared by the workers of one instance, not between instances, so a new
@@ -44,21 +48,32 @@ export interface RoutingOptions extends IdOwner {
   failureLimiter?: (options?: FailureLimiterOptions) => FailureLimiter
   /** The other workers' unauthenticated connections. */
   admission?: AdmissionPeers
+  /**
+   * Where a new session should live: a worker index, or `null` for here
+   * (called for each first flight that starts a session, before the
+   * replay guard; the worker with the fewest sessions takes it).
+   */
+  placeNew?: () => number | null
 }
 
 /** Where a session lives, decided from its id. */
 export type Whereabouts = { at: 'here' } | { at: 'worker'; worker: number } | { at: 'instance'; redirect: Buffer }
 
-/** A client's RESUME or JOIN HELLO at the start of `data`, or `null`. */
-function resumeHello(data: Buffer): Hello | null {
+/** A client's HELLO at the start of `data`, or `null`. */
+function clientHello(data: Buffer): Hello | null {
   let r: { hello: Hello } | null
   try {
     r = decodeHello(data)
   } catch {
     return null
   }
-  if (r === null || r.hello.role !== 'client') return null
-  return r.hello.kind === HelloKind.RESUME || r.hello.kind === HelloKind.JOIN ? r.hello : null
+  return r === null || r.hello.role !== 'client' ? null : r.hello
+}
+
+/** A client's RESUME or JOIN HELLO at the start of `data`, or `null`. */
+function resumeHello(data: Buffer): Hello | null {
+  const h = clientHello(data)
+  return h !== null && (h.kind === HelloKind.RESUME || h.kind === HelloKind.JOIN) ? h : null
 }
 
 /** See the module comment. */
@@ -72,7 +87,7 @@ export class Routing implements ServerRouting {
   readonly failureLimiter?: (options?: FailureLimiterOptions) => FailureLimiter
   readonly admission?: AdmissionPeers
   /** Counters: connections handed to other workers, RESUMEs/JOINs redirected to other instances. */
-  readonly counts = { handedOff: 0, adopted: 0, redirected: 0 }
+  readonly counts = { handedOff: 0, adopted: 0, redirected: 0, balanced: 0 }
 
   constructor(o: RoutingOptions) {
     this.#o = o
@@ -112,10 +127,19 @@ export class Routing implements ServerRouting {
 
   divert(earlyData: Buffer, socket: net.Socket): ((head: Buffer) => void) | null {
     if (this.#adopted.has(socket)) return null
-    const h = resumeHello(earlyData)
+    const h = clientHello(earlyData)
     if (h === null) return null
+    if (h.kind === HelloKind.NEW) {
+      // A new session goes to the worker with the fewest (the kernel spreads connections unevenly).
+      const to = this.#o.placeNew?.() ?? null
+      if (to === null || to === this.#o.worker) return null
+      this.counts.balanced++
+      return (head) => this.#handOff(socket, head, to)
+    }
+    if (h.kind !== HelloKind.RESUME && h.kind !== HelloKind.JOIN) return null
     const w = this.where(h.sessionId)
     if (w.at !== 'worker') return null
+    this.counts.handedOff++
     return (head) => this.#handOff(socket, head, w.worker)
   }
 
@@ -128,6 +152,7 @@ export class Routing implements ServerRouting {
     // A HELLO read in clear (--insecure-plaintext) can go with its connection; one read from a
     // secure channel's records (a client that sent no early data) or TLS cannot: its keys are here.
     if (w.at === 'worker' && duplex instanceof net.Socket && !(duplex instanceof tls.TLSSocket) && !this.#adopted.has(duplex)) {
+      this.counts.handedOff++
       this.#handOff(duplex, head, w.worker)
       return 'taken'
     }
@@ -135,7 +160,6 @@ export class Routing implements ServerRouting {
   }
 
   #handOff(socket: net.Socket, head: Buffer, to: number): void {
-    this.counts.handedOff++
     this.#o.handoff!(socket, head, to)
   }
 }

@@ -15,6 +15,7 @@ import type { ReplayChecker, ReplayVerdict } from '../../secure/replay.js'
 import { FailureLimiter } from '../ratelimit.js'
 import type { TunnelServer } from '../server.js'
 import type { AdmissionPeers } from '../handshakes.js'
+import type { Session } from '../../mux/session.js'
 import { Routing } from './routing.js'
 import { WORKER_ENV, type PrimaryMessage, type WorkerMessage } from './messages.js'
 
@@ -127,6 +128,59 @@ class SharedAdmission implements AdmissionPeers {
   }
 }
 
+/** How long a placement counts against a worker before its session shows in the worker's own count. */
+const RECENT_MS = 2000
+
+/**
+ * Sessions per worker, as each reports them, for placing new sessions on
+ * the worker with the fewest. Sessions placed in the last 2 s count too
+ * (a worker's report comes after the session is up), so a burst of new
+ * sessions spreads instead of all going to the one that looked emptiest.
+ */
+class Placement {
+  readonly #me: number
+  #mine = 0
+  readonly #others = new Map<number, number>()
+  readonly #recent = new Map<number, number>()
+  #report: NodeJS.Immediate | null = null
+
+  constructor(me: number) {
+    this.#me = me
+  }
+
+  /** The worker for a new session (`null`: here). */
+  place(): number | null {
+    const load = (w: number): number => (w === this.#me ? this.#mine : this.#others.get(w)!) + (this.#recent.get(w) ?? 0)
+    let best = this.#me
+    for (const w of this.#others.keys()) if (load(w) < load(best)) best = w
+    this.#recent.set(best, (this.#recent.get(best) ?? 0) + 1)
+    setTimeout(() => {
+      const n = (this.#recent.get(best) ?? 1) - 1
+      if (n > 0) this.#recent.set(best, n)
+      else this.#recent.delete(best)
+    }, RECENT_MS).unref()
+    return best === this.#me ? null : best
+  }
+
+  /** This worker's sessions changed: the others learn it (one message per event-loop turn). */
+  mine(n: number): void {
+    this.#mine = n
+    this.#report ??= setImmediate(() => {
+      this.#report = null
+      send({ synmux: 'load', sessions: this.#mine })
+    })
+  }
+
+  other(worker: number, sessions: number): void {
+    this.#others.set(worker, sessions)
+  }
+
+  gone(worker: number): void {
+    this.#others.delete(worker)
+    this.#recent.delete(worker)
+  }
+}
+
 /** Options of a {@link ClusterWorker}. */
 export interface ClusterWorkerOptions {
   index: number
@@ -144,6 +198,7 @@ export class ClusterWorker {
   readonly signals = new EventEmitter()
   readonly #guard = new PrimaryReplayGuard()
   readonly #admission = new SharedAdmission()
+  readonly #placement: Placement
   #unlistened: (() => void) | null = null
   #limiter: SharedFailureLimiter | null = null
   /** Failed handshakes other workers counted before this one's limiter existed. */
@@ -153,7 +208,9 @@ export class ClusterWorker {
 
   constructor(o: ClusterWorkerOptions) {
     this.index = o.index
+    this.#placement = new Placement(o.index)
     this.routing = new Routing({
+      placeNew: () => this.#placement.place(),
       worker: o.index,
       workers: o.workers,
       instance: o.instance ?? 0,
@@ -182,6 +239,12 @@ export class ClusterWorker {
   /** Serves handoffs and stats requests for `server`, and tells the primary it listens. */
   ready(server: TunnelServer, line: string): void {
     this.#server = server
+    let sessions = 0
+    this.#placement.mine(0) // (the others learn that this one is up)
+    server.on('session', (s: Session) => {
+      this.#placement.mine(++sessions)
+      s.once('close', () => this.#placement.mine(--sessions))
+    })
     const a = server.address()
     send({ synmux: 'ready', address: a.address, port: a.port, line })
   }
@@ -252,12 +315,16 @@ export class ClusterWorker {
           this.#admission.forget(worker)
           this.#admission.apply(worker, counts)
         }
+        for (const [worker, sessions] of m.loads) if (worker !== this.index) this.#placement.other(worker, sessions)
         this.#synced()
         return
       case 'held':
         return this.#admission.apply(m.worker, m.deltas)
       case 'gone':
+        this.#placement.gone(m.worker)
         return this.#admission.forget(m.worker)
+      case 'load':
+        return this.#placement.other(m.worker, m.sessions)
       case 'unlistened':
         this.#unlistened?.()
         return
