@@ -11,9 +11,8 @@ import os from 'node:os'
 import net from 'node:net'
 import { ClusterPrimary, type ClusterStats } from '../tunnel/cluster/primary.js'
 import { MAX_WORKERS } from '../tunnel/cluster/ids.js'
-import type { TunnelServer, TunnelServerStats } from '../tunnel/server.js'
+import type { TunnelServer, TunnelServerOptions, TunnelServerStats } from '../tunnel/server.js'
 import type { Logger } from '../tunnel/log.js'
-import type { FailureLimiterOptions } from '../tunnel/ratelimit.js'
 import { intFlag, packageVersion, parseFlags, parseHostPort, UsageError, type Flags } from './args.js'
 import { SERVER } from './flags.js'
 import { levelOf, type CliLogger } from './logging.js'
@@ -52,14 +51,19 @@ export async function workerMetrics(at: { host: string; port: number } | null, s
   return null
 }
 
-/** What the primary needs of the server's checked flags. */
-export interface PrimarySetup {
-  workers: number
+/** What `synmux server`'s flags say, checked: the server's options and how many processes run it. @internal */
+export interface ServerSetup {
+  options: TunnelServerOptions
   listen: { host: string; port: number }
   metrics: { host: string; port: number } | null
   statsInterval: number | undefined
   drainTimeout: number
-  options: { secure?: { replayWindow?: number }; handshakeLimit?: FailureLimiterOptions }
+  /** `--workers` (default: the number of cores). */
+  workers: number
+  /** `--instance-id` (0: none) and `--advertise`. */
+  instance: number
+  advertise: { host: string; port: number } | null
+  keysFile: string | undefined
 }
 
 /**
@@ -67,7 +71,7 @@ export interface PrimarySetup {
  * until they listen, then relays signals until they have all exited;
  * resolves with the exit code (the highest of the workers').
  */
-export async function runServerPrimary(argv: string[], setup: PrimarySetup, logging: CliLogger, ui: { statusLine(render: () => string, intervalS?: number): void; status(s: TunnelServerStats, extra?: string): string }): Promise<number> {
+export async function runServerPrimary(argv: string[], setup: ServerSetup, logging: CliLogger, ui: { statusLine(render: () => string, intervalS?: number): void; status(s: TunnelServerStats, extra?: string): string }): Promise<number> {
   const log = logging.log
   const primary = new ClusterPrimary({
     workers: setup.workers,

@@ -11,7 +11,7 @@ import { TunnelServer, type TunnelServerOptions, type TunnelServerStats } from '
 import { silentLogger } from '../tunnel/log.js'
 import { Routing } from '../tunnel/cluster/routing.js'
 import { ClusterWorker, workerPlace } from '../tunnel/cluster/worker.js'
-import { runServerPrimary, scaleFlags, workerMetrics } from './cluster.js'
+import { runServerPrimary, scaleFlags, workerMetrics, type ServerSetup } from './cluster.js'
 import { TunnelClient } from '../tunnel/client.js'
 import { HttpProxy } from '../proxy/client.js'
 import { intFlag, packageVersion, parseFlags, parseHostPort, userPass, UsageError, type Flags } from './args.js'
@@ -110,21 +110,6 @@ function statusLine(render: () => string, intervalS = 10): void {
 }
 
 const human = (n: number) => (n < 1024 ? `${n} B` : n < 1 << 20 ? `${(n / 1024).toFixed(1)} KiB` : n < 1 << 30 ? `${(n / (1 << 20)).toFixed(1)} MiB` : `${(n / (1 << 30)).toFixed(2)} GiB`)
-
-/** What `synmux server`'s flags say, checked: the server's options and how many processes run it. @internal */
-export interface ServerSetup {
-  options: TunnelServerOptions
-  listen: { host: string; port: number }
-  metrics: { host: string; port: number } | null
-  statsInterval: number | undefined
-  drainTimeout: number
-  /** `--workers` (default: the number of cores). */
-  workers: number
-  /** `--instance-id` (0: none) and `--advertise`. */
-  instance: number
-  advertise: { host: string; port: number } | null
-  keysFile: string | undefined
-}
 
 /**
  * Reads and checks `synmux server`'s flags (a usage error has no side

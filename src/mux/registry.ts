@@ -313,7 +313,7 @@ export class SessionRegistry extends EventEmitter<SessionRegistryEvents> {
    * RESUME_REFUSED)`, then the transport ends; nothing the client sent is
    * processed.
    */
-  #refuseEarly(duplex: Duplex, reason: number): void {
+  #refuseEarly(duplex: Duplex, reason: number, extra: Array<[number, Buffer]> = []): void {
     const o = this.#resolved
     const hello = encodeHello({
       kind: HelloKind.NEW,
@@ -323,7 +323,7 @@ export class SessionRegistry extends EventEmitter<SessionRegistryEvents> {
       initialWindow: o.initialWindow,
       maxFrameSize: o.maxFrameSize,
       maxStreams: o.maxStreams,
-      extensions: [[HelloExtension.RESUME_REFUSED, Buffer.from([reason])]],
+      extensions: [[HelloExtension.RESUME_REFUSED, Buffer.from([reason])], ...extra],
     })
     this.emit('authenticated', duplex)
     duplex.on('data', () => {}) // read and drop
@@ -337,23 +337,9 @@ export class SessionRegistry extends EventEmitter<SessionRegistryEvents> {
    * transport ends; nothing the client sent is processed.
    */
   #redirect(duplex: Duplex, to: Buffer): void {
-    const o = this.#resolved
     this.#stats.redirected++
     this.emit('refused', { reason: ResumeRefused.ELSEWHERE, why: 'the session lives elsewhere (redirected)', duplex })
-    const hello = encodeHello({
-      kind: HelloKind.NEW,
-      role: 'server',
-      capabilities: 0,
-      sessionId: randomBytes(32),
-      initialWindow: o.initialWindow,
-      maxFrameSize: o.maxFrameSize,
-      maxStreams: o.maxStreams,
-      extensions: [[HelloExtension.RESUME_REFUSED, Buffer.from([ResumeRefused.ELSEWHERE])], [HelloExtension.REDIRECT, to]],
-    })
-    this.emit('authenticated', duplex)
-    duplex.on('data', () => {}) // read and drop
-    duplex.end(hello)
-    setTimeout(() => duplex.destroy(), 5000).unref()
+    this.#refuseEarly(duplex, ResumeRefused.ELSEWHERE, [[HelloExtension.REDIRECT, to]])
   }
 
   /** @internal A fresh session id for a new session. */

@@ -107,22 +107,31 @@ afterEach(async () => {
   for (const f of cleanup.splice(0)) await f()
 })
 
+/**
+ * Servers A and B, each knowing the other's ids, and a "balancer": a client
+ * connect function that sends the first connection to A and every later
+ * one to B, unless told where to go (`asked` records what it was told).
+ */
+async function twoServers() {
+  const a = { name: 0xa }
+  const b = { name: 0xb }
+  Object.assign(a, await server(0xa, b))
+  Object.assign(b, await server(0xb, a))
+  cleanup.push(() => a.close(), () => b.close())
+  const asked = []
+  let first = true
+  const connect = (to) => {
+    asked.push(to ?? null)
+    const port = to ? to.port : first ? a.port : b.port
+    first = false
+    return net.connect({ port, host: '127.0.0.1', allowHalfOpen: true })
+  }
+  return { a, b, asked, connect }
+}
+
 describe('a client whose RESUME reaches the wrong server', () => {
   it('follows the REDIRECT: resumes where the session lives, and goes straight there afterwards', async () => {
-    const a = { name: 0xa }
-    const b = { name: 0xb }
-    Object.assign(a, await server(0xa, b))
-    Object.assign(b, await server(0xb, a))
-    cleanup.push(() => a.close(), () => b.close())
-    // The "balancer": the first connection to A, every later one to B, unless told where to go.
-    const asked = []
-    let first = true
-    const connect = (to) => {
-      asked.push(to ?? null)
-      const port = to ? to.port : first ? a.port : b.port
-      first = false
-      return net.connect({ port, host: '127.0.0.1', allowHalfOpen: true })
-    }
+    const { a, b, asked, connect } = await twoServers()
     const session = new Session(connect(), { role: 'client', resumption: { connect, reconnectDelay: { min: 0, max: 0 } } })
     session.on('error', () => {})
     const redirects = []
@@ -158,19 +167,7 @@ describe('a client whose RESUME reaches the wrong server', () => {
   })
 
   it('a JOIN that reaches the wrong server: the lane is opened where the session lives', async () => {
-    const a = { name: 0xa }
-    const b = { name: 0xb }
-    Object.assign(a, await server(0xa, b))
-    Object.assign(b, await server(0xb, a))
-    cleanup.push(() => a.close(), () => b.close())
-    const asked = []
-    let first = true
-    const connect = (to) => {
-      asked.push(to ?? null)
-      const port = to ? to.port : first ? a.port : b.port
-      first = false
-      return net.connect({ port, host: '127.0.0.1', allowHalfOpen: true })
-    }
+    const { a, b, asked, connect } = await twoServers()
     const session = new Session(connect(), { role: 'client', lanes: 2, resumption: { connect } })
     session.on('error', () => {})
     const redirects = []

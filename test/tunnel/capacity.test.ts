@@ -5,7 +5,7 @@
  * new streams on a session with room, and 10,000 concurrent connections
  * go through `synmux client --socks` with defaults.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
+import { execFileSync } from 'node:child_process'
 import crypto from 'node:crypto'
 import fs from 'node:fs'
 import net from 'node:net'
@@ -17,6 +17,7 @@ import { CLI, freePort, secureKeys, socksConnect, stopAll, synmux, type SecureKe
 import { Relay, until } from './pool-relay.js'
 import { echoTarget, rawPeer } from './rawpeer'
 import { fdCount, MiB, processTree, rss } from './hostile'
+import { launch, type Launched } from './nsproc'
 
 let keys: SecureKeys
 let echo: net.Server
@@ -158,61 +159,6 @@ function fdLimitFor(want: number): string | false {
 
 /** Descriptors of a process and its descendants (the server: its primary and its workers, `--workers` defaulting to the number of cores). */
 const fds = (pid: number): number => fdCount(pid)
-
-/** A process of the 10,000-connection test: its log lines, and its stdout's JSON lines one by one. */
-interface Launched {
-  child: ChildProcess
-  log: string[]
-  waitFor(re: RegExp, ms?: number): Promise<string>
-  json(): Promise<any>
-}
-
-/** Runs `node <args>`, inside network namespace `ns` if given. */
-function launch(ns: string | null, args: string[]): Launched {
-  const child = ns === null ? spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'pipe'] }) : spawn('ip', ['netns', 'exec', ns, process.execPath, ...args], { stdio: ['pipe', 'pipe', 'pipe'] })
-  const log: string[] = []
-  const out: string[] = []
-  const waiters = new Set<() => void>()
-  const lines = (into: string[] | null) => {
-    let buf = ''
-    return (d: Buffer) => {
-      buf += d
-      for (let i; (i = buf.indexOf('\n')) >= 0; ) {
-        const l = buf.slice(0, i)
-        buf = buf.slice(i + 1)
-        log.push(l)
-        into?.push(l)
-        for (const w of [...waiters]) w()
-      }
-    }
-  }
-  child.stdout!.on('data', lines(out))
-  child.stderr!.on('data', lines(null))
-  const exited = new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`${args[0]} exited ${code}:\n${log.slice(-20).join('\n')}`))))
-  exited.catch(() => {})
-  const when = <T>(get: () => T | undefined, what: string, ms: number): Promise<T> =>
-    Promise.race([
-      exited,
-      new Promise<T>((resolve, reject) => {
-        const check = () => {
-          const v = get()
-          if (v === undefined) return
-          waiters.delete(check)
-          clearTimeout(t)
-          resolve(v)
-        }
-        const t = setTimeout(() => (waiters.delete(check), reject(new Error(`timed out waiting for ${what}:\n${log.slice(-20).join('\n')}`))), ms)
-        waiters.add(check)
-        check()
-      }),
-    ])
-  return {
-    child,
-    log,
-    waitFor: (re, ms = 10_000) => when(() => log.find((l) => re.test(l)), String(re), ms),
-    json: () => when(() => (out.length > 0 ? JSON.parse(out.shift()!) : undefined), 'a JSON line', 50_000),
-  }
-}
 
 /** A network namespace of its own (only `lo`, TFO on), or `null` where none can be made. */
 function netns(): string | null {
