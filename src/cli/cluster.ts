@@ -20,7 +20,8 @@ import { levelOf, type CliLogger } from './logging.js'
 /** `--workers`, `--instance-id` and `--advertise`, checked. */
 export function scaleFlags(flags: Flags): { workers: number; instance: number; advertise: { host: string; port: number } | null } {
   const given = intFlag(flags, 'workers', 1, MAX_WORKERS)
-  let workers = given ?? Math.min(os.availableParallelism(), MAX_WORKERS)
+  // Windows: synmux makes a TFO listener itself, which a listening socket the cluster's primary shares is not: one process unless asked.
+  let workers = given ?? (process.platform === 'win32' ? 1 : Math.min(os.availableParallelism(), MAX_WORKERS))
   if (flags['tls-cert']) {
     // A TLS connection cannot move between processes (its keys stay where the handshake ran): one process.
     if (given !== undefined && given > 1) throw new UsageError('--workers above 1 needs the secure channel or --insecure-plaintext: a TLS session cannot be handed between worker processes')

@@ -80,7 +80,7 @@ export const SERVER: CommandSpec = {
     workers: {
       type: 'string',
       arg: 'N',
-      help: 'run N worker processes (node:cluster) sharing the listening socket, so sessions use every core (default: the number of cores; 1: one process). A resume or lane that reaches another worker than its session\'s is handed to it; the limits on unauthenticated connections apply per worker, failed handshakes are counted across all',
+      help: "run N worker processes (node:cluster) sharing the listening socket, so sessions use every core (default: the number of cores; 1 on Windows, where a shared listener has no TFO). A new session goes to the worker with the fewest; a resume or lane that reaches another worker than its session's is handed to it. Failed handshakes and unauthenticated connections are counted across the workers; --stats and --metrics give their sum",
     },
     'instance-id': {
       type: 'string',
