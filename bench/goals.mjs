@@ -13,7 +13,8 @@
 //   5  one mux stream vs raw TCP (64 KiB, 1 MiB writes) and vs libp2p-yamux
 //      (bench/mux-throughput.mjs)
 //   6  striping, 4 lanes at 20 Mbit/s, and one congested lane (bench/stripe.mjs)
-//   7  synmux server --workers 2 vs 1, new-connection rate (when the CLI has it)
+//   7  synmux server --workers 2 vs 1, new-connection rate (the client with --pool 2,
+//      so that each worker gets a session; and the most the cores allow)
 // Installs the anchors from Debian first (root). Progress on stderr; JSON on
 // stdout and in bench/results/goals.json (goals-quick.json with --quick).
 import { execFileSync } from 'node:child_process'
@@ -45,7 +46,7 @@ Issue 15's goals table, synmux beside its anchors in the same run.
   --synmux-mode MODE      secure, plaintext or tls (default: the CLI's default, read from its --help)
   --server-args "FLAGS"   extra flags for every synmux server (e.g. "--workers 2")
   --client-args "FLAGS"   extra flags for every synmux client
-  --workers LIST          row 7's --workers values (default 1,2)
+  --workers LIST          row 7's --workers values (default 1,2; the client runs --pool with the largest)
   --no-install            do not apt-get install missing anchors
   --out NAME              bench/results/NAME.json (default goals, or goals-quick with --quick)`
 if (process.argv.includes('--help') || process.argv.includes('-h')) {
@@ -145,10 +146,24 @@ try {
   })
   await row('7', 'workers', async () => {
     if (!cli.flags.workers) return { skipped: 'synmux server has no --workers flag yet (not in `synmux server --help`); run again once it lands (or pass --server-args to any row)' }
-    const strip = (args) => args.filter((a, i) => a !== '--workers' && args[i - 1] !== '--workers')
-    const systems = ctx.workers.map((n) => synmux({ name: `synmux --workers ${n}`, serverArgs: [...strip(ctx.serverArgs), '--workers', String(n)] }))
+    const strip = (args, flag) => args.filter((a, i) => a !== flag && args[i - 1] !== flag)
+    // The client keeps as many sessions as the most workers compared (--pool): a session lives in one worker,
+    // so one session would leave the others idle. The same client for every variant.
+    const pool = ['--pool', String(Math.max(...ctx.workers))]
+    const systems = ctx.workers.map((n) => synmux({ name: `synmux --workers ${n}`, serverArgs: [...strip(ctx.serverArgs, '--workers'), '--workers', String(n)], clientArgs: [...strip(ctx.clientArgs, '--pool'), ...pool] }))
     const names = systems.map((s) => s.name)
-    return connectionRate(ctx, link, target, systems, { base: names.at(-1), compare: names.slice(0, -1) })
+    const r = await connectionRate(ctx, link, target, systems, { base: names.at(-1), compare: names.slice(0, -1) })
+    // What the cores allow at most: every core busy with the tunnel's processes alone (client and server, at
+    // the CPU per connection measured with one worker), over the one-worker rate. The load generator and the
+    // client share the cores with the server here, so more workers cannot add more than that.
+    const one = r.runs.filter((x) => !x.warmup && x.system === names[0]).map((x) => x.cpuMsPerConnection).sort((a, b) => a - b)
+    const cpuMs = one[Math.floor(one.length / 2)]
+    const rate1 = r.perSecond[names[0]]?.median
+    if (cpuMs > 0 && rate1 > 0) {
+      const maxRate = Math.round((os.cpus().length * 1000) / cpuMs)
+      r.ceiling = { cores: os.cpus().length, cpuMsPerConnection: cpuMs, maxRatePerSecond: maxRate, maxRatio: +(maxRate / rate1).toFixed(3), note: `the client (one process, --pool), the load generator and the target run on the same ${os.cpus().length} cores as the server: the rate cannot pass cores / (CPU per connection of client and server), whatever the server's workers` }
+    }
+    return r
   })
   if (needNs) await target.stop()
 } finally {

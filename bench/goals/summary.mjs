@@ -64,7 +64,7 @@ export function summarize(results, skipped, ctx) {
   const r7 = results.workers
   if (r7 && !r7.error) {
     const [k, v] = Object.entries(r7.ratioPerSecond)[0] ?? []
-    out.push(entry(`new-connection rate, ${k ?? 'workers'}`, 'ratio', med(v), Object.fromEntries(Object.entries(r7.perSecond).map(([n, q]) => [n, med(q)])), null, '>= 1.6', med(v) == null ? null : med(v) >= 1.6, 'not measured (no --workers)'))
+    out.push(entry(`new-connection rate, ${k ?? 'workers'}`, 'ratio', med(v), { ...Object.fromEntries(Object.entries(r7.perSecond).map(([n, q]) => [n, med(q)])), ...(r7.ceiling ? { 'at most (all cores on client + server)': r7.ceiling.maxRatio } : {}) }, null, '>= 1.6', med(v) == null ? null : med(v) >= 1.6, 'not measured (no --workers)'))
   } else if (skipped.workers) {
     out.push(entry('new-connection rate, synmux server --workers 2 / --workers 1', 'ratio', null, null, null, '>= 1.6', null, 'not measured'))
     out.at(-1).skipped = skipped.workers

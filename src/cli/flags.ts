@@ -77,6 +77,17 @@ export const SERVER: CommandSpec = {
     },
     'max-unauthenticated': { type: 'string', arg: 'N', help: 'connections that have not proved the key yet, in all; more are closed unread (default 1024)' },
     'max-unauthenticated-per-source': { type: 'string', arg: 'N', help: 'the same per source address (default 64)' },
+    workers: {
+      type: 'string',
+      arg: 'N',
+      help: "run N worker processes (node:cluster) sharing the listening socket, so sessions use every core (default: the number of cores; 1 on Windows, where a shared listener has no TFO). A new session goes to the worker with the fewest; a resume or lane that reaches another worker than its session's is handed to it. Failed handshakes and unauthenticated connections are counted across the workers; --stats and --metrics give their sum",
+    },
+    'instance-id': {
+      type: 'string',
+      arg: 'N',
+      help: "with several servers behind one address (DNS, an L4 balancer): this server's id, 1-65535, unique among them; its session ids carry it, and a resume or lane that reaches another server is sent to its --advertise address (secure channel only; needs --advertise)",
+    },
+    advertise: { type: 'string', arg: 'ip:port', help: "this server's own address, which the others send the clients of its sessions to (an IP address, reachable by the clients)" },
     ...RUNNING,
   },
 }

@@ -15,6 +15,12 @@ import type { Logger } from '../common/log.js'
 
 /** What the signal handling drives. */
 export interface Stoppable {
+  /**
+   * Optional: stops accepting, and resolves once new connections are
+   * refused (when that takes others' help: the workers of `synmux server
+   * --workers` share one listening socket); `drain()` follows.
+   */
+  stopAccepting?(): Promise<void>
   /** Stops accepting and resolves when every open connection has finished. */
   drain(): Promise<void>
   /** Closes everything at once (resolves when it is done). */
@@ -28,12 +34,19 @@ export interface Stoppable {
 /** Exit code after a second Ctrl-C (128 + SIGINT). */
 const EXIT_INTERRUPTED = 130
 
+/** Where the signals come from: the process, or (a worker of `synmux server --workers`) its primary. */
+export interface SignalSource {
+  on(signal: 'SIGTERM' | 'SIGINT' | 'SIGHUP', listener: () => void): unknown
+  off(signal: 'SIGTERM' | 'SIGINT' | 'SIGHUP', listener: () => void): unknown
+}
+
 /**
  * Installs the handlers; resolves with the exit code once the process
  * should end (after a drain, its timeout, or a second Ctrl-C). `also`
- * resolves it early with its own code (the client giving up).
+ * resolves it early with its own code (the client giving up). `signals`:
+ * where SIGTERM, SIGINT and SIGHUP come from (default the process).
  */
-export function runUntilStopped(target: Stoppable, drainTimeoutS: number, log: Logger, also?: Promise<number>): Promise<number> {
+export function runUntilStopped(target: Stoppable, drainTimeoutS: number, log: Logger, also?: Promise<number>, signals: SignalSource = process): Promise<number> {
   return new Promise((resolve) => {
     let draining = false
     /** The drain was cut short (timeout, second Ctrl-C): its own end no longer decides the exit. */
@@ -44,9 +57,9 @@ export function runUntilStopped(target: Stoppable, drainTimeoutS: number, log: L
       if (done) return
       done = true
       clearTimeout(timer)
-      process.off('SIGTERM', onTerm)
-      process.off('SIGINT', onInt)
-      process.off('SIGHUP', onHup)
+      signals.off('SIGTERM', onTerm)
+      signals.off('SIGINT', onInt)
+      signals.off('SIGHUP', onHup)
       resolve(code)
     }
     const drain = (signal: string): void => {
@@ -56,6 +69,11 @@ export function runUntilStopped(target: Stoppable, drainTimeoutS: number, log: L
       }
       draining = true
       const open = target.open()
+      if (target.stopAccepting) void target.stopAccepting().then(() => begin(open, signal), () => begin(open, signal))
+      else begin(open, signal)
+    }
+    const begin = (open: number, signal: string): void => {
+      if (done || forced) return
       // Stop accepting first (the listeners close synchronously), then say so:
       // whoever reads the line and connects is refused.
       const drained = target.drain()
@@ -102,9 +120,9 @@ export function runUntilStopped(target: Stoppable, drainTimeoutS: number, log: L
       }
       reloading = (reloading ?? Promise.resolve()).then(run)
     }
-    process.on('SIGTERM', onTerm)
-    process.on('SIGINT', onInt)
-    process.on('SIGHUP', onHup)
+    signals.on('SIGTERM', onTerm)
+    signals.on('SIGINT', onInt)
+    signals.on('SIGHUP', onHup)
     also?.then(finish)
   })
 }

@@ -73,7 +73,7 @@ export function buildRegistry(src: MetricsSource, prom: PromClient = require('pr
   const role = src.server ? 'server' : 'client'
   prom.collectDefaultMetrics({ register })
 
-  new Gauge({ name: 'synmux_build_info', help: 'synmux version and role (always 1)', labelNames: ['version', 'role'], registers: r }).set({ version: src.version, role }, 1)
+  new Gauge({ name: 'synmux_build_info', help: 'synmux version and role (always 1)', labelNames: ['version', 'role'], registers: r, aggregator: 'first' }).set({ version: src.version, role }, 1)
 
   // A counter whose value is read from stats() at scrape time.
   const counter = (name: string, help: string, read: () => number): void => {
@@ -197,12 +197,18 @@ export function buildRegistry(src: MetricsSource, prom: PromClient = require('pr
 /** Serves the registry at http://host:port/metrics. */
 export async function startMetrics(at: { host: string; port: number }, src: MetricsSource, log: Logger): Promise<MetricsEndpoint> {
   const register = buildRegistry(src)
+  return serveMetrics(at, { render: () => register.metrics(), contentType: register.contentType }, log)
+}
+
+/** Serves what `page.render()` makes at http://host:port/metrics (with the limits above). */
+export async function serveMetrics(at: { host: string; port: number }, page: { render(): Promise<string>; contentType: string }, log: Logger): Promise<MetricsEndpoint> {
+  const register = page
   let cached: { text: string; at: number } | null = null
   let rendering: Promise<string> | null = null
   const render = (): Promise<string> => {
     const now = performance.now()
     if (cached !== null && now - cached.at < RENDER_EVERY_MS) return Promise.resolve(cached.text)
-    rendering ??= register.metrics().then(
+    rendering ??= page.render().then(
       (text) => {
         cached = { text, at: performance.now() }
         rendering = null

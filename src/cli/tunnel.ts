@@ -8,6 +8,11 @@ import type { Logger } from '../common/log.js'
 import { generateKey, readKeyFile } from '../tunnel/keys.js'
 import { decodePublicKey, encodePublicKey, generateKeyPair, PRIVATE_KEY_TAG, readAuthorizedKeysFile, readPrivateKeyFile, writePrivateKeyFile, type AuthorizedKeys } from '../secure/keys.js'
 import { TunnelServer } from '../tunnel/server.js'
+import type { TunnelServerOptions, TunnelServerStats } from '../tunnel/server-options.js'
+import { silentLogger } from '../common/log.js'
+import { Routing } from '../tunnel/cluster/routing.js'
+import { ClusterWorker, workerPlace } from '../tunnel/cluster/worker.js'
+import { runServerPrimary, scaleFlags, workerMetrics, type ServerSetup } from './cluster.js'
 import { TunnelClient } from '../tunnel/client.js'
 import { TunnelError } from '../tunnel/errors.js'
 import { HttpProxy } from '../proxy/client.js'
@@ -109,10 +114,13 @@ function statusLine(render: () => string, intervalS = 10): void {
 
 const human = (n: number) => (n < 1024 ? `${n} B` : n < 1 << 20 ? `${(n / 1024).toFixed(1)} KiB` : n < 1 << 30 ? `${(n / (1 << 20)).toFixed(1)} MiB` : `${(n / (1 << 30)).toFixed(2)} GiB`)
 
-export async function runServer(argv: string[]): Promise<number> {
-  const flags = parseFlags(argv, SERVER.flags)
-  const logging = cliLogger(flags, 'server')
-  const log = logging.log
+/**
+ * Reads and checks `synmux server`'s flags (a usage error has no side
+ * effect; key files are read). `log` gets the warnings (a worker of
+ * `--workers` passes a silent one: its primary said them).
+ * @internal
+ */
+export function serverSetup(flags: Flags, log: Logger): ServerSetup {
   if (typeof flags.listen !== 'string') throw new UsageError('--listen [host:]port is required')
   const listen = parseHostPort(flags.listen, '--listen', '0.0.0.0')
   const metricsListen = metricsAt(flags)
@@ -127,8 +135,9 @@ export async function runServer(argv: string[]): Promise<number> {
   if ((plaintext || flags['tls-cert']) && keysFile !== undefined) throw new UsageError(`--authorized-keys is for the secure channel; ${plaintext ? '--insecure-plaintext' : '--tls-cert'} authenticates clients by the pre-shared key`)
   if (plaintext && flags['tls-cert']) throw new UsageError('--insecure-plaintext and --tls-cert exclude each other')
   if (!plaintext && !flags['tls-cert'] && keysFile === undefined) throw new UsageError('--authorized-keys FILE is required: the client keys this server accepts (or --insecure-plaintext with a pre-shared key)')
+  const { workers, instance, advertise } = scaleFlags(flags)
   if (plaintext) log.warn('--insecure-plaintext: sessions are NOT encrypted and frames can be injected on the path; for benchmarks only')
-  const server = new TunnelServer({
+  const options: TunnelServerOptions = {
     ...(plaintext || flags['tls-cert'] ? { key: key(flags, log), ...(plaintext ? { insecurePlaintext: true } : {}) } : { secure: { staticKey: privateKey(flags), authorizedKeys: authorizedKeys(keysFile!) } }),
     allow: (flags.allow as string[]) ?? [],
     ...(flags['tls-cert'] ? { tls: { cert: fs.readFileSync(flags['tls-cert'] as string), key: fs.readFileSync(flags['tls-key'] as string) } } : {}),
@@ -144,26 +153,49 @@ export async function runServer(argv: string[]): Promise<number> {
     gateway: (options) => new HttpGateway(options),
     httpGateway: flags['no-http-gateway'] ? false : flags['http-max-sockets'] ? { maxSocketsPerOrigin: int(flags, 'http-max-sockets', 1, 100_000)! } : true,
     logger: log,
-  })
+  }
+  return { options, listen, metrics: metricsListen, statsInterval, drainTimeout, workers, instance, advertise, keysFile }
+}
+
+export async function runServer(argv: string[]): Promise<number> {
+  const flags = parseFlags(argv, SERVER.flags)
+  const place = workerPlace()
+  // (A worker's lines read as a single process's: the session ids tell which worker holds what.)
+  const logging = cliLogger(flags, 'server')
+  const log = logging.log
+  // A worker of --workers: its primary checked the flags and said the warnings.
+  const setup = serverSetup(flags, place === null ? log : silentLogger)
+  if (place === null && setup.workers > 1) return runServerPrimary(argv, setup, logging, { statusLine, status: serverStatus })
+  const worker = place === null ? null : new ClusterWorker({ index: place.index, workers: place.workers, instance: setup.instance, advertise: setup.advertise })
+  await worker?.sync()
+  const routing = worker?.routing ?? (setup.instance !== 0 ? new Routing({ worker: 0, workers: 1, instance: setup.instance, advertise: setup.advertise }) : undefined)
+  const server = new TunnelServer({ ...setup.options, logger: log, ...(routing !== undefined ? { routing } : {}) })
+  const { listen, drainTimeout, keysFile } = setup
   await server.listen(listen.port, listen.host).catch(async (err: Error) => {
     await server.destroy()
     throw err
   })
-  const endpoint = await metrics(metricsListen, { server }, log).catch(async (err: Error) => {
+  // A worker's metrics are served by its primary (summed over the workers).
+  const endpoint = worker !== null ? await workerMetrics(setup.metrics, server) : await metrics(setup.metrics, { server }, log).catch(async (err: Error) => {
     await server.destroy()
     throw err
   })
-  if (flags.stats) {
-    statusLine(() => {
-      const s = server.stats()
-      const http = s.http ? `  http ${s.http.requests} req (${s.http.active} active, ${s.http.originConnections} origin conns, ${s.http.refused} refused)` : ''
-      const clients = s.clients ? `  clients [${s.clients.map((c) => `${c.name}: ${c.sessions} sess ${c.streams} str ${human(c.bytesUp + c.bytesDown)}`).join(' | ')}]` : ''
-      return `sessions ${s.sessions}  streams ${s.streams}  connecting ${s.connectsInProgress}  up ${human(s.bytesUp)}  down ${human(s.bytesDown)}  refused ${s.refused}  failed handshakes ${s.handshakeFailures}${clients}${http}`
-    }, statsInterval)
-  }
+  worker?.ready(server, `${server.address().address}:${server.address().port}`)
+  if (flags.stats && worker === null) statusLine(() => serverStatus(server.stats()), setup.statsInterval)
+  // A worker stops accepting with the others (they share the listening socket), then drains.
+  let closing: Promise<void> | null = null
   const code = await runUntilStopped(
     {
-      drain: () => server.close(),
+      ...(worker !== null
+        ? {
+            stopAccepting: () => {
+              const s = worker.stopAccepting(server)
+              closing = s.closed
+              return s.refusing
+            },
+          }
+        : {}),
+      drain: () => closing ?? server.close(),
       destroy: () => server.destroy(),
       open: () => server.stats().streams,
       reload: reloader(argv, SERVER.flags, logging, (f) => {
@@ -183,9 +215,18 @@ export async function runServer(argv: string[]): Promise<number> {
     },
     drainTimeout,
     log,
+    undefined,
+    worker?.signals,
   )
   await endpoint?.close()
   return code
+}
+
+/** `synmux server`'s status line. */
+function serverStatus(s: TunnelServerStats, extra = ''): string {
+  const http = s.http ? `  http ${s.http.requests} req (${s.http.active} active, ${s.http.originConnections} origin conns, ${s.http.refused} refused)` : ''
+  const clients = s.clients ? `  clients [${s.clients.map((c) => `${c.name}: ${c.sessions} sess ${c.streams} str ${human(c.bytesUp + c.bytesDown)}`).join(' | ')}]` : ''
+  return `sessions ${s.sessions}  streams ${s.streams}  connecting ${s.connectsInProgress}  up ${human(s.bytesUp)}  down ${human(s.bytesDown)}  refused ${s.refused}  failed handshakes ${s.handshakeFailures}${clients}${http}${extra}`
 }
 
 /** Reads an authorized-keys file (a parse error names the file and line). */

@@ -75,15 +75,19 @@ export interface SecureChannelEvents {
   secure: [info: SecureInfo]
   /** Server: a message 1 was refused (no byte is sent in reply). */
   refused: [report: RefusedReport]
+  /** Server: `divert` took message 1: `head` is every byte read from the transport, which is left open and paused. */
+  diverted: [head: Buffer]
 }
 
 // Typed listeners for the channel's own events (declaration merging with the class).
 export interface SecureChannel {
   on(event: 'secure', listener: (info: SecureInfo) => void): this
   on(event: 'refused', listener: (report: RefusedReport) => void): this
+  on(event: 'diverted', listener: (head: Buffer) => void): this
   on(event: string | symbol, listener: (...args: any[]) => void): this
   once(event: 'secure', listener: (info: SecureInfo) => void): this
   once(event: 'refused', listener: (report: RefusedReport) => void): this
+  once(event: 'diverted', listener: (head: Buffer) => void): this
   once(event: string | symbol, listener: (...args: any[]) => void): this
 }
 
@@ -112,6 +116,8 @@ export class SecureChannel extends Duplex {
   #held: { data: Buffer; cb: Callback } | null = null
   #heldFinal: Callback | null = null
   #drainCb: Callback | null = null
+  /** The transport was let go (a server's diverted flight): destroying the channel leaves it open. */
+  #released = false
   // Read side flow control.
   #pausedByReader = false
   #pausedByHandshake = false
@@ -261,6 +267,19 @@ export class SecureChannel extends Duplex {
     return out
   }
 
+  /** @internal Lets go of the transport: no more listening to it, and destroying the channel leaves it open (paused). */
+  protected release(): void {
+    this.stopTimer()
+    this.#released = true
+    const t = this.#transport
+    t.pause()
+    t.removeListener('data', this.#onData)
+    t.removeListener('end', this.#onEnd)
+    t.removeListener('close', this.#onClose)
+    t.removeListener('drain', this.#onDrain)
+    t.removeListener('error', this.#onError)
+  }
+
   /** @internal Stops the handshake timer (a refused server keeps its own rules). */
   protected stopTimer(): void {
     if (this.#timer) clearTimeout(this.#timer)
@@ -342,10 +361,12 @@ export class SecureChannel extends Duplex {
     t.removeListener('end', this.#onEnd)
     t.removeListener('close', this.#onClose)
     t.removeListener('drain', this.#onDrain)
-    // Keep an 'error' listener: the transport may still report one.
-    t.on('error', () => {})
-    t.removeListener('error', this.#onError)
-    if (!t.destroyed) t.destroy()
+    if (!this.#released) {
+      // Keep an 'error' listener: the transport may still report one.
+      t.on('error', () => {})
+      t.removeListener('error', this.#onError)
+      if (!t.destroyed) t.destroy()
+    }
     const pending = [this.#held?.cb, this.#heldFinal, this.#drainCb]
     this.#held = null
     this.#heldFinal = null

@@ -6,9 +6,9 @@
  */
 export { secure } from './secure.js'
 export { SecureChannel, type SecureChannelStats, type SecureChannelEvents } from './channel.js'
-export type { SecureOptions, SecureClientOptions, SecureServerOptions, SecureCommonOptions, FirstFlight, RefusedReport, RefusedReason, SecureInfo } from './options.js'
+export type { SecureOptions, SecureClientOptions, SecureServerOptions, SecureCommonOptions, FirstFlight, DivertedFlight, RefusedReport, RefusedReason, SecureInfo } from './options.js'
 export { SecureError, type SecureErrorCode, type SecureErrorOptions } from './errors.js'
-export { ReplayGuard, type ReplayGuardOptions, type ReplayVerdict } from './replay.js'
+export { ReplayGuard, type ReplayGuardOptions, type ReplayVerdict, type ReplayChecker } from './replay.js'
 export {
   generateKeyPair,
   derivePublicKey,

@@ -6,7 +6,7 @@ import { invalidArgType, invalidArgValue, outOfRange } from '../common/arg-error
 import { badInput } from './errors.js'
 import { MAX_EARLY_DATA, type EarlyRejectReason } from './payload.js'
 import { MAX_RECORD_PLAINTEXT, MAX_REKEY_INTERVAL, MIN_REKEY_INTERVAL } from './record.js'
-import { ReplayGuard } from './replay.js'
+import { ReplayGuard, type ReplayChecker } from './replay.js'
 
 /** Options both roles take. */
 export interface SecureCommonOptions {
@@ -62,6 +62,16 @@ export interface FirstFlight {
   readonly timestamp: number
 }
 
+/** What a server's `divert` hook is shown (before the replay guard has judged the flight). */
+export interface DivertedFlight {
+  /** The early data (the application bytes of message 1). */
+  readonly data: Buffer
+  /** The client's static public key (authenticated). */
+  readonly peerKey: Buffer
+  /** The name `authorize` gave the key. */
+  readonly peerName: string
+}
+
 /** Options of the server (Noise responder). */
 export interface SecureServerOptions extends SecureCommonOptions {
   role: 'server'
@@ -78,8 +88,23 @@ export interface SecureServerOptions extends SecureCommonOptions {
    * of) a boolean. A declined flight is resent by the client as records.
    */
   acceptEarlyData?: boolean | ((flight: FirstFlight) => boolean | Promise<boolean>)
-  /** The replay guard; default a process-wide one (window 30 s). Share one per server. */
-  replayGuard?: ReplayGuard
+  /**
+   * The replay guard; default a process-wide one (window 30 s). Share one
+   * per server: a {@link ReplayGuard}, or anything with its `check()`
+   * (which may answer with a promise: e.g. one guard that several
+   * processes ask).
+   */
+  replayGuard?: ReplayChecker
+  /**
+   * Called once message 1 is authenticated and its client key authorized,
+   * before the replay guard or anything else acts on it: `true` hands the
+   * connection on (a cluster routing a RESUME to the process that holds its
+   * session, which processes message 1 again). The channel then sends
+   * nothing, lets go of its transport without closing it (paused), emits
+   * `'diverted'` `(head)` with every byte it read from it, and is
+   * destroyed without an error.
+   */
+  divert?: (flight: DivertedFlight) => boolean
   /**
    * The most early data accepted in message 1 (a longer message 1 is
    * refused like a failed authentication, before it is buffered).
@@ -150,7 +175,8 @@ export interface ResolvedOptions {
   maxEarlyData: number
   authorize: SecureServerOptions['authorize']
   acceptEarlyData: NonNullable<SecureServerOptions['acceptEarlyData']>
-  replayGuard: ReplayGuard | undefined
+  replayGuard: ReplayChecker | undefined
+  divert: SecureServerOptions['divert']
   onAuthFailure: 'drain' | 'close'
 }
 
@@ -178,7 +204,8 @@ export function resolveOptions(o: SecureOptions): ResolvedOptions {
     if (typeof server.authorize !== 'function') throw invalidArgType('options.authorize', 'a function', server.authorize)
     const a = server.acceptEarlyData
     if (a !== undefined && typeof a !== 'boolean' && typeof a !== 'function') throw invalidArgType('options.acceptEarlyData', 'a boolean or a function', a)
-    if (server.replayGuard !== undefined && !(server.replayGuard instanceof ReplayGuard)) throw invalidArgType('options.replayGuard', 'a ReplayGuard', server.replayGuard)
+    if (server.replayGuard !== undefined && !(server.replayGuard instanceof ReplayGuard) && typeof (server.replayGuard as { check?: unknown } | null)?.check !== 'function') throw invalidArgType('options.replayGuard', 'a ReplayGuard', server.replayGuard)
+    if (server.divert !== undefined && typeof server.divert !== 'function') throw invalidArgType('options.divert', 'a function', server.divert)
     if (server.onAuthFailure !== undefined && server.onAuthFailure !== 'drain' && server.onAuthFailure !== 'close') {
       throw invalidArgValue('options.onAuthFailure', "must be 'drain' or 'close'", server.onAuthFailure)
     }
@@ -199,6 +226,7 @@ export function resolveOptions(o: SecureOptions): ResolvedOptions {
     authorize: server ? server.authorize : () => null,
     acceptEarlyData: server?.acceptEarlyData ?? true,
     replayGuard: server?.replayGuard,
+    divert: server?.divert,
     onAuthFailure: server?.onAuthFailure ?? 'drain',
   }
 }

@@ -35,6 +35,15 @@ export interface ReplayGuardOptions {
 export type ReplayVerdict = { fresh: true } | { fresh: false; reason: Extract<EarlyRejectReason, 'clock' | 'replayed' | 'not-newer' | 'busy'> }
 
 /**
+ * What a server asks about each first flight: {@link ReplayGuard}, or a
+ * stand-in for one that another process holds (the answer may then be a
+ * promise). `check()` must judge and record as {@link ReplayGuard.check}.
+ */
+export interface ReplayChecker {
+  check(serverKey: Uint8Array, clientKey: Uint8Array, ephemeral: Uint8Array, timestamp: number): ReplayVerdict | Promise<ReplayVerdict>
+}
+
+/**
  * Decides, at most once per first flight, whether its early data may be
  * acted on. `check()` both decides and, when the flight is fresh, records
  * it, so the same flight is never fresh twice. One guard serves every
@@ -55,7 +64,7 @@ export type ReplayVerdict = { fresh: true } | { fresh: false; reason: Extract<Ea
  * timestamp of one of the ephemeral entries, so the client map never holds
  * more entries than the ephemeral cache.
  */
-export class ReplayGuard {
+export class ReplayGuard implements ReplayChecker {
   readonly #windowUs: number
   readonly #max: number
   readonly #clock: () => number

@@ -29,7 +29,7 @@ import { sharedReplayGuard } from './replay.js'
 /** Extension bytes a server allows in message 1 beyond the early data. */
 const EXTENSION_ALLOWANCE = 1024
 
-type State = 'await-init' | 'deciding' | 'replying' | 'open' | 'refused'
+type State = 'await-init' | 'deciding' | 'replying' | 'open' | 'refused' | 'diverted'
 
 const REFUSAL_CODES: Record<RefusedReason, RefusedReport['code']> = {
   unauthorized: 'SYNMUX_SECURE_UNAUTHORIZED',
@@ -49,6 +49,8 @@ export class ServerChannel extends SecureChannel {
   #tick: NodeJS.Immediate | null = null
   #sendReplyNow: (() => void) | null = null
   #pendingInfo: SecureInfo | null = null
+  /** Message 1 as read (type, length, message), kept until it is decided (a diverted flight is handed on whole). */
+  #message1: Buffer | null = null
 
   constructor(transport: Duplex, opts: ResolvedOptions) {
     super(transport, opts)
@@ -73,7 +75,9 @@ export class ServerChannel extends SecureChannel {
     if (length < MIN_MESSAGE1) return this.#refuse('bad-length', `Message 1 length ${length} is below the minimum ${MIN_MESSAGE1}`)
     if (length > this.#maxMessage1) return this.#refuse('too-large', `Message 1 length ${length} is above this server's maximum ${this.#maxMessage1}`)
     if (q.length < 3 + length) return
-    const message = q.take(3 + length).subarray(3)
+    const frame = q.take(3 + length)
+    const message = frame.subarray(3)
+    if (this.opts.divert !== undefined) this.#message1 = frame
     this.#state = 'deciding'
     this.holdReading(true)
     this.#onInit(message).catch((err) => this.destroy(err as Error))
@@ -106,6 +110,11 @@ export class ServerChannel extends SecureChannel {
     }
     if (this.destroyed) return
     if (typeof name !== 'string' || name === '') return this.#refuse('unauthorized', 'The client key is not authorized', peerKey)
+    // Handed on (before the replay guard sees it: the process it goes to judges it).
+    if (o.divert !== undefined) {
+      if (o.divert({ data: Buffer.from(init.earlyData), peerKey: Buffer.from(peerKey), peerName: name })) return this.#divert()
+      this.#message1 = null
+    }
 
     // 0-RTT: act on the early data only if the replay guard finds the
     // flight fresh (and records it) and the application agrees.
@@ -115,7 +124,8 @@ export class ServerChannel extends SecureChannel {
       if (o.acceptEarlyData === false) reason = 'disabled'
       else {
         const guard = o.replayGuard ?? sharedReplayGuard()
-        const verdict = guard.check(x25519Public(o.staticKey), peerKey, hs.remoteEphemeralKey!, init.timestamp)
+        const verdict = await guard.check(x25519Public(o.staticKey), peerKey, hs.remoteEphemeralKey!, init.timestamp)
+        if (this.destroyed) return
         if (!verdict.fresh) reason = verdict.reason
         else if (typeof o.acceptEarlyData === 'function') {
           const ok = await o.acceptEarlyData({ data: Buffer.from(init.earlyData), peerKey: Buffer.from(peerKey), peerName: name, timestamp: init.timestamp / 1000 })
@@ -176,6 +186,18 @@ export class ServerChannel extends SecureChannel {
     this.#pendingInfo = null
     const leftover = this.handshakeInput.drain()
     this.establish(hs.transport!, init.rekeyInterval, info, null, null, leftover)
+  }
+
+  /** `divert` took the flight: let go of the transport, unclosed and paused, with every byte read from it. */
+  #divert(): void {
+    if (this.destroyed) return
+    this.#state = 'diverted'
+    const rest = this.handshakeInput.drain()
+    const head = rest === null ? this.#message1! : Buffer.concat([this.#message1!, rest])
+    this.#message1 = null
+    this.release()
+    this.emit('diverted', head)
+    this.destroy()
   }
 
   /** Refuses message 1: no byte in reply; report; drain or close. */

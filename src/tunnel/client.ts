@@ -16,6 +16,7 @@ import type { Target } from '../mux/wire/target.js'
 import { carry } from '../net/local.js'
 import type { RelayCounts } from '../net/relay.js'
 import { refuseName } from '../net/refusal.js'
+import type { RedirectAddress } from '../mux/wire/redirect.js'
 import type { SecureChannel } from '../secure/channel.js'
 import type { createConnection } from '../tfo/connect.js'
 import type { LocalListener, TunnelClientOptions, TunnelClientStats } from './client-options.js'
@@ -105,7 +106,7 @@ export class TunnelClient extends EventEmitter {
       if (this.#pool === null) {
         this.#pool = new SessionPool({
           size: this.#opts.pool!,
-          connect: () => this.#transport().transport,
+          connect: (_i, to) => this.#transport(to).transport,
           session: { ...this.#opts.session, ...(this.#opts.lanes !== undefined ? { lanes: this.#opts.lanes } : {}), ...this.#auth() },
         })
         this.#pool.on('up', (s: Session) => this.#wentUp(s))
@@ -187,8 +188,8 @@ export class TunnelClient extends EventEmitter {
   }
 
   /** A new connection to the server: TFO, then the secure channel (or TLS) if configured. */
-  #transport(): { raw: ReturnType<typeof createConnection>; transport: net.Socket | SecureChannel } {
-    const made = this.#transports.make()
+  #transport(to?: RedirectAddress): { raw: ReturnType<typeof createConnection>; transport: net.Socket | SecureChannel } {
+    const made = this.#transports.make(to)
     const raw = made.raw
     // The outcome is known once the handshake completed (the SYN-ACK said whether it took the data).
     raw.once('connect', () =>
@@ -219,8 +220,9 @@ export class TunnelClient extends EventEmitter {
       ...(this.#opts.lanes !== undefined ? { lanes: this.#opts.lanes } : {}),
       role: 'client',
       ...this.#auth(),
-      resumption: { ...this.#opts.session?.resumption, connect: () => this.#transport().transport },
+      resumption: { ...this.#opts.session?.resumption, connect: (to) => this.#transport(to).transport },
     })
+    session.on('redirect', (to: RedirectAddress) => this.#log.info(`the session lives at ${to.host}:${to.port} (the server at ${host}:${port} redirected it): resuming and adding lanes there`))
     session.on('detached', (err: MuxError) => this.#log.warn(`connection to ${host}:${port} lost (${err.message}); resuming the session`))
     session.on('resumed', () => this.#log.info(`session to ${host}:${port} resumed on a new connection`))
     this.#session = session

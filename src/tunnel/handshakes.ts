@@ -36,6 +36,20 @@ export interface HandshakeGuardOptions {
   onFailure?: (why: string) => void
   /** Called for each connection refused unread. */
   onRefused?: () => void
+  /**
+   * The other processes of the same server (`synmux server --workers`):
+   * the unauthenticated connections they hold count against the caps here
+   * too, and this guard tells them of its own.
+   */
+  peers?: AdmissionPeers
+}
+
+/** What a {@link HandshakeGuard} shares with the guards of the server's other processes. */
+export interface AdmissionPeers {
+  /** Unauthenticated connections the other processes hold now: in all, and from `source`. */
+  held(source: string): { total: number; source: number }
+  /** This process holds one more (`+1`) or one fewer (`-1`) unauthenticated connection from `source`. */
+  changed(source: string, delta: 1 | -1): void
 }
 
 type Outcome = 'pending' | 'authenticated' | 'failed'
@@ -47,7 +61,16 @@ interface Pending {
   /** Still counted as unauthenticated (released on authentication, failure or close). */
   counted: boolean
   timer: NodeJS.Timeout | null
+  /** When the handshake deadline comes (ms, `Date.now()`); Infinity without one. */
+  deadline: number
 }
+
+/**
+ * A connection still unauthenticated that closes this close to its
+ * deadline was closed by it (the secure channel keeps a timer of the same
+ * length, which may fire first): a failure like any other timeout.
+ */
+const DEADLINE_SLACK_MS = 100
 
 /** Log lines about refused connections: the first per source, then at most one per interval with the count. */
 const REFUSAL_LOG_INTERVAL = 10_000
@@ -77,18 +100,20 @@ export class HandshakeGuard {
     const source = raw.remoteAddress ?? '?'
     const o = this.#o
     let refuse: string | null = null
+    const others = o.peers?.held(source)
     if (!o.limiter.allowed(source)) refuse = 'too many failed handshakes'
-    else if ((this.#perSource.get(source) ?? 0) >= o.maxPerSource) refuse = `${o.maxPerSource} unauthenticated connections from it already`
-    else if (this.#total >= o.max) refuse = `${o.max} unauthenticated connections in all already`
+    else if ((this.#perSource.get(source) ?? 0) + (others?.source ?? 0) >= o.maxPerSource) refuse = `${o.maxPerSource} unauthenticated connections from it already`
+    else if (this.#total + (others?.total ?? 0) >= o.max) refuse = `${o.max} unauthenticated connections in all already`
     if (refuse !== null) {
       this.#refused(source, refuse)
       raw.on('error', () => {})
       raw.destroy()
       return false
     }
-    const p: Pending = { source, raw, outcome: 'pending', counted: true, timer: null }
+    const p: Pending = { source, raw, outcome: 'pending', counted: true, timer: null, deadline: o.timeout > 0 ? Date.now() + o.timeout : Infinity }
     this.#total++
     this.#perSource.set(source, (this.#perSource.get(source) ?? 0) + 1)
+    o.peers?.changed(source, 1)
     this.#by.set(raw, p)
     const peer = `${source}|${raw.remotePort}`
     this.#byPeer.set(peer, p)
@@ -107,6 +132,7 @@ export class HandshakeGuard {
     }
     raw.once('close', () => {
       if (this.#byPeer.get(peer) === p) this.#byPeer.delete(peer)
+      if (p.outcome === 'pending' && Date.now() >= p.deadline - DEADLINE_SLACK_MS) this.#fail(p, `no authenticated handshake within ${o.timeout} ms`)
       this.#release(p)
     })
     return true
@@ -180,6 +206,7 @@ export class HandshakeGuard {
     }
     if (!p.counted) return
     p.counted = false
+    this.#o.peers?.changed(p.source, -1)
     this.#total--
     const n = (this.#perSource.get(p.source) ?? 1) - 1
     if (n <= 0) this.#perSource.delete(p.source)

@@ -16,6 +16,7 @@ import type { SessionOptions } from '../mux/session/options.js'
 import { Session } from '../mux/session/session.js'
 import type { OpenOptions } from '../mux/session/types.js'
 import type { MuxStream } from '../mux/stream/stream.js'
+import type { RedirectAddress } from '../mux/wire/redirect.js'
 import { streamRoom } from './room.js'
 
 /** Options of a {@link SessionPool}. */
@@ -25,9 +26,11 @@ export interface SessionPoolOptions {
   /**
    * Makes a new connection to the server (use TFO). `index` is the pool
    * slot the connection is for (first connection, reconnects and
-   * replacements alike), so a caller can route slots differently.
+   * replacements alike), so a caller can route slots differently. `to`:
+   * where the server said the slot's session lives (a REDIRECT,
+   * PROTOCOL.md 13.10), for its resumes and lanes.
    */
-  connect: (index: number) => Duplex | Promise<Duplex>
+  connect: (index: number, to?: RedirectAddress) => Duplex | Promise<Duplex>
   /** Options of every session (`role` and `resumption.connect` are set by the pool). */
   session?: Omit<SessionOptions, 'role'>
   /** Monitor period (ping every session) in ms. Default 250. */
@@ -141,7 +144,7 @@ export class SessionPool extends EventEmitter {
   }
 
   #spawn(index: number, prev: Member | null): Member {
-    const connect = (): Duplex | Promise<Duplex> => this.#opts.connect(index)
+    const connect = (to?: RedirectAddress): Duplex | Promise<Duplex> => this.#opts.connect(index, to)
     const first = connect()
     const r = this.#opts.session.resumption
     const resumption = { ...(typeof r === 'object' && r !== null ? r : {}), connect }

@@ -67,6 +67,30 @@ export class FailureLimiter {
     this.#sources.set(source, { since: this.#now(), failures: 1 })
   }
 
+  /** The sources counted now, as `[source, ms since its window began, failures]` (for {@link FailureLimiter.load}). */
+  snapshot(): Array<[source: string, age: number, failures: number]> {
+    const now = this.#now()
+    const out: Array<[string, number, number]> = []
+    for (const [source, e] of this.#sources) if (now - e.since < this.#window) out.push([source, now - e.since, e.failures])
+    return out
+  }
+
+  /** Adds counts taken elsewhere (another process of the same server, {@link FailureLimiter.snapshot}). */
+  load(entries: Array<[source: string, age: number, failures: number]>): void {
+    const now = this.#now()
+    for (const [source, age, failures] of entries) {
+      const e = this.#entry(source)
+      if (e) {
+        e.failures += failures
+        e.since = Math.min(e.since, now - age)
+      } else {
+        for (let i = 0; i < failures; i++) this.fail(source)
+        const n = this.#sources.get(source)
+        if (n) n.since = now - age
+      }
+    }
+  }
+
   /** Sources currently tracked. */
   get size(): number {
     return this.#sources.size

@@ -8,7 +8,7 @@
  */
 import { AuthorizedKeys } from '../secure/keys.js'
 import type { RefusedReport } from '../secure/options.js'
-import { ReplayGuard } from '../secure/replay.js'
+import { ReplayGuard, type ReplayChecker } from '../secure/replay.js'
 
 /** The secure channel of a {@link TunnelServer} (the default transport security). */
 export interface TunnelServerSecureOptions {
@@ -24,8 +24,8 @@ export interface TunnelServerSecureOptions {
   psk?: Uint8Array
   /** How far (ms) a first flight's timestamp may be from the server's clock for its 0-RTT data to be acted on. Default 30,000. */
   replayWindow?: number
-  /** Or a replay guard of your own (shared by servers that share keys). Default: one per server. */
-  replayGuard?: ReplayGuard
+  /** Or a replay guard of your own (shared by servers that share keys; anything with a `ReplayGuard`'s `check()`). Default: one per server. */
+  replayGuard?: ReplayGuard | ReplayChecker
   /** After a handshake that fails: `'drain'` (default: read and discard until the handshake timeout, answer nothing) or `'close'`. */
   onAuthFailure?: 'drain' | 'close'
   /** Largest record plaintext this side sends (1 ... 65,519). Default 65,519 for a tunnel (bulk data). */
@@ -108,7 +108,7 @@ function resolve<S extends { staticKey: Uint8Array; psk?: Uint8Array }>(who: str
 export function serverSecurity(o: SecurityOptions<TunnelServerSecureOptions>): Security<TunnelServerSecureOptions> {
   return resolve('TunnelServer', o, (s) => {
     if (!(s.authorizedKeys instanceof AuthorizedKeys)) throw argError('options.secure.authorizedKeys must be an AuthorizedKeys (readAuthorizedKeysFile / parseAuthorizedKeys)', 'ERR_INVALID_ARG_TYPE')
-    if (s.replayGuard !== undefined && !(s.replayGuard instanceof ReplayGuard)) throw argError('options.secure.replayGuard must be a ReplayGuard', 'ERR_INVALID_ARG_TYPE')
+    if (s.replayGuard !== undefined && !(s.replayGuard instanceof ReplayGuard) && typeof (s.replayGuard as { check?: unknown } | null)?.check !== 'function') throw argError('options.secure.replayGuard must be a ReplayGuard', 'ERR_INVALID_ARG_TYPE')
   })
 }
 

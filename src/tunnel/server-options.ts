@@ -9,6 +9,7 @@ import type { AllowList } from './allow.js'
 import type { GatewayFactory, HttpGatewayLimits, HttpGatewayStats } from './gateway.js'
 import type { FailureLimiterOptions } from './ratelimit.js'
 import type { TunnelServerSecureOptions } from './security.js'
+import type { ServerRouting } from './routing.js'
 
 /** Options of {@link TunnelServer}. */
 export interface TunnelServerOptions {
@@ -72,6 +73,13 @@ export interface TunnelServerOptions {
    * @internal
    */
   gateway?: GatewayFactory
+  /**
+   * Sessions shared with other processes or servers (`synmux server
+   * --workers`, `--instance-id`; `src/tunnel/cluster/`): session ids,
+   * where RESUMEs and JOINs go, the shared replay guard. Default: every
+   * session here.
+   */
+  routing?: ServerRouting
   logger?: Logger
 }
 

@@ -17,7 +17,7 @@ import type { MuxStream } from '../mux/stream/stream.js'
 import { DEFAULTS, GoawayCode, RefuseCode, ResetCode } from '../mux/wire/constants.js'
 import type { AuthorizedKeys } from '../secure/keys.js'
 import { MESSAGE1_TYPE } from '../secure/payload.js'
-import { ReplayGuard } from '../secure/replay.js'
+import { ReplayGuard, type ReplayChecker } from '../secure/replay.js'
 import { secure } from '../secure/secure.js'
 import { enableFastOpen } from '../tfo/server.js'
 import { AllowList } from './allow.js'
@@ -66,7 +66,7 @@ export class TunnelServer extends EventEmitter {
   readonly #security: Security<TunnelServerSecureOptions>
   /** Secure channel: the client keys accepted now (replaced by setAuthorizedKeys). */
   #authorized: AuthorizedKeys | null = null
-  readonly #replayGuard: ReplayGuard | null = null
+  readonly #replayGuard: ReplayChecker | null = null
   readonly #owners = new Map<Session, Owner>()
   /** Clear-text mode: the first byte of each connection (to name a secure-channel client that came to the wrong server). */
   readonly #firstBytes = new WeakMap<object, number>()
@@ -96,12 +96,12 @@ export class TunnelServer extends EventEmitter {
     const sec = this.#security.secure
     if (sec !== null) {
       this.#authorized = sec.authorizedKeys
-      this.#replayGuard = sec.replayGuard ?? new ReplayGuard(sec.replayWindow !== undefined ? { window: sec.replayWindow } : {})
+      this.#replayGuard = sec.replayGuard ?? options.routing?.replayGuard ?? new ReplayGuard(sec.replayWindow !== undefined ? { window: sec.replayWindow } : {})
     }
     this.#opts = options
     this.#log = options.logger ?? silentLogger
     this.allow = options.allow instanceof AllowList ? options.allow : AllowList.parse(options.allow as string | string[])
-    this.#limiter = new FailureLimiter(options.handshakeLimit)
+    this.#limiter = options.routing?.failureLimiter?.(options.handshakeLimit) ?? new FailureLimiter(options.handshakeLimit)
     for (const k of ['maxUnauthenticated', 'maxUnauthenticatedPerSource'] as const) {
       const v = options[k]
       if (v !== undefined && (typeof v !== 'number' || !Number.isInteger(v) || v < 1)) throw Object.assign(new RangeError(`options.${k} must be a positive integer`), { code: 'ERR_OUT_OF_RANGE' })
@@ -118,6 +118,7 @@ export class TunnelServer extends EventEmitter {
         bump(this.#stats.handshakeFailuresBy, failureClass(why))
       },
       onRefused: () => this.#stats.handshakeRefusals++,
+      ...(options.routing?.admission ? { peers: options.routing.admission } : {}),
     })
     this.#forwarder = new Forwarder({
       allow: () => this.allow,
@@ -147,6 +148,24 @@ export class TunnelServer extends EventEmitter {
     // the caps on unauthenticated connections, and the handshake deadline.
     this.#server.on('connection', (socket: net.Socket) => this.#guard.admit(socket))
     enableFastOpen(this.#server)
+  }
+
+  /**
+   * Takes over a connection accepted elsewhere (another process of the
+   * same server handed it on, `synmux server --workers`) as if this server
+   * had accepted it, with `head`: the bytes already read from it. It is
+   * admitted like any new connection (limits, handshake deadline).
+   */
+  adopt(socket: net.Socket, head: Buffer): void {
+    if (this.#closing || !this.#server.listening) {
+      socket.destroy()
+      return
+    }
+    // As the listener makes its sockets (a socket passed between processes is made with Node's defaults).
+    socket.allowHalfOpen = true
+    socket.setNoDelay(true)
+    if (head.length > 0) socket.unshift(head)
+    this.#server.emit('connection', socket)
   }
 
   /** The listening address (as `net.Server#address()`). */
@@ -298,7 +317,8 @@ export class TunnelServer extends EventEmitter {
     // The secure channel: a full DATA frame is one record (unless the session options set a frame size).
     const frames = this.#security.key === null ? { maxFrameSize: TUNNEL_FRAME_SIZE } : {}
     const auth = this.#security.key !== null ? { auth: { key: this.#security.key } } : {}
-    const registry = new SessionRegistry({ resumption: {}, maxStreams: TUNNEL_MAX_STREAMS, ...frames, ...this.#opts.session, acceptDelay: Infinity, ...auth })
+    const placement = this.#opts.routing ? { placement: this.#opts.routing.placement } : {}
+    const registry = new SessionRegistry({ resumption: {}, maxStreams: TUNNEL_MAX_STREAMS, ...frames, ...this.#opts.session, acceptDelay: Infinity, ...auth, ...placement })
     const from = (d: unknown) => (d as net.Socket).remoteAddress ?? '?'
     registry.on('session', (s) => this.#onSession(s, from(s.duplex), registry.identity(s)))
     registry.on('resumed', (s) => this.#log.info(`session${this.#who(s)} resumed from ${from(s.duplex)}`))
@@ -339,6 +359,15 @@ export class TunnelServer extends EventEmitter {
     const sec = this.#security.secure!
     let firstByte: number | undefined
     socket.prependOnceListener('data', (d: Buffer) => (firstByte = d[0]))
+    // Routing (--workers, --instance-id): a first flight may be handed to the process that holds its session.
+    const routing = this.#opts.routing
+    let handOn: ((head: Buffer) => void) | null = null
+    const route = routing
+      ? {
+          divert: (f: { data: Buffer }) => (handOn = routing.divert(f.data, socket)) !== null,
+          ...(routing.acceptEarlyData ? { acceptEarlyData: (f: { data: Buffer }) => routing.acceptEarlyData!(f.data) } : {}),
+        }
+      : {}
     const ch = secure(socket, {
       role: 'server',
       staticKey: sec.staticKey,
@@ -349,8 +378,14 @@ export class TunnelServer extends EventEmitter {
       onAuthFailure: sec.onAuthFailure ?? 'drain',
       ...(sec.psk !== undefined ? { psk: sec.psk } : {}),
       ...(sec.rekeyInterval !== undefined ? { rekeyInterval: sec.rekeyInterval } : {}),
+      ...route,
     })
     this.#guard.link(ch, socket)
+    ch.once('diverted', (head: Buffer) => {
+      // No longer ours to time or count: the process it goes to admits it again.
+      this.#guard.authenticated(socket)
+      handOn!(head)
+    })
     ch.once('secure', (info) => {
       const who = `${source}${info.peerName ? ` (${info.peerName})` : ''}`
       // A rejected first flight is not an error (its data follows as records), but a replay or a client clock far off is worth a line.

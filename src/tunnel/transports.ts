@@ -51,8 +51,9 @@ export class ClientTransports {
   }
 
   /** A new connection to the server: TFO, then the secure channel (or TLS) if configured. */
-  make(): { raw: ReturnType<typeof createConnection>; transport: net.Socket | SecureChannel } {
-    const { host, port } = this.#opts.server
+  make(to?: { host: string; port: number }): { raw: ReturnType<typeof createConnection>; transport: net.Socket | SecureChannel } {
+    // `to`: where a REDIRECT said the session lives (PROTOCOL.md 13.10); the TLS server name stays the configured one.
+    const { host, port } = to ?? this.#opts.server
     // TFO for the session's own connection: the handshake's first message
     // (the secure channel's message 1, the TLS ClientHello, or the HELLO)
     // is the first write, so it rides in the SYN.
@@ -83,7 +84,7 @@ export class ClientTransports {
     if (t) {
       transport = tls.connect({
         socket: raw,
-        servername: t.servername ?? (net.isIP(host) ? undefined : host),
+        servername: t.servername ?? (net.isIP(this.#opts.server.host) ? undefined : this.#opts.server.host),
         ...(t.fingerprint ? { rejectUnauthorized: false } : { ca: t.ca }),
       } as tls.ConnectionOptions)
       if (t.fingerprint) {

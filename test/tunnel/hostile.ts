@@ -20,26 +20,66 @@ export function keyOf(file: string): Buffer {
   return Buffer.from(text.slice(text.indexOf(':') + 1), 'base64')
 }
 
-/** Resident set size of process `pid` in bytes (Linux: /proc; elsewhere: ps). */
+/**
+ * Process `pid` and its descendants (Linux: /proc): a `synmux server` is
+ * its primary process and the worker processes it forked (`--workers`,
+ * default the number of cores), and what it holds is held by all of them.
+ */
+export function processTree(pid: number): number[] {
+  const children = new Map<number, number[]>()
+  for (const name of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue
+    let stat: string
+    try {
+      stat = fs.readFileSync(`/proc/${name}/stat`, 'utf8')
+    } catch {
+      continue // gone meanwhile
+    }
+    // pid (comm) state ppid ...: comm may hold spaces and parentheses; the fields after the last ')' do not.
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])
+    const list = children.get(ppid)
+    if (list) list.push(Number(name))
+    else children.set(ppid, [Number(name)])
+  }
+  const out = [pid]
+  for (let i = 0; i < out.length; i++) out.push(...(children.get(out[i]!) ?? []))
+  return out
+}
+
+/** Resident set size of process `pid` and its descendants ({@link processTree}), in bytes (Linux: /proc; elsewhere: ps, `pid` alone). */
 export function rss(pid: number): number {
-  try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))
-    if (m) return Number(m[1]) * 1024
-  } catch {
-    // not Linux: ps below
+  if (fs.existsSync('/proc/self/status')) {
+    let sum = 0
+    for (const p of processTree(pid)) {
+      try {
+        const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${p}/status`, 'utf8'))
+        if (m) sum += Number(m[1]) * 1024
+      } catch {
+        // (a worker that exited meanwhile)
+      }
+    }
+    if (sum > 0) return sum
   }
   return Number(execFileSync('ps', ['-o', 'rss=', '-p', String(pid)], { encoding: 'utf8' }).trim()) * 1024
 }
 
-/** Open descriptors of process `pid` (Linux). */
+/** Open descriptors of process `pid` and its descendants (Linux). */
 export function fdCount(pid: number): number {
-  return fs.readdirSync(`/proc/${pid}/fd`).length
+  let n = 0
+  for (const p of processTree(pid)) {
+    try {
+      n += fs.readdirSync(`/proc/${p}/fd`).length
+    } catch {
+      // (a worker that exited meanwhile)
+    }
+  }
+  return n
 }
 
 export const MiB = 1024 * 1024
 export const KiB = 1024
 
-/** Samples a process's RSS every `ms` until stopped; `max` is the highest sample. */
+/** Samples the RSS of a process (and its descendants) every `ms` until stopped; `max` is the highest sample. */
 export class RssMonitor {
   max = 0
   last = 0

@@ -222,7 +222,7 @@ describe('memory a hostile peer can make the server hold (real CLI)', () => {
     })
     const silentPort = await listen(silent, '127.0.0.1')
     cleanups.push(() => (silent.close(), new Promise((r) => setTimeout(r, 10))))
-    const { proc, port, baseline } = await startServer([`127.0.0.1:${silentPort}`], ['--stats'])
+    const { proc, port, baseline } = await startServer([`127.0.0.1:${silentPort}`], ['--stats', '--stats-interval', '1'])
     const pid = proc.child.pid!
     const peer = await HostilePeer.connect({ port, secure: keys })
     cleanups.push(() => peer.destroy())

@@ -10,7 +10,6 @@
  * is served throughout.
  */
 import crypto from 'node:crypto'
-import fs from 'node:fs'
 import http from 'node:http'
 import net from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -18,6 +17,7 @@ import { encodeHello, generateKeyPair, HelloKind, secure } from 'synmux'
 import { close, listen } from '../helpers'
 import { freePort, httpRequest, secureKeys, stopAll, synmux, type Proc, type SecureKeys } from './cli'
 import { until } from './pool-relay.js'
+import { fdCount } from './hostile'
 
 let keys: SecureKeys
 let target: http.Server
@@ -33,7 +33,8 @@ afterAll(async () => {
   await close(target)
 })
 
-const fds = (p: Proc) => fs.readdirSync(`/proc/${p.child.pid}/fd`).length
+/** The server's descriptors: its primary's and its workers' (`--workers`). */
+const fds = (p: Proc) => fdCount(p.child.pid!)
 
 
 /** A connection from `localAddress` that writes `first`; counts what the server sends back. */

@@ -18,6 +18,7 @@ import { Capability, HelloExtension, HelloKind, decodeFrame, decodeHello, encode
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { close, FIXTURES, listen } from '../helpers'
 import { freePort, httpRequest, keyFile, secureKeys, stopAll, synmux, type Proc, type SecureKeys } from './cli'
+import { fdCount } from './hostile'
 
 const cert = path.join(FIXTURES, 'test-cert.pem')
 const tlsKey = path.join(FIXTURES, 'test-key.pem')
@@ -38,7 +39,8 @@ afterAll(async () => {
 })
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-const fds = (p: Proc) => fs.readdirSync(`/proc/${p.child.pid}/fd`).length
+/** The server's descriptors: its primary's and its workers' (`--workers`). */
+const fds = (p: Proc) => fdCount(p.child.pid!)
 const get = (port: number) => httpRequest(port, '/x').then((r) => r.body.toString())
 
 /** Polls until `pred()` holds (for effects inside the server process). */

@@ -5,11 +5,12 @@
  * @packageDocumentation
  */
 import type { Duplex } from 'node:stream'
-import { Capability, FRAME_HEADER_SIZE, FrameType, HelloExtension, HelloKind } from '../wire/constants.js'
+import { Capability, FRAME_HEADER_SIZE, FrameType, HelloExtension, HelloKind, ResumeRefused } from '../wire/constants.js'
 import { encodeFrame } from '../wire/frames.js'
 import { type Hello, encodeHello, u16 } from '../wire/hello.js'
 import { AUTH_SIZE, awaitAuth, clientProof, newNonce, proofMatches, serverProof } from '../wire/auth.js'
 import { MuxError } from '../errors.js'
+import { decodeRedirect } from '../wire/redirect.js'
 import { Splitter } from './splitter.js'
 
 /** What both ends of a JOIN need: our HELLO of the session, the key, the limits. @internal */
@@ -78,7 +79,10 @@ export function clientJoin(dx: Duplex, spec: JoinSpec, sessionId: Buffer, done: 
     const h = u.hello
     if (h.kind === HelloKind.NEW) {
       const why = h.extensions.get(HelloExtension.RESUME_REFUSED)
-      return fail(new MuxError('SYNMUX_LANE_REFUSED', `the server refused lane ${index} (RESUME_REFUSED ${why?.[0] ?? '?'})`, { wireCode: why?.[0] ?? 0 }))
+      const e = new MuxError('SYNMUX_LANE_REFUSED', `the server refused lane ${index} (RESUME_REFUSED ${why?.[0] ?? '?'})`, { wireCode: why?.[0] ?? 0 })
+      // The session lives on another server (PROTOCOL.md 13.10): the session sends its next lanes there.
+      if (why?.[0] === ResumeRefused.ELSEWHERE) Object.assign(e, { redirect: decodeRedirect(h.extensions.get(HelloExtension.REDIRECT)) })
+      return fail(e)
     }
     if (h.kind !== HelloKind.JOIN || h.role !== 'server' || !h.sessionId.equals(sessionId)) {
       return fail(new MuxError('SYNMUX_HANDSHAKE_FAILED', 'lane: unexpected answer to JOIN'))

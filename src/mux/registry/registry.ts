@@ -34,6 +34,32 @@ export type SessionRegistryOptions = Omit<SessionOptions, 'role'> & {
    * {@link SecureChannel}'s `remotePublicKey` (base64), else `null`.
    */
   identify?: (duplex: Duplex) => string | null
+  /**
+   * Where sessions live when several processes or servers share the load
+   * (the tunnel's `--workers` and `--instance-id`): how new session ids are
+   * made, and where a RESUME or JOIN goes. Default: random ids, every
+   * session here.
+   */
+  placement?: SessionPlacement
+}
+
+/**
+ * A registry's {@link SessionRegistryOptions.placement}: the hook through
+ * which a cluster of servers routes resumptions and lanes to the process
+ * (or the server) that holds their session.
+ */
+export interface SessionPlacement {
+  /** A fresh session id (32 bytes, unguessable by a client). */
+  newId(): Buffer
+  /**
+   * Called with a client's RESUME or JOIN HELLO before its session is
+   * looked up. `'here'`: look it up here. `'taken'`: the callee took the
+   * transport over, with `head` (every byte read from it so far); the
+   * registry forgets it. A Buffer: a REDIRECT extension value (PROTOCOL.md
+   * 13.10): the answer is `HELLO(NEW, RESUME_REFUSED 5, REDIRECT)`, and
+   * nothing the client sent after its HELLO is processed.
+   */
+  locate(hello: Hello, head: Buffer, duplex: Duplex): 'here' | 'taken' | Buffer
 }
 
 /** The default identity of a transport: the peer's static key on a secure channel. */
@@ -72,6 +98,8 @@ export interface SessionRegistryStats {
   refused: number
   expired: number
   authFailures: number
+  /** RESUMEs and JOINs answered with a REDIRECT (their session lives elsewhere). */
+  redirected: number
 }
 
 const HELLO_READ_LIMIT = 10 + 1024
@@ -89,15 +117,18 @@ export class SessionRegistry extends EventEmitter<SessionRegistryEvents> impleme
   readonly #identify: (duplex: Duplex) => string | null
   /** Each session's owner: the identity of the transport that created it. */
   readonly #owners = new WeakMap<Session, string | null>()
-  readonly #stats = { resumed: 0, refused: 0, expired: 0, authFailures: 0 }
+  readonly #stats = { resumed: 0, refused: 0, expired: 0, authFailures: 0, redirected: 0 }
+  readonly #placement: SessionPlacement | null
   #closed = false
 
   /** `options`: session options; `resumption` defaults to `{}` (enabled with defaults). */
   constructor(options: SessionRegistryOptions = {}) {
     super()
     if (typeof options !== 'object' || options === null) throw invalidArgType('options', 'an object', options)
-    const { identify, ...sessionOptions } = options
+    const { identify, placement, ...sessionOptions } = options
     if (identify !== undefined && typeof identify !== 'function') throw invalidArgType('options.identify', 'a function', identify)
+    if (placement !== undefined && (typeof placement?.newId !== 'function' || typeof placement.locate !== 'function')) throw invalidArgType('options.placement', 'an object with newId() and locate()', placement)
+    this.#placement = placement ?? null
     this.#identify = identify ?? defaultIdentify
     this.#options = { ...sessionOptions, role: 'server', resumption: options.resumption ?? {} }
     // Validate now (throws with stable codes) rather than on the first connection.
@@ -154,6 +185,11 @@ export class SessionRegistry extends EventEmitter<SessionRegistryEvents> impleme
       }
       if (!bad && r === null && buf.length < HELLO_READ_LIMIT) return
       cleanup()
+      if (r !== null && this.#placement !== null && (r.hello.kind === HelloKind.RESUME || r.hello.kind === HelloKind.JOIN) && r.hello.role === 'client') {
+        const at = this.#placement.locate(r.hello, buf, duplex)
+        if (at === 'taken') return
+        if (at !== 'here') return this.#redirect(duplex, at)
+      }
       if (r !== null && r.hello.kind === HelloKind.RESUME && r.hello.role === 'client') {
         this.#resume(duplex, r.hello, buf.subarray(0, r.size), buf.subarray(r.size), buf)
         return
@@ -279,7 +315,7 @@ export class SessionRegistry extends EventEmitter<SessionRegistryEvents> impleme
    * RESUME_REFUSED)`, then the transport ends; nothing the client sent is
    * processed.
    */
-  #refuseEarly(duplex: Duplex, reason: number): void {
+  #refuseEarly(duplex: Duplex, reason: number, extra: Array<[number, Buffer]> = []): void {
     const o = this.#resolved
     const hello = encodeHello({
       kind: HelloKind.NEW,
@@ -289,12 +325,33 @@ export class SessionRegistry extends EventEmitter<SessionRegistryEvents> impleme
       initialWindow: o.initialWindow,
       maxFrameSize: o.maxFrameSize,
       maxStreams: o.maxStreams,
-      extensions: [[HelloExtension.RESUME_REFUSED, Buffer.from([reason])]],
+      extensions: [[HelloExtension.RESUME_REFUSED, Buffer.from([reason])], ...extra],
     })
     this.emit('authenticated', duplex)
     duplex.on('data', () => {}) // read and drop
     duplex.end(hello)
     setTimeout(() => duplex.destroy(), 5000).unref()
+  }
+
+  /**
+   * A RESUME or JOIN for a session that lives elsewhere (PROTOCOL.md
+   * 13.10): `HELLO(NEW, a random id, RESUME_REFUSED 5, REDIRECT)`, then the
+   * transport ends; nothing the client sent is processed.
+   */
+  #redirect(duplex: Duplex, to: Buffer): void {
+    this.#stats.redirected++
+    this.emit('refused', { reason: ResumeRefused.ELSEWHERE, why: 'the session lives elsewhere (redirected)', duplex })
+    this.#refuseEarly(duplex, ResumeRefused.ELSEWHERE, [[HelloExtension.REDIRECT, to]])
+  }
+
+  /** @internal A fresh session id for a new session. */
+  _newId(): Buffer {
+    if (this.#placement === null) return randomBytes(32)
+    // Never one that names a session known here (ids carry fewer random bytes when they route).
+    for (;;) {
+      const id = this.#placement.newId()
+      if (!this.#sessions.has(id.toString('hex'))) return id
+    }
   }
 
   /** The server's RESUMED HELLO: the same for every session but for the id the client named (and `extensions`). */

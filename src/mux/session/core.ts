@@ -27,6 +27,7 @@ import type { ResolvedOptions } from './options.js'
 import type { ReplayBuffer } from './replay.js'
 import type { SessionDirectory } from './directory.js'
 import type { SessionEvents } from './types.js'
+import type { RedirectAddress } from '../wire/redirect.js'
 
 /** Lifecycle: HANDSHAKING → OPEN (the peer's HELLO) → CLOSING (GOAWAY either way, or ending) → CLOSED; CLOSED from anywhere. @internal */
 export const enum Life {
@@ -231,6 +232,8 @@ export interface HandshakePart {
 
 /** The transport (link.ts). @internal */
 export interface LinkPart {
+  /** Client: where a REDIRECT said the session lives, `null` until one did. */
+  readonly redirect: RedirectAddress | null
   /** Client, resuming with EARLY_REPLAY: where its replay on the new transport starts (REPLAY_FROM), -1 otherwise. */
   readonly earlyFrom: number
   /** Starts reading and writing `d`. */

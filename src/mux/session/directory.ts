@@ -11,4 +11,6 @@ export interface SessionDirectory<S = unknown> {
   _register(session: S): void
   /** The session closed (`expired`: its detach timeout ran out). */
   _forget(session: S, expired: boolean): void
+  /** A new session id (a routed one when the registry has a placement, PROTOCOL.md 18). */
+  _newId?(): Buffer
 }

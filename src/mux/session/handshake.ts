@@ -53,7 +53,7 @@ export class Handshake implements HandshakePart {
     const c = this.#c
     const server = c.role === 'server'
     const resuming = c.linkState === LinkState.RESUMING
-    if (c.id === null && server) c.id = randomBytes(SESSION_ID_SIZE)
+    if (c.id === null && server) c.id = c.directory?._newId?.() ?? randomBytes(SESSION_ID_SIZE)
     const extensions: Array<[number, Buffer]> = []
     let capabilities = 0
     const auth = c.opts.auth
@@ -183,7 +183,7 @@ export class Handshake implements HandshakePart {
         this.#peerNonce = nc
         c.authAwaitProof()
       }
-      c.id = randomBytes(SESSION_ID_SIZE)
+      c.id = c.directory?._newId?.() ?? randomBytes(SESSION_ID_SIZE)
       c.helloPending()
     }
     c.peer = h

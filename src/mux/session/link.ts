@@ -18,6 +18,10 @@ import { MuxError, invalidArgType, invalidState } from '../errors.js'
 import { LaneSet } from '../lanes/lane-set.js'
 import { LinkState, type LinkPart, type SessionCore } from './core.js'
 import { laneSetOptions } from './options.js'
+import { type RedirectAddress, decodeRedirect } from '../wire/redirect.js'
+
+/** REDIRECTs a client follows in a row (without a resume between them) before it takes the session for lost. */
+const MAX_REDIRECTS = 4
 
 /** RESUME_REFUSED reasons as people read them (PROTOCOL.md 3.5). */
 const LOST_REASONS: Record<number, string> = { 1: 'unknown session id', 2: 'session expired', 3: 'replay out of range', 4: 'resumption not supported' }
@@ -36,6 +40,10 @@ export class Link implements LinkPart {
   #detachedAt = 0
   #reconnectTimer: NodeJS.Timeout | null = null
   #reconnectDelay = 0
+  /** Client: where the server said the session lives (REDIRECT, PROTOCOL.md 13.10), once it did. */
+  #redirectedTo: RedirectAddress | null = null
+  /** Client: REDIRECTs followed since the last successful resume. */
+  #redirects = 0
   /** Server: a detached session is freed when this fires. */
   #detachTimer: NodeJS.Timeout | null = null
   /** Client: the answer to a RESUME must come before this fires. */
@@ -60,6 +68,18 @@ export class Link implements LinkPart {
     }
   }
 
+  /** Client: where the server said this session lives (REDIRECT), `null` until one did. */
+  get redirect(): RedirectAddress | null {
+    return this.#redirectedTo
+  }
+
+  /** Client: a server said the session lives at `to`; `'redirect'` `(to)`. */
+  #redirected(to: RedirectAddress): void {
+    const same = this.#redirectedTo !== null && this.#redirectedTo.host === to.host && this.#redirectedTo.port === to.port
+    this.#redirectedTo = to
+    if (!same && this.#c.session.listenerCount('redirect') > 0) this.#c.session.emit('redirect', to)
+  }
+
   get earlyFrom(): number {
     return this.#earlyFrom
   }
@@ -78,6 +98,9 @@ export class Link implements LinkPart {
       d._hooks(
         (err) => c.shutdown.fail(err),
         (info, err) => {
+          // A JOIN answered with a REDIRECT: this session's next lanes (and resumes) go there.
+          const to = (err as { redirect?: RedirectAddress | null } | undefined)?.redirect
+          if (to) this.#redirected(to)
           if (c.session.listenerCount('lane') > 0) c.session.emit('lane', info, err)
         },
       )
@@ -243,6 +266,16 @@ export class Link implements LinkPart {
     if (h.kind === HelloKind.NEW) {
       this.#clearAttemptTimer()
       const why = h.extensions.get(HelloExtension.RESUME_REFUSED)
+      const to = why !== undefined && why.length === 1 && why[0] === ResumeRefused.ELSEWHERE ? decodeRedirect(h.extensions.get(HelloExtension.REDIRECT)) : null
+      // The session lives on another server: resume there at once (a few hops at most, PROTOCOL.md 13.10).
+      if (to !== null && this.#redirects < MAX_REDIRECTS) {
+        this.#redirects++
+        this.#redirected(to)
+        c.linkResuming()
+        this.#reconnectDelay = 0
+        this.lost(new MuxError('SYNMUX_CONNECTION_LOST', `the session lives at ${to.host}:${to.port} (REDIRECT)`))
+        return
+      }
       c.shutdown.destroy(sessionLost(why !== undefined && why.length === 1 ? why[0]! : ResumeRefused.NOT_SUPPORTED))
       return
     }
@@ -315,6 +348,7 @@ export class Link implements LinkPart {
     if (replay) c.output.replayFrom(peerReceived)
     c.input.skip(skip)
     c.resumes++
+    this.#redirects = 0
     if (this.#detachTimer) {
       clearTimeout(this.#detachTimer)
       this.#detachTimer = null

@@ -6,6 +6,7 @@ import { DEFAULTS, MAX_HOST_LENGTH, MAX_MAX_FRAME_SIZE, MAX_MAX_MESSAGE, MAX_WIN
 import { invalidArgType, invalidArgValue, outOfRange } from '../errors.js'
 import type { LaneSetOptions } from '../lanes/lane-set.js'
 import type { Duplex } from 'node:stream'
+import type { RedirectAddress } from '../wire/redirect.js'
 
 /**
  * Options of a {@link Session}. Every limit of PROTOCOL.md section 10 can be
@@ -94,9 +95,11 @@ export interface ResumptionOptions {
   /**
    * Client: makes a new transport to the same server (use TFO so a resume
    * costs one round trip). Without it, the session emits `'detached'` and
-   * waits for {@link Session.resume}.
+   * waits for {@link Session.resume}. `to`: set when the server said the
+   * session lives at another address (a REDIRECT, PROTOCOL.md 13.10):
+   * connect there instead (for this session's resumes and lanes).
    */
-  connect?: () => Duplex | Promise<Duplex>
+  connect?: (to?: RedirectAddress) => Duplex | Promise<Duplex>
   /** Client: reconnect backoff in ms, doubling from `min` to `max`. Default 50 / 2,000. */
   reconnectDelay?: { min?: number; max?: number }
   /** Client: give up (`SYNMUX_SESSION_LOST`) after this long without a transport. Default 60,000. */
@@ -108,7 +111,7 @@ export interface ResumptionOptions {
 /** Resolved resumption options. @internal */
 export interface ResolvedResumption {
   replayBuffer: number
-  connect: (() => Duplex | Promise<Duplex>) | null
+  connect: ((to?: RedirectAddress) => Duplex | Promise<Duplex>) | null
   minDelay: number
   maxDelay: number
   resumeTimeout: number

@@ -28,6 +28,7 @@ import { Shutdown } from './shutdown.js'
 import { Streams } from './streams.js'
 import { Timers } from './timers.js'
 import type { OpenOptions, SessionEvents, SessionState, SessionStats } from './types.js'
+import type { RedirectAddress } from '../wire/redirect.js'
 
 declare module '../stream/stream.js' {
   interface MuxStream {
@@ -69,7 +70,11 @@ export class Session extends EventEmitter<SessionEvents> {
     if (typeof duplex !== 'object' || duplex === null || typeof (duplex as Duplex).write !== 'function' || typeof (duplex as Duplex).on !== 'function') {
       throw invalidArgType('duplex', 'a Duplex stream', duplex)
     }
-    this.opts = resolveOptions(options)
+    const opts = resolveOptions(options)
+    // A client's resumes and lanes go where the server said the session
+    // lives, once it said so (a REDIRECT, PROTOCOL.md 13.10).
+    const connect = opts.resumption?.connect
+    this.opts = opts.role === 'client' && connect ? { ...opts, resumption: { ...opts.resumption!, connect: () => connect(this.#link?.redirect ?? undefined) } } : opts
     this.role = this.opts.role
     const c = new SessionCore(this, this.opts, duplex)
     this.#c = c
@@ -103,6 +108,15 @@ export class Session extends EventEmitter<SessionEvents> {
   /** The transport (the current one for a resumable session). */
   get duplex(): Duplex {
     return this.#c.dx
+  }
+
+  /**
+   * Client: where a server said this session lives (a REDIRECT,
+   * PROTOCOL.md 13.10), `null` until one did. Its resumes and lanes
+   * connect there (`resumption.connect(to)`).
+   */
+  get redirect(): RedirectAddress | null {
+    return this.#link.redirect
   }
 
   /** The 32-byte session id (chosen by the server), or `null` before the handshake. */

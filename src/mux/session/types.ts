@@ -7,6 +7,7 @@ import type { MuxError } from '../errors.js'
 import type { MuxStream } from '../stream/stream.js'
 import type { DecodedTarget, Target } from '../wire/target.js'
 import type { LaneInfo } from '../lanes/lane.js'
+import type { RedirectAddress } from '../wire/redirect.js'
 
 /** Options of {@link Session.open}. */
 export interface OpenOptions {
@@ -122,6 +123,8 @@ export interface SessionEvents {
   detached: [err: MuxError]
   /** Resumable session: it runs on a new transport; what was lost has been replayed. */
   resumed: []
+  /** Client: a server said the session lives at `to` (REDIRECT, PROTOCOL.md 13.10); its resumes and lanes go there. */
+  redirect: [to: RedirectAddress]
   /** Striped session: a lane joined, is leaving or is gone (`err`: why it died or could not join). */
   lane: [info: LaneInfo, err?: MuxError]
   /** An RTT sample in ms (a PING answered; emitted only while someone listens). */

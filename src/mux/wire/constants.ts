@@ -76,6 +76,8 @@ export const HelloExtension = {
   MAX_MESSAGE: 0x07,
   /** u64: the session offset of the first frame a resuming client replays right after its HELLO (PROTOCOL.md 13.9). */
   REPLAY_FROM: 0x08,
+  /** port u16 + IPv6 address (16 bytes): where the session lives; with RESUME_REFUSED 5 in a server NEW (PROTOCOL.md 13.10). */
+  REDIRECT: 0x09,
 } as const
 
 /** Frame types (PROTOCOL.md 4). Types below 0x80 are session frames. */
@@ -201,4 +203,6 @@ export const ResumeRefused = {
   EXPIRED: 2,
   OUT_OF_RANGE: 3,
   NOT_SUPPORTED: 4,
+  /** The session lives on another server, named by the REDIRECT extension (PROTOCOL.md 13.10). */
+  ELSEWHERE: 5,
 } as const
