@@ -53,8 +53,12 @@ export class Outbound implements OutboundPart {
   readonly #ring = new Queue<MuxStream>()
   #flushScheduled = false
   #waitingDrain = false
-  /** Scratch of the session frames of a resumable session, shared by its flushes (they are kept for replay). */
-  readonly #sessionSlab = new Slab()
+  /** The link frames of a flush (and its session frames, unless the session is resumable); reused by every flush. */
+  readonly #lb = new OutputBatch()
+  /** A resumable session's session frames of a flush (kept for replay: in a slab of the session's own). */
+  readonly #sb = new OutputBatch(new Slab())
+  /** The callbacks a flush calls once its batch is written; reused. */
+  readonly #cbs: Callbacks = []
   #ackPending = false
   #ackReported = 0
   /** When we last sent an ACK (resumable sessions piggyback one on session frames at most this often). */
@@ -222,9 +226,11 @@ export class Outbound implements OutboundPart {
     // Link frames go in `lb`; session frames in `sb`, which is the same
     // batch unless the session is resumable (then its bytes are also kept
     // for replay).
-    const lb = new OutputBatch()
-    const sb = c.replay !== null ? new OutputBatch(this.#sessionSlab) : lb
-    const cbs: Callbacks = []
+    const lb = this.#lb
+    const sb = c.replay !== null ? this.#sb : lb
+    lb.reset()
+    sb.reset()
+    const cbs = this.#cbs
     const limit = DEFAULTS.writeBatch
     if (c.helloState === HelloState.PENDING) lb.append(c.handshake.takeHello())
     if (c.authHold || (c.linkState === LinkState.RESUMING && c.link.earlyFrom < 0) || c.linkState === LinkState.VERDICT) {
@@ -290,8 +296,8 @@ export class Outbound implements OutboundPart {
       if (inc <= 0) continue
       rs.rcredit += inc
       sb.header(4, FrameType.WINDOW, 0, s.id)
-      const [b, o] = sb.reserve(4)
-      b.writeUInt32BE(inc, o)
+      const o = sb.reserve(4)
+      sb.scratch.writeUInt32BE(inc, o)
       c.sessionBytesSent += FRAME_HEADER_SIZE + 4
       c.framesSent++
     }
@@ -339,7 +345,16 @@ export class Outbound implements OutboundPart {
       }
     }
     if (chunks.length > 0) this.#writeChunks(chunks, bytes)
-    for (let i = 0; i < cbs.length; i++) cbs[i]!()
+    lb.reset()
+    sb.reset()
+    if (cbs.length > 0) {
+      // (A callback cannot flush again synchronously: flushes are scheduled.)
+      try {
+        for (let i = 0; i < cbs.length; i++) cbs[i]!()
+      } finally {
+        cbs.length = 0
+      }
+    }
     if (c.isClosed() || !c.attached) return
     if (this.#hasWork()) {
       if (this.#room() < MIN_ROOM && this.#control.every((b) => !isLinkFrame(b)) && !this.#ackPending && c.helloState !== HelloState.PENDING) {
@@ -357,8 +372,8 @@ export class Outbound implements OutboundPart {
     this.#ackReported = c.sessionBytesReceived
     this.#lastAckAt = now
     lb.header(8, FrameType.ACK, 0, 0)
-    const [b, o] = lb.reserve(8)
-    writeU64(b, o, c.sessionBytesReceived)
+    const o = lb.reserve(8)
+    writeU64(lb.scratch, o, c.sessionBytesReceived)
     c.framesSent++
   }
 
@@ -400,8 +415,8 @@ export class Outbound implements OutboundPart {
     }
     batch.header(tsize + n, isOpen ? FrameType.OPEN : FrameType.OPENED, flags, s.id)
     if (isOpen) {
-      const [b, o] = batch.reserve(tsize)
-      writeTarget(s.target, b, o)
+      const o = batch.reserve(tsize)
+      writeTarget(s.target, batch.scratch, o)
     }
     if (n > 0 || eom) this.#take(s, n, batch)
     s.f |= SF.OPEN_SENT
