@@ -465,7 +465,12 @@ export class Outbound implements OutboundPart {
     this.#c.flow.queued(-n)
     s.scredit -= n
     if (s.sqHead === sq.length) {
-      s.sq = []
+      sq.length = 0
+      s.sqHead = 0
+    } else if (s.sqHead >= 64 && s.sqHead * 2 >= sq.length) {
+      // A writer that keeps the queue from emptying: drop what was taken
+      // (the array must not grow with every chunk ever written).
+      s.sq = sq.slice(s.sqHead)
       s.sqHead = 0
     }
   }
