@@ -1,6 +1,6 @@
 /**
  * The output scheduler: everything a session sends is queued and written
- * once per tick by {@link Outbound.flush}, in one batch: our HELLO, link
+ * once per turn of the event loop by {@link Outbound.flush}, in one batch: our HELLO, link
  * frames (PING, PONG, ACK, AUTH), control frames (REFUSED, RST, GOAWAY),
  * WINDOWs, OPEN/OPENED in id order, then DATA round-robin across streams,
  * one frame per stream per turn, batched into one `writev`. A resumable
@@ -28,17 +28,33 @@ const MIN_ROOM = 1024
 
 type Callbacks = Array<(err?: Error | null) => void>
 
+/**
+ * A flush runs once per turn of the event loop, after the turn's I/O
+ * callbacks (`setImmediate`, as Node's own HTTP/2 session schedules its
+ * writes): whatever the application and every other callback queued
+ * meanwhile (a pipe's end(), a stream's 'end' handler, the replies to all
+ * the frames one read brought, many streams' writes) rides in one batch,
+ * one `writev`.
+ */
 function flushTick(o: Outbound): void {
   o.flush()
 }
 
 /**
- * The first flush of a tick goes to the back of the nextTick queue once, so
- * that work other nextTick callbacks queue meanwhile (a pipe's end(), a
- * stream's 'end' handler) still rides in the same write.
+ * The first flight is different: from the flush that carries our HELLO to
+ * the end of that turn, flushes run on the nextTick queue, the first one
+ * once more at its back (so that work other nextTick callbacks queue
+ * meanwhile still rides in the same write), because the transport may send
+ * what was written in this turn as one message at its end — a secure
+ * channel's first handshake message (the 0-RTT data) and its reply leave in
+ * a `setImmediate` of their own (PROTOCOL.md 20.8).
  */
 function flushHop(o: Outbound): void {
   process.nextTick(flushTick, o)
+}
+
+function endFirstTurn(o: Outbound): void {
+  o.firstTurn = false
 }
 
 /** The output scheduler of a session. @internal */
@@ -67,6 +83,8 @@ export class Outbound implements OutboundPart {
   #replayFrom = -1
   /** Only session frames are left and the replay buffer is full: the next ACK schedules the flush. */
   #replayBlocked = false
+  /** Our HELLO went out in this turn of the event loop: flushes still run on the nextTick (see flushHop). */
+  firstTurn = false
 
   constructor(core: SessionCore) {
     this.#c = core
@@ -127,7 +145,7 @@ export class Outbound implements OutboundPart {
 
   drained(): void {
     this.#waitingDrain = false
-    this.scheduleFlush(true)
+    this.scheduleFlush()
   }
 
   clearDrainWait(): void {
@@ -197,11 +215,11 @@ export class Outbound implements OutboundPart {
     return (s.f & SF.FIN_QUEUED) !== 0
   }
 
-  scheduleFlush(immediate = false): void {
+  scheduleFlush(): void {
     if (this.#flushScheduled || this.#waitingDrain || this.#c.isClosed() || !this.#c.attached) return
     this.#flushScheduled = true
-    if (immediate) setImmediate(flushTick, this)
-    else process.nextTick(flushHop, this)
+    if (this.firstTurn || this.#c.helloState === HelloState.PENDING) process.nextTick(flushHop, this)
+    else setImmediate(flushTick, this)
   }
 
   #hasWork(): boolean {
@@ -232,7 +250,11 @@ export class Outbound implements OutboundPart {
     sb.reset()
     const cbs = this.#cbs
     const limit = DEFAULTS.writeBatch
-    if (c.helloState === HelloState.PENDING) lb.append(c.handshake.takeHello())
+    if (c.helloState === HelloState.PENDING) {
+      lb.append(c.handshake.takeHello())
+      this.firstTurn = true
+      setImmediate(endFirstTurn, this)
+    }
     if (c.authHold || (c.linkState === LinkState.RESUMING && c.link.earlyFrom < 0) || c.linkState === LinkState.VERDICT) {
       // Until the peer is authenticated (or, resuming, has said where to
       // replay from), only the HELLO and link frames leave (our AUTH).
@@ -362,7 +384,7 @@ export class Outbound implements OutboundPart {
         // ACK schedules the flush.
         this.#replayBlocked = true
       } else if (c.dx.writableNeedDrain) this.#waitingDrain = true
-      else this.scheduleFlush(true)
+      else this.scheduleFlush()
     } else c.shutdown.endTransport()
   }
 
