@@ -11,7 +11,7 @@
  * @internal
  * @packageDocumentation
  */
-import type { Logger } from '../tunnel/log.js'
+import type { Logger } from '../common/log.js'
 
 /** What the signal handling drives. */
 export interface Stoppable {
@@ -56,6 +56,9 @@ export function runUntilStopped(target: Stoppable, drainTimeoutS: number, log: L
       }
       draining = true
       const open = target.open()
+      // Stop accepting first (the listeners close synchronously), then say so:
+      // whoever reads the line and connects is refused.
+      const drained = target.drain()
       log.info(`${signal}: draining: not accepting new connections; waiting up to ${drainTimeoutS} s for ${open} open connection${open === 1 ? '' : 's'}${signal === 'SIGINT' ? ' (Ctrl-C again to close at once)' : ''}`)
       timer = setTimeout(() => {
         forced = true
@@ -63,7 +66,7 @@ export function runUntilStopped(target: Stoppable, drainTimeoutS: number, log: L
         log.warn(`drain timeout (${drainTimeoutS} s): closing ${left} connection${left === 1 ? '' : 's'} still open`)
         void Promise.resolve(target.destroy()).finally(() => finish(0))
       }, drainTimeoutS * 1000)
-      target.drain().then(
+      drained.then(
         () => {
           if (done || forced) return
           clearTimeout(timer)

@@ -6,7 +6,7 @@
  * @internal
  * @packageDocumentation
  */
-import { createLogger, isLogLevel, type LogFields, type Logger, type LogLevel } from '../tunnel/log.js'
+import { createLogger, isLogLevel, type LogFields, type Logger, type LogLevel } from '../common/log.js'
 import { UsageError, type Flags } from './args.js'
 
 /** The CLI's logger and the knob a reload turns. */

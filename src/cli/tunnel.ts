@@ -4,12 +4,14 @@
  * @packageDocumentation
  */
 import fs from 'node:fs'
-import type { Logger } from '../tunnel/log.js'
+import type { Logger } from '../common/log.js'
 import { generateKey, readKeyFile } from '../tunnel/keys.js'
 import { decodePublicKey, encodePublicKey, generateKeyPair, PRIVATE_KEY_TAG, readAuthorizedKeysFile, readPrivateKeyFile, writePrivateKeyFile, type AuthorizedKeys } from '../secure/keys.js'
 import { TunnelServer } from '../tunnel/server.js'
 import { TunnelClient } from '../tunnel/client.js'
+import { TunnelError } from '../tunnel/errors.js'
 import { HttpProxy } from '../proxy/client.js'
+import { HttpGateway } from '../proxy/gateway.js'
 import { intFlag, packageVersion, parseFlags, parseHostPort, userPass, UsageError, type Flags } from './args.js'
 import { CLIENT, KEYGEN, SERVER } from './flags.js'
 import { cliLogger, levelOf, type CliLogger } from './logging.js'
@@ -48,10 +50,14 @@ function privateKey(flags: Flags): Buffer {
 
 const int = intFlag
 
-/** `--metrics [host:]port` (default host 127.0.0.1): started with prom-client loaded only now. */
-async function metrics(flags: Flags, source: Omit<import('./metrics.js').MetricsSource, 'version'>, log: Logger): Promise<{ close(): Promise<void> } | null> {
-  if (typeof flags.metrics !== 'string') return null
-  const at = parseHostPort(flags.metrics, '--metrics', '127.0.0.1')
+/** `--metrics [host:]port` (default host 127.0.0.1), or null: read before anything starts listening (a usage error has no side effect). */
+function metricsAt(flags: Flags): { host: string; port: number } | null {
+  return typeof flags.metrics === 'string' ? parseHostPort(flags.metrics, '--metrics', '127.0.0.1') : null
+}
+
+/** The `--metrics` endpoint at `at`, started with prom-client loaded only now. */
+async function metrics(at: { host: string; port: number } | null, source: Omit<import('./metrics.js').MetricsSource, 'version'>, log: Logger): Promise<{ close(): Promise<void> } | null> {
+  if (at === null) return null
   const { startMetrics } = await import('./metrics.js')
   return startMetrics(at, { ...source, version: packageVersion() }, log)
 }
@@ -109,6 +115,7 @@ export async function runServer(argv: string[]): Promise<number> {
   const log = logging.log
   if (typeof flags.listen !== 'string') throw new UsageError('--listen [host:]port is required')
   const listen = parseHostPort(flags.listen, '--listen', '0.0.0.0')
+  const metricsListen = metricsAt(flags)
   if (!flags.allow) log.warn('no --allow given: every target is refused (default deny)')
   if (!!flags['tls-cert'] !== !!flags['tls-key']) throw new UsageError('--tls-cert and --tls-key go together')
   const statsInterval = int(flags, 'stats-interval', 1, 86_400)
@@ -134,6 +141,7 @@ export async function runServer(argv: string[]): Promise<number> {
     ...(flags['max-failed-handshakes'] || flags['failed-handshake-window'] ? { handshakeLimit: { maxFailures: int(flags, 'max-failed-handshakes', 1, 1_000_000), windowMs: (int(flags, 'failed-handshake-window', 1, 86_400) ?? 60) * 1000 } } : {}),
     ...(flags['max-unauthenticated'] ? { maxUnauthenticated: int(flags, 'max-unauthenticated', 1, 1_000_000)! } : {}),
     ...(flags['max-unauthenticated-per-source'] ? { maxUnauthenticatedPerSource: int(flags, 'max-unauthenticated-per-source', 1, 1_000_000)! } : {}),
+    gateway: (options) => new HttpGateway(options),
     httpGateway: flags['no-http-gateway'] ? false : flags['http-max-sockets'] ? { maxSocketsPerOrigin: int(flags, 'http-max-sockets', 1, 100_000)! } : true,
     logger: log,
   })
@@ -141,7 +149,7 @@ export async function runServer(argv: string[]): Promise<number> {
     await server.destroy()
     throw err
   })
-  const endpoint = await metrics(flags, { server }, log).catch(async (err: Error) => {
+  const endpoint = await metrics(metricsListen, { server }, log).catch(async (err: Error) => {
     await server.destroy()
     throw err
   })
@@ -224,6 +232,7 @@ export async function runClient(argv: string[]): Promise<number> {
   if (socksAuth && (Buffer.byteLength(socksAuth.user) > 255 || Buffer.byteLength(socksAuth.pass) > 255)) throw new UsageError('--socks-auth: USER and PASS are at most 255 bytes each (RFC 1929)')
   if (forwards.length === 0 && !flags.socks && !flags['http-proxy']) throw new UsageError('nothing to do: give --forward, --socks and/or --http-proxy')
   const httpAt = flags['http-proxy'] ? parseHostPort(flags['http-proxy'] as string, '--http-proxy', '127.0.0.1') : undefined
+  const metricsListen = metricsAt(flags)
   const fbw = int(flags, 'first-bytes-wait', 0, 10_000)
   const pool = int(flags, 'pool', 1, 64)
   const lanes = int(flags, 'lanes', 1, 64)
@@ -262,7 +271,7 @@ export async function runClient(argv: string[]): Promise<number> {
     for (const f of forwards) await client.forward(f.at, f.target)
     if (flags.socks) await client.socks(parseHostPort(flags.socks as string, '--socks', '127.0.0.1'), { ...(socksAuth ? { auth: socksAuth } : {}), wait: !!flags['socks-wait'] })
     proxy = httpAt ? await new HttpProxy({ tunnel: client, ...(proxyAuth ? { auth: proxyAuth } : {}), ...(fbw !== undefined ? { firstBytesWait: fbw } : {}), logger: log }).listen(httpAt.port, httpAt.host) : null
-    endpoint = await metrics(flags, { client, proxy: () => proxy }, log)
+    endpoint = await metrics(metricsListen, { client, proxy: () => proxy }, log)
     if (!flags['on-demand']) client.start()
   } catch (err) {
     // A local port in use (or any listener that cannot start): stop everything, one line, exit 1.
@@ -339,7 +348,7 @@ export async function runKeygen(argv: string[]): Promise<number> {
   } catch (err) {
     const e = err as NodeJS.ErrnoException
     if (e.code === 'EEXIST') throw new UsageError(`${file} exists already (--force replaces it)`)
-    throw Object.assign(new Error(`cannot write ${file}: ${e.message}`), { code: 'SYNMUX_BAD_KEY' })
+    throw new TunnelError('SYNMUX_BAD_KEY', `cannot write ${file}: ${e.message}`, { cause: e })
   }
   process.stdout.write(encodePublicKey(pair.publicKey) + '\n')
   return 0

@@ -5,6 +5,7 @@
  * @packageDocumentation
  */
 import fs from 'node:fs'
+import path from 'node:path'
 import { invalidArgType } from '../common/arg-errors.js'
 import { badInput, SecureError } from './errors.js'
 import { dh, generateX25519, x25519Public } from './primitives.js'
@@ -89,7 +90,7 @@ export function decodePrivateKey(text: string): Buffer {
     .map((l) => l.trim())
     .filter((l) => l && !l.startsWith('#'))
   if (lines.length !== 1 || !lines[0]!.startsWith(PRIVATE_KEY_TAG)) {
-    throw badInput(TypeError, 'SYNMUX_SECURE_BAD_KEY', `A private key file holds one line '${PRIVATE_KEY_TAG}<base64>' (make one with: synmux keygen)`)
+    throw badInput(TypeError, 'SYNMUX_SECURE_BAD_KEY', `A private key file holds one line '${PRIVATE_KEY_TAG}<base64>' (make one with: synmux keygen FILE)`)
   }
   return base64Key(lines[0]!.slice(PRIVATE_KEY_TAG.length), 'The private key')
 }
@@ -111,9 +112,31 @@ export function writePrivateKeyFile(file: string, privateKey: Uint8Array, option
 }
 
 /**
+ * The permission bits that must be clear on a private key file: group's
+ * and others'. In systemd's credentials directory (`$CREDENTIALS_DIRECTORY`,
+ * where `LoadCredential=` puts the key) only others': systemd writes each
+ * credential with mode 0400 and gives the service's user read access with
+ * a POSIX ACL entry, whose mask shows in the group bits (`stat` says 0440)
+ * although the file's group has no access at all.
+ */
+function forbiddenModeBits(file: string): number {
+  const dir = process.env.CREDENTIALS_DIRECTORY
+  if (dir) {
+    try {
+      if (path.dirname(fs.realpathSync(file)) === fs.realpathSync(dir)) return 0o007
+    } catch {
+      // not there (the open below says why)
+    }
+  }
+  return 0o077
+}
+
+/**
  * Reads a private key file. Refuses (code `SYNMUX_SECURE_KEY_PERMISSIONS`)
  * a file that group or others may read or write, as ssh does (not checked
- * on Windows); a malformed file throws `SYNMUX_SECURE_BAD_KEY`.
+ * on Windows; in systemd's `$CREDENTIALS_DIRECTORY` the group bits, which
+ * there show the ACL that lets the service's user read it, are not
+ * checked); a malformed file throws `SYNMUX_SECURE_BAD_KEY`.
  */
 export function readPrivateKeyFile(file: string): Buffer {
   checkString('file', file)
@@ -126,7 +149,7 @@ export function readPrivateKeyFile(file: string): Buffer {
   try {
     const st = fs.fstatSync(fd)
     if (!st.isFile()) throw new SecureError('SYNMUX_SECURE_BAD_KEY', `Private key file ${file} is not a regular file`)
-    if (process.platform !== 'win32' && (st.mode & 0o077) !== 0) {
+    if (process.platform !== 'win32' && (st.mode & forbiddenModeBits(file)) !== 0) {
       throw new SecureError('SYNMUX_SECURE_KEY_PERMISSIONS', `Private key file ${file} is accessible by others (mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}); run: chmod 600 ${file}`)
     }
     if (st.size > 4096) throw new SecureError('SYNMUX_SECURE_BAD_KEY', `Private key file ${file} is too large to be a key file`)

@@ -26,7 +26,7 @@ export function parseKey(text: string): Buffer {
     .map((l) => l.trim())
     .filter((l) => l && !l.startsWith('#'))
   if (line.length !== 1 || !line[0]!.startsWith(TAG)) {
-    throw new TunnelError('SYNMUX_BAD_KEY', `A key file holds one line '${TAG}<base64>' (make one with: synmux keygen > key)`)
+    throw new TunnelError('SYNMUX_BAD_KEY', `A key file holds one line '${TAG}<base64>' (make one with: synmux keygen --psk > key)`)
   }
   const b64 = line[0]!.slice(TAG.length)
   const key = Buffer.from(b64, 'base64')

@@ -11,7 +11,7 @@
  */
 import { EventEmitter } from 'node:events'
 import type { Duplex } from 'node:stream'
-import type { MuxError } from '../mux/errors.js'
+import { MuxError } from '../mux/errors.js'
 import type { SessionOptions } from '../mux/session/options.js'
 import { Session } from '../mux/session/session.js'
 import type { OpenOptions } from '../mux/session/types.js'
@@ -320,7 +320,7 @@ export class SessionPool extends EventEmitter {
       s = await new Promise<Session>((resolve, reject) => {
         const t = setTimeout(() => {
           this.off('up', onUp)
-          reject(Object.assign(new Error('no pool session came up in time'), { code: 'SYNMUX_SESSION_CLOSED' }))
+          reject(new MuxError('SYNMUX_SESSION_CLOSED', 'no pool session came up in time'))
         }, wait)
         const onUp = (x: Session): void => {
           clearTimeout(t)

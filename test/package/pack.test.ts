@@ -75,7 +75,7 @@ console.log(JSON.stringify({ loaded, support: fastOpenSupport(), results, export
 /** The repository as `npm pack` sees it, with node_modules linked (prepare needs TypeScript). */
 function stageRepo(dir: string): void {
   for (const f of ['package.json', 'README.md', 'CHANGELOG.md', 'LICENSE', 'binding.gyp', 'tsconfig.json']) fs.copyFileSync(path.join(ROOT, f), path.join(dir, f))
-  for (const d of ['src', 'native', 'docs', 'scripts', '.ci', 'prebuilds']) fs.cpSync(path.join(ROOT, d), path.join(dir, d), { recursive: true })
+  for (const d of ['src', 'native', 'docs', 'scripts', '.ci', 'prebuilds', 'contrib']) fs.cpSync(path.join(ROOT, d), path.join(dir, d), { recursive: true })
   fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'), process.platform === 'win32' ? 'junction' : 'dir')
 }
 
@@ -109,7 +109,7 @@ describe.skipIf(skip)('the packed package', () => {
   it('ships a prebuild for every target, dist/, the sources for a fallback compile, the docs, and nothing else', () => {
     for (const t of ALL) expect(files, t).toContain(`package/prebuilds/${OUT[t]}`)
     expect(files.filter((f) => f.startsWith('package/prebuilds/')).sort()).toEqual(ALL.map((t) => `package/prebuilds/${OUT[t]}`).sort())
-    for (const f of ['dist/cjs/index.js', 'dist/cjs/index.d.ts', 'dist/esm/index.mjs', 'dist/esm/index.d.mts', 'binding.gyp', 'scripts/install.js', 'LICENSE', 'CHANGELOG.md', 'README.md', 'docs/PLATFORMS.md', 'docs/PROTOCOL.md']) {
+    for (const f of ['dist/cjs/index.js', 'dist/cjs/index.d.ts', 'dist/esm/index.mjs', 'dist/esm/index.d.mts', 'binding.gyp', 'scripts/install.js', 'LICENSE', 'CHANGELOG.md', 'README.md', 'docs/PLATFORMS.md', 'docs/PROTOCOL.md', 'docs/ARCHITECTURE.md']) {
       expect(files).toContain(`package/${f}`)
     }
     expect(files).toContain('package/contrib/systemd/synmux-server.service')

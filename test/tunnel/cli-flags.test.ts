@@ -12,7 +12,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { ROOT } from '../helpers'
-import { keyFile, runCli } from './cli'
+import { runCli, secureKeys } from './cli'
 
 interface FlagDef {
   type: 'string' | 'boolean'
@@ -54,13 +54,14 @@ describe('help lists every flag', () => {
 })
 
 describe('usage errors: exit 2, the reason, then the help', () => {
-  const key = keyFile()
-  const client = ['client', '--server', '127.0.0.1:1', '--key', key]
+  const keys = secureKeys()
+  // Every check before the one a case is about passes: the secure default's keys are all given.
+  const client = ['client', '--server', '127.0.0.1:1', ...keys.client]
   const cases: [string[], RegExp][] = [
-    [['server', '--listen', '1', '--key', key, '--bogus'], /^synmux server: unknown option --bogus$/m],
-    [['server', '--listen', '1', '--key', key, '-x'], /^synmux server: unknown option -x$/m],
+    [['server', '--listen', '1', ...keys.server, '--bogus'], /^synmux server: unknown option --bogus$/m],
+    [['server', '--listen', '1', ...keys.server, '-x'], /^synmux server: unknown option -x$/m],
     [['server', '--listen'], /^synmux server: --listen needs a value$/m],
-    [['server', '--listen', '--key', key], /^synmux server: --listen needs a value \(a value that starts with '-' is written --listen=--key\)$/m],
+    [['server', '--listen', '--key', keys.serverKeyFile], /^synmux server: --listen needs a value \(a value that starts with '-' is written --listen=--key\)$/m],
     [['server', '--listen', '1', '--listen', '2'], /^synmux server: --listen given twice$/m],
     [['server', 'listen', '1'], /^synmux server: unexpected argument 'listen'$/m],
     [[...client, '--tls=yes', '--socks', '1'], /^synmux client: --tls takes no value$/m],
@@ -75,7 +76,7 @@ describe('usage errors: exit 2, the reason, then the help', () => {
     [['keygen', '--bits', '9'], /unknown option --bits/],
   ]
   for (const [args, re] of cases) {
-    it(args.slice(0, 1).concat(args.slice(args[0] === 'client' ? 5 : 1)).join(' '), async () => {
+    it(args.slice(0, 1).concat(args.slice(args[0] === 'client' ? client.length : 1)).join(' '), async () => {
       const r = await runCli(args)
       expect(r.code).toBe(2)
       expect(r.stderr).toMatch(re)
@@ -91,14 +92,15 @@ describe('--config', () => {
     fs.writeFileSync(f, JSON.stringify(o))
     return f
   }
-  const key = keyFile()
+  const keys = secureKeys()
+  const secure = { key: keys.clientKeyFile, serverKey: keys.serverPublic }
 
   it('keys as the flags are written (kebab-case) or in camelCase; the command line wins', async () => {
     // Each reaches the check that comes after parsing: the value was read from the file.
-    expect((await runCli(['client', '--config', cfg({ server: '127.0.0.1:1', key, socks: 1, 'log-format': 'xml' })])).stderr).toMatch(/--log-format must be text or json/)
-    expect((await runCli(['client', '--config', cfg({ server: '127.0.0.1:1', key, socks: 1, logFormat: 'xml' })])).stderr).toMatch(/--log-format must be text or json/)
-    expect((await runCli(['client', '--config', cfg({ server: '127.0.0.1:1', key, socksWait: true })])).stderr).toMatch(/--socks-wait needs --socks/)
-    expect((await runCli(['client', '--config', cfg({ server: '127.0.0.1:1', key, socks: 1, logFormat: 'xml' }), '--log-format', 'yaml'])).stderr).toMatch(/--log-format must be text or json/)
+    expect((await runCli(['client', '--config', cfg({ server: '127.0.0.1:1', ...secure, socks: 1, 'log-format': 'xml' })])).stderr).toMatch(/--log-format must be text or json/)
+    expect((await runCli(['client', '--config', cfg({ server: '127.0.0.1:1', ...secure, socks: 1, logFormat: 'xml' })])).stderr).toMatch(/--log-format must be text or json/)
+    expect((await runCli(['client', '--config', cfg({ server: '127.0.0.1:1', ...secure, socksWait: true })])).stderr).toMatch(/--socks-wait needs --socks/)
+    expect((await runCli(['client', '--config', cfg({ server: '127.0.0.1:1', ...secure, socks: 1, logFormat: 'xml' }), '--log-format', 'yaml'])).stderr).toMatch(/--log-format must be text or json/)
   })
 
   it('an unknown key, a wrong type, or --config itself in the file: exit 2 naming the key', async () => {

@@ -163,10 +163,14 @@ describe('command line', () => {
     }
     const badKey = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'synmux-')), 'k')
     fs.writeFileSync(badKey, 'not a key', { mode: 0o600 })
-    for (const args of [['--key', badKey, '--authorized-keys', keys.authorizedFile], ['--key', badKey, '--insecure-plaintext']]) {
+    // each names the keygen command that makes the key its mode needs
+    for (const [args, re] of [
+      [['--key', badKey, '--authorized-keys', keys.authorizedFile], /make one with: synmux keygen FILE\)/],
+      [['--key', badKey, '--insecure-plaintext'], /make one with: synmux keygen --psk > key\)/],
+    ] as const) {
       const r = await run(['server', '--listen', '1', ...args])
       expect(r.code).toBe(1)
-      expect(r.stderr).toMatch(/synmux keygen/)
+      expect(r.stderr).toMatch(re)
     }
   })
 

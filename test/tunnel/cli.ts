@@ -26,9 +26,9 @@ export interface Proc {
 
 const procs = new Set<Proc>()
 
-/** Starts `synmux <args>`; lines of stderr are collected in `log`. */
-export function synmux(args: string[]): Proc {
-  const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+/** Starts `synmux <args>` (with `env` added to the environment); lines of stderr are collected in `log`. */
+export function synmux(args: string[], env: NodeJS.ProcessEnv = {}): Proc {
+  const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } })
   const log: string[] = []
   const waiters: { re: RegExp; resolve: (l: string) => void }[] = []
   let buf = ''
@@ -172,9 +172,9 @@ export function socksConnect(proxyPort: number, host: string, port: number): Pro
   })
 }
 
-/** Runs `synmux <args>` to completion: exit code, stdout, stderr. */
-export function runCli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return promisify(execFile)(process.execPath, [CLI, ...args], { encoding: 'utf8' }).then(
+/** Runs `synmux <args>` (with `env` added to the environment) to completion: exit code, stdout, stderr. */
+export function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  return promisify(execFile)(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, ...env } }).then(
     (r) => ({ code: 0, ...r }),
     (e) => ({ code: e.code as number, stdout: e.stdout as string, stderr: e.stderr as string }),
   )

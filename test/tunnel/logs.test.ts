@@ -9,15 +9,15 @@
 import net from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { close } from '../helpers'
-import { freePort, keyFile, stopAll, synmux, type Proc } from './cli'
+import { freePort, secureKeys, stopAll, synmux, type Proc, type SecureKeys } from './cli'
 import { echoTarget } from './rawpeer'
 
 let echo: net.Server
 let echoPort: number
-let key: string
+let keys: SecureKeys
 
 beforeAll(async () => {
-  key = keyFile()
+  keys = secureKeys()
   ;({ server: echo, port: echoPort } = await echoTarget())
 })
 afterAll(async () => {
@@ -27,10 +27,10 @@ afterAll(async () => {
 
 async function run(format: 'json' | 'text'): Promise<{ server: Proc; client: Proc; local: number }> {
   const port = await freePort()
-  const server = synmux(['server', '--listen', `127.0.0.1:${port}`, '--key', key, '--allow', `127.0.0.1:${echoPort}`, '--log-format', format, '--log-level', 'debug'])
+  const server = synmux(['server', '--listen', `127.0.0.1:${port}`, ...keys.server, '--allow', `127.0.0.1:${echoPort}`, '--log-format', format, '--log-level', 'debug'])
   await server.waitFor(/listening on/)
   const fwd = await freePort()
-  const client = synmux(['client', '--server', `127.0.0.1:${port}`, '--key', key, '--forward', `${fwd}=127.0.0.1:${echoPort}`, '--log-format', format, '--log-level', 'debug'])
+  const client = synmux(['client', '--server', `127.0.0.1:${port}`, ...keys.client, '--forward', `${fwd}=127.0.0.1:${echoPort}`, '--log-format', format, '--log-level', 'debug'])
   await client.waitFor(/session to .* up/)
   const s = net.connect(fwd, '127.0.0.1')
   s.write('twelve bytes')

@@ -16,7 +16,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { close, ROOT } from '../helpers'
-import { freePort, keyFile, needCommand, socksConnect, stopAll, synmux, type Proc } from './cli'
+import { freePort, needCommand, secureKeys, socksConnect, stopAll, synmux, type Proc, type SecureKeys } from './cli'
 import { echoTarget } from './rawpeer'
 
 // .ci/run installs prometheus (with promtool)
@@ -34,15 +34,17 @@ let serverPort: number
 
 const metricsUrl = async (p: Proc) => /metrics on (http:\/\/\S+)/.exec(await p.waitFor(/metrics on http:/))![1]!
 
+let keys: SecureKeys
+
 beforeAll(async () => {
-  const key = keyFile()
+  keys = secureKeys()
   ;({ server: echo, port: echoPort } = await echoTarget())
   const port = (serverPort = await freePort())
-  server = synmux(['server', '--listen', `127.0.0.1:${port}`, '--key', key, '--allow', `127.0.0.1:${echoPort}`, '--metrics', '127.0.0.1:0'])
+  server = synmux(['server', '--listen', `127.0.0.1:${port}`, ...keys.server, '--allow', `127.0.0.1:${echoPort}`, '--metrics', '127.0.0.1:0'])
   serverMetrics = await metricsUrl(server)
   fwd = await freePort()
   socksPort = await freePort()
-  client = synmux(['client', '--server', `127.0.0.1:${port}`, '--key', key, '--forward', `${fwd}=127.0.0.1:${echoPort}`, '--socks', String(socksPort), '--http-proxy', '0', '--metrics', '0'])
+  client = synmux(['client', '--server', `127.0.0.1:${port}`, ...keys.client, '--forward', `${fwd}=127.0.0.1:${echoPort}`, '--socks', String(socksPort), '--http-proxy', '0', '--metrics', '0'])
   clientMetrics = await metricsUrl(client)
   await client.waitFor(/session to .* up/)
 })
@@ -110,7 +112,12 @@ describe('the text format', () => {
     const garbage = net.connect(serverPort, '127.0.0.1')
     garbage.on('error', () => {})
     garbage.end(Buffer.alloc(64, 0x41))
-    await server.waitFor(/handshake from 127\.0\.0\.1 failed/)
+    await server.waitFor(/handshake from 127\.0\.0\.1 failed: secure channel: not a secure-channel handshake/)
+    // and a client whose key the server does not authorize (refused at its first flight; the server
+    // answers nothing and drains the connection to the handshake deadline, so the test stops it)
+    const stranger = synmux(['client', '--server', `127.0.0.1:${serverPort}`, ...keys.another(null).args, '--forward', `${await freePort()}=127.0.0.1:${echoPort}`])
+    await server.waitFor(/handshake from 127\.0\.0\.1 failed: secure channel: client key .* is not authorized/)
+    await stranger.stop()
     await client.waitFor(/refused/)
 
     const s = await get(serverMetrics)
@@ -123,6 +130,8 @@ describe('the text format', () => {
     expect(sample(s.body, 'synmux_connects_total')).toBeGreaterThanOrEqual(1)
     expect(sample(s.body, 'synmux_refusals_total', 'reason="not_allowed"')).toBe(1)
     expect(sample(s.body, 'synmux_handshake_failures_total', 'reason="protocol"')).toBe(1)
+    expect(sample(s.body, 'synmux_handshake_failures_total', 'reason="auth"')).toBe(1)
+    expect(sample(s.body, 'synmux_handshake_failures_total', 'reason="closed"')).toBe(0)
     expect(sample(s.body, 'synmux_tfo_attempted_total')).toBeGreaterThanOrEqual(1)
     expect(sample(s.body, 'synmux_rtt_seconds_count')).toBeGreaterThanOrEqual(1)
     expect(sample(s.body, 'synmux_build_info', 'role="server"')).toBe(1)

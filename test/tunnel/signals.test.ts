@@ -3,8 +3,8 @@
  * reload: SIGTERM drains (stops accepting: new connections are refused; a
  * transfer in progress completes; the process exits 0 when it is done, or
  * at `--drain-timeout`); a second Ctrl-C closes at once (exit 130); SIGHUP
- * re-reads `--config` (the allow list, the log level) and never ends the
- * process, even when the new config is broken.
+ * re-reads `--config` (the allow list, the log level) and the authorized
+ * keys, and never ends the process, even when the new config is broken.
  */
 import crypto from 'node:crypto'
 import fs from 'node:fs'
@@ -13,12 +13,12 @@ import os from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { close, listen } from '../helpers'
-import { freePort, keyFile, stopAll, synmux, type Proc } from './cli'
+import { freePort, secureKeys, stopAll, synmux, type Proc, type SecureKeys } from './cli'
 import { echoTarget } from './rawpeer'
 
 const CHUNK = 64 * 1024
 const CHUNKS = 16
-let key: string
+let keys: SecureKeys
 /** Sends CHUNKS chunks of CHUNK bytes, one every 80 ms (about 1.3 s), then ends; or, for 'forever', never ends. */
 let slow: net.Server
 let slowPort: number
@@ -29,7 +29,7 @@ const pattern = (i: number) => Buffer.alloc(CHUNK, i & 0xff)
 const WHOLE = crypto.createHash('sha256').update(Buffer.concat(Array.from({ length: CHUNKS }, (_, i) => pattern(i)))).digest('hex')
 
 beforeAll(async () => {
-  key = keyFile()
+  keys = secureKeys()
   slow = net.createServer((s) => {
     s.on('error', () => {})
     s.once('data', (d) => {
@@ -89,10 +89,10 @@ const refused = (port: number) =>
 
 async function pair(serverArgs: string[] = [], clientArgs: string[] = []): Promise<{ server: Proc; client: Proc; port: number; fwd: number }> {
   const port = await freePort()
-  const server = synmux(['server', '--listen', `127.0.0.1:${port}`, '--key', key, '--allow', `127.0.0.1:${slowPort},127.0.0.1:${echoPort}`, ...serverArgs])
+  const server = synmux(['server', '--listen', `127.0.0.1:${port}`, ...keys.server, '--allow', `127.0.0.1:${slowPort},127.0.0.1:${echoPort}`, ...serverArgs])
   await server.waitFor(/listening on/)
   const fwd = await freePort()
-  const client = synmux(['client', '--server', `127.0.0.1:${port}`, '--key', key, '--forward', `${fwd}=127.0.0.1:${slowPort}`, ...clientArgs])
+  const client = synmux(['client', '--server', `127.0.0.1:${port}`, ...keys.client, '--forward', `${fwd}=127.0.0.1:${slowPort}`, ...clientArgs])
   await client.waitFor(/session to .* up/)
   return { server, client, port, fwd }
 }
@@ -169,12 +169,12 @@ describe('SIGHUP reloads', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'synmux-hup-'))
     const cfg = path.join(dir, 'server.json')
     const port = await freePort()
-    const base = { listen: `127.0.0.1:${port}`, key }
+    const base = { listen: `127.0.0.1:${port}`, key: keys.serverKeyFile, authorizedKeys: keys.authorizedFile }
     fs.writeFileSync(cfg, JSON.stringify({ ...base, allow: [`127.0.0.1:${slowPort}`] }))
     const server = synmux(['server', '--config', cfg])
     await server.waitFor(/listening on/)
     const fwd = await freePort()
-    const client = synmux(['client', '--server', `127.0.0.1:${port}`, '--key', key, '--forward', `${fwd}=127.0.0.1:${echoPort}`])
+    const client = synmux(['client', '--server', `127.0.0.1:${port}`, ...keys.client, '--forward', `${fwd}=127.0.0.1:${echoPort}`])
     await client.waitFor(/session to .* up/)
     const echoOnce = () =>
       new Promise<string>((resolve) => {
@@ -191,7 +191,8 @@ describe('SIGHUP reloads', () => {
     expect(await echoOnce()).toBe('') // not allowed yet
     fs.writeFileSync(cfg, JSON.stringify({ ...base, allow: [`127.0.0.1:${slowPort}`, `127.0.0.1:${echoPort}`], logLevel: 'debug' }))
     server.child.kill('SIGHUP')
-    await server.waitFor(/SIGHUP: reloaded .*: log level debug, allow: 127\.0\.0\.1:\d+, 127\.0\.0\.1:\d+/)
+    // The reload re-reads --authorized-keys too (secure-keys.test.ts covers its changes): the key still there, the session stays.
+    await server.waitFor(/SIGHUP: reloaded .*: log level debug, allow: 127\.0\.0\.1:\d+, 127\.0\.0\.1:\d+, 1 authorized key$/)
     expect(await echoOnce()).toBe('hup?')
     await server.waitFor(/debug server: closed 127\.0\.0\.1:\d+ session=\w+ stream=\d+ up=4 down=4 ms=\d+ reason=end/)
     fs.writeFileSync(cfg, '{ "allow": [')

@@ -17,7 +17,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { close, listen } from '../helpers'
-import { curl, freePort, keyFile, needCommand, stopAll, synmux, type Proc } from './cli'
+import { curl, freePort, needCommand, secureKeys, stopAll, synmux, type Proc } from './cli'
 import { echoTarget } from './rawpeer'
 
 const need = needCommand
@@ -38,22 +38,22 @@ let waitPort: number
 let stalled: Promise<number>
 
 beforeAll(async () => {
-  const key = keyFile()
+  const keys = secureKeys()
   ;({ server: echo, port: echoPort } = await echoTarget())
   web = http.createServer((_req, res) => res.end('through SOCKS5 with a password'))
   webPort = await listen(web, '127.0.0.1')
   closedPort = await freePort()
   const serverPort = await freePort()
   // An allowed name that does not resolve (.invalid, RFC 6761): its connect fails as unreachable.
-  const server = synmux(['server', '--listen', `127.0.0.1:${serverPort}`, '--key', key, '--allow', `127.0.0.1:${echoPort},127.0.0.1:${webPort},127.0.0.1:${closedPort},nowhere.invalid:80`])
+  const server = synmux(['server', '--listen', `127.0.0.1:${serverPort}`, ...keys.server, '--allow', `127.0.0.1:${echoPort},127.0.0.1:${webPort},127.0.0.1:${closedPort},nowhere.invalid:80`])
   await server.waitFor(/listening on/)
   socksPort = await freePort()
   waitPort = await freePort()
   // The credentials from --config (out of the process list), as the README suggests.
   const cfg = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'synmux-socks-')), 'client.json')
-  fs.writeFileSync(cfg, JSON.stringify({ server: `127.0.0.1:${serverPort}`, key, socks: `127.0.0.1:${socksPort}`, socksAuth: `${USER}:${PASS}` }))
+  fs.writeFileSync(cfg, JSON.stringify({ server: `127.0.0.1:${serverPort}`, key: keys.clientKeyFile, serverKey: keys.serverPublic, socks: `127.0.0.1:${socksPort}`, socksAuth: `${USER}:${PASS}` }))
   client = synmux(['client', '--config', cfg])
-  waitClient = synmux(['client', '--server', `127.0.0.1:${serverPort}`, '--key', key, '--socks', `127.0.0.1:${waitPort}`, '--socks-wait', '--socks-auth', `${USER}:${PASS}`])
+  waitClient = synmux(['client', '--server', `127.0.0.1:${serverPort}`, ...keys.client, '--socks', `127.0.0.1:${waitPort}`, '--socks-wait', '--socks-auth', `${USER}:${PASS}`])
   await Promise.all([client.waitFor(/SOCKS5 \(username\/password\) on/), waitClient.waitFor(/SOCKS5 \(username\/password\) \(replies wait for the far side\) on/)])
   await Promise.all([client.waitFor(/session to .* up/), waitClient.waitFor(/session to .* up/)])
   const started = Date.now()

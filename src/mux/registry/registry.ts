@@ -109,7 +109,7 @@ export class SessionRegistry extends EventEmitter<SessionRegistryEvents> impleme
     return new LaneSet(duplex, laneSetOptions(this.#resolved, {
       ...(peerHello ? { peerHello } : {}),
       ...(ownHello ? { ownHello: { hello: decodeHello(ownHello.raw)!.hello, raw: ownHello.raw, received: ownHello.received } } : {}),
-      register: (id, set) => this.#laneSets.set(id.toString('hex'), set),
+      register: (id, set) => this.#laneSets.set(id.toString('hex'), set as LaneSet),
       unregister: (id, set) => {
         const k = id.toString('hex')
         if (this.#laneSets.get(k) === set) this.#laneSets.delete(k)

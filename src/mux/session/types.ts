@@ -6,7 +6,7 @@
 import type { MuxError } from '../errors.js'
 import type { MuxStream } from '../stream/stream.js'
 import type { DecodedTarget, Target } from '../wire/target.js'
-import type { LaneInfo } from '../lanes/lane-set.js'
+import type { LaneInfo } from '../lanes/lane.js'
 
 /** Options of {@link Session.open}. */
 export interface OpenOptions {
