@@ -58,11 +58,16 @@ export class Flow implements FlowPart {
     }
   }
 
-  /** Hands received bytes to a stream; small or sparse views are copied so they do not pin big transport buffers. */
+  /**
+   * Hands received bytes to a stream. A view of less than a quarter of its
+   * memory (a small frame of a big transport read) is copied, so that bytes
+   * the application holds do not pin the whole read; a frame that is most
+   * of its read is handed over as it is.
+   */
   deliver(s: MuxStream, buf: Buffer): void {
     const n = buf.length
     if (n === 0) return
-    if (n < 4096 || n * 4 < buf.buffer.byteLength) buf = Buffer.from(buf)
+    if (n * 4 < buf.buffer.byteLength) buf = Buffer.from(buf)
     s.rs.rbuffered += n
     this.budget.bufferedTotal += n
     s.push(buf)
