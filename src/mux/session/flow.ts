@@ -14,6 +14,8 @@ import { checkMessageFrame } from '../stream/message.js'
 import type { MuxStream } from '../stream/stream.js'
 import type { FlowPart, SessionCore } from './core.js'
 
+const now = (): number => performance.now()
+
 /** Receive credit and the send budget of a session. @internal */
 export class Flow implements FlowPart {
   readonly #c: SessionCore
@@ -104,7 +106,7 @@ export class Flow implements FlowPart {
     s.rs.rbuffered = len
     this.budget.bufferedTotal -= consumed
     if (s.f & SF.FIN_RECEIVED) return
-    const inc = onConsumed(s.rs, consumed, performance.now(), this.#c.timers.srtt, this.budget)
+    const inc = onConsumed(s.rs, consumed, now, this.#c.timers.srtt, this.budget)
     if (inc > 0) this.#c.output.queueWindow(s)
   }
 }

@@ -28,7 +28,7 @@ export interface StreamHost {
   write(s: MuxStream, chunk: Buffer | null, chunks: Array<{ chunk: Buffer }> | null, cb: (err?: Error | null) => void): void
   /** `_final`: FIN once the queue is sent. */
   final(s: MuxStream, cb: (err?: Error | null) => void): void
-  /** `_read` or `'data'`: the application consumed bytes (credit may go back). */
+  /** `'data'`: the application consumed bytes (credit may go back). */
   read(s: MuxStream): void
   /** `_destroy`: RST if the peer knows the stream, and forget it. */
   destroy(s: MuxStream, err: Error | null): void
@@ -201,21 +201,27 @@ export class MuxStream extends Duplex {
   }
 
   /** Message streams also emit each `'data'` chunk (one message) as `'message'`. */
-  override emit(event: string | symbol, ...args: any[]): boolean {
+  override emit(event: string | symbol, ...args: any[]): boolean
+  override emit(event: string | symbol): boolean {
+    // (No rest parameter: `arguments` is passed on as it is, so that an
+    // emit allocates nothing of ours.)
     if (event === 'data') {
       // 'data' is when bytes or a message are consumed (flowing, read(),
-      // for await, pipe): let the session credit them back. (Node calls
+      // for await, pipe): the chunk has left the readable buffer (or never
+      // entered it), so the session credits it back now. (Node calls
       // _read() only while the buffer is below its high-water mark and no
-      // _read() is pending, so _read() alone is not a reliable consumption
-      // signal: on Node 22 and later a reader that pauses in 'data' would
-      // otherwise never return the last window's credit.)
+      // _read() is pending, so _read() is not a consumption signal: on
+      // Node 22 and later a reader that pauses in 'data' would otherwise
+      // never return the last window's credit.)
+      const chunk: unknown = arguments[1]
       this.#host.read(this)
       if (this.messages) {
-        const d = super.emit('data', ...args)
-        return super.emit('message', args[0]) || d
+        const d = super.emit('data', chunk)
+        return super.emit('message', chunk) || d
       }
+      return super.emit('data', chunk)
     }
-    return super.emit(event, ...args)
+    return Reflect.apply(super.emit, this, arguments) as boolean
   }
 
   /** As `Duplex.on()`; like `'data'`, a `'message'` listener starts the flow (unless the stream was paused). */
@@ -242,9 +248,8 @@ export class MuxStream extends Duplex {
     this.#host.final(this, cb)
   }
 
-  override _read(): void {
-    this.#host.read(this)
-  }
+  /** Nothing to do: the session pushes what arrives, and a consumed chunk is seen by its `'data'` (see emit). */
+  override _read(): void {}
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
     this.#host.destroy(this, err)
