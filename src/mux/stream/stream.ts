@@ -36,6 +36,13 @@ export interface StreamHost {
   checkMessage(size: number): void
 }
 
+function checkDrain(s: MuxStream): void {
+  s.checkDrain()
+}
+
+/** Node's own `writableNeedDrain` (its buffer reached its mark), which MuxStream extends below. */
+const nodeNeedDrain = Object.getOwnPropertyDescriptor(Duplex.prototype, 'writableNeedDrain')!.get! as (this: Duplex) => boolean
+
 /**
  * A stream of a `Session`: a Node `Duplex` whose writable side is
  * framed into OPEN/OPENED/DATA frames (FIN on `end()`) and whose readable
@@ -105,6 +112,12 @@ export class MuxStream extends Duplex {
   /** @internal */ acceptDeadline = 0
   /** @internal */ resetCode: number = ResetCode.CANCEL
   /** @internal Message streams: the receive side's message assembly. */ inbox: MessageInbox | null
+  /** write() returned false for a held write although Node's buffer was below its mark: 'drain' is ours to emit. */
+  #drainOwed = false
+  /** The wrapper installed on the held write's callback (see #watchHeld). */
+  #heldWrap: ((err?: Error | null) => void) | null = null
+  /** Reading is held (holdReading): resume() leaves the stream paused. */
+  #readHold = false
 
   /** @internal `session`: what `stream.session` is (typed by session/session.ts); `host`: where the stream's hooks go. */
   constructor(host: StreamHost, session: object, id: number, opener: 'local' | 'remote', target: DecodedTarget | null, rwin: number, now: number, hwm: number, messages = false) {
@@ -185,10 +198,51 @@ export class MuxStream extends Duplex {
     if (!ok || this.writeCb === null) return ok
     // The session holds this write (the stream's queue is above its
     // high-water mark, or the session's send queues are full): ask the
-    // writer to wait now rather than buffer up to another high-water mark;
-    // Node emits 'drain' once the held write completes.
-    ;(this as unknown as { _writableState: { needDrain: boolean } })._writableState.needDrain = true
+    // writer to wait now rather than buffer up to another high-water mark.
+    // Node's own buffer is below its mark, so Node will not emit 'drain':
+    // the stream owes it, once the held write and all behind it are done.
+    this.#drainOwed = true
+    this.#watchHeld()
     return false
+  }
+
+  /** @internal Whether a 'drain' is owed for a held write (the other half of `writableNeedDrain`). */
+  get drainOwed(): boolean {
+    return this.#drainOwed
+  }
+
+  /** After the session took or held a write while a 'drain' is owed. */
+  #afterHostWrite(): void {
+    if (nodeNeedDrain.call(this)) {
+      // Node's buffer reached its mark meanwhile: Node emits 'drain' itself.
+      this.#drainOwed = false
+      return
+    }
+    if (this.writeCb !== null) this.#watchHeld()
+    else process.nextTick(checkDrain, this) // after Node's own afterWrite tick
+  }
+
+  /** Wraps the held write's callback: the owed 'drain' is checked when the session releases it. */
+  #watchHeld(): void {
+    const cb = this.writeCb!
+    if (cb === this.#heldWrap) return
+    const wrap = (err?: Error | null): void => {
+      this.#heldWrap = null
+      const nodeDrains = nodeNeedDrain.call(this)
+      cb(err)
+      if (nodeDrains) this.#drainOwed = false
+      else this.checkDrain()
+    }
+    this.#heldWrap = wrap
+    this.writeCb = wrap
+  }
+
+  /** @internal Emits the owed 'drain' once nothing of the writer's is buffered or held any more. */
+  checkDrain(): void {
+    if (!this.#drainOwed || this.writeCb !== null || this.writableLength > 0) return
+    this.#drainOwed = false
+    if (nodeNeedDrain.call(this) || this.writableEnded || this.destroyed) return
+    this.emit('drain')
   }
 
   /**
@@ -224,6 +278,23 @@ export class MuxStream extends Duplex {
     return Reflect.apply(super.emit, this, arguments) as boolean
   }
 
+  /**
+   * @internal Holds reading (`true`: pauses the stream, and a `resume()` by
+   * whoever calls it — a pipe, an HTTP server reading a body — leaves it
+   * paused) or lets it go on again (`false`: resumes). The HTTP gateway
+   * stops reading pipelined requests with it while its limits are reached.
+   */
+  holdReading(hold: boolean): void {
+    this.#readHold = hold
+    if (hold) this.pause()
+    else this.resume()
+  }
+
+  /** As `Duplex.resume()`, except while reading is held (see holdReading). */
+  override resume(): this {
+    return this.#readHold ? this : super.resume()
+  }
+
   /** As `Duplex.on()`; like `'data'`, a `'message'` listener starts the flow (unless the stream was paused). */
   override on(event: string | symbol, listener: (...args: any[]) => void): this {
     super.on(event, listener)
@@ -238,10 +309,12 @@ export class MuxStream extends Duplex {
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, cb: (err?: Error | null) => void): void {
     this.#host.write(this, chunk, null, cb)
+    if (this.#drainOwed) this.#afterHostWrite()
   }
 
   override _writev(chunks: Array<{ chunk: Buffer; encoding: BufferEncoding }>, cb: (err?: Error | null) => void): void {
     this.#host.write(this, null, chunks, cb)
+    if (this.#drainOwed) this.#afterHostWrite()
   }
 
   override _final(cb: (err?: Error | null) => void): void {
@@ -256,6 +329,19 @@ export class MuxStream extends Duplex {
     cb(err)
   }
 }
+
+// `writableNeedDrain` is true while Node's buffer is over its mark (Node's
+// own getter) or while a write the session holds made write() return false
+// (the stream then emits 'drain' itself): the writer and pipe() see the
+// same wait either way. (An accessor over the Duplex property: defined here,
+// as TypeScript does not let a class override a property with an accessor.)
+Object.defineProperty(MuxStream.prototype, 'writableNeedDrain', {
+  configurable: true,
+  enumerable: false,
+  get(this: MuxStream): boolean {
+    return this.drainOwed || nodeNeedDrain.call(this)
+  },
+})
 
 /** Typed events of a {@link MuxStream} (besides the `Duplex` ones). */
 export interface MuxStream {
