@@ -13,6 +13,7 @@ import type { Readable } from 'node:stream'
 import { FRAME_HEADER_SIZE, HELLO_PREAMBLE_SIZE } from '../wire/constants.js'
 import { type Hello, decodeHello } from '../wire/hello.js'
 import { frameSizeError } from '../wire/errors.js'
+import { takeViews } from '../../common/bytes.js'
 
 /** A frame's bytes: one Buffer, or the views of the chunks a session frame spans, in order. @internal */
 export type FrameBytes = Buffer | Buffer[]
@@ -74,22 +75,8 @@ export class Splitter {
 
   /** Takes the next `n` bytes (buffered) as views of the chunks they lie in. */
   #takeParts(n: number): Buffer[] {
-    const out: Buffer[] = []
-    let left = n
-    while (left > 0) {
-      const p = this.#parts[0]!
-      if (p.length <= left) {
-        out.push(p)
-        this.#parts.shift()
-        left -= p.length
-      } else {
-        out.push(p.subarray(0, left))
-        this.#parts[0] = p.subarray(left)
-        left = 0
-      }
-    }
     this.#bytes -= n
-    return out
+    return takeViews(this.#parts, n)
   }
 
   /** Takes the next `n` bytes (buffered) as one Buffer: a view if they lie in one chunk, else a copy of exactly them. */
