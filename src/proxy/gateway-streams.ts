@@ -71,13 +71,6 @@ export class GatewayStreams {
     this.#states.set(stream, state)
     session.streams.set(stream, state)
     this.#arm(stream, state, this.#o.headersTimeout, 'no request head')
-    // While the limits stop reading, nobody resumes the stream (the HTTP
-    // server resumes its socket whenever a request body is read or a
-    // response finishes; that must not let the next requests in).
-    const resume = stream.resume
-    stream.resume = function (this: MuxStream) {
-      return state.gated ? this : resume.call(this)
-    }
     stream.once('close', () => {
       this.#disarm(state)
       session.streams.delete(stream)
@@ -133,7 +126,7 @@ export class GatewayStreams {
   discard(stream: MuxStream): void {
     const state = this.#states.get(stream)
     if (state) state.gated = false
-    stream.resume()
+    stream.holdReading(false)
   }
 
   #arm(stream: MuxStream, state: StreamState, ms: number, why: string): void {
@@ -172,7 +165,9 @@ export class GatewayStreams {
     const stop = !state.upgraded && (state.counted >= this.#o.maxPipelined || state.session.active >= this.#o.maxPerSession)
     if (stop === state.gated || stream.destroyed) return
     state.gated = stop
-    if (stop) stream.pause()
-    else stream.resume()
+    // Held, not just paused: the HTTP server resumes its socket whenever a
+    // request body is read or a response finishes, and that must not let
+    // the next requests in.
+    stream.holdReading(stop)
   }
 }

@@ -30,8 +30,8 @@ import { connectEx } from './connect-win.js'
 import { deferredConnection, sendSynIfIdle } from './darwin.js'
 import { abortError, invalidArgType, systemError } from './errors.js'
 import { adoptFd, canAdopt } from './handle.js'
-import { native, type NativeWaitHandle } from './native.js'
-import { FastOpenSocket, markAttempted, markNotAttempted, refresh, socketFd } from './socket.js'
+import { native, type NativeTcpInfo, type NativeWaitHandle } from './native.js'
+import { FastOpenSocket, fastOpenAttempted, markAttempted, markNotAttempted, refresh, socketFd } from './socket.js'
 import { darwinSetting, SUPPORTED_PLATFORMS } from './support.js'
 import type { FastOpenConnectOptions, FastOpenReason } from './types.js'
 import { normalizeConnectArgs, toBytes, validateConnectOptions, type ConnectPlan } from './validate.js'
@@ -95,7 +95,7 @@ function netConnectOptions(opts: ConnectPlan): net.TcpSocketConnectOpts {
  * Puts a TFO descriptor under the socket's handle (which `connect()` just
  * created and has not connected yet).
  */
-function attach(socket: FastOpenSocket, family: 4 | 6): void {
+function attach(socket: FastOpenSocket, family: 4 | 6, idleSyn: boolean): void {
   const n = native!
   if (!canAdopt(socket)) return markNotAttempted(socket, 'handle-unavailable')
   let fd: number
@@ -120,16 +120,22 @@ function attach(socket: FastOpenSocket, family: 4 | 6): void {
   markAttempted(socket)
   // With a cookie the kernel defers the SYN to the first write. A socket
   // that writes nothing when connected (a server-speaks-first protocol)
-  // would wait forever, so send the SYN empty after this turn of the loop.
-  socket.once('connect', () => setImmediate(() => sendSynIfIdle(socket, socketFd(socket))))
+  // would wait forever, so send the SYN empty after this turn of the loop
+  // (not needed when the caller writes its first bytes at once).
+  if (idleSyn) socket.once('connect', () => setImmediate(() => sendSynIfIdle(socket, socketFd(socket))))
 }
 
-/** Starts connecting `socket` through Node, with a TFO descriptor when possible. */
+/**
+ * Starts connecting `socket` through Node, with a TFO descriptor when
+ * possible. `dataFollows`: the caller writes its first bytes right away
+ * (no SYN can be left waiting for a write).
+ */
 function connectThroughNode(
   socket: FastOpenSocket,
   opts: ConnectPlan,
   tfo: boolean,
   listener?: () => void,
+  dataFollows = false,
 ): void {
   const netOpts = netConnectOptions(opts)
   if (opts.timeout !== undefined) socket.setTimeout(opts.timeout)
@@ -140,13 +146,13 @@ function connectThroughNode(
   const literal = net.isIP(opts.host)
   if (literal !== 0) {
     socket.connect(netOpts, listener)
-    attach(socket, literal as 4 | 6)
+    attach(socket, literal as 4 | 6, !dataFollows)
     return
   }
   // Node emits 'lookup' synchronously right before it connects.
   socket.prependOnceListener('lookup', (err: Error | null, address: string, family: number | string) => {
     if (err || !address) return
-    attach(socket, family === 6 || family === 'IPv6' || net.isIP(address) === 6 ? 6 : 4)
+    attach(socket, family === 6 || family === 'IPv6' || net.isIP(address) === 6 ? 6 : 4, !dataFollows)
   })
   socket.connect(netOpts, listener)
 }
@@ -332,9 +338,25 @@ function connectOnce(addr: Address, opts: ConnectPlan, payload: Buffer, cancel: 
   const socket = new FastOpenSocket(socketOptions(one))
   if ('reason' in plan) markNotAttempted(socket, plan.reason)
   else if (payload.length === 0) markNotAttempted(socket, 'no-data')
-  connectThroughNode(socket, one, 'method' in plan && plan.method === 'handle' && payload.length > 0)
+  connectThroughNode(socket, one, 'method' in plan && plan.method === 'handle' && payload.length > 0, undefined, payload.length > 0)
   if (payload.length > 0) socket.write(payload)
   return established(socket, addr, one.port, cancel)
+}
+
+/** Kernel TCP states past the handshake of a connection we opened (Linux: include/net/tcp_states.h). */
+const LINUX_PAST_HANDSHAKE = new Set([1 /* ESTABLISHED */, 4 /* FIN_WAIT1 */, 5 /* FIN_WAIT2 */, 6 /* TIME_WAIT */, 8 /* CLOSE_WAIT */, 9 /* LAST_ACK */, 11 /* CLOSING */])
+
+/**
+ * Whether the handshake has completed: ESTABLISHED, or already past it — a
+ * fast peer may have answered and closed before we look (on loopback it
+ * all happens within our first write). A refused SYN (CLOSE) is not.
+ */
+function handshakeDone(info: NativeTcpInfo): boolean {
+  if (info.established) return true
+  if (process.platform === 'linux') return LINUX_PAST_HANDSHAKE.has(info.state)
+  // macOS (netinet/tcp_fsm.h): CLOSE_WAIT 5 ... TIME_WAIT 10 follow ESTABLISHED 4.
+  if (process.platform === 'darwin') return info.state >= 5 && info.state <= 10
+  return false
 }
 
 /** Resolves when the handshake is complete (not merely when a TFO connect was queued). */
@@ -363,12 +385,14 @@ function established(socket: FastOpenSocket, addr: Address, port: number, cancel
     const onClose = () => fail(systemError('ECONNRESET', 'connect', addr.address, port))
     const onConnect = () => {
       const fd = socketFd(socket)
-      if (native && socket.fastOpen.attempted && fd >= 0) {
+      if (native && fastOpenAttempted(socket) && fd >= 0) {
+        let info: NativeTcpInfo
         try {
+          info = native.tcpInfo(fd)
           // A TFO connect reports 'connect' before the SYN-ACK: wait for
           // the handshake (or its failure: a refused SYN may already have
           // closed it).
-          if (!native.tcpInfo(fd).established) {
+          if (!handshakeDone(info)) {
             waiter = native.waitWritable(fd, (err) => {
               waiter = undefined
               if (err) fail(systemError(err, 'connect', addr.address, port))
@@ -380,12 +404,13 @@ function established(socket: FastOpenSocket, addr: Address, port: number, cancel
         } catch (err) {
           return fail(err)
         }
+        return finish(info)
       }
       finish()
     }
-    const finish = () => {
+    const finish = (info?: NativeTcpInfo) => {
       cleanup()
-      refresh(socket)
+      refresh(socket, info)
       resolve(socket)
     }
     if (cancel.aborted) return fail(cancel.reason)

@@ -224,27 +224,32 @@ export class AllowList {
     const h = q.host.toLowerCase().replace(/\.$/, '')
     const family = net.isIP(q.address)
     if (family === 0) return undefined
-    const type = family === 6 ? 'ipv6' : 'ipv4'
-    const isPublic = isPublicAddress(q.address)
-    const embedded = embeddedIPv4(q.address)
+    // Computed once, and only when a rule needs them (a connection's check
+    // is on the path of every new tunnelled connection).
+    let addr: net.SocketAddress | undefined
+    let isPublic: boolean | undefined
+    let embedded: string[] | null | undefined
     for (const r of this.#rules) {
       if (q.port < r.portMin || q.port > r.portMax) continue
       switch (r.host.kind) {
         case 'any':
-          if (isPublic) return r.text
+          if ((isPublic ??= isPublicAddress(q.address))) return r.text
           break
         case 'suffix':
-          if (isPublic && (h === r.host.suffix || h.endsWith(`.${r.host.suffix}`))) return r.text
+          if ((isPublic ??= isPublicAddress(q.address)) && (h === r.host.suffix || h.endsWith(`.${r.host.suffix}`))) return r.text
           break
         case 'name':
           // an exact name is explicit: it may name a private host (e.g. localhost)
           if (h === r.host.name) return r.text
           break
-        case 'ip':
-          if (r.host.list.check(q.address, type)) return r.text
+        case 'ip': {
+          addr ??= new net.SocketAddress({ address: q.address, family: family === 6 ? 'ipv6' : 'ipv4' })
+          const list = r.host.list
+          if (list.check(addr)) return r.text
           // an IPv4-embedding IPv6 address, by every IPv4 address it may stand for
-          if (embedded !== null && embedded.every((a) => (r.host as { list: net.BlockList }).list.check(a, 'ipv4'))) return r.text
+          if (family === 6 && (embedded ??= embeddedIPv4(q.address)) !== null && embedded.every((a) => list.check(a, 'ipv4'))) return r.text
           break
+        }
       }
     }
     return undefined

@@ -157,7 +157,7 @@ export class Forwarder {
     // The OPEN's bytes (and any DATA that followed) go in the onward SYN.
     const chunks: Buffer[] = []
     for (let c: Buffer | null; (c = stream.read()) !== null; ) chunks.push(c)
-    const first = Buffer.concat(chunks)
+    const first = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)
     // A stream that closes (reset, or its session gone) abandons its connect: the slot and the fd are freed at once.
     const abandon = new AbortController()
     const onClose = (): void => abandon.abort()

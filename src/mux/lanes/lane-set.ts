@@ -22,7 +22,7 @@ import { MuxError, type ProtocolError, invalidState } from '../errors.js'
 import { Lane, type LaneInfo, closedLaneInfo } from './lane.js'
 import { Lanes } from './lanes.js'
 import { type LaneSetOptions, readU64, received } from './options.js'
-import { Splitter } from './splitter.js'
+import { type FrameBytes, Splitter, frameSize, pushBytes } from './splitter.js'
 import { Reorder } from './reorder.js'
 import { answerJoin, authProves, clientJoin, type JoinSpec } from './join.js'
 import { markDue, markOf, onMark } from './schedule.js'
@@ -51,7 +51,7 @@ export class LaneSet extends Duplex {
   /** Session offset of the next session frame the session writes (-1: not known yet). */
   #sendOff = -1
   /** Frames written by the session before `#sendOff` was known. */
-  #early: Array<[number, Buffer]> = []
+  #early: Array<[number, FrameBytes]> = []
   /** Session frames back in session order; its `r` is the received count R (-1: not known yet). */
   readonly #reorder = new Reorder()
   /** The peer's cumulative ACK (frames before it are delivered). */
@@ -376,17 +376,18 @@ export class LaneSet extends Duplex {
     this.#setup()
   }
 
-  #outFrame(type: number, frame: Buffer): void {
+  #outFrame(type: number, bytes: FrameBytes): void {
     if (type < 0x80) {
       if (this.#sendOff < 0) {
-        this.#early.push([type, frame])
+        this.#early.push([type, bytes])
         return
       }
       const off = this.#sendOff
-      this.#sendOff += frame.length
-      this.#route(off, frame)
+      this.#sendOff += frameSize(bytes)
+      this.#route(off, bytes)
       return
     }
+    const frame = bytes as Buffer // a link frame: always one Buffer (Splitter)
     if (type === FrameType.AUTH) this.#authSent = true
     if (!this.#lanes.striped || type === FrameType.AUTH) {
       // Before striping (or without it) everything follows the HELLO on lane 0.
@@ -408,13 +409,14 @@ export class LaneSet extends Duplex {
   }
 
   /** Puts the session frame at `off` on the best lane, with a SEQ if that lane's sequence jumps. */
-  #route(off: number, frame: Buffer): void {
-    const lane = this.#lanes.pick(frame.length)
+  #route(off: number, frame: FrameBytes): void {
+    const size = frameSize(frame)
+    const lane = this.#lanes.pick(size)
     if (lane === null) return // no lane: the replay buffer has it for the resume
     if (this.#lanes.striped && lane.sendNext !== off) this.#lanes.write(lane, encodeFrame({ type: FrameType.SEQ, offset: off }))
-    lane.sendNext = off + frame.length
-    lane.sent.push(off, frame)
-    lane.dataSinceMark += frame.length
+    lane.sendNext = off + size
+    lane.sent.push(off, frame, size)
+    lane.dataSinceMark += size
     this.#lanes.write(lane, frame)
     if (this.#lanes.striped && markDue(lane)) this.#lanes.sendMark(lane)
   }
@@ -498,7 +500,9 @@ export class LaneSet extends Duplex {
     else this.destroy(err)
   }
 
-  #inFrame(lane: Lane, type: number, f: Buffer): void {
+  #inFrame(lane: Lane, type: number, bytes: FrameBytes): void {
+    if (type < 0x80) return this.#inSessionFrame(lane, bytes)
+    const f = bytes as Buffer // a link frame: always one Buffer (Splitter)
     if (type === FrameType.ACK && this.#sendOff < 0 && this.#o.role === 'client') {
       // After a RESUME with AUTH_PSK the server's first frame, ACK(R), says
       // where our session frames continue (13.4).
@@ -513,22 +517,8 @@ export class LaneSet extends Duplex {
     }
     if (type === FrameType.AUTH && !lane.authed) this.#checkAuth(lane, f)
     if (!this.#lanes.striped) {
-      // Before the HELLOs are both known (or without striping): lane 0 in order; keep count.
-      if (type < 0x80 && this.#reorder.r >= 0) this.#reorder.r += f.length
+      // Before the HELLOs are both known (or without striping): lane 0 in order.
       this.push(f)
-      return
-    }
-    if (type < 0x80) {
-      if (lane.recvNext < 0) {
-        if (lane.index !== 0 || this.#reorder.r < 0) throw protocolError(`lane ${lane.index}: a session frame before SEQ`)
-        lane.recvNext = this.#reorder.r
-      }
-      const off = lane.recvNext
-      lane.recvNext += f.length
-      if (this.#reorder.arrive(off, f)) {
-        this.push(f)
-        for (let n; (n = this.#reorder.next()) !== undefined; ) this.push(n)
-      }
       return
     }
     switch (type) {
@@ -569,6 +559,24 @@ export class LaneSet extends Duplex {
       }
       default:
         this.push(f)
+    }
+  }
+
+  /** A session frame: in order (lane 0 before striping: counted once R is known), or through the reorder buffer. */
+  #inSessionFrame(lane: Lane, f: FrameBytes): void {
+    const size = frameSize(f)
+    let off = this.#reorder.r
+    if (this.#lanes.striped) {
+      if (lane.recvNext < 0) {
+        if (lane.index !== 0 || off < 0) throw protocolError(`lane ${lane.index}: a session frame before SEQ`)
+        lane.recvNext = off
+      }
+      off = lane.recvNext
+      lane.recvNext += size
+    } else if (off < 0) return pushBytes(this, f)
+    if (this.#reorder.arrive(off, f, size)) {
+      pushBytes(this, f)
+      for (let n; (n = this.#reorder.next()) !== undefined; ) pushBytes(this, n)
     }
   }
 

@@ -11,6 +11,7 @@ import { DEFAULTS } from '../wire/constants.js'
 import { writePongFor } from '../wire/writer.js'
 import type { Lane, LaneInfo } from './lane.js'
 import { markFrame, pick, stalled } from './schedule.js'
+import type { FrameBytes } from './splitter.js'
 
 /** The lanes of a LaneSet. @internal */
 export class Lanes {
@@ -47,10 +48,18 @@ export class Lanes {
     return pick(this.list, this.striped, size)
   }
 
-  write(lane: Lane, b: Buffer): void {
+  /** Writes `b` (a frame's bytes, one Buffer or its chunks) on `lane`. */
+  write(lane: Lane, b: FrameBytes): void {
     if (lane.busySince === 0) lane.busySince = performance.now()
-    lane.written += b.length
-    if (!lane.dx.destroyed) lane.dx.write(b)
+    if (!Array.isArray(b)) {
+      lane.written += b.length
+      if (!lane.dx.destroyed) lane.dx.write(b)
+      return
+    }
+    for (let i = 0; i < b.length; i++) {
+      lane.written += b[i]!.length
+      if (!lane.dx.destroyed) lane.dx.write(b[i])
+    }
   }
 
   /**
@@ -60,7 +69,7 @@ export class Lanes {
    * with the lane). With no open lane left, nothing is sent: the session's
    * replay buffer has it all for the resume.
    */
-  resend(lane: Lane, acked: number, lastAck: Buffer | null, route: (off: number, frame: Buffer) => void): void {
+  resend(lane: Lane, acked: number, lastAck: Buffer | null, route: (off: number, frame: FrameBytes) => void): void {
     const open = this.open > 0
     const pings = lane.sent.drain(
       acked,

@@ -6,6 +6,10 @@
  * @packageDocumentation
  */
 import { protocolError } from '../wire/errors.js'
+import { type FrameBytes, frameSize } from './splitter.js'
+
+/** Whether `b` is at least a quarter of the memory it lies in (holding it does not pin a much bigger read). */
+const dense = (b: Buffer): boolean => b.length * 4 >= b.buffer.byteLength
 
 /** Session frames put back in order. @internal */
 export class Reorder {
@@ -13,38 +17,43 @@ export class Reorder {
   r = -1
   /** Most bytes held out of order (the peer's REPLAY_BUFFER and ours, the smaller). */
   limit = 0
-  readonly #held = new Map<number, Buffer>()
+  readonly #held = new Map<number, FrameBytes>()
   #heldBytes = 0
 
   /**
-   * The session frame `f` at offset `off` arrived: true if it is the next
-   * in order (hand it up, then every {@link Reorder.next}); otherwise it is
-   * held (or dropped: a duplicate). Throws a `ProtocolError` past the limit.
+   * The session frame `f` (`size` bytes) at offset `off` arrived: true if
+   * it is the next in order (hand it up, then every {@link Reorder.next});
+   * otherwise it is held (or dropped: a duplicate). Throws a
+   * `ProtocolError` past the limit.
    */
-  arrive(off: number, f: Buffer): boolean {
+  arrive(off: number, f: FrameBytes, size: number): boolean {
     const r = this.r
     if (off === r) {
-      this.r += f.length
+      this.r += size
       return true
     }
     if (off > r) {
       if (this.#held.has(off)) return false
-      if (this.#heldBytes + f.length > this.limit) throw protocolError(`reorder buffer over the peer's REPLAY_BUFFER (${this.limit} bytes)`)
-      this.#held.set(off, f.length === f.buffer.byteLength ? f : Buffer.from(f))
-      this.#heldBytes += f.length
+      if (this.#heldBytes + size > this.limit) throw protocolError(`reorder buffer over the peer's REPLAY_BUFFER (${this.limit} bytes)`)
+      // Held as it came (views of the reads it lies in), unless a view is a
+      // small part of a big read, which it would pin: then as a copy.
+      const keep = Array.isArray(f) ? (f.every(dense) ? f : Buffer.concat(f, size)) : dense(f) ? f : Buffer.from(f)
+      this.#held.set(off, keep)
+      this.#heldBytes += size
     }
     // off < r: a duplicate (sent again after a lane died); dropped.
     return false
   }
 
   /** The held frame that is now in order, if any (it leaves the buffer). */
-  next(): Buffer | undefined {
+  next(): FrameBytes | undefined {
     if (this.#held.size === 0) return undefined
     const n = this.#held.get(this.r)
     if (n === undefined) return undefined
     this.#held.delete(this.r)
-    this.#heldBytes -= n.length
-    this.r += n.length
+    const size = frameSize(n)
+    this.#heldBytes -= size
+    this.r += size
     return n
   }
 }

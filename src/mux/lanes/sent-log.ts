@@ -6,12 +6,14 @@
  * @packageDocumentation
  */
 import { FRAME_HEADER_SIZE } from '../wire/constants.js'
+import type { FrameBytes } from './splitter.js'
 
 /** The unacknowledged session frames and session PINGs sent on one lane. @internal */
 export class SentLog {
-  /** Offsets and frames, oldest first, from `head`. */
+  /** Offsets, sizes and frames, oldest first, from `head`. */
   #offs: number[] = []
-  #bufs: Buffer[] = []
+  #sizes: number[] = []
+  #bufs: FrameBytes[] = []
   #head = 0
   /** Session PINGs sent on the lane (whole frames), until their PONG comes. */
   pings: Buffer[] = []
@@ -21,18 +23,20 @@ export class SentLog {
     return this.#bufs.length - this.#head
   }
 
-  /** The session frame `frame` at offset `off` went on the lane. */
-  push(off: number, frame: Buffer): void {
+  /** The session frame `frame` (`size` bytes) at offset `off` went on the lane. */
+  push(off: number, frame: FrameBytes, size: number): void {
     this.#offs.push(off)
+    this.#sizes.push(size)
     this.#bufs.push(frame)
   }
 
   /** The peer acknowledged everything before `ack`: those frames are let go. */
   ack(ack: number): void {
     const offs = this.#offs
+    const sizes = this.#sizes
     const bufs = this.#bufs
     let i = this.#head
-    while (i < bufs.length && offs[i]! + bufs[i]!.length <= ack) {
+    while (i < bufs.length && offs[i]! + sizes[i]! <= ack) {
       bufs[i] = undefined as unknown as Buffer
       i++
     }
@@ -40,6 +44,7 @@ export class SentLog {
     if (i > 1024 && i * 2 > bufs.length) {
       this.#bufs = bufs.slice(i)
       this.#offs = offs.slice(i)
+      this.#sizes = sizes.slice(i)
       this.#head = 0
     }
   }
@@ -55,19 +60,21 @@ export class SentLog {
    * frame not acknowledged before `acked` (oldest first), and returns the
    * PINGs.
    */
-  drain(acked: number, frame: ((off: number, buf: Buffer) => void) | null): Buffer[] {
+  drain(acked: number, frame: ((off: number, buf: FrameBytes) => void) | null): Buffer[] {
     const offs = this.#offs
+    const sizes = this.#sizes
     const bufs = this.#bufs
     const from = this.#head
     const pings = this.pings
     this.#offs = []
+    this.#sizes = []
     this.#bufs = []
     this.#head = 0
     this.pings = []
     if (frame === null) return pings
     for (let i = from; i < bufs.length; i++) {
       const off = offs[i]!
-      if (off + bufs[i]!.length <= acked) continue
+      if (off + sizes[i]! <= acked) continue
       frame(off, bufs[i]!)
     }
     return pings

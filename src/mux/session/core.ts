@@ -90,8 +90,8 @@ export interface OutboundPart {
   requestAck(): void
   /** An ACK goes with the next flush if `ackEvery` bytes came since the last. */
   ackIfDue(ackEvery: number): void
-  /** A flush at the end of this tick (`immediate`: after I/O, `setImmediate`). */
-  scheduleFlush(immediate?: boolean): void
+  /** A flush once this turn of the event loop has run its I/O callbacks (`setImmediate`). */
+  scheduleFlush(): void
   /** The stream may have something to send: into the round-robin ring. */
   scheduleStream(s: MuxStream): void
   /** OPEN (opener) or OPENED (acceptor) of `s` goes out with the next flush. */

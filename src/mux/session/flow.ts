@@ -14,6 +14,8 @@ import { checkMessageFrame } from '../stream/message.js'
 import type { MuxStream } from '../stream/stream.js'
 import type { FlowPart, SessionCore } from './core.js'
 
+const now = (): number => performance.now()
+
 /** Receive credit and the send budget of a session. @internal */
 export class Flow implements FlowPart {
   readonly #c: SessionCore
@@ -58,11 +60,16 @@ export class Flow implements FlowPart {
     }
   }
 
-  /** Hands received bytes to a stream; small or sparse views are copied so they do not pin big transport buffers. */
+  /**
+   * Hands received bytes to a stream. A view of less than a quarter of its
+   * memory (a small frame of a big transport read) is copied, so that bytes
+   * the application holds do not pin the whole read; a frame that is most
+   * of its read is handed over as it is.
+   */
   deliver(s: MuxStream, buf: Buffer): void {
     const n = buf.length
     if (n === 0) return
-    if (n < 4096 || n * 4 < buf.buffer.byteLength) buf = Buffer.from(buf)
+    if (n * 4 < buf.buffer.byteLength) buf = Buffer.from(buf)
     s.rs.rbuffered += n
     this.budget.bufferedTotal += n
     s.push(buf)
@@ -99,7 +106,7 @@ export class Flow implements FlowPart {
     s.rs.rbuffered = len
     this.budget.bufferedTotal -= consumed
     if (s.f & SF.FIN_RECEIVED) return
-    const inc = onConsumed(s.rs, consumed, performance.now(), this.#c.timers.srtt, this.budget)
+    const inc = onConsumed(s.rs, consumed, now, this.#c.timers.srtt, this.budget)
     if (inc > 0) this.#c.output.queueWindow(s)
   }
 }

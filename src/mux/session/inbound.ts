@@ -5,15 +5,15 @@
  * duplicates the peer replayed are dropped first), and a malformed or
  * forbidden frame fails the session with its protocol error.
  *
- * Seam for the hot path: the decoder hands each frame as an object of one
- * of twelve shapes to {@link Inbound.onFrame}; a decoder that calls typed
- * handlers with header fields (no per-frame object) plugs in here.
+ * The decoder hands DATA and WINDOW frames — the frames of bulk transfer —
+ * by their header fields ({@link FrameSink}: no object per frame), every
+ * other type as a parsed frame to {@link Inbound.onFrame}.
  * @packageDocumentation
  */
 import { performance } from 'node:perf_hooks'
 import { Capability, DEFAULTS, FrameFlag, FrameType, MAX_WINDOW, RefuseCode } from '../wire/constants.js'
-import { type AckFrame, type DataFrame, type Frame, type OpenFrame, type OpenedFrame, type RefusedFrame, type RstFrame, type WindowFrame, encodeFrame, frameTypeName } from '../wire/frames.js'
-import { FrameDecoder } from '../wire/decoder.js'
+import { type AckFrame, type Frame, type OpenFrame, type OpenedFrame, type RefusedFrame, type RstFrame, encodeFrame, frameTypeName } from '../wire/frames.js'
+import { FrameDecoder, type FrameSink } from '../wire/decoder.js'
 import { decodeHello } from '../wire/hello.js'
 import { flowError, protocolError } from '../wire/errors.js'
 import { pongFrame } from '../wire/writer.js'
@@ -40,11 +40,12 @@ export const REFUSE_REASONS: Record<number, string> = {
   [RefuseCode.GOING_AWAY]: 'going away',
 }
 
+const EMPTY = Buffer.alloc(0)
+
 /** What a session does with what it reads. @internal */
-export class Inbound implements InboundPart {
+export class Inbound implements InboundPart, FrameSink {
   readonly #c: SessionCore
   #decoder: FrameDecoder
-  readonly #onFrame: (frame: Frame, size: number) => void
   /** No HELLO from the peer yet on the current transport. */
   #helloWait = true
   /** The start of the peer's HELLO, while it is incomplete. */
@@ -56,7 +57,6 @@ export class Inbound implements InboundPart {
   constructor(core: SessionCore) {
     this.#c = core
     this.#decoder = this.#newDecoder()
-    this.#onFrame = (f, n) => this.onFrame(f, n)
   }
 
   #newDecoder(): FrameDecoder {
@@ -110,9 +110,9 @@ export class Inbound implements InboundPart {
         this.#helloWait = false
         c.handshake.onHello(r.hello, buf.subarray(0, r.size))
         if (c.isClosed()) return
-        if (buf.length > r.size) this.#decoder.push(buf.subarray(r.size), this.#onFrame)
+        if (buf.length > r.size) this.#decoder.decode(buf.subarray(r.size), this)
       } else {
-        this.#decoder.push(chunk, this.#onFrame)
+        this.#decoder.decode(chunk, this)
       }
     } catch (err) {
       if (err instanceof MuxError) c.shutdown.fail(err)
@@ -131,27 +131,58 @@ export class Inbound implements InboundPart {
     c.link.lost(new MuxError('SYNMUX_CONNECTION_LOST', 'the transport ended without GOAWAY'))
   }
 
-  onFrame(frame: Frame, size: number): void {
+  // FrameSink: what the decoder hands over.
+
+  data(flags: number, streamId: number, payload: Buffer, parts: Buffer[] | null, size: number): void {
+    if (this.#held()) {
+      this.onFrame(parts === null ? { type: FrameType.DATA, flags, streamId, data: payload } : { type: FrameType.DATA, flags, streamId, data: EMPTY, chunks: parts }, size)
+    } else if (this.#counted(FrameType.DATA, size)) {
+      this.#onDataFrame(flags, streamId, payload, parts)
+    }
+  }
+
+  window(streamId: number, increment: number, size: number): void {
+    if (this.#held()) this.onFrame({ type: FrameType.WINDOW, flags: 0, streamId, increment }, size)
+    else if (this.#counted(FrameType.WINDOW, size)) this.#onWindow(streamId, increment)
+  }
+
+  frame(frame: Frame, size: number): void {
+    this.onFrame(frame, size)
+  }
+
+  /** Frames that go elsewhere for now: held until the peer's AUTH, or the answer to our RESUME. */
+  #held(): boolean {
+    return this.#c.authPending || this.#c.linkState === LinkState.VERDICT
+  }
+
+  /** Counts a frame (session frames in the session sequence); false: a duplicate of a resume, dropped. */
+  #counted(type: number, size: number): boolean {
     const c = this.#c
-    if (c.authPending) return c.handshake.holdUntilAuth(frame, size)
-    if (c.linkState === LinkState.VERDICT) return c.link.onResumeVerdict(frame)
     c.framesReceived++
-    if (frame.type < 0x80) {
+    if (type < 0x80) {
       if (this.#rxSkip > 0) {
         // Replayed by the peer, but already received on the old transport.
         this.#rxSkip -= size
         c.duplicateBytes += size
         if (this.#rxSkip < 0) throw protocolError('replayed session frames do not end on the resume offset')
-        return
+        return false
       }
       c.sessionBytesReceived += size
       c.output.ackIfDue(this.ackEvery)
     }
+    return true
+  }
+
+  onFrame(frame: Frame, size: number): void {
+    const c = this.#c
+    if (c.authPending) return c.handshake.holdUntilAuth(frame, size)
+    if (c.linkState === LinkState.VERDICT) return c.link.onResumeVerdict(frame)
+    if (!this.#counted(frame.type, size)) return
     switch (frame.type) {
       case FrameType.DATA:
-        return this.#onDataFrame(frame)
+        return this.#onDataFrame(frame.flags, frame.streamId, frame.data, frame.chunks ?? null)
       case FrameType.WINDOW:
-        return this.#onWindow(frame)
+        return this.#onWindow(frame.streamId, frame.increment)
       case FrameType.OPEN:
         return this.#onOpen(frame)
       case FrameType.OPENED:
@@ -249,37 +280,36 @@ export class Inbound implements InboundPart {
     s.destroy(new MuxError('SYNMUX_REFUSED', `stream ${s.id} refused (${name})${f.reason ? `: ${f.reason}` : ''}`, { wireCode: f.code, reason: f.reason }))
   }
 
-  #onDataFrame(f: DataFrame): void {
+  #onDataFrame(flags: number, streamId: number, data: Buffer, chunks: Buffer[] | null): void {
     const c = this.#c
-    const s = c.streams.lookup(f.streamId, f.type)
+    const s = c.streams.lookup(streamId, FrameType.DATA)
     if (s === null) return
     if (s.opener === 'local' && !(s.f & SF.REMOTE_OPENED)) throw protocolError(`DATA before OPENED on stream ${s.id}`)
     if (s.f & SF.FIN_RECEIVED) throw protocolError(`DATA after FIN on stream ${s.id}`)
-    const chunks = f.chunks
     let len = 0
-    if (chunks === undefined) len = f.data.length
+    if (chunks === null) len = data.length
     else for (let i = 0; i < chunks.length; i++) len += chunks[i]!.length
     if (len > s.rs.rcredit) throw flowError(`DATA of ${len} bytes exceeds the credit (${s.rs.rcredit}) of stream ${s.id}`)
     s.rs.rcredit -= len
     const flow = c.flow
     if (s.inbox !== null) {
-      flow.messageIn(s, f.data, chunks, len, (f.flags & FrameFlag.EOM) !== 0)
-    } else if (f.flags & FrameFlag.EOM) {
+      flow.messageIn(s, data, chunks ?? undefined, len, (flags & FrameFlag.EOM) !== 0)
+    } else if (flags & FrameFlag.EOM) {
       throw protocolError(`DATA with EOM on stream ${s.id}, which is not a message stream`)
-    } else if (chunks === undefined) {
-      if (len > 0) flow.deliver(s, f.data)
+    } else if (chunks === null) {
+      if (len > 0) flow.deliver(s, data)
     } else {
       for (let i = 0; i < chunks.length; i++) flow.deliver(s, chunks[i]!)
     }
-    if (f.flags & FrameFlag.FIN) this.#remoteFin(s)
+    if (flags & FrameFlag.FIN) this.#remoteFin(s)
     if (len > 0) flow.checkConsumed(s)
   }
 
-  #onWindow(f: WindowFrame): void {
+  #onWindow(streamId: number, increment: number): void {
     const c = this.#c
-    const s = c.streams.lookup(f.streamId, f.type)
+    const s = c.streams.lookup(streamId, FrameType.WINDOW)
     if (s === null) return
-    s.scredit += f.increment
+    s.scredit += increment
     if (s.scredit > MAX_WINDOW) throw flowError(`WINDOW overflows the credit of stream ${s.id}`)
     c.output.scheduleStream(s)
   }

@@ -1,6 +1,6 @@
 /**
  * The output scheduler: everything a session sends is queued and written
- * once per tick by {@link Outbound.flush}, in one batch: our HELLO, link
+ * once per turn of the event loop by {@link Outbound.flush}, in one batch: our HELLO, link
  * frames (PING, PONG, ACK, AUTH), control frames (REFUSED, RST, GOAWAY),
  * WINDOWs, OPEN/OPENED in id order, then DATA round-robin across streams,
  * one frame per stream per turn, batched into one `writev`. A resumable
@@ -28,17 +28,33 @@ const MIN_ROOM = 1024
 
 type Callbacks = Array<(err?: Error | null) => void>
 
+/**
+ * A flush runs once per turn of the event loop, after the turn's I/O
+ * callbacks (`setImmediate`, as Node's own HTTP/2 session schedules its
+ * writes): whatever the application and every other callback queued
+ * meanwhile (a pipe's end(), a stream's 'end' handler, the replies to all
+ * the frames one read brought, many streams' writes) rides in one batch,
+ * one `writev`.
+ */
 function flushTick(o: Outbound): void {
   o.flush()
 }
 
 /**
- * The first flush of a tick goes to the back of the nextTick queue once, so
- * that work other nextTick callbacks queue meanwhile (a pipe's end(), a
- * stream's 'end' handler) still rides in the same write.
+ * The first flight is different: from the flush that carries our HELLO to
+ * the end of that turn, flushes run on the nextTick queue, the first one
+ * once more at its back (so that work other nextTick callbacks queue
+ * meanwhile still rides in the same write), because the transport may send
+ * what was written in this turn as one message at its end — a secure
+ * channel's first handshake message (the 0-RTT data) and its reply leave in
+ * a `setImmediate` of their own (PROTOCOL.md 20.8).
  */
 function flushHop(o: Outbound): void {
   process.nextTick(flushTick, o)
+}
+
+function endFirstTurn(o: Outbound): void {
+  o.firstTurn = false
 }
 
 /** The output scheduler of a session. @internal */
@@ -53,8 +69,12 @@ export class Outbound implements OutboundPart {
   readonly #ring = new Queue<MuxStream>()
   #flushScheduled = false
   #waitingDrain = false
-  /** Scratch of the session frames of a resumable session, shared by its flushes (they are kept for replay). */
-  readonly #sessionSlab = new Slab()
+  /** The link frames of a flush (and its session frames, unless the session is resumable); reused by every flush. */
+  readonly #lb = new OutputBatch()
+  /** A resumable session's session frames of a flush (kept for replay: in a slab of the session's own). */
+  readonly #sb = new OutputBatch(new Slab())
+  /** The callbacks a flush calls once its batch is written; reused. */
+  readonly #cbs: Callbacks = []
   #ackPending = false
   #ackReported = 0
   /** When we last sent an ACK (resumable sessions piggyback one on session frames at most this often). */
@@ -63,6 +83,8 @@ export class Outbound implements OutboundPart {
   #replayFrom = -1
   /** Only session frames are left and the replay buffer is full: the next ACK schedules the flush. */
   #replayBlocked = false
+  /** Our HELLO went out in this turn of the event loop: flushes still run on the nextTick (see flushHop). */
+  firstTurn = false
 
   constructor(core: SessionCore) {
     this.#c = core
@@ -123,7 +145,7 @@ export class Outbound implements OutboundPart {
 
   drained(): void {
     this.#waitingDrain = false
-    this.scheduleFlush(true)
+    this.scheduleFlush()
   }
 
   clearDrainWait(): void {
@@ -193,11 +215,11 @@ export class Outbound implements OutboundPart {
     return (s.f & SF.FIN_QUEUED) !== 0
   }
 
-  scheduleFlush(immediate = false): void {
+  scheduleFlush(): void {
     if (this.#flushScheduled || this.#waitingDrain || this.#c.isClosed() || !this.#c.attached) return
     this.#flushScheduled = true
-    if (immediate) setImmediate(flushTick, this)
-    else process.nextTick(flushHop, this)
+    if (this.firstTurn || this.#c.helloState === HelloState.PENDING) process.nextTick(flushHop, this)
+    else setImmediate(flushTick, this)
   }
 
   #hasWork(): boolean {
@@ -222,11 +244,17 @@ export class Outbound implements OutboundPart {
     // Link frames go in `lb`; session frames in `sb`, which is the same
     // batch unless the session is resumable (then its bytes are also kept
     // for replay).
-    const lb = new OutputBatch()
-    const sb = c.replay !== null ? new OutputBatch(this.#sessionSlab) : lb
-    const cbs: Callbacks = []
+    const lb = this.#lb
+    const sb = c.replay !== null ? this.#sb : lb
+    lb.reset()
+    sb.reset()
+    const cbs = this.#cbs
     const limit = DEFAULTS.writeBatch
-    if (c.helloState === HelloState.PENDING) lb.append(c.handshake.takeHello())
+    if (c.helloState === HelloState.PENDING) {
+      lb.append(c.handshake.takeHello())
+      this.firstTurn = true
+      setImmediate(endFirstTurn, this)
+    }
     if (c.authHold || (c.linkState === LinkState.RESUMING && c.link.earlyFrom < 0) || c.linkState === LinkState.VERDICT) {
       // Until the peer is authenticated (or, resuming, has said where to
       // replay from), only the HELLO and link frames leave (our AUTH).
@@ -290,8 +318,8 @@ export class Outbound implements OutboundPart {
       if (inc <= 0) continue
       rs.rcredit += inc
       sb.header(4, FrameType.WINDOW, 0, s.id)
-      const [b, o] = sb.reserve(4)
-      b.writeUInt32BE(inc, o)
+      const o = sb.reserve(4)
+      sb.scratch.writeUInt32BE(inc, o)
       c.sessionBytesSent += FRAME_HEADER_SIZE + 4
       c.framesSent++
     }
@@ -339,7 +367,16 @@ export class Outbound implements OutboundPart {
       }
     }
     if (chunks.length > 0) this.#writeChunks(chunks, bytes)
-    for (let i = 0; i < cbs.length; i++) cbs[i]!()
+    lb.reset()
+    sb.reset()
+    if (cbs.length > 0) {
+      // (A callback cannot flush again synchronously: flushes are scheduled.)
+      try {
+        for (let i = 0; i < cbs.length; i++) cbs[i]!()
+      } finally {
+        cbs.length = 0
+      }
+    }
     if (c.isClosed() || !c.attached) return
     if (this.#hasWork()) {
       if (this.#room() < MIN_ROOM && this.#control.every((b) => !isLinkFrame(b)) && !this.#ackPending && c.helloState !== HelloState.PENDING) {
@@ -347,7 +384,7 @@ export class Outbound implements OutboundPart {
         // ACK schedules the flush.
         this.#replayBlocked = true
       } else if (c.dx.writableNeedDrain) this.#waitingDrain = true
-      else this.scheduleFlush(true)
+      else this.scheduleFlush()
     } else c.shutdown.endTransport()
   }
 
@@ -357,8 +394,8 @@ export class Outbound implements OutboundPart {
     this.#ackReported = c.sessionBytesReceived
     this.#lastAckAt = now
     lb.header(8, FrameType.ACK, 0, 0)
-    const [b, o] = lb.reserve(8)
-    writeU64(b, o, c.sessionBytesReceived)
+    const o = lb.reserve(8)
+    writeU64(lb.scratch, o, c.sessionBytesReceived)
     c.framesSent++
   }
 
@@ -400,8 +437,8 @@ export class Outbound implements OutboundPart {
     }
     batch.header(tsize + n, isOpen ? FrameType.OPEN : FrameType.OPENED, flags, s.id)
     if (isOpen) {
-      const [b, o] = batch.reserve(tsize)
-      writeTarget(s.target, b, o)
+      const o = batch.reserve(tsize)
+      writeTarget(s.target, batch.scratch, o)
     }
     if (n > 0 || eom) this.#take(s, n, batch)
     s.f |= SF.OPEN_SENT
@@ -450,7 +487,12 @@ export class Outbound implements OutboundPart {
     this.#c.flow.queued(-n)
     s.scredit -= n
     if (s.sqHead === sq.length) {
-      s.sq = []
+      sq.length = 0
+      s.sqHead = 0
+    } else if (s.sqHead >= 64 && s.sqHead * 2 >= sq.length) {
+      // A writer that keeps the queue from emptying: drop what was taken
+      // (the array must not grow with every chunk ever written).
+      s.sq = sq.slice(s.sqHead)
       s.sqHead = 0
     }
   }

@@ -16,11 +16,6 @@ import { messageTooLarge } from '../stream/message.js'
 import type { MuxStream } from '../stream/stream.js'
 import type { SessionCore, StreamsPart } from './core.js'
 
-function readCheck(streams: Streams, s: MuxStream): void {
-  s.f &= ~SF.READ_CHECK
-  streams.consumed(s)
-}
-
 function emitOpen(s: MuxStream): void {
   if (!s.destroyed) s.emit('open')
 }
@@ -122,19 +117,11 @@ export class Streams implements StreamsPart {
     }
   }
 
-  /** A consumption check now (the nextTick after a read). */
-  consumed(s: MuxStream): void {
-    this.#c.flow.checkConsumed(s)
-  }
-
   // ---------------------------------------------------------------------------
   // StreamHost
 
   read(s: MuxStream): void {
-    if (!(s.f & SF.READ_CHECK) && !(s.f & SF.DETACHED)) {
-      s.f |= SF.READ_CHECK
-      process.nextTick(readCheck, this, s)
-    }
+    this.#c.flow.checkConsumed(s)
   }
 
   write(s: MuxStream, chunk: Buffer | null, chunks: Array<{ chunk: Buffer }> | null, cb: (err?: Error | null) => void): void {

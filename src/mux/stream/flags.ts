@@ -30,6 +30,4 @@ export const enum SF {
   PRE_HELLO = 1 << 10,
   /** Acceptor: counted in the session's pending-open count. */
   PENDING = 1 << 11,
-  /** A consumption check is scheduled. */
-  READ_CHECK = 1 << 12,
 }

@@ -24,11 +24,11 @@ export class MessageInbox {
   private sizes: number[] = []
   private head = 0
 
-  /** Adds bytes of the incomplete message (copies small or sparse views, which would pin big transport buffers). */
+  /** Adds bytes of the incomplete message (a view of under a quarter of its memory is copied: it would pin a big transport read). */
   add(buf: Buffer): void {
     const n = buf.length
     if (n === 0) return
-    if (n < 4096 || n * 4 < buf.buffer.byteLength) buf = Buffer.from(buf)
+    if (n * 4 < buf.buffer.byteLength) buf = Buffer.from(buf)
     this.parts.push(buf)
     this.partial += n
   }

@@ -28,13 +28,20 @@ export interface StreamHost {
   write(s: MuxStream, chunk: Buffer | null, chunks: Array<{ chunk: Buffer }> | null, cb: (err?: Error | null) => void): void
   /** `_final`: FIN once the queue is sent. */
   final(s: MuxStream, cb: (err?: Error | null) => void): void
-  /** `_read` or `'data'`: the application consumed bytes (credit may go back). */
+  /** `'data'`: the application consumed bytes (credit may go back). */
   read(s: MuxStream): void
   /** `_destroy`: RST if the peer knows the stream, and forget it. */
   destroy(s: MuxStream, err: Error | null): void
   /** Message streams: throws the `SYNMUX_MESSAGE_TOO_LARGE` RangeError for a message above the peer's MAX_MESSAGE. */
   checkMessage(size: number): void
 }
+
+function checkDrain(s: MuxStream): void {
+  s.checkDrain()
+}
+
+/** Node's own `writableNeedDrain` (its buffer reached its mark), which MuxStream extends below. */
+const nodeNeedDrain = Object.getOwnPropertyDescriptor(Duplex.prototype, 'writableNeedDrain')!.get! as (this: Duplex) => boolean
 
 /**
  * A stream of a `Session`: a Node `Duplex` whose writable side is
@@ -105,6 +112,12 @@ export class MuxStream extends Duplex {
   /** @internal */ acceptDeadline = 0
   /** @internal */ resetCode: number = ResetCode.CANCEL
   /** @internal Message streams: the receive side's message assembly. */ inbox: MessageInbox | null
+  /** write() returned false for a held write although Node's buffer was below its mark: 'drain' is ours to emit. */
+  #drainOwed = false
+  /** The wrapper installed on the held write's callback (see #watchHeld). */
+  #heldWrap: ((err?: Error | null) => void) | null = null
+  /** Reading is held (holdReading): resume() leaves the stream paused. */
+  #readHold = false
 
   /** @internal `session`: what `stream.session` is (typed by session/session.ts); `host`: where the stream's hooks go. */
   constructor(host: StreamHost, session: object, id: number, opener: 'local' | 'remote', target: DecodedTarget | null, rwin: number, now: number, hwm: number, messages = false) {
@@ -185,10 +198,51 @@ export class MuxStream extends Duplex {
     if (!ok || this.writeCb === null) return ok
     // The session holds this write (the stream's queue is above its
     // high-water mark, or the session's send queues are full): ask the
-    // writer to wait now rather than buffer up to another high-water mark;
-    // Node emits 'drain' once the held write completes.
-    ;(this as unknown as { _writableState: { needDrain: boolean } })._writableState.needDrain = true
+    // writer to wait now rather than buffer up to another high-water mark.
+    // Node's own buffer is below its mark, so Node will not emit 'drain':
+    // the stream owes it, once the held write and all behind it are done.
+    this.#drainOwed = true
+    this.#watchHeld()
     return false
+  }
+
+  /** @internal Whether a 'drain' is owed for a held write (the other half of `writableNeedDrain`). */
+  get drainOwed(): boolean {
+    return this.#drainOwed
+  }
+
+  /** After the session took or held a write while a 'drain' is owed. */
+  #afterHostWrite(): void {
+    if (nodeNeedDrain.call(this)) {
+      // Node's buffer reached its mark meanwhile: Node emits 'drain' itself.
+      this.#drainOwed = false
+      return
+    }
+    if (this.writeCb !== null) this.#watchHeld()
+    else process.nextTick(checkDrain, this) // after Node's own afterWrite tick
+  }
+
+  /** Wraps the held write's callback: the owed 'drain' is checked when the session releases it. */
+  #watchHeld(): void {
+    const cb = this.writeCb!
+    if (cb === this.#heldWrap) return
+    const wrap = (err?: Error | null): void => {
+      this.#heldWrap = null
+      const nodeDrains = nodeNeedDrain.call(this)
+      cb(err)
+      if (nodeDrains) this.#drainOwed = false
+      else this.checkDrain()
+    }
+    this.#heldWrap = wrap
+    this.writeCb = wrap
+  }
+
+  /** @internal Emits the owed 'drain' once nothing of the writer's is buffered or held any more. */
+  checkDrain(): void {
+    if (!this.#drainOwed || this.writeCb !== null || this.writableLength > 0) return
+    this.#drainOwed = false
+    if (nodeNeedDrain.call(this) || this.writableEnded || this.destroyed) return
+    this.emit('drain')
   }
 
   /**
@@ -201,21 +255,44 @@ export class MuxStream extends Duplex {
   }
 
   /** Message streams also emit each `'data'` chunk (one message) as `'message'`. */
-  override emit(event: string | symbol, ...args: any[]): boolean {
+  override emit(event: string | symbol, ...args: any[]): boolean
+  override emit(event: string | symbol): boolean {
+    // (No rest parameter: `arguments` is passed on as it is, so that an
+    // emit allocates nothing of ours.)
     if (event === 'data') {
       // 'data' is when bytes or a message are consumed (flowing, read(),
-      // for await, pipe): let the session credit them back. (Node calls
+      // for await, pipe): the chunk has left the readable buffer (or never
+      // entered it), so the session credits it back now. (Node calls
       // _read() only while the buffer is below its high-water mark and no
-      // _read() is pending, so _read() alone is not a reliable consumption
-      // signal: on Node 22 and later a reader that pauses in 'data' would
-      // otherwise never return the last window's credit.)
+      // _read() is pending, so _read() is not a consumption signal: on
+      // Node 22 and later a reader that pauses in 'data' would otherwise
+      // never return the last window's credit.)
+      const chunk: unknown = arguments[1]
       this.#host.read(this)
       if (this.messages) {
-        const d = super.emit('data', ...args)
-        return super.emit('message', args[0]) || d
+        const d = super.emit('data', chunk)
+        return super.emit('message', chunk) || d
       }
+      return super.emit('data', chunk)
     }
-    return super.emit(event, ...args)
+    return Reflect.apply(super.emit, this, arguments) as boolean
+  }
+
+  /**
+   * @internal Holds reading (`true`: pauses the stream, and a `resume()` by
+   * whoever calls it — a pipe, an HTTP server reading a body — leaves it
+   * paused) or lets it go on again (`false`: resumes). The HTTP gateway
+   * stops reading pipelined requests with it while its limits are reached.
+   */
+  holdReading(hold: boolean): void {
+    this.#readHold = hold
+    if (hold) this.pause()
+    else this.resume()
+  }
+
+  /** As `Duplex.resume()`, except while reading is held (see holdReading). */
+  override resume(): this {
+    return this.#readHold ? this : super.resume()
   }
 
   /** As `Duplex.on()`; like `'data'`, a `'message'` listener starts the flow (unless the stream was paused). */
@@ -232,25 +309,39 @@ export class MuxStream extends Duplex {
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, cb: (err?: Error | null) => void): void {
     this.#host.write(this, chunk, null, cb)
+    if (this.#drainOwed) this.#afterHostWrite()
   }
 
   override _writev(chunks: Array<{ chunk: Buffer; encoding: BufferEncoding }>, cb: (err?: Error | null) => void): void {
     this.#host.write(this, null, chunks, cb)
+    if (this.#drainOwed) this.#afterHostWrite()
   }
 
   override _final(cb: (err?: Error | null) => void): void {
     this.#host.final(this, cb)
   }
 
-  override _read(): void {
-    this.#host.read(this)
-  }
+  /** Nothing to do: the session pushes what arrives, and a consumed chunk is seen by its `'data'` (see emit). */
+  override _read(): void {}
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
     this.#host.destroy(this, err)
     cb(err)
   }
 }
+
+// `writableNeedDrain` is true while Node's buffer is over its mark (Node's
+// own getter) or while a write the session holds made write() return false
+// (the stream then emits 'drain' itself): the writer and pipe() see the
+// same wait either way. (An accessor over the Duplex property: defined here,
+// as TypeScript does not let a class override a property with an accessor.)
+Object.defineProperty(MuxStream.prototype, 'writableNeedDrain', {
+  configurable: true,
+  enumerable: false,
+  get(this: MuxStream): boolean {
+    return this.drainOwed || nodeNeedDrain.call(this)
+  },
+})
 
 /** Typed events of a {@link MuxStream} (besides the `Duplex` ones). */
 export interface MuxStream {

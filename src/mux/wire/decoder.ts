@@ -3,9 +3,13 @@
  * complete frame out (PROTOCOL.md 4).
  * @packageDocumentation
  */
-import { FRAME_HEADER_SIZE, FrameType, MAX_MAX_FRAME_SIZE } from './constants.js'
+import { FRAME_HEADER_SIZE, FrameFlag, FrameType, MAX_MAX_FRAME_SIZE, MAX_WINDOW } from './constants.js'
+import { flowError } from './errors.js'
 import { ProtocolError, uintArg } from '../errors.js'
 import { type Frame, checkFrameHeader, parseFrame } from './frames.js'
+
+/** The flags a DATA frame may carry in message mode. */
+const DATA_FLAGS_MESSAGES = FrameFlag.FIN | FrameFlag.EOM
 
 /** Options of a {@link FrameDecoder}. */
 export interface FrameDecoderOptions {
@@ -21,6 +25,42 @@ export interface FrameDecoderOptions {
 }
 
 const EMPTY = Buffer.alloc(0)
+
+/**
+ * Where {@link FrameDecoder.decode} hands the frames: the two frame types
+ * of bulk transfer by their header fields (no object per frame), every
+ * other type parsed into a {@link Frame}. `size` is header + payload bytes.
+ * @internal
+ */
+export interface FrameSink {
+  /**
+   * A DATA frame: the payload is `payload`, or, when it spans several input
+   * chunks and the decoder is zero-copy, the concatenation of `parts`
+   * (views into the input; `payload` is then empty).
+   */
+  data(flags: number, streamId: number, payload: Buffer, parts: Buffer[] | null, size: number): void
+  /** A WINDOW frame (its increment checked: 1 to MAX_WINDOW). */
+  window(streamId: number, increment: number, size: number): void
+  /** Any other frame. */
+  frame(frame: Frame, size: number): void
+}
+
+/** Hands every frame to a `(frame, size)` callback as an object: {@link FrameDecoder.push}. */
+class ObjectSink implements FrameSink {
+  onFrame: (frame: Frame, size: number) => void = () => {}
+
+  data(flags: number, streamId: number, payload: Buffer, parts: Buffer[] | null, size: number): void {
+    this.onFrame(parts === null ? { type: FrameType.DATA, flags, streamId, data: payload } : { type: FrameType.DATA, flags, streamId, data: EMPTY, chunks: parts }, size)
+  }
+
+  window(streamId: number, increment: number, size: number): void {
+    this.onFrame({ type: FrameType.WINDOW, flags: 0, streamId, increment }, size)
+  }
+
+  frame(frame: Frame, size: number): void {
+    this.onFrame(frame, size)
+  }
+}
 
 /**
  * Streaming frame decoder: feed it transport chunks of any size, it calls
@@ -48,6 +88,7 @@ export class FrameDecoder {
   private parts: Buffer[] = []
   private error: ProtocolError | null = null
   private stopped = false
+  private objectSink: ObjectSink | null = null
 
   constructor(options: FrameDecoderOptions = {}) {
     const mf = options.maxFrameSize ?? MAX_MAX_FRAME_SIZE
@@ -74,9 +115,20 @@ export class FrameDecoder {
    * (`size` = header + payload bytes). Throws a {@link ProtocolError}.
    */
   push(chunk: Buffer, onFrame: (frame: Frame, size: number) => void): void {
+    const sink = (this.objectSink ??= new ObjectSink())
+    sink.onFrame = onFrame
+    this.decode(chunk, sink)
+  }
+
+  /**
+   * Decodes `chunk` into `sink` (see {@link FrameSink}): the session's path,
+   * without an object per DATA or WINDOW frame. Throws a {@link ProtocolError}.
+   * @internal
+   */
+  decode(chunk: Buffer, sink: FrameSink): void {
     if (this.error) throw this.error
     try {
-      this.pushInner(chunk, onFrame)
+      this.decodeInner(chunk, sink)
     } catch (err) {
       if (err instanceof ProtocolError) {
         this.error = err
@@ -86,7 +138,7 @@ export class FrameDecoder {
     }
   }
 
-  private pushInner(chunk: Buffer, onFrame: (frame: Frame, size: number) => void): void {
+  private decodeInner(chunk: Buffer, sink: FrameSink): void {
     let off = 0
     const len = chunk.length
     while (off < len && !this.stopped) {
@@ -110,10 +162,13 @@ export class FrameDecoder {
         const length = (h[ho]! << 16) | (h[ho + 1]! << 8) | h[ho + 2]!
         const type = h[ho + 3]!
         const flags = h[ho + 4]!
-        const streamId = h.readUInt32BE(ho + 5)
-        checkFrameHeader(length, type, flags, streamId, this.maxFrameSize, this.messages)
+        const streamId = ((h[ho + 5]! << 24) | (h[ho + 6]! << 16) | (h[ho + 7]! << 8) | h[ho + 8]!) >>> 0
+        // DATA with FIN (and EOM in message mode) on a stream, within the size: valid, no table lookups.
+        if (type !== FrameType.DATA || (flags & ~(this.messages ? DATA_FLAGS_MESSAGES : FrameFlag.FIN)) !== 0 || streamId === 0 || length > this.maxFrameSize) {
+          checkFrameHeader(length, type, flags, streamId, this.maxFrameSize, this.messages)
+        }
         if (length === 0) {
-          onFrame(parseFrame(type, flags, streamId, EMPTY), FRAME_HEADER_SIZE)
+          this.emit(sink, type, flags, streamId, EMPTY, FRAME_HEADER_SIZE)
           continue
         }
         this.length = length
@@ -124,7 +179,7 @@ export class FrameDecoder {
         this.inPayload = true
       }
       const take = Math.min(this.remaining, len - off)
-      const piece = chunk.subarray(off, off + take)
+      const piece = take === len && off === 0 ? chunk : chunk.subarray(off, off + take)
       off += take
       this.remaining -= take
       if (this.remaining > 0) {
@@ -132,20 +187,29 @@ export class FrameDecoder {
         continue
       }
       this.inPayload = false
-      let frame: Frame
+      const size = FRAME_HEADER_SIZE + this.length
       if (this.parts.length === 0) {
-        frame = parseFrame(this.type, this.flags, this.streamId, piece)
+        this.emit(sink, this.type, this.flags, this.streamId, piece, size)
       } else {
         this.parts.push(piece)
         const parts = this.parts
         this.parts = []
-        if (this.zeroCopy && this.type === FrameType.DATA) {
-          frame = { type: FrameType.DATA, flags: this.flags, streamId: this.streamId, data: EMPTY, chunks: parts }
-        } else {
-          frame = parseFrame(this.type, this.flags, this.streamId, Buffer.concat(parts, this.length))
-        }
+        if (this.type === FrameType.DATA && this.zeroCopy) sink.data(this.flags, this.streamId, EMPTY, parts, size)
+        else this.emit(sink, this.type, this.flags, this.streamId, Buffer.concat(parts, this.length), size)
       }
-      onFrame(frame, FRAME_HEADER_SIZE + this.length)
+    }
+  }
+
+  /** Hands a frame with its whole payload to `sink`. */
+  private emit(sink: FrameSink, type: number, flags: number, streamId: number, payload: Buffer, size: number): void {
+    if (type === FrameType.DATA) {
+      sink.data(flags, streamId, payload, null, size)
+    } else if (type === FrameType.WINDOW) {
+      const increment = payload.readUInt32BE(0)
+      if (increment === 0 || increment > MAX_WINDOW) throw flowError(`WINDOW increment ${increment} out of range`)
+      sink.window(streamId, increment, size)
+    } else {
+      sink.frame(parseFrame(type, flags, streamId, payload), size)
     }
   }
 }

@@ -38,8 +38,17 @@ export function isPrintableHost(host: string): boolean {
 
 /** Parses an IPv4 literal into 4 bytes. @internal */
 export function ipv4ToBytes(host: string, out: Buffer, offset: number): void {
-  const parts = host.split('.')
-  for (let i = 0; i < 4; i++) out[offset + i] = Number(parts[i])
+  // (a checked dotted quad: digits and three dots; no array of parts per OPEN)
+  let v = 0
+  let i = offset
+  for (let k = 0; k < host.length; k++) {
+    const c = host.charCodeAt(k)
+    if (c === 0x2e) {
+      out[i++] = v
+      v = 0
+    } else v = v * 10 + c - 0x30
+  }
+  out[i] = v
 }
 
 /** Parses an IPv6 literal (no zone) into 16 bytes. @internal */
