@@ -74,9 +74,18 @@ function darwinClientOn(): boolean {
   return v === undefined || (v & 0x2) !== 0
 }
 
-function socketOptions(opts: ConnectPlan): net.SocketConstructorOpts {
+/**
+ * The `net.Socket` constructor options. `adopted`: for a socket made over
+ * a descriptor or handle synmux already has, without `noDelay` and
+ * `keepAlive`: Node applies those options only when it connects the
+ * socket itself, and takes them as already set, so that the
+ * `setNoDelay(true)` / `setKeepAlive(true)` that follow would not reach
+ * the kernel (the onward connection would keep Nagle on).
+ */
+function socketOptions(opts: ConnectPlan, adopted = false): net.SocketConstructorOpts {
   const o: Record<string, unknown> = {}
   if (opts.allowHalfOpen !== undefined) o.allowHalfOpen = opts.allowHalfOpen
+  if (adopted) return o as net.SocketConstructorOpts
   if (opts.noDelay !== undefined) o.noDelay = opts.noDelay
   if (opts.keepAlive !== undefined) o.keepAlive = opts.keepAlive
   if (opts.keepAliveInitialDelay !== undefined) o.keepAliveInitialDelay = opts.keepAliveInitialDelay
@@ -193,7 +202,7 @@ export function createConnection(...args: unknown[]): FastOpenSocket {
     if (process.platform === 'darwin' && !darwinClientOn()) {
       plan = { reason: 'disabled-by-os' }
     } else {
-      const made = deferredConnection({ plan: opts, socketOptions: socketOptions(opts), force: forceDarwinTfo, connectListener })
+      const made = deferredConnection({ plan: opts, socketOptions: socketOptions(opts, true), force: forceDarwinTfo, connectListener })
       if (made instanceof FastOpenSocket) {
         if (opts.signal) watchSignal(made, opts.signal)
         return made
@@ -327,7 +336,7 @@ function connectOnce(addr: Address, opts: ConnectPlan, payload: Buffer, cancel: 
     if (plan.method === 'preconnect' || plan.method === 'deferred') {
       return preconnect(addr, one, payload, cancel)
     }
-    if (plan.method === 'connectex') return connectEx(addr, one, payload, cancel, socketOptions(one))
+    if (plan.method === 'connectex') return connectEx(addr, one, payload, cancel, socketOptions(one, true))
   }
   const socket = new FastOpenSocket(socketOptions(one))
   if ('reason' in plan) markNotAttempted(socket, plan.reason)
@@ -464,7 +473,7 @@ function preconnect(addr: Address, opts: ConnectPlan, payload: Buffer, cancel: A
         n.close(fd)
         return reject(systemError(err, 'connect', addr.address, opts.port))
       }
-      const socket = new FastOpenSocket({ fd, readable: true, writable: true, ...socketOptions(opts) })
+      const socket = new FastOpenSocket({ fd, readable: true, writable: true, ...socketOptions(opts, true) })
       if (disabled) markNotAttempted(socket, 'disabled-by-os')
       else markAttempted(socket)
       if (opts.noDelay) socket.setNoDelay(true)
