@@ -27,6 +27,7 @@
  */
 import dns from 'node:dns'
 import net from 'node:net'
+import { Cancel, type CancelSignal } from './cancel.js'
 import { connectEx } from './connect-win.js'
 import { deferredConnection, sendSynIfIdle } from './darwin.js'
 import { abortError, invalidArgType, systemError } from './errors.js'
@@ -55,7 +56,6 @@ const linuxAdopt = process.env.SYNMUX_LINUX_TFO_METHOD === 'adopt'
  * hook: `SYNMUX_LINUX_TFO_METHOD=handle` keeps it on the handle path.
  */
 const dataMethodHandle = process.env.SYNMUX_LINUX_TFO_METHOD === 'handle'
-
 
 /** How a connect will try TFO, or why it will not. */
 function clientMethod(opts: ConnectPlan): { method: Method } | { reason: FastOpenReason } {
@@ -258,7 +258,7 @@ const RETRYABLE = new Set(['ECONNREFUSED', 'EADDRNOTAVAIL', 'ENETUNREACH', 'EHOS
 /** Errors that mean "the connect failed" even when a read or write reported them. */
 const CONNECT_ERRORS = new Set([...RETRYABLE, 'ETIMEDOUT', 'ECONNRESET', 'EPIPE'])
 
-function resolve(opts: ConnectPlan, cancel: AbortSignal): Promise<Address[]> {
+function resolve(opts: ConnectPlan, cancel: CancelSignal): Promise<Address[]> {
   const literal = net.isIP(opts.host)
   if (literal !== 0) return Promise.resolve([{ address: opts.host, family: literal as 4 | 6 }])
   return new Promise((res, rej) => {
@@ -305,13 +305,21 @@ function resolve(opts: ConnectPlan, cancel: AbortSignal): Promise<Address[]> {
  * (`code`, `errno`, `syscall`, `address`, `port`), `ETIMEDOUT` after
  * `options.timeout`, or an `AbortError` when `options.signal` aborts.
  */
-export async function connectWithData(
-  options: FastOpenConnectOptions,
-  data?: string | Uint8Array,
-): Promise<FastOpenSocket> {
+export function connectWithData(options: FastOpenConnectOptions, data?: string | Uint8Array): Promise<FastOpenSocket> {
+  return connectCancellable(options, data, new Cancel())
+}
+
+/**
+ * {@link connectWithData}, called off by `cancel` too (its `reason` is the
+ * rejection) — for callers in this package, without the cost of an
+ * `AbortController` per connect. `cancel` is this connect's own: its
+ * timeout aborts it.
+ * @internal
+ */
+export async function connectCancellable(options: FastOpenConnectOptions, data: string | Uint8Array | undefined, cancel: Cancel): Promise<FastOpenSocket> {
   const opts = validateConnectOptions(options)
   const payload = toBytes(data)
-  const cancel = new AbortController()
+  if (cancel.aborted) throw cancel.reason
   const onAbort = () => cancel.abort(abortError(opts.signal!))
   if (opts.signal) {
     if (opts.signal.aborted) throw abortError(opts.signal)
@@ -322,14 +330,14 @@ export async function connectWithData(
       ? setTimeout(() => cancel.abort(systemError('ETIMEDOUT', 'connect', opts.host, opts.port)), opts.timeout)
       : undefined
   try {
-    const addresses = await resolve(opts, cancel.signal)
+    const addresses = await resolve(opts, cancel)
     let last: unknown
     for (const addr of addresses) {
       try {
-        return await connectOnce(addr, opts, payload, cancel.signal)
+        return await connectOnce(addr, opts, payload, cancel)
       } catch (err) {
         last = err
-        if (cancel.signal.aborted || !RETRYABLE.has((err as NodeJS.ErrnoException).code ?? '')) break
+        if (cancel.aborted || !RETRYABLE.has((err as NodeJS.ErrnoException).code ?? '')) break
       }
     }
     throw last
@@ -339,7 +347,7 @@ export async function connectWithData(
   }
 }
 
-function connectOnce(addr: Address, opts: ConnectPlan, payload: Buffer, cancel: AbortSignal): Promise<FastOpenSocket> {
+function connectOnce(addr: Address, opts: ConnectPlan, payload: Buffer, cancel: CancelSignal): Promise<FastOpenSocket> {
   const one: ConnectPlan = { ...opts, host: addr.address, family: addr.family }
   const plan = clientMethod(one)
   if ('method' in plan && payload.length > 0) {
@@ -357,7 +365,7 @@ function connectOnce(addr: Address, opts: ConnectPlan, payload: Buffer, cancel: 
 }
 
 /** Resolves when the handshake is complete (not merely when a TFO connect was queued). */
-function established(socket: FastOpenSocket, addr: Address, port: number, cancel: AbortSignal): Promise<FastOpenSocket> {
+function established(socket: FastOpenSocket, addr: Address, port: number, cancel: CancelSignal): Promise<FastOpenSocket> {
   return new Promise((resolve, reject) => {
     let waiter: NativeWaitHandle | undefined
     const cleanup = () => {
@@ -422,7 +430,7 @@ function discard(socket: net.Socket): void {
 }
 
 /** Native connect-with-data, then hand the connected descriptor to Node. */
-function preconnect(addr: Address, opts: ConnectPlan, payload: Buffer, cancel: AbortSignal): Promise<FastOpenSocket> {
+function preconnect(addr: Address, opts: ConnectPlan, payload: Buffer, cancel: CancelSignal): Promise<FastOpenSocket> {
   const n = native!
   const darwin = process.platform === 'darwin'
   // macOS: connectx() sends the data either way; with the client bit of

@@ -17,7 +17,8 @@ import type { DecodedTarget } from '../mux/wire/target.js'
 import { acceptWhenReady, fixedLookup, onwardOptions, refuseOr, type AllowedAddress } from '../net/onward.js'
 import { refuseCodeFor, refuseName } from '../net/refusal.js'
 import { relay, type RelayCounts } from '../net/relay.js'
-import { connectWithData } from '../tfo/connect.js'
+import { Cancel } from '../tfo/cancel.js'
+import { connectCancellable } from '../tfo/connect.js'
 import type { FastOpenSocket } from '../tfo/socket.js'
 import type { AllowList } from './allow.js'
 import { ConnectSlots } from './slots.js'
@@ -159,12 +160,12 @@ export class Forwarder {
     for (let c: Buffer | null; (c = stream.read()) !== null; ) chunks.push(c)
     const first = Buffer.concat(chunks)
     // A stream that closes (reset, or its session gone) abandons its connect: the slot and the fd are freed at once.
-    const abandon = new AbortController()
-    const onClose = (): void => abandon.abort()
+    const abandon = new Cancel()
+    const onClose = (): void => abandon.abort(new Error('the stream closed'))
     stream.once('close', onClose)
     let onward: FastOpenSocket
     try {
-      onward = await connectWithData(onwardOptions(target.host, target.port, fixedLookup(addresses), { allowHalfOpen: true, timeout: this.#o.connectTimeout ?? 10_000, signal: abandon.signal }), first)
+      onward = await connectCancellable(onwardOptions(target.host, target.port, fixedLookup(addresses), { allowHalfOpen: true, timeout: this.#o.connectTimeout ?? 10_000 }), first, abandon)
     } catch (err) {
       if (!stream.destroyed) this.refuse(stream, target, refuseCodeFor(err as NodeJS.ErrnoException), (err as NodeJS.ErrnoException).code ?? (err as Error).message, session)
       return null
