@@ -9,7 +9,7 @@
  * @packageDocumentation
  */
 import dns from 'node:dns'
-import type { Logger } from '../common/log.js'
+import { logs, type Logger } from '../common/log.js'
 import type { Session } from '../mux/session/session.js'
 import type { MuxStream } from '../mux/stream/stream.js'
 import { RefuseCode } from '../mux/wire/constants.js'
@@ -180,12 +180,14 @@ export class Forwarder {
     this.#stats.connects++
     if (first.length > 0 && onward.fastOpen.attempted) this.#stats.tfo.attempted++
     if (onward.fastOpen.accepted === true) this.#stats.tfo.accepted++
-    this.#o.log.debug(`connected ${targetText(target)} (${first.length} bytes in ${onward.fastOpen.accepted ? 'the SYN' : `the stream, ${onward.fastOpen.reason ?? ''}`})`, {
-      session: sessionTag(session),
-      stream: stream.id,
-      target: targetText(target),
-      tfo: onward.fastOpen.accepted === true,
-    })
+    if (logs(this.#o.log, 'debug')) {
+      this.#o.log.debug(`connected ${targetText(target)} (${first.length} bytes in ${onward.fastOpen.accepted ? 'the SYN' : `the stream, ${onward.fastOpen.reason ?? ''}`})`, {
+        session: sessionTag(session),
+        stream: stream.id,
+        target: targetText(target),
+        tfo: onward.fastOpen.accepted === true,
+      })
+    }
     return { onward, first }
   }
 
@@ -205,6 +207,7 @@ export class Forwarder {
     this.#stats.bytesDown += counts.up
     owner.bytesUp += up
     owner.bytesDown += counts.up
+    if (!logs(this.#o.log, 'debug')) return
     this.#o.log.debug(`closed ${targetText(target)}`, {
       session: sessionTag(session),
       stream: stream.id,
