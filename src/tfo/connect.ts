@@ -258,9 +258,8 @@ const RETRYABLE = new Set(['ECONNREFUSED', 'EADDRNOTAVAIL', 'ENETUNREACH', 'EHOS
 /** Errors that mean "the connect failed" even when a read or write reported them. */
 const CONNECT_ERRORS = new Set([...RETRYABLE, 'ETIMEDOUT', 'ECONNRESET', 'EPIPE'])
 
+/** Resolves a host name (the caller takes an IP literal as it is). */
 function resolve(opts: ConnectPlan, cancel: CancelSignal): Promise<Address[]> {
-  const literal = net.isIP(opts.host)
-  if (literal !== 0) return Promise.resolve([{ address: opts.host, family: literal as 4 | 6 }])
   return new Promise((res, rej) => {
     const onAbort = () => rej(cancel.reason)
     cancel.addEventListener('abort', onAbort, { once: true })
@@ -330,7 +329,9 @@ export async function connectCancellable(options: FastOpenConnectOptions, data: 
       ? setTimeout(() => cancel.abort(systemError('ETIMEDOUT', 'connect', opts.host, opts.port)), opts.timeout)
       : undefined
   try {
-    const addresses = await resolve(opts, cancel)
+    // (an IP literal needs no lookup: no turn of the microtask queue before the SYN)
+    const literal = net.isIP(opts.host)
+    const addresses = literal !== 0 ? [{ address: opts.host, family: literal as 4 | 6 }] : await resolve(opts, cancel)
     let last: unknown
     for (const addr of addresses) {
       try {

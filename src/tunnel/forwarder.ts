@@ -128,10 +128,8 @@ export class Forwarder {
 
   /** Resolves the target and keeps only the addresses the allow list permits. */
   async allowedAddresses(target: DecodedTarget): Promise<AllowedAddress[]> {
+    if (target.kind !== 'hostname') return this.#allowedLiteral(target)
     const allow = this.#o.allow()
-    if (target.kind !== 'hostname') {
-      return allow.match({ host: target.host, port: target.port, address: target.host }) ? [{ address: target.host, family: target.kind === 'ipv6' ? 6 : 4 }] : []
-    }
     if (!allow.mayAllowName(target.host, target.port)) return []
     const lookup = this.#o.lookup ?? dns.lookup
     const all = await new Promise<dns.LookupAddress[]>((resolve, reject) =>
@@ -141,11 +139,17 @@ export class Forwarder {
     return all.filter((a) => this.#o.allow().match({ host: target.host, port: target.port, address: a.address }))
   }
 
+  /** An IP literal target: itself, if the allow list permits it. */
+  #allowedLiteral(target: DecodedTarget): AllowedAddress[] {
+    return this.#o.allow().match({ host: target.host, port: target.port, address: target.host }) ? [{ address: target.host, family: target.kind === 'ipv6' ? 6 : 4 }] : []
+  }
+
   /** Resolves, checks and connects onward (the part that holds a connect slot); `null` if refused or abandoned. */
   async #connect(stream: MuxStream, target: DecodedTarget, session: Session): Promise<{ onward: FastOpenSocket; first: Buffer } | null> {
     let addresses: AllowedAddress[]
     try {
-      addresses = await this.allowedAddresses(target)
+      // (an IP literal is checked at once: no turn of the microtask queue before the onward SYN)
+      addresses = target.kind === 'hostname' ? await this.allowedAddresses(target) : this.#allowedLiteral(target)
     } catch (err) {
       this.refuse(stream, target, refuseCodeFor(err as NodeJS.ErrnoException), (err as Error).message, session)
       return null
@@ -158,14 +162,14 @@ export class Forwarder {
     // The OPEN's bytes (and any DATA that followed) go in the onward SYN.
     const chunks: Buffer[] = []
     for (let c: Buffer | null; (c = stream.read()) !== null; ) chunks.push(c)
-    const first = Buffer.concat(chunks)
+    const first = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)
     // A stream that closes (reset, or its session gone) abandons its connect: the slot and the fd are freed at once.
     const abandon = new Cancel()
     const onClose = (): void => abandon.abort(new Error('the stream closed'))
     stream.once('close', onClose)
     let onward: FastOpenSocket
     try {
-      onward = await connectCancellable(onwardOptions(target.host, target.port, fixedLookup(addresses), { allowHalfOpen: true, timeout: this.#o.connectTimeout ?? 10_000 }), first, abandon)
+      onward = await connectCancellable(onwardOptions(target.host, target.port, target.kind === 'hostname' ? fixedLookup(addresses) : undefined, { allowHalfOpen: true, timeout: this.#o.connectTimeout ?? 10_000 }), first, abandon)
     } catch (err) {
       if (!stream.destroyed) this.refuse(stream, target, refuseCodeFor(err as NodeJS.ErrnoException), (err as NodeJS.ErrnoException).code ?? (err as Error).message, session)
       return null
