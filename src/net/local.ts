@@ -90,7 +90,14 @@ export async function carry(socket: net.Socket, o: CarryOptions): Promise<{ stre
     error = err
     if (isRefusal(err)) o.refused?.(err, stream)
   })
-  if (o.ready !== undefined && !(await o.ready(stream, () => answered(stream, () => error)))) return null
+  if (o.ready !== undefined) {
+    if (!(await o.ready(stream, () => answered(stream, () => error)))) return null
+  } else {
+    // The session writes the OPEN from the nextTick queue, after this
+    // microtask: let it leave first, and set the relay up after it (off
+    // the connection's critical path; the socket stays paused meanwhile).
+    await new Promise<void>((resolve) => process.nextTick(resolve))
+  }
   const counts = o.counts ?? { up: first.length, down: 0, reason: '' }
   await relay(stream, socket, counts, o.socketName)
   return { stream, first, counts }

@@ -3,14 +3,15 @@
  * `connectWithData()` (a promise, data in the SYN).
  *
  * Two ways to get data into the SYN:
- * - **handle** (Linux >= 4.11): a descriptor with `TCP_FASTOPEN_CONNECT` is
- *   put under the socket's own handle just before Node connects it, so
- *   Node's normal connect, events, timeouts and errors all apply, and the
- *   first write rides in the SYN.
- * - **preconnect** (older Linux kernels: `sendto(MSG_FASTOPEN)`): native
- *   code connects with the data, waits until the socket is writable, then
- *   hands the connected descriptor to Node; bytes the SYN could not take
- *   are written after.
+ * - **handle** (`createConnection` on Linux >= 4.11): a descriptor with
+ *   `TCP_FASTOPEN_CONNECT` is put under the socket's own handle just before
+ *   Node connects it, so Node's normal connect, events, timeouts and errors
+ *   all apply, and the first write rides in the SYN.
+ * - **preconnect** (`connectWithData` on Linux: `sendto(MSG_FASTOPEN)`):
+ *   native code connects with the data — the SYN leaves in the call —,
+ *   waits until the socket is writable (not at all when the handshake is
+ *   already complete: a peer on this host), then hands the connected
+ *   descriptor to Node; bytes the SYN could not take are written after.
  * - macOS: `connectWithData` uses **preconnect** with `connectx()`;
  *   `createConnection` uses **deferred**: `connectx(CONNECT_RESUME_ON_READ_WRITE)`
  *   without data on a descriptor adopted with `new net.Socket({ fd })`, so
@@ -26,6 +27,7 @@
  */
 import dns from 'node:dns'
 import net from 'node:net'
+import { Cancel, type CancelSignal } from './cancel.js'
 import { connectEx } from './connect-win.js'
 import { deferredConnection, sendSynIfIdle } from './darwin.js'
 import { abortError, invalidArgType, systemError } from './errors.js'
@@ -46,6 +48,14 @@ type Method = 'handle' | 'preconnect' | 'connectex' | 'deferred'
  */
 let linuxMethod: Method = process.env.SYNMUX_LINUX_TFO_METHOD === 'sendto' ? 'preconnect' : 'handle'
 const linuxAdopt = process.env.SYNMUX_LINUX_TFO_METHOD === 'adopt'
+/**
+ * `connectWithData` on Linux sends with `sendto(MSG_FASTOPEN)` even where
+ * `TCP_FASTOPEN_CONNECT` works: the data is in hand, so the SYN leaves in
+ * the call, not after Node's connect has gone round the event loop (about
+ * 0.3 ms under load, on a forwarded connection's critical path). Test
+ * hook: `SYNMUX_LINUX_TFO_METHOD=handle` keeps it on the handle path.
+ */
+const dataMethodHandle = process.env.SYNMUX_LINUX_TFO_METHOD === 'handle'
 
 /** How a connect will try TFO, or why it will not. */
 function clientMethod(opts: ConnectPlan): { method: Method } | { reason: FastOpenReason } {
@@ -74,9 +84,18 @@ function darwinClientOn(): boolean {
   return v === undefined || (v & 0x2) !== 0
 }
 
-function socketOptions(opts: ConnectPlan): net.SocketConstructorOpts {
+/**
+ * The `net.Socket` constructor options. `adopted`: for a socket made over
+ * a descriptor or handle synmux already has, without `noDelay` and
+ * `keepAlive`: Node applies those options only when it connects the
+ * socket itself, and takes them as already set, so that the
+ * `setNoDelay(true)` / `setKeepAlive(true)` that follow would not reach
+ * the kernel (the onward connection would keep Nagle on).
+ */
+function socketOptions(opts: ConnectPlan, adopted = false): net.SocketConstructorOpts {
   const o: Record<string, unknown> = {}
   if (opts.allowHalfOpen !== undefined) o.allowHalfOpen = opts.allowHalfOpen
+  if (adopted) return o as net.SocketConstructorOpts
   if (opts.noDelay !== undefined) o.noDelay = opts.noDelay
   if (opts.keepAlive !== undefined) o.keepAlive = opts.keepAlive
   if (opts.keepAliveInitialDelay !== undefined) o.keepAliveInitialDelay = opts.keepAliveInitialDelay
@@ -199,7 +218,7 @@ export function createConnection(...args: unknown[]): FastOpenSocket {
     if (process.platform === 'darwin' && !darwinClientOn()) {
       plan = { reason: 'disabled-by-os' }
     } else {
-      const made = deferredConnection({ plan: opts, socketOptions: socketOptions(opts), force: forceDarwinTfo, connectListener })
+      const made = deferredConnection({ plan: opts, socketOptions: socketOptions(opts, true), force: forceDarwinTfo, connectListener })
       if (made instanceof FastOpenSocket) {
         if (opts.signal) watchSignal(made, opts.signal)
         return made
@@ -245,9 +264,8 @@ const RETRYABLE = new Set(['ECONNREFUSED', 'EADDRNOTAVAIL', 'ENETUNREACH', 'EHOS
 /** Errors that mean "the connect failed" even when a read or write reported them. */
 const CONNECT_ERRORS = new Set([...RETRYABLE, 'ETIMEDOUT', 'ECONNRESET', 'EPIPE'])
 
-function resolve(opts: ConnectPlan, cancel: AbortSignal): Promise<Address[]> {
-  const literal = net.isIP(opts.host)
-  if (literal !== 0) return Promise.resolve([{ address: opts.host, family: literal as 4 | 6 }])
+/** Resolves a host name (the caller takes an IP literal as it is). */
+function resolve(opts: ConnectPlan, cancel: CancelSignal): Promise<Address[]> {
   return new Promise((res, rej) => {
     const onAbort = () => rej(cancel.reason)
     cancel.addEventListener('abort', onAbort, { once: true })
@@ -292,13 +310,21 @@ function resolve(opts: ConnectPlan, cancel: AbortSignal): Promise<Address[]> {
  * (`code`, `errno`, `syscall`, `address`, `port`), `ETIMEDOUT` after
  * `options.timeout`, or an `AbortError` when `options.signal` aborts.
  */
-export async function connectWithData(
-  options: FastOpenConnectOptions,
-  data?: string | Uint8Array,
-): Promise<FastOpenSocket> {
+export function connectWithData(options: FastOpenConnectOptions, data?: string | Uint8Array): Promise<FastOpenSocket> {
+  return connectCancellable(options, data, new Cancel())
+}
+
+/**
+ * {@link connectWithData}, called off by `cancel` too (its `reason` is the
+ * rejection) — for callers in this package, without the cost of an
+ * `AbortController` per connect. `cancel` is this connect's own: its
+ * timeout aborts it.
+ * @internal
+ */
+export async function connectCancellable(options: FastOpenConnectOptions, data: string | Uint8Array | undefined, cancel: Cancel): Promise<FastOpenSocket> {
   const opts = validateConnectOptions(options)
   const payload = toBytes(data)
-  const cancel = new AbortController()
+  if (cancel.aborted) throw cancel.reason
   const onAbort = () => cancel.abort(abortError(opts.signal!))
   if (opts.signal) {
     if (opts.signal.aborted) throw abortError(opts.signal)
@@ -309,14 +335,16 @@ export async function connectWithData(
       ? setTimeout(() => cancel.abort(systemError('ETIMEDOUT', 'connect', opts.host, opts.port)), opts.timeout)
       : undefined
   try {
-    const addresses = await resolve(opts, cancel.signal)
+    // (an IP literal needs no lookup: no turn of the microtask queue before the SYN)
+    const literal = net.isIP(opts.host)
+    const addresses = literal !== 0 ? [{ address: opts.host, family: literal as 4 | 6 }] : await resolve(opts, cancel)
     let last: unknown
     for (const addr of addresses) {
       try {
-        return await connectOnce(addr, opts, payload, cancel.signal)
+        return await connectOnce(addr, opts, payload, cancel)
       } catch (err) {
         last = err
-        if (cancel.signal.aborted || !RETRYABLE.has((err as NodeJS.ErrnoException).code ?? '')) break
+        if (cancel.aborted || !RETRYABLE.has((err as NodeJS.ErrnoException).code ?? '')) break
       }
     }
     throw last
@@ -326,14 +354,14 @@ export async function connectWithData(
   }
 }
 
-function connectOnce(addr: Address, opts: ConnectPlan, payload: Buffer, cancel: AbortSignal): Promise<FastOpenSocket> {
+function connectOnce(addr: Address, opts: ConnectPlan, payload: Buffer, cancel: CancelSignal): Promise<FastOpenSocket> {
   const one: ConnectPlan = { ...opts, host: addr.address, family: addr.family }
   const plan = clientMethod(one)
   if ('method' in plan && payload.length > 0) {
-    if (plan.method === 'preconnect' || plan.method === 'deferred') {
+    if (plan.method === 'preconnect' || plan.method === 'deferred' || (plan.method === 'handle' && !dataMethodHandle)) {
       return preconnect(addr, one, payload, cancel)
     }
-    if (plan.method === 'connectex') return connectEx(addr, one, payload, cancel, socketOptions(one))
+    if (plan.method === 'connectex') return connectEx(addr, one, payload, cancel, socketOptions(one, true))
   }
   const socket = new FastOpenSocket(socketOptions(one))
   if ('reason' in plan) markNotAttempted(socket, plan.reason)
@@ -360,7 +388,7 @@ function handshakeDone(info: NativeTcpInfo): boolean {
 }
 
 /** Resolves when the handshake is complete (not merely when a TFO connect was queued). */
-function established(socket: FastOpenSocket, addr: Address, port: number, cancel: AbortSignal): Promise<FastOpenSocket> {
+function established(socket: FastOpenSocket, addr: Address, port: number, cancel: CancelSignal): Promise<FastOpenSocket> {
   return new Promise((resolve, reject) => {
     let waiter: NativeWaitHandle | undefined
     const cleanup = () => {
@@ -428,7 +456,7 @@ function discard(socket: net.Socket): void {
 }
 
 /** Native connect-with-data, then hand the connected descriptor to Node. */
-function preconnect(addr: Address, opts: ConnectPlan, payload: Buffer, cancel: AbortSignal): Promise<FastOpenSocket> {
+function preconnect(addr: Address, opts: ConnectPlan, payload: Buffer, cancel: CancelSignal): Promise<FastOpenSocket> {
   const n = native!
   const darwin = process.platform === 'darwin'
   // macOS: connectx() sends the data either way; with the client bit of
@@ -467,9 +495,20 @@ function preconnect(addr: Address, opts: ConnectPlan, payload: Buffer, cancel: A
       }
       return reject(e.syscall === 'bind' ? systemError(e, 'bind', opts.localAddress, opts.localPort) : systemError(e, 'connect', addr.address, opts.port))
     }
-    let waiter: NativeWaitHandle
+    // A peer on this host: the kernel usually completes the handshake
+    // inside the connect call. Then the descriptor is handed over at once
+    // (no turn of the event loop to wait for writability), and this
+    // TCP_INFO settles what happened to the data in the SYN.
+    let now: NativeTcpInfo | undefined
+    let waiter: NativeWaitHandle | undefined
+    try {
+      now = n.tcpInfo(fd)
+    } catch {
+      // asked again once writable
+    }
+    if (now?.established && !cancel.aborted) return onWritable(null)
     const onAbort = () => {
-      waiter.cancel()
+      waiter?.cancel()
       n.close(fd)
       reject(cancel.reason)
     }
@@ -484,12 +523,12 @@ function preconnect(addr: Address, opts: ConnectPlan, payload: Buffer, cancel: A
     cancel.addEventListener('abort', onAbort, { once: true })
 
     function onWritable(err: NodeJS.ErrnoException | null): void {
-      cancel.removeEventListener('abort', onAbort)
+      if (waiter !== undefined) cancel.removeEventListener('abort', onAbort)
       if (err) {
         n.close(fd)
         return reject(systemError(err, 'connect', addr.address, opts.port))
       }
-      const socket = new FastOpenSocket({ fd, readable: true, writable: true, ...socketOptions(opts) })
+      const socket = new FastOpenSocket({ fd, readable: true, writable: true, ...socketOptions(opts, true) })
       if (disabled) markNotAttempted(socket, 'disabled-by-os')
       else markAttempted(socket)
       if (opts.noDelay) socket.setNoDelay(true)
@@ -497,7 +536,7 @@ function preconnect(addr: Address, opts: ConnectPlan, payload: Buffer, cancel: A
       if (opts.timeout !== undefined) socket.setTimeout(opts.timeout)
       const rest = sent > 0 ? payload.subarray(sent) : payload
       if (rest.length > 0) socket.write(rest)
-      refresh(socket)
+      refresh(socket, now?.established ? now : undefined)
       resolve(socket)
     }
   })

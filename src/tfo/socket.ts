@@ -196,8 +196,9 @@ export function fastOpenAttempted(socket: FastOpenSocket): boolean {
 }
 
 /**
- * Asks the kernel for the outcome while it is undecided (`known`: what it
- * just said, read by the caller); caches it once final. @internal
+ * Asks the kernel for the outcome while it is undecided (or reads it from
+ * `known`, a TCP_INFO the caller has just taken); caches it once final.
+ * @internal
  */
 export function refresh(socket: FastOpenSocket, known?: NativeTcpInfo): ReportState {
   const s = state.get(socket)!

@@ -7,7 +7,7 @@
  */
 import { EventEmitter } from 'node:events'
 import net from 'node:net'
-import { silentLogger, type Logger } from '../common/log.js'
+import { logs, silentLogger, type Logger } from '../common/log.js'
 import { GoawayCode, RefuseCode, ResetCode } from '../mux/wire/constants.js'
 import type { MuxError } from '../mux/errors.js'
 import { Session } from '../mux/session/session.js'
@@ -21,6 +21,7 @@ import type { SecureChannel } from '../secure/channel.js'
 import type { createConnection } from '../tfo/connect.js'
 import type { LocalListener, TunnelClientOptions, TunnelClientStats } from './client-options.js'
 import { listenError, TunnelError } from './errors.js'
+import { sessionTag } from './forwarder.js'
 import { SessionPool } from './pool.js'
 import { OpenPacer } from './room.js'
 import { clientSecurity, TUNNEL_FRAME_SIZE, type Security, type TunnelClientSecureOptions } from './security.js'
@@ -417,8 +418,13 @@ export class TunnelClient extends EventEmitter {
     this.#carried.set(socket, null)
     socket.once('close', () => this.#carried.delete(socket))
     const started = performance.now()
-    const from = `${socket.remoteAddress}:${socket.remotePort}`
-    const to = net.isIPv6(target.host) ? `[${target.host}]:${target.port}` : `${target.host}:${target.port}`
+    // Names for log lines, made only when a line is written (the peer's
+    // address is a getpeername(): read now only if the closing debug line,
+    // written after the socket is gone, will want it).
+    const debug = logs(this.#log, 'debug')
+    let peer = debug ? `${socket.remoteAddress}:${socket.remotePort}` : undefined
+    const from = (): string => (peer ??= `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`)
+    const to = (): string => (net.isIPv6(target.host) ? `[${target.host}]:${target.port}` : `${target.host}:${target.port}`)
     const refusedAs = (name: string): void => {
       this.#stats.refused++
       this.#refusedBy[name] = (this.#refusedBy[name] ?? 0) + 1
@@ -435,21 +441,21 @@ export class TunnelClient extends EventEmitter {
       },
       failed: (err) => {
         if ((err as TunnelError).code === 'SYNMUX_TOO_MANY_STREAMS') refusedAs('too_many_streams')
-        this.#log.warn(`closing the connection from ${from} to ${target.host}:${target.port}: ${err.message}`, { from, target: to })
+        this.#log.warn(`closing the connection from ${from()} to ${target.host}:${target.port}: ${err.message}`, { from: from(), target: to() })
         if (socks && !socket.destroyed) socket.end(socksAnswer(socks.prefix, SocksReply.GENERAL_FAILURE))
         else socket.destroy()
       },
       opened: (stream) => {
         this.#stats.connects++
         this.#carried.set(socket, stream)
-        tag = stream.session.id?.subarray(0, 8).toString('hex')
+        if (debug) tag = sessionTag(stream.session)
         this.#relays.add(live)
       },
       refused: (err, stream) => {
         refused = true
         refusedAs(err.code === 'SYNMUX_TOO_MANY_STREAMS' ? 'too_many_streams' : refuseName(err.wireCode ?? RefuseCode.REFUSED))
         // Nothing the application sent is forwarded anywhere else: close it.
-        this.#log.warn(`${target.host}:${target.port} refused: ${err.message}`, { session: tag, stream: stream.id, from, target: to })
+        this.#log.warn(`${target.host}:${target.port} refused: ${err.message}`, { session: tag ?? sessionTag(stream.session), stream: stream.id, from: from(), target: to() })
       },
       ...(socks
         ? {
@@ -472,7 +478,7 @@ export class TunnelClient extends EventEmitter {
     const { stream, counts } = done
     this.#stats.bytesUp += counts.up
     this.#stats.bytesDown += counts.down
-    this.#log.debug(`closed ${from} -> ${to}`, { session: tag, stream: stream.id, from, target: to, up: counts.up, down: counts.down, ms: Math.round(performance.now() - started), reason: refused ? 'refused' : counts.reason })
+    if (debug) this.#log.debug(`closed ${from()} -> ${to()}`, { session: tag, stream: stream.id, from: from(), target: to(), up: counts.up, down: counts.down, ms: Math.round(performance.now() - started), reason: refused ? 'refused' : counts.reason })
   }
 
   #listen(server: net.Server, at: { host?: string; port: number }, what: string): Promise<LocalListener> {

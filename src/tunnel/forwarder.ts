@@ -9,7 +9,7 @@
  * @packageDocumentation
  */
 import dns from 'node:dns'
-import type { Logger } from '../common/log.js'
+import { logs, type Logger } from '../common/log.js'
 import type { Session } from '../mux/session/session.js'
 import type { MuxStream } from '../mux/stream/stream.js'
 import { RefuseCode } from '../mux/wire/constants.js'
@@ -17,7 +17,8 @@ import type { DecodedTarget } from '../mux/wire/target.js'
 import { acceptWhenReady, fixedLookup, onwardOptions, refuseOr, type AllowedAddress } from '../net/onward.js'
 import { refuseCodeFor, refuseName } from '../net/refusal.js'
 import { relay, type RelayCounts } from '../net/relay.js'
-import { connectWithData } from '../tfo/connect.js'
+import { Cancel } from '../tfo/cancel.js'
+import { connectCancellable } from '../tfo/connect.js'
 import type { FastOpenSocket } from '../tfo/socket.js'
 import type { AllowList } from './allow.js'
 import { ConnectSlots } from './slots.js'
@@ -127,10 +128,8 @@ export class Forwarder {
 
   /** Resolves the target and keeps only the addresses the allow list permits. */
   async allowedAddresses(target: DecodedTarget): Promise<AllowedAddress[]> {
+    if (target.kind !== 'hostname') return this.#allowedLiteral(target)
     const allow = this.#o.allow()
-    if (target.kind !== 'hostname') {
-      return allow.match({ host: target.host, port: target.port, address: target.host }) ? [{ address: target.host, family: target.kind === 'ipv6' ? 6 : 4 }] : []
-    }
     if (!allow.mayAllowName(target.host, target.port)) return []
     const lookup = this.#o.lookup ?? dns.lookup
     const all = await new Promise<dns.LookupAddress[]>((resolve, reject) =>
@@ -140,11 +139,17 @@ export class Forwarder {
     return all.filter((a) => this.#o.allow().match({ host: target.host, port: target.port, address: a.address }))
   }
 
+  /** An IP literal target: itself, if the allow list permits it. */
+  #allowedLiteral(target: DecodedTarget): AllowedAddress[] {
+    return this.#o.allow().match({ host: target.host, port: target.port, address: target.host }) ? [{ address: target.host, family: target.kind === 'ipv6' ? 6 : 4 }] : []
+  }
+
   /** Resolves, checks and connects onward (the part that holds a connect slot); `null` if refused or abandoned. */
   async #connect(stream: MuxStream, target: DecodedTarget, session: Session): Promise<{ onward: FastOpenSocket; first: Buffer } | null> {
     let addresses: AllowedAddress[]
     try {
-      addresses = await this.allowedAddresses(target)
+      // (an IP literal is checked at once: no turn of the microtask queue before the onward SYN)
+      addresses = target.kind === 'hostname' ? await this.allowedAddresses(target) : this.#allowedLiteral(target)
     } catch (err) {
       this.refuse(stream, target, refuseCodeFor(err as NodeJS.ErrnoException), (err as Error).message, session)
       return null
@@ -159,12 +164,12 @@ export class Forwarder {
     for (let c: Buffer | null; (c = stream.read()) !== null; ) chunks.push(c)
     const first = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)
     // A stream that closes (reset, or its session gone) abandons its connect: the slot and the fd are freed at once.
-    const abandon = new AbortController()
-    const onClose = (): void => abandon.abort()
+    const abandon = new Cancel()
+    const onClose = (): void => abandon.abort(new Error('the stream closed'))
     stream.once('close', onClose)
     let onward: FastOpenSocket
     try {
-      onward = await connectWithData(onwardOptions(target.host, target.port, fixedLookup(addresses), { allowHalfOpen: true, timeout: this.#o.connectTimeout ?? 10_000, signal: abandon.signal }), first)
+      onward = await connectCancellable(onwardOptions(target.host, target.port, target.kind === 'hostname' ? fixedLookup(addresses) : undefined, { allowHalfOpen: true, timeout: this.#o.connectTimeout ?? 10_000 }), first, abandon)
     } catch (err) {
       if (!stream.destroyed) this.refuse(stream, target, refuseCodeFor(err as NodeJS.ErrnoException), (err as NodeJS.ErrnoException).code ?? (err as Error).message, session)
       return null
@@ -179,12 +184,14 @@ export class Forwarder {
     this.#stats.connects++
     if (first.length > 0 && onward.fastOpen.attempted) this.#stats.tfo.attempted++
     if (onward.fastOpen.accepted === true) this.#stats.tfo.accepted++
-    this.#o.log.debug(`connected ${targetText(target)} (${first.length} bytes in ${onward.fastOpen.accepted ? 'the SYN' : `the stream, ${onward.fastOpen.reason ?? ''}`})`, {
-      session: sessionTag(session),
-      stream: stream.id,
-      target: targetText(target),
-      tfo: onward.fastOpen.accepted === true,
-    })
+    if (logs(this.#o.log, 'debug')) {
+      this.#o.log.debug(`connected ${targetText(target)} (${first.length} bytes in ${onward.fastOpen.accepted ? 'the SYN' : `the stream, ${onward.fastOpen.reason ?? ''}`})`, {
+        session: sessionTag(session),
+        stream: stream.id,
+        target: targetText(target),
+        tfo: onward.fastOpen.accepted === true,
+      })
+    }
     return { onward, first }
   }
 
@@ -204,6 +211,7 @@ export class Forwarder {
     this.#stats.bytesDown += counts.up
     owner.bytesUp += up
     owner.bytesDown += counts.up
+    if (!logs(this.#o.log, 'debug')) return
     this.#o.log.debug(`closed ${targetText(target)}`, {
       session: sessionTag(session),
       stream: stream.id,
