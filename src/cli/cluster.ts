@@ -41,6 +41,22 @@ export function scaleFlags(flags: Flags): { workers: number; instance: number; a
   return { workers, instance, advertise }
 }
 
+/**
+ * A worker's logger: its server's `listening on ...` line is handed to
+ * `said` (the primary says it, once every worker listens: whoever reads it
+ * may then use the server, signals included) and logged at debug level.
+ */
+export function quietListening(log: Logger, said: (rest: string) => void): Logger {
+  return {
+    ...log,
+    info: (msg, fields) => {
+      if (!msg.startsWith('listening on ')) return log.info(msg, fields)
+      said(msg.slice('listening on '.length))
+      log.debug(msg, fields)
+    },
+  }
+}
+
 /** A worker's metrics: its registry, asked for by the primary's (prom-client's cluster aggregation). */
 export async function workerMetrics(at: { host: string; port: number } | null, server: TunnelServer): Promise<null> {
   if (at === null) return null
@@ -81,42 +97,44 @@ export async function runServerPrimary(argv: string[], setup: ServerSetup, loggi
     ...(setup.options.secure?.replayWindow !== undefined ? { replayWindow: setup.options.secure.replayWindow } : {}),
     ...(setup.options.handshakeLimit !== undefined ? { handshakeLimit: setup.options.handshakeLimit } : {}),
   })
-  // Signals that come before the workers listen: they are stopped at once (a SIGHUP waits).
-  const early = (): void => primary.kill()
-  const ignore = (): void => {}
-  for (const sig of ['SIGTERM', 'SIGINT'] as const) process.on(sig, early)
-  process.on('SIGHUP', ignore)
+  // Signals that come while the workers start wait until they all listen (a worker may already serve).
+  type Sig = 'SIGTERM' | 'SIGINT' | 'SIGHUP'
+  const pending: Sig[] = []
+  let fallback: NodeJS.Timeout | null = null
+  const armFallback = (sig: Sig): void => {
+    // A worker that outlives its own drain timeout (or never finishes starting) is ended.
+    fallback ??= setTimeout(() => {
+      log.warn(`workers still running ${setup.drainTimeout + 5} s after ${sig}: ending them`)
+      primary.kill()
+    }, (setup.drainTimeout + 5) * 1000)
+  }
+  const early = (['SIGTERM', 'SIGINT', 'SIGHUP'] as const).map((sig) => [sig, () => (pending.push(sig), sig !== 'SIGHUP' && armFallback(sig))] as const)
+  for (const [sig, h] of early) process.on(sig, h)
   let first
   try {
     first = await primary.start()
   } catch (err) {
+    if (fallback !== null) clearTimeout(fallback)
     return (err as { code?: number }).code ?? 1
   } finally {
-    for (const sig of ['SIGTERM', 'SIGINT'] as const) process.off(sig, early)
-    process.off('SIGHUP', ignore)
+    for (const [sig, h] of early) process.off(sig, h)
   }
-  log.info(`listening on ${first.line} with ${setup.workers} worker processes (pids ${primary.pids().join(', ')}); each session lives in one of them`)
+  log.info(`listening on ${first.line} (${setup.workers} worker processes, pids ${primary.pids().join(', ')}; each session lives in one of them)`)
   // Signals go to the workers: SIGTERM and a first SIGINT drain each of them (they stop accepting
   // together), a second SIGINT closes them at once, SIGHUP reloads them. This process waits for them.
-  let fallback: NodeJS.Timeout | null = null
-  const onSignal = (sig: 'SIGTERM' | 'SIGINT' | 'SIGHUP') => (): void => {
+  const onSignal = (sig: Sig) => (): void => {
     if (sig === 'SIGHUP') {
       try {
         logging.setLevel(levelOf(parseFlags(argv, SERVER.flags)))
       } catch {
         // (the workers report what is wrong with the flags)
       }
-    } else {
-      // A worker that outlives its own drain timeout (it should not) is ended.
-      fallback ??= setTimeout(() => {
-        log.warn(`workers still running ${setup.drainTimeout + 5} s after ${sig}: ending them`)
-        primary.kill()
-      }, (setup.drainTimeout + 5) * 1000)
-    }
+    } else armFallback(sig)
     primary.signal(sig)
   }
   const handlers = (['SIGTERM', 'SIGINT', 'SIGHUP'] as const).map((sig) => [sig, onSignal(sig)] as const)
   for (const [sig, h] of handlers) process.on(sig, h)
+  for (const sig of pending) onSignal(sig)()
   // One round of stats requests serves every reader within 250 ms.
   let asked: { at: number; p: Promise<ClusterStats> } | null = null
   const stats = (): Promise<ClusterStats> => {

@@ -12,7 +12,7 @@ import type { TunnelServerOptions, TunnelServerStats } from '../tunnel/server-op
 import { silentLogger } from '../common/log.js'
 import { Routing } from '../tunnel/cluster/routing.js'
 import { ClusterWorker, workerPlace } from '../tunnel/cluster/worker.js'
-import { runServerPrimary, scaleFlags, workerMetrics, type ServerSetup } from './cluster.js'
+import { quietListening, runServerPrimary, scaleFlags, workerMetrics, type ServerSetup } from './cluster.js'
 import { TunnelClient } from '../tunnel/client.js'
 import { TunnelError } from '../tunnel/errors.js'
 import { HttpProxy } from '../proxy/client.js'
@@ -169,7 +169,10 @@ export async function runServer(argv: string[]): Promise<number> {
   const worker = place === null ? null : new ClusterWorker({ index: place.index, workers: place.workers, instance: setup.instance, advertise: setup.advertise })
   await worker?.sync()
   const routing = worker?.routing ?? (setup.instance !== 0 ? new Routing({ worker: 0, workers: 1, instance: setup.instance, advertise: setup.advertise }) : undefined)
-  const server = new TunnelServer({ ...setup.options, logger: log, ...(routing !== undefined ? { routing } : {}) })
+  // A worker's "listening on ..." line is its primary's to say, once every worker listens.
+  let listening = ''
+  const serverLog = worker === null ? log : quietListening(log, (line) => (listening = line))
+  const server = new TunnelServer({ ...setup.options, logger: serverLog, ...(routing !== undefined ? { routing } : {}) })
   const { listen, drainTimeout, keysFile } = setup
   await server.listen(listen.port, listen.host).catch(async (err: Error) => {
     await server.destroy()
@@ -180,7 +183,7 @@ export async function runServer(argv: string[]): Promise<number> {
     await server.destroy()
     throw err
   })
-  worker?.ready(server, `${server.address().address}:${server.address().port}`)
+  worker?.ready(server, listening)
   if (flags.stats && worker === null) statusLine(() => serverStatus(server.stats()), setup.statsInterval)
   // A worker stops accepting with the others (they share the listening socket), then drains.
   let closing: Promise<void> | null = null

@@ -107,7 +107,9 @@ describe('capacity caps', () => {
 
 describe('SessionPool places streams where there is room', () => {
   it('the fast session takes streams until it is full, then the slow one does; past both, the limit is reported', async () => {
-    const { port } = await startServer(['--max-streams', '10'])
+    // One server process: the test is about the pool's choice by RTT, which a stall of one of two worker
+    // processes on a loaded machine would blur (with one, a stall delays both sessions alike).
+    const { port } = await startServer(['--max-streams', '10', '--workers', '1'])
     // Slot 1 goes through a relay that delays each direction by 20 ms: the pool prefers slot 0 by RTT.
     const slow = await new Relay(port, 20).listen()
     const wrap = (d: net.Socket) => secure(d, { role: 'client', staticKey: keys.clientKeys.privateKey, serverKey: keys.serverKeys.publicKey })

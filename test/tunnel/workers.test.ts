@@ -62,8 +62,8 @@ async function startServer(n: number, extra: string[] = []): Promise<{ server: P
   const port = await freePort()
   const metricsPort = await freePort()
   const server = synmux(['server', '--listen', `127.0.0.1:${port}`, ...keys.server, '--allow', `127.0.0.1:${echoPort}`, '--workers', String(n), '--metrics', `127.0.0.1:${metricsPort}`, ...extra])
-  const line = await server.waitFor(new RegExp(`listening on 127\\.0\\.0\\.1:${port} with ${n} worker processes`), 20_000)
-  const pids = /pids ([\d, ]+)\)/.exec(line)![1]!.split(', ').map(Number)
+  const line = await server.waitFor(new RegExp(`listening on 127\\.0\\.0\\.1:${port}, .* \\(${n} worker processes, pids [\\d, ]+;`), 20_000)
+  const pids = /pids ([\d, ]+);/.exec(line)![1]!.split(', ').map(Number)
   expect(pids).toHaveLength(n)
   return { server, port, metricsPort, pids }
 }
@@ -136,7 +136,7 @@ describe('synmux server --workers 4', () => {
     const port = await freePort()
     const metricsPort = await freePort()
     const server = synmux(['server', '--listen', `127.0.0.1:${port}`, '--key', psk, '--insecure-plaintext', '--allow', `127.0.0.1:${echoPort}`, '--workers', '4', '--metrics', `127.0.0.1:${metricsPort}`])
-    await server.waitFor(/with 4 worker processes/, 20_000)
+    await server.waitFor(/INSECURE clear text .*\(4 worker processes/, 20_000)
     const relay = await new Relay(port).listen()
     const fwd = await freePort()
     const client = synmux(['client', '--server', `127.0.0.1:${relay.port}`, '--key', psk, '--insecure-plaintext', '--forward', `${fwd}=127.0.0.1:${echoPort}`])
@@ -231,6 +231,19 @@ describe('synmux server --workers 4', () => {
     expect(m.get('synmux_workers')).toBe(4)
     for (const s of [...sessions, fresh!]) s.session.destroy()
     expect(server.child.exitCode).toBe(null)
+  })
+
+  it('a SIGTERM while the workers start waits until they all listen, then drains them: exit 0', { timeout: 30_000 }, async () => {
+    const port = await freePort()
+    const server = synmux(['server', '--listen', `127.0.0.1:${port}`, ...keys.server, '--allow', `127.0.0.1:${echoPort}`, '--workers', '4', '--log-level', 'debug'])
+    // Worker 0 listens (and says so at debug level) before the others start.
+    await server.waitFor(/debug server: listening on/, 20_000)
+    const exited = new Promise<number | null>((r) => server.child.once('exit', (code) => r(code)))
+    server.child.kill('SIGTERM')
+    expect(await exited).toBe(0)
+    const log = server.log.join('\n')
+    expect(log).toMatch(/info server: listening on .*\(4 worker processes/)
+    expect(server.log.filter((l) => /SIGTERM: draining: not accepting new connections/.test(l))).toHaveLength(4)
   })
 
   it('new sessions go to the worker with the fewest, wherever the kernel hands their connection', { timeout: 60_000 }, async () => {
