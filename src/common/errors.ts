@@ -26,7 +26,7 @@ export class SynmuxError<Code extends string = string> extends Error {
   }
 }
 
-/** A method called at the wrong time: a {@link SynmuxError} with `code` `ERR_INVALID_STATE`. @internal */
+/** A method called at the wrong time: a {@link SynmuxError} with `code` `ERR_INVALID_STATE`. */
 export function invalidState(message: string): SynmuxError<'ERR_INVALID_STATE'> {
   return new SynmuxError('ERR_INVALID_STATE', message)
 }

@@ -105,7 +105,7 @@ export interface HttpGatewayStats {
   reusedConnections: number
 }
 
-/** What serves the gateway's streams for a {@link TunnelServer} (an `HttpGateway`). @internal */
+/** What serves the gateway's streams for a {@link TunnelServer} (an `HttpGateway`). */
 export interface StreamGateway {
   /** Serves one stream whose target names the gateway. */
   handle(stream: MuxStream): void

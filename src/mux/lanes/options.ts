@@ -20,7 +20,7 @@ export function received(h: Hello, absent = 0): number {
   return v !== undefined && v.length === 8 ? readU64(v, 0) : absent
 }
 
-/** Options of a {@link LaneSet}. @internal */
+/** Options of a {@link LaneSet}. */
 export interface LaneSetOptions {
   role: 'client' | 'server'
   /** The PSK (AUTH_PSK) or null. */

@@ -16,7 +16,6 @@ import { AUTH_SIZE, awaitAuth, clientProof, newNonce, serverProof } from '../wir
 import { invalidArgType } from '../errors.js'
 import { type ResolvedOptions, type SessionOptions, laneSetOptions, resolveOptions } from '../session/options.js'
 import { Session } from '../session/session.js'
-import type { SessionDirectory } from '../session/directory.js'
 import { LaneSet } from '../lanes/lane-set.js'
 import { SecureChannel } from '../../secure/channel.js'
 
@@ -107,7 +106,7 @@ const HELLO_READ_LIMIT = 10 + 1024
 const REFUSED_WHY = ['', 'unknown session id', 'session expired', 'replay out of range']
 
 /** Server-side registry of resumable sessions. */
-export class SessionRegistry extends EventEmitter<SessionRegistryEvents> implements SessionDirectory<Session> {
+export class SessionRegistry extends EventEmitter<SessionRegistryEvents> {
   readonly #options: SessionOptions
   readonly #resolved: ResolvedOptions
   readonly #sessions = new Map<string, Session>()
