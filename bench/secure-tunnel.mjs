@@ -13,7 +13,7 @@
 //      ss-local (chacha20-ietf-poly1305); rounds alternated, medians.
 // Anchors come from Debian (shadowsocks-libev, openssh-server), installed here
 // when missing (as root, with apt-get). JSON in bench/results/secure-tunnel.json.
-// Usage: node bench/secure-tunnel.mjs [--rtt 50] [--rounds 20] [--bulk-mib 64] [--bulk-rounds 5] [--resume-rounds 10]
+// Usage: node bench/secure-tunnel.mjs [--rtt 50] [--rounds 20] [--bulk-mib 64] [--bulk-rounds 5] [--resume-rounds 10] [--tcp-buffer-mib N]
 import { execFileSync, spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
@@ -27,6 +27,9 @@ const rounds = numArg('rounds', 20)
 const bulkMiB = numArg('bulk-mib', 64)
 const bulkRounds = numArg('bulk-rounds', 5)
 const resumeRounds = numArg('resume-rounds', 10)
+// TCP buffer ceiling in both namespaces (MiB; 0 = the kernel's default, 4 MiB/6 MiB): at 50 ms the
+// default window, not the endpoints, caps one connection near 40-50 MiB/s.
+const tcpBufMiB = numArg('tcp-buffer-mib', 0)
 
 const cap = canCreateNamespaces()
 if (!cap.ok) {
@@ -78,7 +81,8 @@ const keys = tunnelKeys(dir)
 const psk = path.join(dir, 'psk')
 fs.writeFileSync(psk, execFileSync(process.execPath, [cli, 'keygen', '--psk']), { mode: 0o600 })
 const loadBefore = load()
-const link = await createDelayedLink({ rttMs: rtt, name: 'smxsecb' })
+const tcpBuf = tcpBufMiB > 0 ? { 'net.ipv4.tcp_rmem': `4096 131072 ${tcpBufMiB << 20}`, 'net.ipv4.tcp_wmem': `4096 16384 ${tcpBufMiB << 20}` } : {}
+const link = await createDelayedLink({ rttMs: rtt, name: 'smxsecb', sysctls: tcpBuf })
 let result
 try {
   const S = link.server.address

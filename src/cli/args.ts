@@ -11,6 +11,7 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
+import { SynmuxError } from '../common/errors.js'
 
 /** synmux's version, from its package.json (this file is in dist/cjs/cli). */
 export function packageVersion(): string {
@@ -42,8 +43,13 @@ export interface CommandSpec {
   flags: FlagTable
 }
 
-/** A usage error: printed with the command's help, exit code 2. */
-export class UsageError extends Error {}
+/** A usage error (`SYNMUX_USAGE`): printed with the command's help, exit code 2. */
+export class UsageError extends SynmuxError<'SYNMUX_USAGE'> {
+  constructor(message: string) {
+    super('SYNMUX_USAGE', message)
+    this.name = 'UsageError'
+  }
+}
 
 /** Parsed flags: name -> value(s). */
 export type Flags = Record<string, string | boolean | string[]>

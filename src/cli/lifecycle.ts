@@ -11,7 +11,7 @@
  * @internal
  * @packageDocumentation
  */
-import type { Logger } from '../tunnel/log.js'
+import type { Logger } from '../common/log.js'
 
 /** What the signal handling drives. */
 export interface Stoppable {

@@ -6,7 +6,7 @@
  * @internal
  * @packageDocumentation
  */
-import { createLogger, isLogLevel, type LogFields, type Logger, type LogLevel } from '../tunnel/log.js'
+import { createLogger, isLogLevel, type LogFields, type Logger, type LogLevel } from '../common/log.js'
 import { UsageError, type Flags } from './args.js'
 
 /** The CLI's logger and the knob a reload turns. */
@@ -25,6 +25,7 @@ export function levelOf(flags: Flags): LogLevel {
 type Method = 'error' | 'warn' | 'info' | 'debug'
 interface Pino {
   level: string
+  isLevelEnabled(level: string): boolean
   error(obj: object, msg: string): void
   warn(obj: object, msg: string): void
   info(obj: object, msg: string): void
@@ -46,7 +47,7 @@ function jsonLogger(level: LogLevel, component: string): { log: Logger; setLevel
   ) as unknown as Pino
   const call = (m: Method) => (msg: string, fields?: LogFields) => p[m](fields ?? {}, msg)
   return {
-    log: { error: call('error'), warn: call('warn'), info: call('info'), debug: call('debug') },
+    log: { error: call('error'), warn: call('warn'), info: call('info'), debug: call('debug'), enabled: (l) => p.isLevelEnabled(l) },
     setLevel: (l) => {
       p.level = l
     },
@@ -66,6 +67,7 @@ export function cliLogger(flags: Flags, component: string): CliLogger {
     warn: (m, f) => inner.warn(m, f),
     info: (m, f) => inner.info(m, f),
     debug: (m, f) => inner.debug(m, f),
+    enabled: (l) => inner.enabled!(l),
   }
   return { log, setLevel: (l) => (inner = createLogger(l, component)) }
 }

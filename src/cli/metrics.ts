@@ -17,11 +17,11 @@
  */
 import http from 'node:http'
 import type net from 'node:net'
-import type { Session } from '../mux/session.js'
+import type { Session } from '../mux/session/session.js'
 import type { TunnelServer } from '../tunnel/server.js'
 import type { TunnelClient } from '../tunnel/client.js'
 import type { HttpProxy } from '../proxy/client.js'
-import type { Logger } from '../tunnel/log.js'
+import type { Logger } from '../common/log.js'
 import { listenError } from '../tunnel/errors.js'
 
 /** Connections to the metrics endpoint at once; more are closed on accept. */

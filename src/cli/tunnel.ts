@@ -4,16 +4,19 @@
  * @packageDocumentation
  */
 import fs from 'node:fs'
-import type { Logger } from '../tunnel/log.js'
+import type { Logger } from '../common/log.js'
 import { generateKey, readKeyFile } from '../tunnel/keys.js'
 import { decodePublicKey, encodePublicKey, generateKeyPair, PRIVATE_KEY_TAG, readAuthorizedKeysFile, readPrivateKeyFile, writePrivateKeyFile, type AuthorizedKeys } from '../secure/keys.js'
-import { TunnelServer, type TunnelServerOptions, type TunnelServerStats } from '../tunnel/server.js'
-import { silentLogger } from '../tunnel/log.js'
+import { TunnelServer } from '../tunnel/server.js'
+import type { TunnelServerOptions, TunnelServerStats } from '../tunnel/server-options.js'
+import { silentLogger } from '../common/log.js'
 import { Routing } from '../tunnel/cluster/routing.js'
 import { ClusterWorker, workerPlace } from '../tunnel/cluster/worker.js'
 import { quietListening, runServerPrimary, scaleFlags, workerMetrics, type ServerSetup } from './cluster.js'
 import { TunnelClient } from '../tunnel/client.js'
+import { TunnelError } from '../tunnel/errors.js'
 import { HttpProxy } from '../proxy/client.js'
+import { HttpGateway } from '../proxy/gateway.js'
 import { intFlag, packageVersion, parseFlags, parseHostPort, userPass, UsageError, type Flags } from './args.js'
 import { CLIENT, KEYGEN, SERVER } from './flags.js'
 import { cliLogger, levelOf, type CliLogger } from './logging.js'
@@ -147,6 +150,7 @@ export function serverSetup(flags: Flags, log: Logger): ServerSetup {
     ...(flags['max-failed-handshakes'] || flags['failed-handshake-window'] ? { handshakeLimit: { maxFailures: int(flags, 'max-failed-handshakes', 1, 1_000_000), windowMs: (int(flags, 'failed-handshake-window', 1, 86_400) ?? 60) * 1000 } } : {}),
     ...(flags['max-unauthenticated'] ? { maxUnauthenticated: int(flags, 'max-unauthenticated', 1, 1_000_000)! } : {}),
     ...(flags['max-unauthenticated-per-source'] ? { maxUnauthenticatedPerSource: int(flags, 'max-unauthenticated-per-source', 1, 1_000_000)! } : {}),
+    gateway: (options) => new HttpGateway(options),
     httpGateway: flags['no-http-gateway'] ? false : flags['http-max-sockets'] ? { maxSocketsPerOrigin: int(flags, 'http-max-sockets', 1, 100_000)! } : true,
     logger: log,
   }
@@ -389,7 +393,7 @@ export async function runKeygen(argv: string[]): Promise<number> {
   } catch (err) {
     const e = err as NodeJS.ErrnoException
     if (e.code === 'EEXIST') throw new UsageError(`${file} exists already (--force replaces it)`)
-    throw Object.assign(new Error(`cannot write ${file}: ${e.message}`), { code: 'SYNMUX_BAD_KEY' })
+    throw new TunnelError('SYNMUX_BAD_KEY', `cannot write ${file}: ${e.message}`, { cause: e })
   }
   process.stdout.write(encodePublicKey(pair.publicKey) + '\n')
   return 0

@@ -27,3 +27,10 @@ export function outOfRange(name: string, range: string, actual: unknown, code = 
   ;(err as RangeError & { code: string }).code = code
   return err
 }
+
+/** Checks an integer argument in `[min, max]`: `ERR_INVALID_ARG_TYPE` / `ERR_OUT_OF_RANGE`. Returns it. */
+export function uintArg(name: string, value: unknown, min: number, max: number): number {
+  if (typeof value !== 'number') throw invalidArgType(name, 'of type number', value)
+  if (!Number.isInteger(value) || value < min || value > max) throw outOfRange(name, `an integer >= ${min} && <= ${max}`, value)
+  return value
+}

@@ -2,6 +2,7 @@
  * Error objects of the multiplexer. Every error has a stable `code`.
  * @packageDocumentation
  */
+import { SynmuxError } from '../common/errors.js'
 
 /** Every `code` a {@link MuxError} can carry (PROTOCOL.md 12). */
 export type MuxErrorCode =
@@ -43,9 +44,7 @@ export interface MuxErrorOptions {
  * An error of a session or stream. `code` is stable; `message` is for
  * people.
  */
-export class MuxError extends Error {
-  /** Stable error code. */
-  readonly code: MuxErrorCode
+export class MuxError extends SynmuxError<MuxErrorCode> {
   /** The numeric code on the wire (GOAWAY, REFUSED or RST code), if any. */
   readonly wireCode: number | undefined
   /** The reason text the peer sent, if any. */
@@ -54,9 +53,8 @@ export class MuxError extends Error {
   readonly version: number | undefined
 
   constructor(code: MuxErrorCode, message: string, options: MuxErrorOptions = {}) {
-    super(message, options.cause !== undefined ? { cause: options.cause } : undefined)
+    super(code, message, options.cause !== undefined ? { cause: options.cause } : undefined)
     this.name = 'MuxError'
-    this.code = code
     this.wireCode = options.wireCode
     this.reason = options.reason
     this.version = options.version
@@ -79,11 +77,6 @@ export class ProtocolError extends MuxError {
   }
 }
 
-export { invalidArgType, invalidArgValue, outOfRange } from '../common/arg-errors.js'
+export { invalidArgType, invalidArgValue, outOfRange, uintArg } from '../common/arg-errors.js'
 
-/** `Error` with `code: 'ERR_INVALID_STATE'` (a method called at the wrong time). @internal */
-export function invalidState(message: string): Error {
-  const err = new Error(message)
-  ;(err as Error & { code: string }).code = 'ERR_INVALID_STATE'
-  return err
-}
+export { invalidState } from '../common/errors.js'

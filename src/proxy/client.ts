@@ -18,15 +18,14 @@ import { EventEmitter } from 'node:events'
 import http from 'node:http'
 import type net from 'node:net'
 import type { MuxError } from '../mux/errors.js'
-import type { MuxStream } from '../mux/stream.js'
-import type { Target } from '../mux/target.js'
-import { silentLogger, type Logger } from '../tunnel/log.js'
-import { relay } from '../tunnel/relay.js'
-import { readFirstBytes } from '../tunnel/onward.js'
+import type { MuxStream } from '../mux/stream/stream.js'
+import type { Target } from '../mux/wire/target.js'
+import { silentLogger, type Logger } from '../common/log.js'
+import { carry } from '../net/local.js'
+import { relay } from '../net/relay.js'
 import { listenError } from '../tunnel/errors.js'
+import { GATEWAY_HOST, GATEWAY_PORT, isGatewayTarget } from '../tunnel/gateway.js'
 import {
-  GATEWAY_HOST,
-  GATEWAY_PORT,
   MAX_HEADER_FIELDS,
   SAFE,
   endToEnd,
@@ -34,7 +33,6 @@ import {
   isWebSocketUpgrade,
   reparseWithoutUpgrade,
   endToEndTrailers,
-  isGatewayTarget,
   parseAbsoluteUrl,
   parseAuthority,
   proxyAnswer,
@@ -403,45 +401,40 @@ export class HttpProxy extends EventEmitter {
     this.#stats.tunnels++
     this.#stats.active++
     const name = req.url
-    let stream: MuxStream
-    if (this.#opts.optimisticConnect !== false) {
-      // 200 at once: the ClientHello that follows rides in the OPEN.
-      socket.write('HTTP/1.1 200 Connection Established\r\n\r\n')
-      const first = head.length > 0 ? head : await readFirstBytes(socket, this.#opts.firstBytesWait ?? 5)
-      try {
-        stream = await this.#opts.tunnel.open(target, first)
-      } catch (err) {
-        this.#log.warn(`http proxy: CONNECT ${name}: ${(err as Error).message}`)
-        this.#stats.active--
-        return void socket.destroy()
-      }
-      stream.once('error', (err: Error) => {
+    const optimistic = this.#opts.optimisticConnect !== false
+    // Optimistic: 200 at once, so the ClientHello that follows rides in the OPEN.
+    if (optimistic) socket.write('HTTP/1.1 200 Connection Established\r\n\r\n')
+    await carry(socket, {
+      head,
+      firstBytesWait: optimistic ? (this.#opts.firstBytesWait ?? 5) : null,
+      open: (first) => this.#opts.tunnel.open(target, optimistic || first.length > 0 ? first : undefined),
+      failed: (err) => {
+        if (!optimistic) return rawAnswer(socket, 502, 'Bad Gateway', `synmux: ${err.message}`, [], 'proxy_internal_error')
+        this.#log.warn(`http proxy: CONNECT ${name}: ${err.message}`)
+        socket.destroy()
+      },
+      refused: (err) => {
         if (!isRefusal(err)) return
         // nothing the client sent goes anywhere else: its connection closes
         this.#stats.refused++
         this.#log.info(`http proxy: CONNECT ${name} refused: ${err.message}`)
-      })
-    } else {
-      try {
-        stream = await this.#opts.tunnel.open(target, head.length > 0 ? head : undefined)
-        await new Promise<void>((resolve, reject) => {
-          stream.once('open', resolve)
-          stream.once('error', reject)
-        })
-      } catch (err) {
-        this.#stats.active--
-        if (isRefusal(err)) {
-          this.#stats.refused++
-          this.#log.info(`http proxy: CONNECT ${name} refused: ${(err as Error).message}`)
-          const { status, error } = refusalStatus(err.wireCode)
-          return rawAnswer(socket, status, http.STATUS_CODES[status] ?? 'Error', `synmux: ${(err as Error).message}`, [], error)
-        }
-        return rawAnswer(socket, 502, 'Bad Gateway', `synmux: ${(err as Error).message}`, [], 'proxy_internal_error')
-      }
-      stream.on('error', () => {})
-      socket.write('HTTP/1.1 200 Connection Established\r\n\r\n')
-    }
-    await relay(stream, socket)
+      },
+      ...(optimistic
+        ? {}
+        : {
+            // 200 only once the far side has connected; a refusal is answered 403/502/504.
+            ready: async (_stream: MuxStream, answered: () => Promise<Error | null>) => {
+              const err = await answered()
+              if (err === null) {
+                socket.write('HTTP/1.1 200 Connection Established\r\n\r\n')
+                return true
+              }
+              const { status, error } = isRefusal(err) ? refusalStatus(err.wireCode) : { status: 502, error: 'proxy_internal_error' }
+              rawAnswer(socket, status, http.STATUS_CODES[status] ?? 'Error', `synmux: ${err.message}`, [], error)
+              return false
+            },
+          }),
+    })
     this.#stats.active--
   }
 

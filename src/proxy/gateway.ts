@@ -18,12 +18,15 @@ import { EventEmitter } from 'node:events'
 import http from 'node:http'
 import net from 'node:net'
 import type { Duplex } from 'node:stream'
-import { RefuseCode } from '../mux/constants.js'
-import type { MuxStream } from '../mux/stream.js'
-import type { DecodedTarget } from '../mux/target.js'
+import { silentLogger, type Logger } from '../common/log.js'
+import type { MuxStream } from '../mux/stream/stream.js'
+import { RefuseCode } from '../mux/wire/constants.js'
+import type { DecodedTarget } from '../mux/wire/target.js'
+import { acceptWhenReady, fixedLookup, onwardOptions, refuseOr } from '../net/onward.js'
+import { refuseCodeFor } from '../net/refusal.js'
+import { relay } from '../net/relay.js'
 import { createConnection } from '../tfo/connect.js'
-import { silentLogger, type Logger } from '../tunnel/log.js'
-import { relay } from '../tunnel/relay.js'
+import type { AllowedAddress, HttpGatewayOptions, HttpGatewayStats, StreamGateway } from '../tunnel/gateway.js'
 import {
   type AbsoluteUrl,
   IDEMPOTENT,
@@ -36,7 +39,6 @@ import {
   parseAbsoluteUrl,
   proxyAnswer,
   refusalStatus,
-  refuseCodeFor,
   requestFraming,
   requestFramingHeaders,
   responseFramingHeaders,
@@ -44,122 +46,11 @@ import {
   via,
   forwardInformational,
 } from './common.js'
+import { GatewayStreams } from './gateway-streams.js'
 
-/** An address the allow list permits (as `dns.lookup` with `all: true` yields). */
-export interface AllowedAddress {
-  address: string
-  family: number
-}
-
-/** Limits of an {@link HttpGateway} (what {@link TunnelServer}'s `httpGateway` option takes). */
-export interface HttpGatewayLimits {
-  /** Onward connections per origin (host:port), busy and idle. Default 32. */
-  maxSocketsPerOrigin?: number
-  /** Idle onward connections kept per origin. Default 32. */
-  maxFreeSocketsPerOrigin?: number
-  /** Onward connections in all. Default 512. */
-  maxTotalSockets?: number
-  /** An idle pooled onward connection is closed after this many ms (or earlier, as the origin's `Keep-Alive: timeout` says). Default 30,000. */
-  idleSocketTimeout?: number
-  /** Onward connect timeout in ms. Default 10,000. */
-  connectTimeout?: number
-  /** A stream's request head must arrive within this many ms. Default 30,000. */
-  headersTimeout?: number
-  /** A stream idle between requests is ended after this many ms. Default 60,000. */
-  keepAliveTimeout?: number
-  /** How long an allow-list decision (the resolved, allowed addresses of a host:port) is reused, ms. Default 1,000. */
-  resolveCacheMs?: number
-  /** Request bodies up to this size are kept so an idempotent request can be retried on a new connection. Default 65,536. */
-  retryBodyLimit?: number
-  /**
-   * Requests in progress on one gateway stream (pipelining depth). At this
-   * many the gateway stops reading the stream (flow control then stops the
-   * client); a stream found with more than four times as many (they arrived
-   * at once, before the stop) is reset. Default 16.
-   */
-  maxPipelinedRequests?: number
-  /**
-   * Requests in progress on the gateway streams of one session. At this
-   * many the gateway stops reading all of them, and refuses new gateway
-   * streams of that session with BUSY (the HTTP proxy answers 503). Default 128.
-   */
-  maxRequestsPerSession?: number
-  /** The pseudonym in `Via`. Default `synmux`. */
-  pseudonym?: string
-  /**
-   * Header fields a request head may have; a head with more (or with two
-   * `Host` fields) is refused (or answered 431/400). Default 1,024: a
-   * little above the HTTP proxy's 1,000, for the fields a proxy adds.
-   */
-  maxHeaderFields?: number
-}
-
-/** Options of an {@link HttpGateway}. */
-export interface HttpGatewayOptions extends HttpGatewayLimits {
-  /**
-   * Resolves an origin and returns the addresses the allow list permits
-   * (empty: not allowed; rejects: not resolvable). {@link TunnelServer}
-   * passes its own allow-list check.
-   */
-  resolve: (target: DecodedTarget) => Promise<AllowedAddress[]>
-  logger?: Logger
-}
-
-/** Counters of an {@link HttpGateway}. */
-export interface HttpGatewayStats {
-  /** Gateway streams handled. */
-  streams: number
-  /** Of those, streams whose OPEN already carried request bytes (the request head: one round trip). */
-  headsInOpen: number
-  /** Requests received (upgrades included). */
-  requests: number
-  /** Requests in progress. */
-  active: number
-  /** Requests refused (stream refused, or answered 4xx/5xx by the gateway). */
-  refused: number
-  /** Idempotent requests retried because a pooled connection was closed before the origin answered. */
-  retries: number
-  /** Upgrades (WebSocket) relayed. */
-  upgrades: number
-  /** Onward connections opened (each then serves many requests). */
-  originConnections: number
-  /** Requests sent on a pooled connection that had served an earlier request. */
-  reusedConnections: number
-}
-
-interface StreamState {
-  timer: NodeJS.Timeout | null
-  inFlight: number
-  /** Called (and cleared) when inFlight drops to 0. */
-  idle: (() => void)[]
-  /** Requests of this stream counted in its session's `active`. */
-  counted: number
-  /** Reading is stopped by the pipelining limits. */
-  gated: boolean
-  /** Upgraded (raw from now on): no longer limited. */
-  upgraded: boolean
-  session: SessionRequests
-}
-
-/** The requests in progress on the gateway streams of one session. */
-interface SessionRequests {
-  active: number
-  streams: Map<MuxStream, StreamState>
-}
+export type { AllowedAddress, HttpGatewayLimits, HttpGatewayOptions, HttpGatewayStats } from '../tunnel/gateway.js'
 
 const isReset = (err: NodeJS.ErrnoException) => err.code === 'ECONNRESET' || err.code === 'EPIPE'
-
-/** A `lookup` that answers with addresses already checked against the allow list. */
-function fixedLookup(addrs: AllowedAddress[]) {
-  return (_host: string, opts: unknown, cb?: unknown) => {
-    const callback = (typeof opts === 'function' ? opts : cb) as (err: NodeJS.ErrnoException | null, a: unknown, f?: number) => void
-    const o = (typeof opts === 'object' && opts !== null ? opts : {}) as { all?: boolean; family?: number }
-    const list = o.family === 4 || o.family === 6 ? addrs.filter((a) => a.family === o.family) : addrs
-    if (list.length === 0) return callback(Object.assign(new Error('no allowed address'), { code: 'ENOTFOUND' }), o.all ? [] : undefined)
-    if (o.all) callback(null, list)
-    else callback(null, list[0]!.address, list[0]!.family)
-  }
-}
 
 const targetOf = (url: AbsoluteUrl): DecodedTarget => ({
   host: url.host,
@@ -173,15 +64,13 @@ const targetOf = (url: AbsoluteUrl): DecodedTarget => ({
  * the reserved gateway name; use it directly only when serving sessions
  * yourself: `gateway.handle(stream)` for each such stream.
  */
-export class HttpGateway extends EventEmitter {
+export class HttpGateway extends EventEmitter implements StreamGateway {
   readonly #opts: HttpGatewayOptions
   readonly #log: Logger
   readonly #server: http.Server
   readonly #agent: http.Agent
-  readonly #states = new WeakMap<object, StreamState>()
-  readonly #sessions = new WeakMap<object, SessionRequests>()
-  readonly #maxPipelined: number
-  readonly #maxPerSession: number
+  /** The streams' timers and request limits. */
+  readonly #streams: GatewayStreams
   readonly #cache = new Map<string, { until: number; p: Promise<AllowedAddress[]> }>()
   readonly #stats: HttpGatewayStats = { streams: 0, headsInOpen: 0, requests: 0, active: 0, refused: 0, retries: 0, upgrades: 0, originConnections: 0, reusedConnections: 0 }
   #closed = false
@@ -205,10 +94,15 @@ export class HttpGateway extends EventEmitter {
         throw Object.assign(new RangeError(`options.${k} must be a positive integer`), { code: 'ERR_OUT_OF_RANGE' })
       }
     }
-    this.#maxPipelined = options.maxPipelinedRequests ?? 16
-    this.#maxPerSession = options.maxRequestsPerSession ?? 128
     this.#opts = options
     this.#log = options.logger ?? silentLogger
+    this.#streams = new GatewayStreams({
+      maxPipelined: options.maxPipelinedRequests ?? 16,
+      maxPerSession: options.maxRequestsPerSession ?? 128,
+      headersTimeout: options.headersTimeout ?? 30_000,
+      keepAliveTimeout: options.keepAliveTimeout ?? 60_000,
+      log: this.#log,
+    })
     this.#server = http.createServer({ maxHeaderSize: 65_536, requestTimeout: 0, noDelay: true })
     // one more than the limit, so that a head over it is seen (and refused)
     this.#server.maxHeadersCount = this.#maxFields + 1
@@ -216,19 +110,18 @@ export class HttpGateway extends EventEmitter {
     this.#server.on('checkContinue', (req, res) => void this.#onRequest(req, res, true))
     this.#server.on('upgrade', (req, socket, head) => void this.#onUpgrade(req, socket as unknown as MuxStream, head))
     this.#server.on('connect', (req, socket) => {
-      this.#begin(socket)
+      this.#streams.begin(socket)
       this.#stats.requests++
       this.#refuse(socket as unknown as MuxStream, null, RefuseCode.BAD_TARGET, 'CONNECT is not a gateway request (open a stream to the target instead)', 405)
     })
     this.#server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
-      this.#begin(socket)
+      this.#streams.begin(socket)
       const stream = socket as unknown as MuxStream
       this.#log.debug(`gateway: malformed request: ${err.code ?? err.message}`)
-      if (stream.pending) stream.refuse(RefuseCode.BAD_TARGET, `malformed HTTP request (${err.code ?? 'parse error'})`)
-      else if (stream.writable && !(socket as { _httpMessage?: http.ServerResponse })._httpMessage?.headersSent) {
-        this.#discard(stream)
-        stream.end(serializeHead(400, 'Bad Request', ['Content-Length', '0', 'Connection', 'close']))
-      } else stream.destroy()
+      refuseOr(stream, RefuseCode.BAD_TARGET, `malformed HTTP request (${err.code ?? 'parse error'})`, () => {
+        if (stream.writable && !(socket as { _httpMessage?: http.ServerResponse })._httpMessage?.headersSent) this.#answer(stream, 400)
+        else stream.destroy()
+      })
     })
     this.#agent = new http.Agent({
       keepAlive: true,
@@ -239,10 +132,7 @@ export class HttpGateway extends EventEmitter {
       timeout: options.idleSocketTimeout ?? 30_000,
     })
     // Onward connections with TCP Fast Open: the first request rides in the SYN.
-    this.#agent.createConnection = ((o: { host: string; port: number; lookup?: unknown }) => {
-      this.#stats.originConnections++
-      return createConnection({ host: o.host, port: o.port, noDelay: true, ...(o.lookup ? { lookup: o.lookup as never } : {}) })
-    }) as never
+    this.#agent.createConnection = ((o: { host: string; port: number; lookup?: net.LookupFunction }) => this.#connect(o.host, o.port, o.lookup)) as never
   }
 
   /** Live counters. */
@@ -252,39 +142,14 @@ export class HttpGateway extends EventEmitter {
 
   /** Serves one gateway stream (its target named the gateway). */
   handle(stream: MuxStream): void {
-    if (this.#closed) {
-      if (stream.pending) stream.refuse(RefuseCode.GOING_AWAY, 'the gateway is closed')
-      else stream.destroy()
-      return
-    }
-    let session = this.#sessions.get(stream.session)
-    if (session === undefined) this.#sessions.set(stream.session, (session = { active: 0, streams: new Map() }))
-    if (session.active >= this.#maxPerSession) {
+    if (this.#closed) return refuseOr(stream, RefuseCode.GOING_AWAY, 'the gateway is closed')
+    if (!this.#streams.admit(stream)) {
       this.#stats.refused++
-      this.#log.info(`gateway: refused: ${session.active} requests in progress on this session`)
-      if (stream.pending) stream.refuse(RefuseCode.BUSY, 'too many HTTP requests in progress on this session')
-      else stream.destroy()
-      return
+      this.#log.info(`gateway: refused: ${this.#streams.active(stream)} requests in progress on this session`)
+      return refuseOr(stream, RefuseCode.BUSY, 'too many HTTP requests in progress on this session')
     }
     this.#stats.streams++
     if (stream.readableLength > 0) this.#stats.headsInOpen++
-    stream.on('error', () => {})
-    const state: StreamState = { timer: null, inFlight: 0, idle: [], counted: 0, gated: false, upgraded: false, session }
-    this.#states.set(stream, state)
-    session.streams.set(stream, state)
-    this.#arm(stream, state, this.#opts.headersTimeout ?? 30_000, 'no request head')
-    // While the limits stop reading, nobody resumes the stream (the HTTP
-    // server resumes its socket whenever a request body is read or a
-    // response finishes; that must not let the next requests in).
-    const resume = stream.resume
-    stream.resume = function (this: MuxStream) {
-      return state.gated ? this : resume.call(this)
-    }
-    stream.once('close', () => {
-      this.#disarm(state)
-      session.streams.delete(stream)
-      this.#uncount(stream, state, state.counted)
-    })
     this.#server.emit('connection', stream)
   }
 
@@ -294,82 +159,22 @@ export class HttpGateway extends EventEmitter {
     this.#agent.destroy()
   }
 
-  #arm(stream: MuxStream, state: StreamState, ms: number, why: string): void {
-    this.#disarm(state)
-    if (ms <= 0) return
-    state.timer = setTimeout(() => {
-      this.#log.debug(`gateway: stream ${stream.id}: ${why} in ${ms} ms, closing`)
-      if (stream.pending) stream.refuse(RefuseCode.TIMEOUT, why)
-      else stream.end()
-    }, ms)
-    state.timer.unref?.()
+  /** An onward connection to an origin (TFO: the first request rides in the SYN), counted. */
+  #connect(host: string, port: number, lookup: net.LookupFunction | undefined, extra: { allowHalfOpen?: boolean } = {}): net.Socket {
+    this.#stats.originConnections++
+    return createConnection(onwardOptions(host, port, lookup, extra))
   }
 
-  #disarm(state: StreamState): void {
-    if (state.timer) clearTimeout(state.timer)
-    state.timer = null
-  }
-
-  /** A request (or upgrade) started on `socket`: no head timeout, no idle timeout while it runs; counted against the pipelining limits. */
-  #begin(socket: object): StreamState | undefined {
-    const state = this.#states.get(socket)
-    if (state) {
-      this.#disarm(state)
-      state.inFlight++
-      const stream = socket as MuxStream
-      if (!stream.destroyed) {
-        state.counted++
-        state.session.active++
-        if (state.counted > 4 * this.#maxPipelined) {
-          // Far more requests at once than the gateway reads: bounded by a reset, not by parsing on.
-          this.#log.info(`gateway: stream ${stream.id}: more than ${4 * this.#maxPipelined} pipelined requests at once, reset`)
-          stream.destroy()
-        } else if (state.session.active === this.#maxPerSession) this.#regateAll(state.session)
-        else this.#regate(stream, state)
-      }
-    }
-    return state
-  }
-
-  #end(stream: MuxStream, state: StreamState | undefined): void {
+  /** A request of `stream` finished. */
+  #end(stream: MuxStream, state: ReturnType<GatewayStreams['begin']>): void {
     this.#stats.active--
-    if (!state) return
-    state.inFlight--
-    this.#uncount(stream, state, 1)
-    if (state.inFlight === 0) for (const f of state.idle.splice(0)) f()
-    if (state.inFlight === 0 && !stream.destroyed && !stream.writableEnded) this.#arm(stream, state, this.#opts.keepAliveTimeout ?? 60_000, 'idle')
+    this.#streams.end(stream, state)
   }
 
-  /** `n` requests of `stream` are no longer in progress (or the stream is gone): reading may go on. */
-  #uncount(stream: MuxStream, state: StreamState, n: number): void {
-    n = Math.min(n, state.counted)
-    if (n === 0) return
-    const session = state.session
-    const wasFull = session.active >= this.#maxPerSession
-    state.counted -= n
-    session.active -= n
-    if (wasFull && session.active < this.#maxPerSession) this.#regateAll(session)
-    else this.#regate(stream, state)
-  }
-
-  #regateAll(session: SessionRequests): void {
-    for (const [stream, state] of session.streams) this.#regate(stream, state)
-  }
-
-  /** Stops or restarts reading `stream` as the limits say (PROTOCOL.md 19.2: flow control then pushes back). */
-  #regate(stream: MuxStream, state: StreamState): void {
-    const stop = !state.upgraded && (state.counted >= this.#maxPipelined || state.session.active >= this.#maxPerSession)
-    if (stop === state.gated || stream.destroyed) return
-    state.gated = stop
-    if (stop) stream.pause()
-    else stream.resume()
-  }
-
-  /** Reads and discards what is left of `stream` (it is being answered and closed): the limits no longer apply. */
-  #discard(stream: MuxStream): void {
-    const state = this.#states.get(stream)
-    if (state) state.gated = false
-    stream.resume()
+  /** Answers `stream` with an empty error response and closes it (nothing more is read). */
+  #answer(stream: MuxStream, status: number): void {
+    this.#streams.discard(stream)
+    stream.end(serializeHead(status, http.STATUS_CODES[status] ?? 'Error', ['Content-Length', '0', 'Connection', 'close']))
   }
 
   /** Allowed addresses of an origin, from a short cache (one lookup for a burst of requests). */
@@ -393,16 +198,12 @@ export class HttpGateway extends EventEmitter {
   #refuse(stream: MuxStream, res: http.ServerResponse | null, code: number, why: string, status?: number): void {
     this.#stats.refused++
     this.#log.info(`gateway: refused: ${why}`)
-    if (stream.pending) {
-      stream.refuse(code, why.slice(0, 255))
-      return
-    }
-    const s = status ?? refusalStatus(code).status
-    if (res) proxyAnswer(res, s, why, { close: true, error: refusalStatus(code).error })
-    else if (stream.writable) {
-      this.#discard(stream)
-      stream.end(serializeHead(s, http.STATUS_CODES[s] ?? 'Error', ['Content-Length', '0', 'Connection', 'close']))
-    } else stream.destroy()
+    refuseOr(stream, code, why, () => {
+      const s = status ?? refusalStatus(code).status
+      if (res) proxyAnswer(res, s, why, { close: true, error: refusalStatus(code).error })
+      else if (stream.writable) this.#answer(stream, s)
+      else stream.destroy()
+    })
   }
 
   /** Checks the request head and target: the origin and its allowed addresses, or `null` (declined). */
@@ -435,24 +236,15 @@ export class HttpGateway extends EventEmitter {
 
   /** Accepts the stream once the onward connection is ready (pooled: at once). */
   #acceptOn(up: http.ClientRequest, stream: MuxStream): void {
-    const connectTimeout = this.#opts.connectTimeout ?? 10_000
     up.once('socket', (socket: net.Socket) => {
       if ((up as { reusedSocket?: boolean }).reusedSocket) this.#stats.reusedConnections++
-      const ready = () => {
-        clearTimeout(timer)
-        if (stream.pending) stream.accept()
-      }
-      let timer: NodeJS.Timeout | undefined
-      if (!socket.connecting) return ready()
-      timer = setTimeout(() => up.destroy(Object.assign(new Error(`connect timeout (${connectTimeout} ms)`), { code: 'ETIMEDOUT' })), connectTimeout)
-      socket.once('connect', ready)
-      socket.once('close', () => clearTimeout(timer))
+      acceptWhenReady(stream, socket, { connectTimeout: this.#opts.connectTimeout ?? 10_000, onTimeout: (err) => up.destroy(err) })
     })
   }
 
   async #onRequest(req: http.IncomingMessage, res: http.ServerResponse, expectContinue: boolean): Promise<void> {
     const stream = req.socket as unknown as MuxStream
-    const state = this.#begin(stream)
+    const state = this.#streams.begin(stream)
     this.#stats.requests++
     this.#stats.active++
     let ended = false
@@ -487,12 +279,9 @@ export class HttpGateway extends EventEmitter {
       // when an origin drops idle connections, it usually drops all of them.
       const route = retry
         ? {
-            createConnection: () => {
-              this.#stats.originConnections++
-              return createConnection({ host: url.host, port: url.port, noDelay: true, lookup: lookup as never })
-            },
+            createConnection: () => this.#connect(url.host, url.port, lookup),
           }
-        : { agent: this.#agent, lookup: lookup as never }
+        : { agent: this.#agent, lookup }
       const up = http.request({ host: url.host, port: url.port, method, path: url.path, headers, setHost: false, maxHeaderSize: 65_536, ...route })
       current = up
       this.#acceptOn(up, stream)
@@ -572,13 +361,12 @@ export class HttpGateway extends EventEmitter {
     if (!isWebSocketUpgrade(req.headers.upgrade)) {
       // h2c or anything else: never an upgrade (no raw tunnel); the request
       // is served as a plain one, after every earlier answer on the stream.
-      const state = this.#states.get(stream)
-      if (state && state.inFlight > 0) await new Promise<void>((r) => state.idle.push(r))
+      await this.#streams.idle(stream)
       if (stream.destroyed) return
       this.#log.debug(`gateway: ${req.method} ${req.url}: Upgrade: ${req.headers.upgrade} dropped, served as a plain request`)
       return reparseWithoutUpgrade(this.#server, req, stream as unknown as Duplex, head)
     }
-    const state = this.#begin(stream)
+    const state = this.#streams.begin(stream)
     this.#stats.requests++
     this.#stats.active++
     stream.once('close', () => this.#end(stream, state))
@@ -596,10 +384,7 @@ export class HttpGateway extends EventEmitter {
       headers,
       setHost: false,
       maxHeaderSize: 65_536,
-      createConnection: () => {
-        this.#stats.originConnections++
-        return createConnection({ host: url.host, port: url.port, noDelay: true, allowHalfOpen: true, lookup: lookup as never })
-      },
+      createConnection: () => this.#connect(url.host, url.port, lookup, { allowHalfOpen: true }),
     })
     this.#acceptOn(up, stream)
     stream.once('close', () => up.destroy())
@@ -611,11 +396,8 @@ export class HttpGateway extends EventEmitter {
         return
       }
       this.#stats.upgrades++
-      if (state) {
-        // A raw relay from now on: not a request in progress any more.
-        state.upgraded = true
-        this.#uncount(stream, state, state.counted)
-      }
+      // A raw relay from now on: not a request in progress any more.
+      this.#streams.upgraded(stream, state)
       this.#log.debug(`gateway: upgrade http://${url.authority}${url.path} -> ${upRes.statusCode} ${upRes.headers.upgrade ?? ''}`)
       stream.write(serializeHead(upRes.statusCode ?? 101, upRes.statusMessage ?? 'Switching Protocols', [...endToEnd(upRes.rawHeaders, { upgrade: true }), ...via(upRes.httpVersion, pseudonym)]), 'latin1')
       if (upHead.length > 0) stream.write(upHead)
@@ -625,7 +407,7 @@ export class HttpGateway extends EventEmitter {
     up.on('response', (upRes) => {
       // the origin declined the upgrade: pass its answer on, then close
       const framing = responseFramingHeaders(upRes) ?? []
-      this.#discard(stream) // nothing more is read from this stream
+      this.#streams.discard(stream) // nothing more is read from this stream
       stream.write(serializeHead(upRes.statusCode ?? 502, upRes.statusMessage ?? '', [...endToEnd(upRes.rawHeaders), ...framing, ...via(upRes.httpVersion, pseudonym), 'Connection', 'close']), 'latin1')
       upRes.pipe(stream)
     })

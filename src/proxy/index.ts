@@ -7,4 +7,4 @@
  */
 export { HttpProxy, createHttpProxy, type HttpProxyOptions, type HttpProxyStats, type StreamOpener } from './client.js'
 export { HttpGateway, type HttpGatewayOptions, type HttpGatewayLimits, type HttpGatewayStats, type AllowedAddress } from './gateway.js'
-export { GATEWAY_HOST, GATEWAY_PORT, isGatewayTarget } from './common.js'
+export { GATEWAY_HOST, GATEWAY_PORT, isGatewayTarget } from '../tunnel/gateway.js'

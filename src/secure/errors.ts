@@ -3,6 +3,7 @@
  * (docs/PROTOCOL.md 20.9).
  * @packageDocumentation
  */
+import { SynmuxError } from '../common/errors.js'
 
 /** Every `code` a {@link SecureError} can carry. */
 export type SecureErrorCode =
@@ -39,14 +40,10 @@ export interface SecureErrorOptions {
  * An error of the secure channel (handshake, records, keys). `code` is
  * stable; `message` is for people.
  */
-export class SecureError extends Error {
-  /** Stable error code. */
-  readonly code: SecureErrorCode
-
+export class SecureError extends SynmuxError<SecureErrorCode> {
   constructor(code: SecureErrorCode, message: string, options: SecureErrorOptions = {}) {
-    super(message, options.cause !== undefined ? { cause: options.cause } : undefined)
+    super(code, message, options.cause !== undefined ? { cause: options.cause } : undefined)
     this.name = 'SecureError'
-    this.code = code
   }
 }
 

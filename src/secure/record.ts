@@ -8,6 +8,7 @@
 import type { CipherState } from './cipher-state.js'
 import { SecureError } from './errors.js'
 import { TAGLEN } from './primitives.js'
+import { takeViews } from '../common/bytes.js'
 
 /** Bytes of a record's length field. */
 export const RECORD_HEADER_SIZE = 2
@@ -276,22 +277,8 @@ export class RecordOpener {
 
   /** Removes the next `n` buffered bytes; returns them as views of the chunks. */
   #take(n: number): Buffer[] {
-    const out: Buffer[] = []
-    let left = n
-    while (left > 0) {
-      const c = this.#chunks[0]!
-      if (c.length <= left) {
-        out.push(c)
-        this.#chunks.shift()
-        left -= c.length
-      } else {
-        out.push(c.subarray(0, left))
-        this.#chunks[0] = c.subarray(left)
-        left = 0
-      }
-    }
     this.#buffered -= n
-    return out
+    return takeViews(this.#chunks, n)
   }
 
   #join(parts: Buffer[]): Buffer {

@@ -8,6 +8,7 @@
  */
 import os from 'node:os'
 import type net from 'node:net'
+import type { CancelSignal } from './cancel.js'
 import { systemError } from './errors.js'
 import { native } from './native.js'
 import { FastOpenSocket, markAttempted, markNotAttempted } from './socket.js'
@@ -49,7 +50,7 @@ export function connectEx(
   addr: Address,
   opts: ConnectPlan,
   payload: Buffer,
-  cancel: AbortSignal,
+  cancel: CancelSignal,
   socketOptions: net.SocketConstructorOpts,
 ): Promise<FastOpenSocket> {
   const n = native!

@@ -3,14 +3,15 @@
  * `connectWithData()` (a promise, data in the SYN).
  *
  * Two ways to get data into the SYN:
- * - **handle** (Linux >= 4.11): a descriptor with `TCP_FASTOPEN_CONNECT` is
- *   put under the socket's own handle just before Node connects it, so
- *   Node's normal connect, events, timeouts and errors all apply, and the
- *   first write rides in the SYN.
- * - **preconnect** (older Linux kernels: `sendto(MSG_FASTOPEN)`): native
- *   code connects with the data, waits until the socket is writable, then
- *   hands the connected descriptor to Node; bytes the SYN could not take
- *   are written after.
+ * - **handle** (`createConnection` on Linux >= 4.11): a descriptor with
+ *   `TCP_FASTOPEN_CONNECT` is put under the socket's own handle just before
+ *   Node connects it, so Node's normal connect, events, timeouts and errors
+ *   all apply, and the first write rides in the SYN.
+ * - **preconnect** (`connectWithData` on Linux: `sendto(MSG_FASTOPEN)`):
+ *   native code connects with the data — the SYN leaves in the call —,
+ *   waits until the socket is writable (not at all when the handshake is
+ *   already complete: a peer on this host), then hands the connected
+ *   descriptor to Node; bytes the SYN could not take are written after.
  * - macOS: `connectWithData` uses **preconnect** with `connectx()`;
  *   `createConnection` uses **deferred**: `connectx(CONNECT_RESUME_ON_READ_WRITE)`
  *   without data on a descriptor adopted with `new net.Socket({ fd })`, so
@@ -26,12 +27,13 @@
  */
 import dns from 'node:dns'
 import net from 'node:net'
+import { Cancel, type CancelSignal } from './cancel.js'
 import { connectEx } from './connect-win.js'
 import { deferredConnection, sendSynIfIdle } from './darwin.js'
 import { abortError, invalidArgType, systemError } from './errors.js'
 import { adoptFd, canAdopt } from './handle.js'
-import { native, type NativeWaitHandle } from './native.js'
-import { FastOpenSocket, markAttempted, markNotAttempted, refresh, socketFd } from './socket.js'
+import { native, type NativeTcpInfo, type NativeWaitHandle } from './native.js'
+import { FastOpenSocket, fastOpenAttempted, markAttempted, markNotAttempted, refresh, socketFd } from './socket.js'
 import { darwinSetting, SUPPORTED_PLATFORMS } from './support.js'
 import type { FastOpenConnectOptions, FastOpenReason } from './types.js'
 import { normalizeConnectArgs, toBytes, validateConnectOptions, type ConnectPlan } from './validate.js'
@@ -46,6 +48,14 @@ type Method = 'handle' | 'preconnect' | 'connectex' | 'deferred'
  */
 let linuxMethod: Method = process.env.SYNMUX_LINUX_TFO_METHOD === 'sendto' ? 'preconnect' : 'handle'
 const linuxAdopt = process.env.SYNMUX_LINUX_TFO_METHOD === 'adopt'
+/**
+ * `connectWithData` on Linux sends with `sendto(MSG_FASTOPEN)` even where
+ * `TCP_FASTOPEN_CONNECT` works: the data is in hand, so the SYN leaves in
+ * the call, not after Node's connect has gone round the event loop (about
+ * 0.3 ms under load, on a forwarded connection's critical path). Test
+ * hook: `SYNMUX_LINUX_TFO_METHOD=handle` keeps it on the handle path.
+ */
+const dataMethodHandle = process.env.SYNMUX_LINUX_TFO_METHOD === 'handle'
 
 /** How a connect will try TFO, or why it will not. */
 function clientMethod(opts: ConnectPlan): { method: Method } | { reason: FastOpenReason } {
@@ -74,9 +84,18 @@ function darwinClientOn(): boolean {
   return v === undefined || (v & 0x2) !== 0
 }
 
-function socketOptions(opts: ConnectPlan): net.SocketConstructorOpts {
+/**
+ * The `net.Socket` constructor options. `adopted`: for a socket made over
+ * a descriptor or handle synmux already has, without `noDelay` and
+ * `keepAlive`: Node applies those options only when it connects the
+ * socket itself, and takes them as already set, so that the
+ * `setNoDelay(true)` / `setKeepAlive(true)` that follow would not reach
+ * the kernel (the onward connection would keep Nagle on).
+ */
+function socketOptions(opts: ConnectPlan, adopted = false): net.SocketConstructorOpts {
   const o: Record<string, unknown> = {}
   if (opts.allowHalfOpen !== undefined) o.allowHalfOpen = opts.allowHalfOpen
+  if (adopted) return o as net.SocketConstructorOpts
   if (opts.noDelay !== undefined) o.noDelay = opts.noDelay
   if (opts.keepAlive !== undefined) o.keepAlive = opts.keepAlive
   if (opts.keepAliveInitialDelay !== undefined) o.keepAliveInitialDelay = opts.keepAliveInitialDelay
@@ -95,7 +114,7 @@ function netConnectOptions(opts: ConnectPlan): net.TcpSocketConnectOpts {
  * Puts a TFO descriptor under the socket's handle (which `connect()` just
  * created and has not connected yet).
  */
-function attach(socket: FastOpenSocket, family: 4 | 6): void {
+function attach(socket: FastOpenSocket, family: 4 | 6, idleSyn: boolean): void {
   const n = native!
   if (!canAdopt(socket)) return markNotAttempted(socket, 'handle-unavailable')
   let fd: number
@@ -120,16 +139,22 @@ function attach(socket: FastOpenSocket, family: 4 | 6): void {
   markAttempted(socket)
   // With a cookie the kernel defers the SYN to the first write. A socket
   // that writes nothing when connected (a server-speaks-first protocol)
-  // would wait forever, so send the SYN empty after this turn of the loop.
-  socket.once('connect', () => setImmediate(() => sendSynIfIdle(socket, socketFd(socket))))
+  // would wait forever, so send the SYN empty after this turn of the loop
+  // (not needed when the caller writes its first bytes at once).
+  if (idleSyn) socket.once('connect', () => setImmediate(() => sendSynIfIdle(socket, socketFd(socket))))
 }
 
-/** Starts connecting `socket` through Node, with a TFO descriptor when possible. */
+/**
+ * Starts connecting `socket` through Node, with a TFO descriptor when
+ * possible. `dataFollows`: the caller writes its first bytes right away
+ * (no SYN can be left waiting for a write).
+ */
 function connectThroughNode(
   socket: FastOpenSocket,
   opts: ConnectPlan,
   tfo: boolean,
   listener?: () => void,
+  dataFollows = false,
 ): void {
   const netOpts = netConnectOptions(opts)
   if (opts.timeout !== undefined) socket.setTimeout(opts.timeout)
@@ -140,13 +165,13 @@ function connectThroughNode(
   const literal = net.isIP(opts.host)
   if (literal !== 0) {
     socket.connect(netOpts, listener)
-    attach(socket, literal as 4 | 6)
+    attach(socket, literal as 4 | 6, !dataFollows)
     return
   }
   // Node emits 'lookup' synchronously right before it connects.
   socket.prependOnceListener('lookup', (err: Error | null, address: string, family: number | string) => {
     if (err || !address) return
-    attach(socket, family === 6 || family === 'IPv6' || net.isIP(address) === 6 ? 6 : 4)
+    attach(socket, family === 6 || family === 'IPv6' || net.isIP(address) === 6 ? 6 : 4, !dataFollows)
   })
   socket.connect(netOpts, listener)
 }
@@ -193,7 +218,7 @@ export function createConnection(...args: unknown[]): FastOpenSocket {
     if (process.platform === 'darwin' && !darwinClientOn()) {
       plan = { reason: 'disabled-by-os' }
     } else {
-      const made = deferredConnection({ plan: opts, socketOptions: socketOptions(opts), force: forceDarwinTfo, connectListener })
+      const made = deferredConnection({ plan: opts, socketOptions: socketOptions(opts, true), force: forceDarwinTfo, connectListener })
       if (made instanceof FastOpenSocket) {
         if (opts.signal) watchSignal(made, opts.signal)
         return made
@@ -239,9 +264,8 @@ const RETRYABLE = new Set(['ECONNREFUSED', 'EADDRNOTAVAIL', 'ENETUNREACH', 'EHOS
 /** Errors that mean "the connect failed" even when a read or write reported them. */
 const CONNECT_ERRORS = new Set([...RETRYABLE, 'ETIMEDOUT', 'ECONNRESET', 'EPIPE'])
 
-function resolve(opts: ConnectPlan, cancel: AbortSignal): Promise<Address[]> {
-  const literal = net.isIP(opts.host)
-  if (literal !== 0) return Promise.resolve([{ address: opts.host, family: literal as 4 | 6 }])
+/** Resolves a host name (the caller takes an IP literal as it is). */
+function resolve(opts: ConnectPlan, cancel: CancelSignal): Promise<Address[]> {
   return new Promise((res, rej) => {
     const onAbort = () => rej(cancel.reason)
     cancel.addEventListener('abort', onAbort, { once: true })
@@ -286,13 +310,21 @@ function resolve(opts: ConnectPlan, cancel: AbortSignal): Promise<Address[]> {
  * (`code`, `errno`, `syscall`, `address`, `port`), `ETIMEDOUT` after
  * `options.timeout`, or an `AbortError` when `options.signal` aborts.
  */
-export async function connectWithData(
-  options: FastOpenConnectOptions,
-  data?: string | Uint8Array,
-): Promise<FastOpenSocket> {
+export function connectWithData(options: FastOpenConnectOptions, data?: string | Uint8Array): Promise<FastOpenSocket> {
+  return connectCancellable(options, data, new Cancel())
+}
+
+/**
+ * {@link connectWithData}, called off by `cancel` too (its `reason` is the
+ * rejection) — for callers in this package, without the cost of an
+ * `AbortController` per connect. `cancel` is this connect's own: its
+ * timeout aborts it.
+ * @internal
+ */
+export async function connectCancellable(options: FastOpenConnectOptions, data: string | Uint8Array | undefined, cancel: Cancel): Promise<FastOpenSocket> {
   const opts = validateConnectOptions(options)
   const payload = toBytes(data)
-  const cancel = new AbortController()
+  if (cancel.aborted) throw cancel.reason
   const onAbort = () => cancel.abort(abortError(opts.signal!))
   if (opts.signal) {
     if (opts.signal.aborted) throw abortError(opts.signal)
@@ -303,14 +335,16 @@ export async function connectWithData(
       ? setTimeout(() => cancel.abort(systemError('ETIMEDOUT', 'connect', opts.host, opts.port)), opts.timeout)
       : undefined
   try {
-    const addresses = await resolve(opts, cancel.signal)
+    // (an IP literal needs no lookup: no turn of the microtask queue before the SYN)
+    const literal = net.isIP(opts.host)
+    const addresses = literal !== 0 ? [{ address: opts.host, family: literal as 4 | 6 }] : await resolve(opts, cancel)
     let last: unknown
     for (const addr of addresses) {
       try {
-        return await connectOnce(addr, opts, payload, cancel.signal)
+        return await connectOnce(addr, opts, payload, cancel)
       } catch (err) {
         last = err
-        if (cancel.signal.aborted || !RETRYABLE.has((err as NodeJS.ErrnoException).code ?? '')) break
+        if (cancel.aborted || !RETRYABLE.has((err as NodeJS.ErrnoException).code ?? '')) break
       }
     }
     throw last
@@ -320,25 +354,41 @@ export async function connectWithData(
   }
 }
 
-function connectOnce(addr: Address, opts: ConnectPlan, payload: Buffer, cancel: AbortSignal): Promise<FastOpenSocket> {
+function connectOnce(addr: Address, opts: ConnectPlan, payload: Buffer, cancel: CancelSignal): Promise<FastOpenSocket> {
   const one: ConnectPlan = { ...opts, host: addr.address, family: addr.family }
   const plan = clientMethod(one)
   if ('method' in plan && payload.length > 0) {
-    if (plan.method === 'preconnect' || plan.method === 'deferred') {
+    if (plan.method === 'preconnect' || plan.method === 'deferred' || (plan.method === 'handle' && !dataMethodHandle)) {
       return preconnect(addr, one, payload, cancel)
     }
-    if (plan.method === 'connectex') return connectEx(addr, one, payload, cancel, socketOptions(one))
+    if (plan.method === 'connectex') return connectEx(addr, one, payload, cancel, socketOptions(one, true))
   }
   const socket = new FastOpenSocket(socketOptions(one))
   if ('reason' in plan) markNotAttempted(socket, plan.reason)
   else if (payload.length === 0) markNotAttempted(socket, 'no-data')
-  connectThroughNode(socket, one, 'method' in plan && plan.method === 'handle' && payload.length > 0)
+  connectThroughNode(socket, one, 'method' in plan && plan.method === 'handle' && payload.length > 0, undefined, payload.length > 0)
   if (payload.length > 0) socket.write(payload)
   return established(socket, addr, one.port, cancel)
 }
 
+/** Kernel TCP states past the handshake of a connection we opened (Linux: include/net/tcp_states.h). */
+const LINUX_PAST_HANDSHAKE = new Set([1 /* ESTABLISHED */, 4 /* FIN_WAIT1 */, 5 /* FIN_WAIT2 */, 6 /* TIME_WAIT */, 8 /* CLOSE_WAIT */, 9 /* LAST_ACK */, 11 /* CLOSING */])
+
+/**
+ * Whether the handshake has completed: ESTABLISHED, or already past it — a
+ * fast peer may have answered and closed before we look (on loopback it
+ * all happens within our first write). A refused SYN (CLOSE) is not.
+ */
+function handshakeDone(info: NativeTcpInfo): boolean {
+  if (info.established) return true
+  if (process.platform === 'linux') return LINUX_PAST_HANDSHAKE.has(info.state)
+  // macOS (netinet/tcp_fsm.h): CLOSE_WAIT 5 ... TIME_WAIT 10 follow ESTABLISHED 4.
+  if (process.platform === 'darwin') return info.state >= 5 && info.state <= 10
+  return false
+}
+
 /** Resolves when the handshake is complete (not merely when a TFO connect was queued). */
-function established(socket: FastOpenSocket, addr: Address, port: number, cancel: AbortSignal): Promise<FastOpenSocket> {
+function established(socket: FastOpenSocket, addr: Address, port: number, cancel: CancelSignal): Promise<FastOpenSocket> {
   return new Promise((resolve, reject) => {
     let waiter: NativeWaitHandle | undefined
     const cleanup = () => {
@@ -363,12 +413,14 @@ function established(socket: FastOpenSocket, addr: Address, port: number, cancel
     const onClose = () => fail(systemError('ECONNRESET', 'connect', addr.address, port))
     const onConnect = () => {
       const fd = socketFd(socket)
-      if (native && socket.fastOpen.attempted && fd >= 0) {
+      if (native && fastOpenAttempted(socket) && fd >= 0) {
+        let info: NativeTcpInfo
         try {
+          info = native.tcpInfo(fd)
           // A TFO connect reports 'connect' before the SYN-ACK: wait for
           // the handshake (or its failure: a refused SYN may already have
           // closed it).
-          if (!native.tcpInfo(fd).established) {
+          if (!handshakeDone(info)) {
             waiter = native.waitWritable(fd, (err) => {
               waiter = undefined
               if (err) fail(systemError(err, 'connect', addr.address, port))
@@ -380,12 +432,13 @@ function established(socket: FastOpenSocket, addr: Address, port: number, cancel
         } catch (err) {
           return fail(err)
         }
+        return finish(info)
       }
       finish()
     }
-    const finish = () => {
+    const finish = (info?: NativeTcpInfo) => {
       cleanup()
-      refresh(socket)
+      refresh(socket, info)
       resolve(socket)
     }
     if (cancel.aborted) return fail(cancel.reason)
@@ -403,7 +456,7 @@ function discard(socket: net.Socket): void {
 }
 
 /** Native connect-with-data, then hand the connected descriptor to Node. */
-function preconnect(addr: Address, opts: ConnectPlan, payload: Buffer, cancel: AbortSignal): Promise<FastOpenSocket> {
+function preconnect(addr: Address, opts: ConnectPlan, payload: Buffer, cancel: CancelSignal): Promise<FastOpenSocket> {
   const n = native!
   const darwin = process.platform === 'darwin'
   // macOS: connectx() sends the data either way; with the client bit of
@@ -442,9 +495,20 @@ function preconnect(addr: Address, opts: ConnectPlan, payload: Buffer, cancel: A
       }
       return reject(e.syscall === 'bind' ? systemError(e, 'bind', opts.localAddress, opts.localPort) : systemError(e, 'connect', addr.address, opts.port))
     }
-    let waiter: NativeWaitHandle
+    // A peer on this host: the kernel usually completes the handshake
+    // inside the connect call. Then the descriptor is handed over at once
+    // (no turn of the event loop to wait for writability), and this
+    // TCP_INFO settles what happened to the data in the SYN.
+    let now: NativeTcpInfo | undefined
+    let waiter: NativeWaitHandle | undefined
+    try {
+      now = n.tcpInfo(fd)
+    } catch {
+      // asked again once writable
+    }
+    if (now?.established && !cancel.aborted) return onWritable(null)
     const onAbort = () => {
-      waiter.cancel()
+      waiter?.cancel()
       n.close(fd)
       reject(cancel.reason)
     }
@@ -459,12 +523,12 @@ function preconnect(addr: Address, opts: ConnectPlan, payload: Buffer, cancel: A
     cancel.addEventListener('abort', onAbort, { once: true })
 
     function onWritable(err: NodeJS.ErrnoException | null): void {
-      cancel.removeEventListener('abort', onAbort)
+      if (waiter !== undefined) cancel.removeEventListener('abort', onAbort)
       if (err) {
         n.close(fd)
         return reject(systemError(err, 'connect', addr.address, opts.port))
       }
-      const socket = new FastOpenSocket({ fd, readable: true, writable: true, ...socketOptions(opts) })
+      const socket = new FastOpenSocket({ fd, readable: true, writable: true, ...socketOptions(opts, true) })
       if (disabled) markNotAttempted(socket, 'disabled-by-os')
       else markAttempted(socket)
       if (opts.noDelay) socket.setNoDelay(true)
@@ -472,7 +536,7 @@ function preconnect(addr: Address, opts: ConnectPlan, payload: Buffer, cancel: A
       if (opts.timeout !== undefined) socket.setTimeout(opts.timeout)
       const rest = sent > 0 ? payload.subarray(sent) : payload
       if (rest.length > 0) socket.write(rest)
-      refresh(socket)
+      refresh(socket, now?.established ? now : undefined)
       resolve(socket)
     }
   })

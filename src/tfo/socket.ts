@@ -190,17 +190,29 @@ export function markOutcome(socket: FastOpenSocket, accepted: boolean | null, re
   else delete s.reason
 }
 
-/** Asks the kernel for the outcome while it is undecided; caches it once final. @internal */
-export function refresh(socket: FastOpenSocket): ReportState {
+/** Whether TFO was requested from the OS for this socket (without asking the kernel for the outcome). @internal */
+export function fastOpenAttempted(socket: FastOpenSocket): boolean {
+  return state.get(socket)?.attempted === true
+}
+
+/**
+ * Asks the kernel for the outcome while it is undecided (or reads it from
+ * `known`, a TCP_INFO the caller has just taken); caches it once final.
+ * @internal
+ */
+export function refresh(socket: FastOpenSocket, known?: NativeTcpInfo): ReportState {
   const s = state.get(socket)!
   if (!s.attempted || s.accepted !== null || !native) return s
-  const fd = socketFd(socket)
-  if (fd < 0) return s
   let info: NativeTcpInfo
-  try {
-    info = native.tcpInfo(fd)
-  } catch {
-    return s
+  if (known !== undefined) info = known
+  else {
+    const fd = socketFd(socket)
+    if (fd < 0) return s
+    try {
+      info = native.tcpInfo(fd)
+    } catch {
+      return s
+    }
   }
   if (info.connecting) return s
   s.accepted = info.synData

@@ -25,6 +25,7 @@
  */
 import net from 'node:net'
 import util from 'node:util'
+import { SynmuxError } from '../common/errors.js'
 
 /** The parts of Node's internal `TCP` handle used here. */
 export interface TcpWrapHandle {
@@ -115,7 +116,7 @@ export function ipv6OnlyFlag(): number {
 
 function openHandle(socket: number, server: boolean): TcpWrapHandle {
   const b = load()
-  if (!b) throw Object.assign(new Error(bindingError), { code: 'ERR_SYNMUX_HANDLE_UNAVAILABLE' })
+  if (!b) throw new SynmuxError('ERR_SYNMUX_HANDLE_UNAVAILABLE', bindingError ?? 'the TCP handle binding is unavailable')
   const handle = new b.TCP(server ? b.constants.SERVER : b.constants.SOCKET)
   const err = handle.open(socket)
   if (err !== 0) {

@@ -29,7 +29,7 @@ type HostRule =
   | { kind: 'any' }
   | { kind: 'name'; name: string }
   | { kind: 'suffix'; suffix: string }
-  | { kind: 'ip'; list: net.BlockList; text: string }
+  | { kind: 'ip'; list: net.BlockList; text: string; v4: { net: number; mask: number } | null }
 
 interface Rule {
   host: HostRule
@@ -92,6 +92,24 @@ function ipv6Bytes(ip: string): Buffer {
 }
 
 const v4At = (b: Buffer, ...offsets: number[]): string => offsets.map((o) => b[o]!).join('.')
+
+/** An IPv4 address (one `net.isIPv4` accepts) as an unsigned 32-bit number. */
+function ipv4Number(ip: string): number {
+  let n = 0
+  let part = 0
+  for (let i = 0; i < ip.length; i++) {
+    const c = ip.charCodeAt(i)
+    if (c === 46) {
+      n = n * 256 + part
+      part = 0
+    } else part = part * 10 + (c - 48)
+  }
+  return n * 256 + part
+}
+
+/** Whether IPv4 `ip` is in an `ip` rule's block (a mask compare: `BlockList.check()` builds a `SocketAddress` per call). */
+const inBlock = (rule: { list: net.BlockList; v4: { net: number; mask: number } | null }, ip: string): boolean =>
+  rule.v4 !== null ? ((ipv4Number(ip) & rule.v4.mask) >>> 0) === rule.v4.net : rule.list.check(ip, 'ipv4')
 
 /**
  * The IPv4 addresses an IPv6 address stands for, if it is one of the forms
@@ -157,7 +175,8 @@ function parseHost(entry: string, h: string): HostRule {
     if (!/^\d+$/.test(prefix ?? String(max)) || bits < 0 || bits > max) throw bad(entry, 'bad CIDR prefix')
     const list = new net.BlockList()
     list.addSubnet(addr!, bits, family)
-    return { kind: 'ip', list, text: bare }
+    const mask = bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0
+    return { kind: 'ip', list, text: bare, v4: family === 'ipv4' ? { net: (ipv4Number(addr!) & mask) >>> 0, mask } : null }
   }
   if (bracket || prefix !== undefined) throw bad(entry, 'not an IP address or CIDR block')
   if (h.startsWith('*.')) {
@@ -225,25 +244,28 @@ export class AllowList {
     const family = net.isIP(q.address)
     if (family === 0) return undefined
     const type = family === 6 ? 'ipv6' : 'ipv4'
-    const isPublic = isPublicAddress(q.address)
-    const embedded = embeddedIPv4(q.address)
+    // Worked out only when a rule needs them (each costs BlockList checks).
+    let isPublic: boolean | undefined
+    let embedded: string[] | null | undefined
+    const publicAddress = (): boolean => (isPublic ??= isPublicAddress(q.address))
     for (const r of this.#rules) {
       if (q.port < r.portMin || q.port > r.portMax) continue
       switch (r.host.kind) {
         case 'any':
-          if (isPublic) return r.text
+          if (publicAddress()) return r.text
           break
         case 'suffix':
-          if (isPublic && (h === r.host.suffix || h.endsWith(`.${r.host.suffix}`))) return r.text
+          if ((h === r.host.suffix || h.endsWith(`.${r.host.suffix}`)) && publicAddress()) return r.text
           break
         case 'name':
           // an exact name is explicit: it may name a private host (e.g. localhost)
           if (h === r.host.name) return r.text
           break
         case 'ip':
-          if (r.host.list.check(q.address, type)) return r.text
+          if (family === 4 ? inBlock(r.host, q.address) : r.host.list.check(q.address, type)) return r.text
           // an IPv4-embedding IPv6 address, by every IPv4 address it may stand for
-          if (embedded !== null && embedded.every((a) => (r.host as { list: net.BlockList }).list.check(a, 'ipv4'))) return r.text
+          if (family === 6 && embedded === undefined) embedded = embeddedIPv4(q.address)
+          if (embedded != null && embedded.every((a) => inBlock(r.host as { list: net.BlockList; v4: { net: number; mask: number } | null }, a))) return r.text
           break
       }
     }

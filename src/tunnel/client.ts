@@ -7,183 +7,27 @@
  */
 import { EventEmitter } from 'node:events'
 import net from 'node:net'
-import { RefuseCode, ResetCode } from '../mux/constants.js'
+import { logs, silentLogger, type Logger } from '../common/log.js'
+import { GoawayCode, RefuseCode, ResetCode } from '../mux/wire/constants.js'
 import type { MuxError } from '../mux/errors.js'
-import type { SessionOptions } from '../mux/options.js'
-import { Session } from '../mux/session.js'
-import type { MuxStream } from '../mux/stream.js'
-import type { Target } from '../mux/target.js'
-import type { RedirectAddress } from '../mux/redirect.js'
-import { createConnection } from '../tfo/connect.js'
-import { listenError, TunnelError } from './errors.js'
-import { OpenPacer } from './room.js'
-import { silentLogger, type Logger } from './log.js'
-import { relay, type RelayCounts } from './relay.js'
-import { readFirstBytes } from './onward.js'
-import { SessionPool, type PoolStats } from './pool.js'
-import type { LaneInfo } from '../mux/lanes.js'
-import { Socks5Parser, SocksReply, socksReply } from './socks5.js'
-import { FailureLimiter } from './ratelimit.js'
+import { Session } from '../mux/session/session.js'
+import type { MuxStream } from '../mux/stream/stream.js'
+import type { Target } from '../mux/wire/target.js'
+import { carry } from '../net/local.js'
+import type { RelayCounts } from '../net/relay.js'
+import { refuseName } from '../net/refusal.js'
+import type { RedirectAddress } from '../mux/wire/redirect.js'
 import type { SecureChannel } from '../secure/channel.js'
-import { GoawayCode } from '../mux/constants.js'
+import type { createConnection } from '../tfo/connect.js'
+import type { LocalListener, TunnelClientOptions, TunnelClientStats } from './client-options.js'
+import { listenError, TunnelError } from './errors.js'
+import { sessionTag } from './forwarder.js'
+import { SessionPool } from './pool.js'
+import { OpenPacer } from './room.js'
 import { clientSecurity, TUNNEL_FRAME_SIZE, type Security, type TunnelClientSecureOptions } from './security.js'
+import { socksAnswer, socksName, socksReplyFor, socksServer, type SocksOptions } from './socks-listener.js'
+import { SocksReply } from './socks5.js'
 import { ClientTransports } from './transports.js'
-
-/** TLS settings of a {@link TunnelClient}. */
-export interface TunnelClientTls {
-  /** CA certificate(s) that sign the server's certificate. */
-  ca?: string | Buffer
-  /** Or: the server certificate's SHA-256 fingerprint (hex, colons allowed), pinned. */
-  fingerprint?: string
-  /** Server name for SNI and the certificate check. Default: the server host. */
-  servername?: string
-}
-
-/** Options of {@link TunnelClient}. */
-export interface TunnelClientOptions {
-  /** The tunnel server. */
-  server: { host: string; port: number }
-  /**
-   * The secure channel (PROTOCOL.md 20): this client's private key and the
-   * server's public key. Every session is encrypted and authenticated; the
-   * first request of a new session rides in the handshake's first flight.
-   * The default: give this, or one of the two alternatives below.
-   */
-  secure?: TunnelClientSecureOptions
-  /** Pre-shared key (at least 32 bytes), for `tls` or `insecurePlaintext` (PROTOCOL.md 16). */
-  key?: Buffer
-  /** Run the session over TLS (authenticated with `key`). */
-  tls?: TunnelClientTls
-  /** Run the session in clear text, authenticated only by `key`: for benchmarks, against a server that does the same. */
-  insecurePlaintext?: boolean
-  /**
-   * Connect only when the first local connection needs a session (or
-   * `open()` is called), instead of at `start()`: that connection's first
-   * bytes then ride in the session's first flight (with the secure channel
-   * and a warm TFO cookie: in the SYN), so it still takes one round trip.
-   * Default false.
-   */
-  onDemand?: boolean
-  /** Session limits (role and auth are set by the client). */
-  session?: Omit<SessionOptions, 'role'>
-  /** Reconnect backoff in ms: starts at `min`, doubles up to `max`. Default 100 / 10,000. */
-  reconnect?: { min?: number; max?: number }
-  /** How long to wait for an application's first bytes before opening its stream. Default 5 ms. */
-  firstBytesWait?: number
-  /**
-   * How long a new local connection waits for a session (or, with every
-   * session at its stream limit's pace, for room) before it is closed, and
-   * logged. Default 10,000 ms.
-   */
-  sessionWait?: number
-  /**
-   * Opens sent on one session and not answered yet; more wait (in order)
-   * until an answer comes back. The server keeps an unanswered open pending
-   * while it connects onward and refuses opens past its own pending limit
-   * (256 per session by default), so a burst of thousands of connections
-   * is paced instead of refused. Default 128.
-   */
-  maxOpening?: number
-  /**
-   * Give up after this many handshakes in a row failed authentication: the
-   * client closes and emits `'error'` with `code` `SYNMUX_AUTH_FAILED`.
-   * With a pre-shared key, a failure is the server's proof not matching
-   * this key. With the secure channel, a failure is a server that answers
-   * the first flight with nothing (it closes, or stays silent until the
-   * handshake timeout: `secure.serverKey` is not its key, or it does not
-   * authorize this client's key) before any session was up; once a session
-   * has been up, such failures are retried with backoff. 0: keep trying.
-   * Default 3 (pre-shared key), 1 (secure channel: each attempt costs a
-   * handshake timeout).
-   */
-  maxAuthFailures?: number
-  /**
-   * Run a {@link SessionPool} of this many sessions, each on its own
-   * connection (new streams go to the best one). Default: one session.
-   * Sessions are resumable either way: a lost connection is reconnected
-   * and the session resumed without failing its streams.
-   */
-  pool?: number
-  /**
-   * Stripe each session over this many connections ("lanes", PROTOCOL.md
-   * 14), each opened like the first (TFO, TLS, authenticated): frames go to
-   * the lane that will deliver them first and are put back in order on the
-   * far side, so per-connection rate caps add up. Default 1.
-   */
-  lanes?: number
-  logger?: Logger
-}
-
-/** Live counters of a {@link TunnelClient}. */
-export interface TunnelClientStats {
-  /** `'connecting'`, `'up'` or `'closed'`. */
-  state: 'connecting' | 'up' | 'closed'
-  streams: number
-  /** Bytes from applications to targets, and back. */
-  bytesUp: number
-  bytesDown: number
-  /** Smoothed RTT of the session in ms. */
-  rtt: number
-  /** Sessions established after the first. */
-  reconnects: number
-  /** Times a session moved to a new connection without losing its streams. */
-  resumes: number
-  /** Local connections whose stream was refused (by the server, or no room for it). */
-  refused: number
-  /** The same by reason: the REFUSED code's name (`not_allowed`, `unreachable`, `connection_refused`, `timeout`, ...), or `too_many_streams`. */
-  refusedBy: Record<string, number>
-  /** Local connections carried (streams opened). */
-  connects: number
-  /** Connections to the server (sessions, resumes, lanes) that sent their first bytes in a TFO SYN (`attempted`), and whose SYN data the server accepted (`accepted`). */
-  tfo: { attempted: number; accepted: number }
-  /** SOCKS5 clients refused for wrong credentials (`socks({ auth })`). */
-  socksAuthFailures: number
-  /** With `pool`: every pool member's state. */
-  pool?: PoolStats
-  /** With `lanes`: the session's lanes (PROTOCOL.md 14). */
-  lanes?: LaneInfo[]
-}
-
-/** Options of {@link TunnelClient.socks}. */
-export interface SocksOptions {
-  /**
-   * Require username/password authentication (RFC 1929): clients that do
-   * not offer it are refused (`05 FF`). After 10 failures from a source
-   * address within a minute, its connections are closed unread until the
-   * minute has passed.
-   */
-  auth?: { user: string; pass: string }
-  /**
-   * Answer a CONNECT only once the far side has connected (OPENED), with
-   * the real reply code when it did not (`0x02` not allowed, `0x04` host
-   * unreachable, `0x05` connection refused, `0x06` timeout, `0x01` other).
-   * Costs a round trip: the application sends its first bytes only after
-   * the reply. Default false: success at once, the first bytes ride in the
-   * OPEN, a refusal closes the connection.
-   */
-  wait?: boolean
-  /** Time for a client to complete the greeting, authentication and request, in ms. Default 10,000. */
-  timeout?: number
-}
-
-/** SOCKS5 reply codes for REFUSED codes (PROTOCOL.md 11.2; RFC 1928 section 6). */
-const SOCKS_REPLY_FOR: Record<number, number> = {
-  [RefuseCode.NOT_ALLOWED]: SocksReply.NOT_ALLOWED,
-  [RefuseCode.UNREACHABLE]: SocksReply.HOST_UNREACHABLE,
-  [RefuseCode.CONNECTION_REFUSED]: SocksReply.CONNECTION_REFUSED,
-  [RefuseCode.TIMEOUT]: SocksReply.TTL_EXPIRED,
-}
-
-/** REFUSED codes by their name in lower case (`not_allowed`), for stats. */
-const REFUSE_NAMES: Record<number, string> = Object.fromEntries(Object.entries(RefuseCode).map(([k, v]) => [v, k.toLowerCase()]))
-
-/** A forward or SOCKS listener of a {@link TunnelClient}. */
-export interface LocalListener {
-  server: net.Server
-  address(): net.AddressInfo
-}
-
-
 
 /** What the client logs when the server's proof fails: the keys differ. */
 const WRONG_KEY = 'authentication failed: the server does not accept this key'
@@ -266,13 +110,7 @@ export class TunnelClient extends EventEmitter {
           connect: (_i, to) => this.#transport(to).transport,
           session: { ...this.#opts.session, ...(this.#opts.lanes !== undefined ? { lanes: this.#opts.lanes } : {}), ...this.#auth() },
         })
-        this.#pool.on('up', (s: Session) => {
-          this.#up = true
-          this.#wasUp = true
-          this.#authFailures = 0
-          this.#pacer.wake(true)
-          this.emit('up', s)
-        })
+        this.#pool.on('up', (s: Session) => this.#wentUp(s))
         this.#pool.on('down', (_i: number, err?: MuxError) => this.#failed(err))
         this.#pool.start()
       }
@@ -365,6 +203,15 @@ export class TunnelClient extends EventEmitter {
     return made
   }
 
+  /** A session (the pool's, or ours) is up: whoever waits for one or for room goes on. */
+  #wentUp(session: Session): void {
+    this.#up = true
+    this.#wasUp = true
+    this.#authFailures = 0
+    this.#pacer.wake(true)
+    this.emit('up', session)
+  }
+
   #connect(): void {
     this.#timer = undefined
     const { host, port } = this.#opts.server
@@ -382,14 +229,10 @@ export class TunnelClient extends EventEmitter {
     this.#session = session
     session.on('error', () => {})
     session.once('handshake', () => {
-      this.#up = true
-      this.#wasUp = true
-      this.#authFailures = 0
-      this.#pacer.wake(true)
       this.#sessions++
       this.#backoff = this.#opts.reconnect?.min ?? 100
       this.#log.info(`session to ${host}:${port} up${this.#sessions > 1 ? ` (reconnect ${this.#sessions - 1})` : ''}, TFO ${raw.fastOpen.accepted === true ? 'used' : `not used (${raw.fastOpen.reason ?? 'pending'})`}`)
-      this.emit('up', session)
+      this.#wentUp(session)
     })
     session.once('close', (err?: MuxError) => {
       this.#stats.resumes += session.stats().resumes
@@ -575,64 +418,67 @@ export class TunnelClient extends EventEmitter {
     this.#carried.set(socket, null)
     socket.once('close', () => this.#carried.delete(socket))
     const started = performance.now()
-    const from = `${socket.remoteAddress}:${socket.remotePort}`
-    const to = net.isIPv6(target.host) ? `[${target.host}]:${target.port}` : `${target.host}:${target.port}`
-    const first = head && head.length > 0 ? head : socks ? Buffer.alloc(0) : await readFirstBytes(socket, this.#opts.firstBytesWait ?? 5)
+    // Names for log lines, made only when a line is written (the peer's
+    // address is a getpeername(): read now only if the closing debug line,
+    // written after the socket is gone, will want it).
+    const debug = logs(this.#log, 'debug')
+    let peer = debug ? `${socket.remoteAddress}:${socket.remotePort}` : undefined
+    const from = (): string => (peer ??= `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`)
+    const to = (): string => (net.isIPv6(target.host) ? `[${target.host}]:${target.port}` : `${target.host}:${target.port}`)
     const refusedAs = (name: string): void => {
       this.#stats.refused++
       this.#refusedBy[name] = (this.#refusedBy[name] ?? 0) + 1
     }
-    let stream: MuxStream
-    try {
-      stream = await this.open(target, first)
-    } catch (err) {
-      if ((err as TunnelError).code === 'SYNMUX_TOO_MANY_STREAMS') refusedAs('too_many_streams')
-      this.#log.warn(`closing the connection from ${from} to ${target.host}:${target.port}: ${(err as Error).message}`, { from, target: to })
-      if (socks && !socket.destroyed) socket.end(Buffer.concat([socks.prefix ?? Buffer.alloc(0), socksReply(SocksReply.GENERAL_FAILURE)]))
-      else socket.destroy()
-      return
-    }
-    if (socket.destroyed) {
-      // The application gave up while its stream waited for a session or for room.
-      stream.on('error', () => {})
-      stream.reset(ResetCode.CANCEL)
-      return
-    }
-    this.#stats.connects++
-    this.#carried.set(socket, stream)
-    const session = stream.session
-    const tag = session.id?.subarray(0, 8).toString('hex')
-    let refusal: (Error & { code?: string; wireCode?: number }) | null = null
-    stream.once('error', (err: Error & { code?: string; wireCode?: number }) => {
-      if (err.code === 'SYNMUX_REFUSED' || err.code === 'SYNMUX_TOO_MANY_STREAMS') {
-        refusal = err
-        refusedAs(err.code === 'SYNMUX_TOO_MANY_STREAMS' ? 'too_many_streams' : (REFUSE_NAMES[err.wireCode ?? RefuseCode.REFUSED] ?? 'refused'))
+    let tag: string | undefined
+    let refused = false
+    const live: RelayCounts = { up: 0, down: 0, reason: '' }
+    const done = await carry(socket, {
+      head,
+      firstBytesWait: socks ? null : (this.#opts.firstBytesWait ?? 5),
+      open: (first) => {
+        live.up = first.length
+        return this.open(target, first)
+      },
+      failed: (err) => {
+        if ((err as TunnelError).code === 'SYNMUX_TOO_MANY_STREAMS') refusedAs('too_many_streams')
+        this.#log.warn(`closing the connection from ${from()} to ${target.host}:${target.port}: ${err.message}`, { from: from(), target: to() })
+        if (socks && !socket.destroyed) socket.end(socksAnswer(socks.prefix, SocksReply.GENERAL_FAILURE))
+        else socket.destroy()
+      },
+      opened: (stream) => {
+        this.#stats.connects++
+        this.#carried.set(socket, stream)
+        if (debug) tag = sessionTag(stream.session)
+        this.#relays.add(live)
+      },
+      refused: (err, stream) => {
+        refused = true
+        refusedAs(err.code === 'SYNMUX_TOO_MANY_STREAMS' ? 'too_many_streams' : refuseName(err.wireCode ?? RefuseCode.REFUSED))
         // Nothing the application sent is forwarded anywhere else: close it.
-        this.#log.warn(`${target.host}:${target.port} refused: ${err.message}`, { session: tag, stream: stream.id, from, target: to })
-      }
-    })
-    if (socks) {
-      // Wait for OPENED (or the refusal) before answering the application.
-      const opened = await new Promise<boolean>((resolve) => {
-        if (stream.destroyed) return resolve(false)
-        const onOpen = (): void => (stream.off('close', onClose), resolve(true))
-        const onClose = (): void => (stream.off('open', onOpen), resolve(false))
-        stream.once('open', onOpen)
-        stream.once('close', onClose)
-      })
-      if (!opened) {
-        const code = refusal === null ? SocksReply.GENERAL_FAILURE : (SOCKS_REPLY_FOR[(refusal as { wireCode?: number }).wireCode ?? -1] ?? SocksReply.GENERAL_FAILURE)
-        if (!socket.destroyed) socket.end(Buffer.concat([socks.prefix ?? Buffer.alloc(0), socksReply(code)]))
-        return
-      }
-      socket.write(Buffer.concat([socks.prefix ?? Buffer.alloc(0), socksReply(SocksReply.SUCCEEDED)]))
-    }
-    const live: RelayCounts = { up: first.length, down: 0, reason: '' }
-    this.#relays.add(live)
-    const counts = await relay(stream, socket, live, 'application').finally(() => this.#relays.delete(live))
+        this.#log.warn(`${target.host}:${target.port} refused: ${err.message}`, { session: tag ?? sessionTag(stream.session), stream: stream.id, from: from(), target: to() })
+      },
+      ...(socks
+        ? {
+            // Wait for OPENED (or the refusal) before answering the application.
+            ready: async (_stream: MuxStream, answered: () => Promise<Error | null>) => {
+              const err = await answered()
+              if (err !== null) {
+                if (!socket.destroyed) socket.end(socksAnswer(socks.prefix, socksReplyFor(err)))
+                return false
+              }
+              socket.write(socksAnswer(socks.prefix, SocksReply.SUCCEEDED))
+              return true
+            },
+          }
+        : {}),
+      counts: live,
+      socketName: 'application',
+    }).finally(() => this.#relays.delete(live))
+    if (done === null) return
+    const { stream, counts } = done
     this.#stats.bytesUp += counts.up
     this.#stats.bytesDown += counts.down
-    this.#log.debug(`closed ${from} -> ${to}`, { session: tag, stream: stream.id, from, target: to, up: counts.up, down: counts.down, ms: Math.round(performance.now() - started), reason: refusal ? 'refused' : counts.reason })
+    if (debug) this.#log.debug(`closed ${from()} -> ${to()}`, { session: tag, stream: stream.id, from: from(), target: to(), up: counts.up, down: counts.down, ms: Math.round(performance.now() - started), reason: refused ? 'refused' : counts.reason })
   }
 
   #listen(server: net.Server, at: { host?: string; port: number }, what: string): Promise<LocalListener> {
@@ -671,61 +517,11 @@ export class TunnelClient extends EventEmitter {
    * {@link SocksOptions} for authentication and waiting for the far side.
    */
   socks(at: { host?: string; port: number }, options: SocksOptions = {}): Promise<LocalListener> {
-    const auth = options.auth
-    if (auth !== undefined && (typeof auth !== 'object' || auth === null || typeof auth.user !== 'string' || typeof auth.pass !== 'string' || auth.user === '' || Buffer.byteLength(auth.user) > 255 || Buffer.byteLength(auth.pass) > 255)) {
-      throw Object.assign(new TypeError('options.auth must be { user, pass }: strings of 1-255 bytes (the password may be empty)'), { code: 'ERR_INVALID_ARG_VALUE' })
-    }
-    const timeout = options.timeout ?? 10_000
-    if (typeof timeout !== 'number' || !Number.isInteger(timeout) || timeout < 1) throw Object.assign(new RangeError('options.timeout must be a positive integer'), { code: 'ERR_OUT_OF_RANGE' })
-    // Guessing the password: after 10 failures from an address within a minute, its connections are closed unread.
-    const limiter = auth ? new FailureLimiter({ maxFailures: 10, windowMs: 60_000 }) : null
-    let refusedLogAt = 0
-    const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
-      socket.on('error', () => {})
-      const source = socket.remoteAddress ?? '?'
-      if (limiter !== null && !limiter.allowed(source)) {
-        if (Date.now() - refusedLogAt > 10_000) {
-          refusedLogAt = Date.now()
-          this.#log.warn(`SOCKS5: refusing ${source}: too many failed authentications (for up to a minute)`)
-        }
-        socket.destroy()
-        return
-      }
-      const parser = new Socks5Parser(auth ? { auth } : {})
-      const timer = setTimeout(() => {
-        this.#log.info(`SOCKS5: ${source}: no request within ${timeout} ms${parser.authenticated ? '' : auth ? ' (not authenticated)' : ''}; closed`)
-        socket.destroy()
-      }, timeout)
-      const onData = (chunk: Buffer) => {
-        let r: ReturnType<Socks5Parser['push']>
-        try {
-          r = parser.push(chunk)
-        } catch (err) {
-          clearTimeout(timer)
-          socket.off('data', onData)
-          const e = err as Error & { reply?: Buffer; authFailed?: boolean }
-          if (e.authFailed && limiter !== null) {
-            this.#stats.socksAuthFailures++
-            limiter.fail(source)
-            this.#log.warn(`${e.message} from ${source}`)
-          } else this.#log.info(e.message)
-          if (e.reply) socket.end(e.reply)
-          else socket.destroy()
-          return
-        }
-        if (r.send && !r.request) socket.write(r.send)
-        if (!r.request) return
-        clearTimeout(timer)
-        socket.off('data', onData)
-        socket.pause()
-        const target = { host: r.request.host, port: r.request.port }
-        if (options.wait) return void this.#carry(socket, target, r.rest, { prefix: r.send })
-        socket.write(r.send ? Buffer.concat([r.send, socksReply(SocksReply.SUCCEEDED)]) : socksReply(SocksReply.SUCCEEDED))
-        void this.#carry(socket, target, r.rest)
-      }
-      socket.on('data', onData)
+    const server = socksServer(options, this.#log, {
+      carry: (socket, target, rest, wait) => void this.#carry(socket, target, rest, wait),
+      authFailed: () => this.#stats.socksAuthFailures++,
     })
-    return this.#listen(server, at, `SOCKS5${auth ? ' (username/password)' : ''}${options.wait ? ' (replies wait for the far side)' : ''}`)
+    return this.#listen(server, at, socksName(options))
   }
 
   /**

@@ -2,26 +2,30 @@
  * Errors of the tunnel layer, each with a stable `code`.
  * @packageDocumentation
  */
+import { SynmuxError } from '../common/errors.js'
+import type { MuxErrorCode } from '../mux/errors.js'
 
-/** Stable codes of {@link TunnelError}. */
+/**
+ * Stable codes of {@link TunnelError}. `SYNMUX_AUTH_FAILED` and
+ * `SYNMUX_TOO_MANY_STREAMS` are the session's codes (`MuxErrorCode`): the
+ * tunnel client gives the same failure the same code when it gives up or
+ * finds no room.
+ */
 export type TunnelErrorCode =
   | 'SYNMUX_BAD_ALLOW_ENTRY'
   | 'SYNMUX_TARGET_NOT_ALLOWED'
   | 'SYNMUX_BAD_KEY'
   | 'SYNMUX_BAD_CONFIG'
   | 'SYNMUX_SOCKS_PROTOCOL'
-  | 'SYNMUX_AUTH_FAILED'
   | 'SYNMUX_NO_SESSION'
-  | 'SYNMUX_TOO_MANY_STREAMS'
   | 'SYNMUX_LISTEN_FAILED'
+  | Extract<MuxErrorCode, 'SYNMUX_AUTH_FAILED' | 'SYNMUX_TOO_MANY_STREAMS'>
 
 /** An error of the tunnel layer. */
-export class TunnelError extends Error {
-  readonly code: TunnelErrorCode
+export class TunnelError extends SynmuxError<TunnelErrorCode> {
   constructor(code: TunnelErrorCode, message: string, options?: ErrorOptions) {
-    super(message, options)
+    super(code, message, options)
     this.name = 'TunnelError'
-    this.code = code
   }
 }
 

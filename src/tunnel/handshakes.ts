@@ -19,7 +19,7 @@
  */
 import type net from 'node:net'
 import type { FailureLimiter } from './ratelimit.js'
-import type { Logger } from './log.js'
+import type { Logger } from '../common/log.js'
 
 /** Limits of a {@link HandshakeGuard}. */
 export interface HandshakeGuardOptions {

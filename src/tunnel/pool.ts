@@ -11,11 +11,12 @@
  */
 import { EventEmitter } from 'node:events'
 import type { Duplex } from 'node:stream'
-import type { MuxError } from '../mux/errors.js'
-import type { SessionOptions } from '../mux/options.js'
-import type { RedirectAddress } from '../mux/redirect.js'
-import { type OpenOptions, Session } from '../mux/session.js'
-import type { MuxStream } from '../mux/stream.js'
+import { MuxError } from '../mux/errors.js'
+import type { SessionOptions } from '../mux/session/options.js'
+import { Session } from '../mux/session/session.js'
+import type { OpenOptions } from '../mux/session/types.js'
+import type { MuxStream } from '../mux/stream/stream.js'
+import type { RedirectAddress } from '../mux/wire/redirect.js'
 import { streamRoom } from './room.js'
 
 /** Options of a {@link SessionPool}. */
@@ -322,7 +323,7 @@ export class SessionPool extends EventEmitter {
       s = await new Promise<Session>((resolve, reject) => {
         const t = setTimeout(() => {
           this.off('up', onUp)
-          reject(Object.assign(new Error('no pool session came up in time'), { code: 'SYNMUX_SESSION_CLOSED' }))
+          reject(new MuxError('SYNMUX_SESSION_CLOSED', 'no pool session came up in time'))
         }, wait)
         const onUp = (x: Session): void => {
           clearTimeout(t)

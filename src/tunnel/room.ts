@@ -9,8 +9,8 @@
  * rest wait for an answer to come back.
  * @packageDocumentation
  */
-import type { Session } from '../mux/session.js'
-import type { MuxStream } from '../mux/stream.js'
+import type { Session } from '../mux/session/session.js'
+import type { MuxStream } from '../mux/stream/stream.js'
 
 /** What a session offers a new stream now. */
 export type Room = 'yes' | 'opening' | 'full'

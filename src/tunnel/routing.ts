@@ -6,7 +6,7 @@
  * @packageDocumentation
  */
 import type net from 'node:net'
-import type { SessionPlacement } from '../mux/registry.js'
+import type { SessionPlacement } from '../mux/registry/registry.js'
 import type { ReplayChecker } from '../secure/replay.js'
 import type { FailureLimiter, FailureLimiterOptions } from './ratelimit.js'
 import type { AdmissionPeers } from './handshakes.js'

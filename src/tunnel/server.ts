@@ -6,175 +6,28 @@
  * OPENED with the target's first response bytes.
  * @packageDocumentation
  */
-import dns from 'node:dns'
 import { EventEmitter } from 'node:events'
 import net from 'node:net'
 import tls from 'node:tls'
-import { DEFAULTS, GoawayCode, RefuseCode, ResetCode } from '../mux/constants.js'
-import { Session } from '../mux/session.js'
-import { SessionRegistry } from '../mux/registry.js'
-import type { SessionOptions } from '../mux/options.js'
-import type { MuxStream } from '../mux/stream.js'
-import type { DecodedTarget } from '../mux/target.js'
-import { connectWithData } from '../tfo/connect.js'
-import type { FastOpenSocket } from '../tfo/socket.js'
+import { invalidState } from '../common/errors.js'
+import { silentLogger, type Logger } from '../common/log.js'
+import { SessionRegistry } from '../mux/registry/registry.js'
+import type { Session } from '../mux/session/session.js'
+import type { MuxStream } from '../mux/stream/stream.js'
+import { DEFAULTS, GoawayCode, RefuseCode, ResetCode } from '../mux/wire/constants.js'
+import type { AuthorizedKeys } from '../secure/keys.js'
+import { MESSAGE1_TYPE } from '../secure/payload.js'
+import { ReplayGuard, type ReplayChecker } from '../secure/replay.js'
+import { secure } from '../secure/secure.js'
 import { enableFastOpen } from '../tfo/server.js'
 import { AllowList } from './allow.js'
-import { refuseCodeFor } from './onward.js'
 import { listenError } from './errors.js'
-import { FailureLimiter, type FailureLimiterOptions } from './ratelimit.js'
+import { bump, Forwarder, sessionTag, targetText, type Owner } from './forwarder.js'
+import { getDefaultGateway, isGatewayTarget, type StreamGateway } from './gateway.js'
 import { HandshakeGuard } from './handshakes.js'
-import { relay, type RelayCounts } from './relay.js'
-import { ConnectSlots } from './slots.js'
-import { silentLogger, type Logger } from './log.js'
-import { HttpGateway, type HttpGatewayLimits, type HttpGatewayStats } from '../proxy/gateway.js'
-import { isGatewayTarget } from '../proxy/common.js'
-import { secure } from '../secure/secure.js'
-import type { AuthorizedKeys } from '../secure/keys.js'
-import { ReplayGuard, type ReplayChecker } from '../secure/replay.js'
-import type { ServerRouting } from './routing.js'
-import { MESSAGE1_TYPE } from '../secure/payload.js'
+import { FailureLimiter } from './ratelimit.js'
 import { refusalText, serverSecurity, TUNNEL_FRAME_SIZE, TUNNEL_RECORD_SIZE, type Security, type TunnelServerSecureOptions } from './security.js'
-
-/** Options of {@link TunnelServer}. */
-export interface TunnelServerOptions {
-  /**
-   * The secure channel (PROTOCOL.md 20): the server's private key and the
-   * client keys it accepts. Every session is encrypted and authenticated;
-   * a client's first request rides in the handshake's first flight. The
-   * default: give this, or one of the two alternatives below.
-   */
-  secure?: TunnelServerSecureOptions
-  /**
-   * Pre-shared key (at least 32 bytes, {@link readKeyFile}), for `tls` or
-   * `insecurePlaintext`: clients prove it with PROTOCOL.md 16.
-   */
-  key?: Buffer
-  /** Serve sessions over TLS with this certificate and key (clients authenticate with `key`). */
-  tls?: { cert: string | Buffer; key: string | Buffer }
-  /**
-   * Serve sessions in clear text, authenticated only by `key`
-   * (PROTOCOL.md 16): anyone on the path reads everything and can inject
-   * frames. For benchmarks; never on a network you do not control.
-   */
-  insecurePlaintext?: boolean
-  /** Targets clients may reach: an {@link AllowList} or its entries. Default deny. */
-  allow: AllowList | string | readonly string[]
-  /**
-   * Session limits (role and auth are set by the server). `maxStreams`,
-   * the streams a client may keep open at once in one session, defaults to
-   * {@link TUNNEL_MAX_STREAMS} (16,384) here; an OPEN past it is refused
-   * (`REFUSED(TOO_MANY_STREAMS)`) and logged.
-   */
-  session?: Omit<SessionOptions, 'role'>
-  /**
-   * Onward connects in progress per session (resolving and connecting; a
-   * stream holds no slot once its connect has completed or failed); more
-   * wait, unanswered, for a slot. Default 64.
-   */
-  maxConnectsPerSession?: number
-  /** Onward connect timeout in ms. Default 10,000. */
-  connectTimeout?: number
-  /** After the onward connect, how long to wait for the target's first bytes to send them in OPENED. Default 10 ms. */
-  firstResponseWait?: number
-  /** Per-source limit on failed handshakes (every failure before the key is proved counts; see README). */
-  handshakeLimit?: FailureLimiterOptions
-  /** Connections that have not proved the key yet, at once, in all; more are closed unread. Default 1,024. */
-  maxUnauthenticated?: number
-  /** The same, per source address. Default 64. */
-  maxUnauthenticatedPerSource?: number
-  /** Resolver (default `dns.lookup`). */
-  lookup?: typeof dns.lookup
-  /**
-   * The HTTP gateway (the far half of `synmux client --http-proxy`): streams
-   * whose target is the reserved name `gateway.synmux.invalid` carry HTTP
-   * requests, forwarded to allowed origins over pooled keep-alive
-   * connections. `false` refuses such streams. Default on, with these limits.
-   */
-  httpGateway?: boolean | HttpGatewayLimits
-  logger?: Logger
-  /**
-   * Sessions shared with other processes or servers (`synmux server
-   * --workers`, `--instance-id`; `src/tunnel/cluster/`): session ids,
-   * where RESUMEs and JOINs go, the shared replay guard. Default: every
-   * session here.
-   */
-  routing?: ServerRouting
-}
-
-/**
- * Default streams per session of a tunnel server (the session's
- * `maxStreams`, announced in its HELLO): enough for 10,000 concurrent
- * connections through one `synmux client` with defaults.
- */
-export const TUNNEL_MAX_STREAMS = 16_384
-
-/** One authorized client of a {@link TunnelServer} with sessions (secure channel). */
-export interface TunnelClientInfo {
-  /** Its name in the authorized keys. */
-  name: string
-  /** Its public key (base64). */
-  key: string
-  sessions: number
-  streams: number
-  bytesUp: number
-  bytesDown: number
-}
-
-/** Live counters of a {@link TunnelServer}. */
-export interface TunnelServerStats {
-  /** Sessions (established, and resumable ones waiting for their client). */
-  sessions: number
-  /** Of those, resumable sessions whose client's connection is lost, waiting to be resumed. */
-  detached: number
-  streams: number
-  connectsInProgress: number
-  /** Onward connects that succeeded (relayed streams). */
-  connects: number
-  /**
-   * Of those, connects whose first bytes went in a TCP Fast Open SYN
-   * (`attempted`: the stream's OPEN carried bytes and TFO was asked of the
-   * OS) and whose SYN data the target accepted (`accepted`).
-   */
-  tfo: { attempted: number; accepted: number }
-  /** Opens refused (by the allow list, a failed connect or a limit). */
-  refused: number
-  /** The same by reason: the REFUSED code's name (`not_allowed`, `unreachable`, `connection_refused`, `timeout`, `too_many_streams`, ...). */
-  refusedBy: Record<string, number>
-  /** Sessions resumed on a new connection. */
-  resumes: number
-  /** Open lanes of striped sessions (PROTOCOL.md 14). */
-  lanes: number
-  handshakeFailures: number
-  /** The same by reason: `tls`, `protocol` (not synmux), `auth` (a wrong key), `timeout` (no HELLO or AUTH in time), `closed` (closed before proving the key). */
-  handshakeFailuresBy: Record<string, number>
-  /** Connections that have not proved the key yet. */
-  unauthenticated: number
-  /** Connections closed unread (a source over its failure limit, or a cap on unauthenticated connections). */
-  handshakeRefusals: number
-  /** Bytes relayed from clients to targets (connections still open included), and back. */
-  bytesUp: number
-  bytesDown: number
-  /** The HTTP gateway's counters (absent when it is off). */
-  http?: HttpGatewayStats
-  /** Secure channel: per client key with a session, its name and counters. */
-  clients?: TunnelClientInfo[]
-}
-
-/** Who a session belongs to (secure channel: its client key and name). */
-interface Owner {
-  key: string | null
-  name: string | null
-  source: string
-  bytesUp: number
-  bytesDown: number
-}
-
-const targetText = (t: DecodedTarget) => (t.kind === 'ipv6' ? `[${t.host}]:${t.port}` : `${t.host}:${t.port}`)
-
-/** REFUSED codes by their name in lower case (`not_allowed`), for stats. */
-const REFUSE_NAMES: Record<number, string> = Object.fromEntries(Object.entries(RefuseCode).map(([k, v]) => [v, k.toLowerCase()]))
-const refuseName = (code: number): string => REFUSE_NAMES[code] ?? `code_${code}`
+import { TUNNEL_MAX_STREAMS, type TunnelClientInfo, type TunnelServerOptions, type TunnelServerStats } from './server-options.js'
 
 /** The class of a failed handshake's reason (see {@link TunnelServerStats.handshakeFailuresBy}). */
 function failureClass(why: string): string {
@@ -188,13 +41,6 @@ function failureClass(why: string): string {
   if (/authentication failed|SYNMUX_AUTH_FAILED/.test(why)) return 'auth'
   if (/ within \d+ ms|TIMEOUT/.test(why)) return 'timeout'
   return 'closed'
-}
-
-/** A session's id as logged: its first 8 bytes in hex. */
-export const sessionTag = (s: Session): string | undefined => s.id?.subarray(0, 8).toString('hex')
-
-const bump = (m: Record<string, number>, k: string): void => {
-  m[k] = (m[k] ?? 0) + 1
 }
 
 /**
@@ -231,21 +77,14 @@ export class TunnelServer extends EventEmitter {
   readonly #sessions = new Set<Session>()
   /** Resumption: RESUME HELLOs find their session here (sessions outlive their connection). */
   #registry: SessionRegistry | null = null
-  readonly #gateway: HttpGateway | null
+  readonly #gateway: StreamGateway | null
+  /** Each stream's onward connect and relay. */
+  readonly #forwarder: Forwarder
   readonly #stats = {
-    connectsInProgress: 0,
-    connects: 0,
-    tfo: { attempted: 0, accepted: 0 },
-    refused: 0,
-    refusedBy: {} as Record<string, number>,
     handshakeFailures: 0,
     handshakeFailuresBy: {} as Record<string, number>,
     handshakeRefusals: 0,
-    bytesUp: 0,
-    bytesDown: 0,
   }
-  /** Byte counts of the relays running now (added to the totals in stats()); the relay's socket is the target, so its `up` is our `bytesDown`. */
-  readonly #relays = new Set<{ first: number; counts: RelayCounts }>()
   #closing = false
   /** Open streams of every session (reset by destroy()). */
   readonly #streams = new Set<MuxStream>()
@@ -281,10 +120,18 @@ export class TunnelServer extends EventEmitter {
       onRefused: () => this.#stats.handshakeRefusals++,
       ...(options.routing?.admission ? { peers: options.routing.admission } : {}),
     })
+    this.#forwarder = new Forwarder({
+      allow: () => this.allow,
+      lookup: options.lookup,
+      maxConnectsPerSession: options.maxConnectsPerSession,
+      connectTimeout: options.connectTimeout,
+      firstResponseWait: options.firstResponseWait,
+      log: this.#log,
+    })
+    // The HTTP gateway is handed in (the tunnel does not import the proxy): options.gateway, or the package's default.
+    const gateway = options.httpGateway === false ? null : (options.gateway ?? getDefaultGateway())
     this.#gateway =
-      options.httpGateway === false
-        ? null
-        : new HttpGateway({ ...(typeof options.httpGateway === 'object' ? options.httpGateway : {}), resolve: (t) => this.#allowedAddresses(t), logger: this.#log })
+      gateway === null ? null : gateway({ ...(typeof options.httpGateway === 'object' ? options.httpGateway : {}), resolve: (t) => this.#forwarder.allowedAddresses(t), logger: this.#log })
     const onTransport = (socket: net.Socket) => this.#onTransport(socket)
     if (options.tls) {
       // A TLS handshake that stalls is closed at the same deadline as the rest of the handshake (not Node's 120 s).
@@ -301,6 +148,24 @@ export class TunnelServer extends EventEmitter {
     // the caps on unauthenticated connections, and the handshake deadline.
     this.#server.on('connection', (socket: net.Socket) => this.#guard.admit(socket))
     enableFastOpen(this.#server)
+  }
+
+  /**
+   * Takes over a connection accepted elsewhere (another process of the
+   * same server handed it on, `synmux server --workers`) as if this server
+   * had accepted it, with `head`: the bytes already read from it. It is
+   * admitted like any new connection (limits, handshake deadline).
+   */
+  adopt(socket: net.Socket, head: Buffer): void {
+    if (this.#closing || !this.#server.listening) {
+      socket.destroy()
+      return
+    }
+    // As the listener makes its sockets (a socket passed between processes is made with Node's defaults).
+    socket.allowHalfOpen = true
+    socket.setNoDelay(true)
+    if (head.length > 0) socket.unshift(head)
+    this.#server.emit('connection', socket)
   }
 
   /** The listening address (as `net.Server#address()`). */
@@ -325,24 +190,6 @@ export class TunnelServer extends EventEmitter {
         resolve(this)
       })
     })
-  }
-
-  /**
-   * Takes over a connection accepted elsewhere (another process of the
-   * same server handed it on, `synmux server --workers`) as if this server
-   * had accepted it, with `head`: the bytes already read from it. It is
-   * admitted like any new connection (limits, handshake deadline).
-   */
-  adopt(socket: net.Socket, head: Buffer): void {
-    if (this.#closing || !this.#server.listening) {
-      socket.destroy()
-      return
-    }
-    // As the listener makes its sockets (a socket passed between processes is made with Node's defaults).
-    socket.allowHalfOpen = true
-    socket.setNoDelay(true)
-    if (head.length > 0) socket.unshift(head)
-    this.#server.emit('connection', socket)
   }
 
   /**
@@ -388,7 +235,7 @@ export class TunnelServer extends EventEmitter {
 
   /** Replaces the TLS certificate and key (for new connections). Throws `ERR_INVALID_STATE` without TLS. */
   setTls(options: { cert: string | Buffer; key: string | Buffer }): void {
-    if (!(this.#server instanceof tls.Server)) throw Object.assign(new Error('the server does not use TLS'), { code: 'ERR_INVALID_STATE' })
+    if (!(this.#server instanceof tls.Server)) throw invalidState('the server does not use TLS')
     this.#server.setSecureContext({ cert: options.cert, key: options.key })
   }
 
@@ -403,24 +250,22 @@ export class TunnelServer extends EventEmitter {
       if (!st.attached) detached++
       for (const l of st.lanes) if (l.state === 'open') lanes++
     }
-    let bytesUp = this.#stats.bytesUp
-    let bytesDown = this.#stats.bytesDown
-    for (const r of this.#relays) {
-      bytesUp += r.first + r.counts.down
-      bytesDown += r.counts.up
-    }
+    const f = this.#forwarder.stats()
     return {
+      connectsInProgress: f.connectsInProgress,
+      connects: f.connects,
+      tfo: f.tfo,
+      refused: f.refused,
+      refusedBy: f.refusedBy,
       ...this.#stats,
-      tfo: { ...this.#stats.tfo },
-      refusedBy: { ...this.#stats.refusedBy },
       handshakeFailuresBy: { ...this.#stats.handshakeFailuresBy },
       sessions: this.#sessions.size,
       detached,
       streams,
       resumes: this.#registry?.stats().resumed ?? 0,
       lanes,
-      bytesUp,
-      bytesDown,
+      bytesUp: f.bytesUp,
+      bytesDown: f.bytesDown,
       unauthenticated: this.#guard.unauthenticated,
       ...(this.#gateway ? { http: this.#gateway.stats() } : {}),
       ...(this.#authorized !== null ? { clients: this.#clients() } : {}),
@@ -451,7 +296,7 @@ export class TunnelServer extends EventEmitter {
    * channel.
    */
   setAuthorizedKeys(keys: AuthorizedKeys): string[] {
-    if (this.#authorized === null) throw Object.assign(new Error('setAuthorizedKeys() needs the secure channel (options.secure)'), { code: 'ERR_INVALID_STATE' })
+    if (this.#authorized === null) throw invalidState('setAuthorizedKeys() needs the secure channel (options.secure)')
     if (keys === null || typeof keys !== 'object' || typeof (keys as AuthorizedKeys).get !== 'function') throw Object.assign(new TypeError('keys must be an AuthorizedKeys'), { code: 'ERR_INVALID_ARG_TYPE' })
     this.#authorized = keys
     const closed: string[] = []
@@ -572,8 +417,7 @@ export class TunnelServer extends EventEmitter {
     session.on('error', () => {})
     // OPENs the session refuses by itself (its limits): each one is logged.
     session.on('refused', ({ streamId, code, reason, target }) => {
-      this.#stats.refused++
-      bump(this.#stats.refusedBy, refuseName(code))
+      this.#forwarder.countRefusal(code)
       const limit =
         code === RefuseCode.TOO_MANY_STREAMS ? ` (${session.opts.maxStreams} per session, --max-streams)` : code === RefuseCode.TOO_MANY_PENDING ? ` (${session.opts.maxPendingOpens} per session)` : code === RefuseCode.BUSY ? ` (${session.opts.maxSessionBuffer} bytes buffered)` : ''
       this.#log.info(`refused stream ${streamId}${target ? ` to ${targetText(target)}` : ''} from ${source}: ${reason}${limit}`, { session: sessionTag(session), stream: streamId, target: target ? targetText(target) : undefined })
@@ -584,11 +428,6 @@ export class TunnelServer extends EventEmitter {
       // (a failure before the handshake is counted and logged by the guard)
       if (handshook) this.#log.info(`session from ${source}${who} closed${err ? `: ${err.code}` : ''}`, { session: sessionTag(session) })
     })
-    // At most maxConnectsPerSession onward connects run at once; the rest
-    // wait unanswered (the session's maxPendingOpens bounds how many). A
-    // slot is released when the connect completes or fails, not when the
-    // relay ends.
-    const slots = new ConnectSlots(this.#opts.maxConnectsPerSession ?? 64)
     session.on('stream', (stream, { target }) => {
       const started = performance.now()
       this.#streams.add(stream)
@@ -602,132 +441,9 @@ export class TunnelServer extends EventEmitter {
       if (!target) return stream.refuse(RefuseCode.BAD_TARGET, 'a target is required')
       if (isGatewayTarget(target)) {
         if (this.#gateway) return this.#gateway.handle(stream)
-        return this.#refuse(stream, target, RefuseCode.NOT_ALLOWED, 'the HTTP gateway is off', session)
+        return this.#forwarder.refuse(stream, target, RefuseCode.NOT_ALLOWED, 'the HTTP gateway is off', session)
       }
-      void slots
-        .run(stream, async () => {
-          this.#stats.connectsInProgress++
-          try {
-            return await this.#connect(stream, target, session)
-          } finally {
-            this.#stats.connectsInProgress--
-          }
-        })
-        .then((c) => c && this.#relay(stream, c.onward, c.first, session, target, started, owner))
-        .catch((err: Error) => {
-          // A bug in one stream's handling must cost that stream, not the process.
-          this.#log.error(`stream ${stream.id} to ${targetText(target)}: ${err.stack ?? err.message}`)
-          stream.destroy()
-        })
-    })
-  }
-
-  #refuse(stream: MuxStream, target: DecodedTarget, code: number, why: string, session: Session): void {
-    this.#stats.refused++
-    bump(this.#stats.refusedBy, refuseName(code))
-    this.#log.info(`refused ${targetText(target)}: ${why}`, { session: sessionTag(session), stream: stream.id, target: targetText(target), code: refuseName(code) })
-    if (stream.pending) stream.refuse(code, why)
-  }
-
-  /** Resolves the target and keeps only the addresses the allow list permits. */
-  async #allowedAddresses(target: DecodedTarget): Promise<{ address: string; family: number }[]> {
-    if (target.kind !== 'hostname') {
-      return this.allow.match({ host: target.host, port: target.port, address: target.host }) ? [{ address: target.host, family: target.kind === 'ipv6' ? 6 : 4 }] : []
-    }
-    if (!this.allow.mayAllowName(target.host, target.port)) return []
-    const lookup = this.#opts.lookup ?? dns.lookup
-    const all = await new Promise<dns.LookupAddress[]>((resolve, reject) =>
-      lookup(target.host, { all: true }, (err, addrs) => (err ? reject(err) : resolve(addrs as dns.LookupAddress[]))),
-    )
-    return all.filter((a) => this.allow.match({ host: target.host, port: target.port, address: a.address }))
-  }
-
-  /** Resolves, checks and connects onward (the part that holds a connect slot); `null` if refused or abandoned. */
-  async #connect(stream: MuxStream, target: DecodedTarget, session: Session): Promise<{ onward: FastOpenSocket; first: Buffer } | null> {
-    let addresses: { address: string; family: number }[]
-    try {
-      addresses = await this.#allowedAddresses(target)
-    } catch (err) {
-      this.#refuse(stream, target, refuseCodeFor(err as NodeJS.ErrnoException), (err as Error).message, session)
-      return null
-    }
-    if (addresses.length === 0) {
-      this.#refuse(stream, target, RefuseCode.NOT_ALLOWED, 'not in the allow list', session)
-      return null
-    }
-    if (stream.destroyed) return null
-    // The OPEN's bytes (and any DATA that followed) go in the onward SYN.
-    const chunks: Buffer[] = []
-    for (let c: Buffer | null; (c = stream.read()) !== null; ) chunks.push(c)
-    const first = Buffer.concat(chunks)
-    // A stream that closes (reset, or its session gone) abandons its connect: the slot and the fd are freed at once.
-    const abandon = new AbortController()
-    const onClose = (): void => abandon.abort()
-    stream.once('close', onClose)
-    let onward: FastOpenSocket
-    try {
-      onward = await connectWithData(
-        {
-          host: target.host,
-          port: target.port,
-          noDelay: true,
-          allowHalfOpen: true,
-          timeout: this.#opts.connectTimeout ?? 10_000,
-          signal: abandon.signal,
-          lookup: ((_h: string, _o: unknown, cb: (e: null, a: typeof addresses) => void) => cb(null, addresses)) as never,
-        },
-        first,
-      )
-    } catch (err) {
-      if (!stream.destroyed) this.#refuse(stream, target, refuseCodeFor(err as NodeJS.ErrnoException), (err as NodeJS.ErrnoException).code ?? (err as Error).message, session)
-      return null
-    } finally {
-      stream.off('close', onClose)
-    }
-    onward.setTimeout(0)
-    if (stream.destroyed) {
-      onward.destroy()
-      return null
-    }
-    this.#stats.connects++
-    if (first.length > 0 && onward.fastOpen.attempted) this.#stats.tfo.attempted++
-    if (onward.fastOpen.accepted === true) this.#stats.tfo.accepted++
-    this.#log.debug(`connected ${targetText(target)} (${first.length} bytes in ${onward.fastOpen.accepted ? 'the SYN' : `the stream, ${onward.fastOpen.reason ?? ''}`})`, {
-      session: sessionTag(session),
-      stream: stream.id,
-      target: targetText(target),
-      tfo: onward.fastOpen.accepted === true,
-    })
-    return { onward, first }
-  }
-
-  /** Answers OPENED (with the target's first bytes if they come quickly) and relays until both sides are done. */
-  async #relay(stream: MuxStream, onward: FastOpenSocket, first: Buffer, session: Session, target: DecodedTarget, started: number, owner: Owner): Promise<void> {
-    if (stream.destroyed) {
-      onward.destroy()
-      return
-    }
-    const wait = this.#opts.firstResponseWait ?? 10
-    const timer = setTimeout(() => stream.pending && stream.accept(), wait)
-    onward.once('data', () => clearTimeout(timer))
-    onward.once('close', () => clearTimeout(timer))
-    const live = { first: first.length, counts: { up: 0, down: 0, reason: '' } }
-    this.#relays.add(live)
-    // (the relay's socket is the target: its `up` is from the target, its `down` toward it)
-    const counts = await relay(stream, onward, live.counts, 'target').finally(() => this.#relays.delete(live))
-    const up = first.length + counts.down
-    this.#stats.bytesUp += up
-    this.#stats.bytesDown += counts.up
-    owner.bytesUp += up
-    owner.bytesDown += counts.up
-    this.#log.debug(`closed ${targetText(target)}`, {
-      session: sessionTag(session),
-      stream: stream.id,
-      target: targetText(target),
-      up,
-      down: counts.up,
-      ms: Math.round(performance.now() - started),
-      reason: counts.reason,
+      this.#forwarder.serve(stream, target, session, owner, started)
     })
   }
 }

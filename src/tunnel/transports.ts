@@ -12,7 +12,7 @@ import type { SecureChannel } from '../secure/channel.js'
 import { derivePublicKey } from '../secure/keys.js'
 import { secure } from '../secure/secure.js'
 import { createConnection } from '../tfo/connect.js'
-import type { Logger } from './log.js'
+import type { Logger } from '../common/log.js'
 import { TUNNEL_RECORD_SIZE, type Security, type TunnelClientSecureOptions } from './security.js'
 
 /** What the connections need of the client's options. @internal */
@@ -40,21 +40,25 @@ export class ClientTransports {
   /** Secure channel: what was seen of a failed channel's connection, by the error it failed with. */
   readonly #ends = new WeakMap<Error, { heldMs: number; bytesRead: number }>()
 
-  constructor(
-    private readonly opts: TransportOptions,
-    private readonly security: Security<TunnelClientSecureOptions>,
-    private readonly log: Logger,
-  ) {}
+  readonly #opts: TransportOptions
+  readonly #security: Security<TunnelClientSecureOptions>
+  readonly #log: Logger
+
+  constructor(opts: TransportOptions, security: Security<TunnelClientSecureOptions>, log: Logger) {
+    this.#opts = opts
+    this.#security = security
+    this.#log = log
+  }
 
   /** A new connection to the server: TFO, then the secure channel (or TLS) if configured. */
   make(to?: { host: string; port: number }): { raw: ReturnType<typeof createConnection>; transport: net.Socket | SecureChannel } {
     // `to`: where a REDIRECT said the session lives (PROTOCOL.md 13.10); the TLS server name stays the configured one.
-    const { host, port } = to ?? this.opts.server
+    const { host, port } = to ?? this.#opts.server
     // TFO for the session's own connection: the handshake's first message
     // (the secure channel's message 1, the TLS ClientHello, or the HELLO)
     // is the first write, so it rides in the SYN.
     const raw = createConnection({ host, port, noDelay: true, allowHalfOpen: true })
-    const sec = this.security.secure
+    const sec = this.#security.secure
     if (sec !== null) {
       let connectedAt = -1
       raw.once('connect', () => (connectedAt = performance.now()))
@@ -63,7 +67,7 @@ export class ClientTransports {
         staticKey: sec.staticKey,
         serverKey: sec.serverKey,
         maxRecordSize: sec.maxRecordSize ?? TUNNEL_RECORD_SIZE,
-        handshakeTimeout: this.opts.session?.handshakeTimeout ?? 10_000,
+        handshakeTimeout: this.#opts.session?.handshakeTimeout ?? 10_000,
         ...(sec.psk !== undefined ? { psk: sec.psk } : {}),
         ...(sec.maxEarlyData !== undefined ? { maxEarlyData: sec.maxEarlyData } : {}),
         ...(sec.rekeyInterval !== undefined ? { rekeyInterval: sec.rekeyInterval } : {}),
@@ -71,16 +75,16 @@ export class ClientTransports {
       })
       ch.on('error', (err) => {
         if (!ch.secured) this.#ends.set(err, { heldMs: connectedAt < 0 ? -1 : performance.now() - connectedAt, bytesRead: raw.bytesRead })
-        this.log.debug(`secure channel: ${err.message}`)
+        this.#log.debug(`secure channel: ${err.message}`)
       })
       return { raw, transport: ch }
     }
     let transport: net.Socket = raw
-    const t = this.opts.tls
+    const t = this.#opts.tls
     if (t) {
       transport = tls.connect({
         socket: raw,
-        servername: t.servername ?? (net.isIP(this.opts.server.host) ? undefined : this.opts.server.host),
+        servername: t.servername ?? (net.isIP(this.#opts.server.host) ? undefined : this.#opts.server.host),
         ...(t.fingerprint ? { rejectUnauthorized: false } : { ca: t.ca }),
       } as tls.ConnectionOptions)
       if (t.fingerprint) {
@@ -91,7 +95,7 @@ export class ClientTransports {
         })
       }
     }
-    transport.on('error', (err) => this.log.debug(`transport: ${err.message}`))
+    transport.on('error', (err) => this.#log.debug(`transport: ${err.message}`))
     return { raw, transport }
   }
 
@@ -108,14 +112,14 @@ export class ClientTransports {
    * log, or `null`.
    */
   refusal(err: MuxError | undefined): string | null {
-    if (this.security.secure === null || err === undefined) return null
+    if (this.#security.secure === null || err === undefined) return null
     const cause = (err as { cause?: unknown }).cause
     const end = cause instanceof Error ? this.#ends.get(cause) : undefined
     const code = (cause as { code?: string } | undefined)?.code
     if (end === undefined || end.heldMs < 0 || end.bytesRead !== 0) return null
     if (code !== 'SYNMUX_SECURE_HANDSHAKE_TIMEOUT' && !(code === 'SYNMUX_SECURE_REFUSED' && end.heldMs >= REFUSAL_HOLD_MS)) return null
-    const { host, port } = this.opts.server
-    const mine = derivePublicKey(this.security.secure.staticKey).toString('base64')
+    const { host, port } = this.#opts.server
+    const mine = derivePublicKey(this.#security.secure.staticKey).toString('base64')
     const how = code === 'SYNMUX_SECURE_REFUSED' ? 'closed the connection' : 'stayed silent'
     return `the server ${host}:${port} refused the handshake (it ${how} without a byte): --server-key is not that server's key, or the server does not authorize this client's key ${mine}`
   }

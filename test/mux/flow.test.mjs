@@ -79,6 +79,34 @@ describe('flow control', () => {
     expect(r.hash).toBe(sent.hash)
   })
 
+  it('a write the session holds while Node\'s buffer is below its mark: write() false, writableNeedDrain, exactly one drain once it and the writes behind it are taken', async () => {
+    const { client, server } = await sessionPair()
+    track(client, server)
+    const got = new Promise((resolve) => server.on('stream', (s) => collect(s).then(resolve)))
+    const st = client.open()
+    const hwm = st.writableHighWaterMark
+    // Queued at once, within the mark: taken.
+    expect(st.write(Buffer.alloc(hwm - 1024, 1))).toBe(true)
+    expect(st.writableNeedDrain).toBe(false)
+    // Over the mark in the stream's queue (Node's own buffer holds only this chunk): held.
+    expect(st.write(Buffer.alloc(2048, 2))).toBe(false)
+    expect(st.writableNeedDrain).toBe(true)
+    // A write behind the held one waits in Node's buffer.
+    expect(st.write(Buffer.alloc(10, 3))).toBe(false)
+    let drains = 0
+    st.on('drain', () => drains++)
+    await once(st, 'drain')
+    expect(st.writableNeedDrain).toBe(false)
+    expect(st.writableLength).toBe(0)
+    await roundTrips(client, 2)
+    expect(drains).toBe(1)
+    st.end()
+    const all = await got
+    expect(all.length).toBe(hwm - 1024 + 2048 + 10)
+    expect(all[hwm - 1024]).toBe(2)
+    expect(all[all.length - 1]).toBe(3)
+  })
+
   it('a stuck stream does not block the others (no head-of-line blocking)', async () => {
     const { client, server } = await sessionPair()
     track(client, server)

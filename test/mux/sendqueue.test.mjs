@@ -6,6 +6,7 @@ import { describe, it, expect, afterEach } from 'vitest'
 import crypto from 'node:crypto'
 import { Duplex } from 'node:stream'
 import { Session, MUX_DEFAULTS } from 'synmux'
+import { sessionPair } from './helpers.mjs'
 
 /**
  * Two connected in-memory ends. While `a`'s peer is "not reading", what `a`
@@ -116,5 +117,40 @@ describe('send queues', () => {
     expect(got.size).toBe(STREAMS)
     streams.forEach((st, i) => expect(got.get(st.id)).toEqual({ n: TOTAL, sha: sent[i].h.digest('hex') }))
     expect(client.stats().sendQueueBytes).toBe(0)
+  })
+})
+
+describe('send queue entries', () => {
+  it('writers that keep their queues from emptying: what was taken is let go, the queue does not grow with every write', async () => {
+    const { client, server } = await sessionPair()
+    cleanup.push(() => client.destroy(), () => server.destroy())
+    server.on('stream', (st) => st.resume())
+    const STREAMS = 32
+    const SIZE = 128
+    const WRITES = 8192 // 1 MiB per stream
+    const msg = Buffer.alloc(SIZE, 7)
+    let maxEntries = 0
+    await Promise.all(
+      Array.from({ length: STREAMS }, () => {
+        const st = client.open()
+        return new Promise((resolve) => {
+          let n = 0
+          const pump = () => {
+            while (n < WRITES) {
+              n++
+              const ok = st.write(msg)
+              maxEntries = Math.max(maxEntries, st.sq.length)
+              if (!ok) return st.once('drain', pump)
+            }
+            st.end()
+            st.once('finish', resolve)
+          }
+          pump()
+        })
+      }),
+    )
+    // At most a high-water mark of live entries, and as many taken ones before they are dropped.
+    const live = Math.ceil(MUX_DEFAULTS.streamHighWaterMark / SIZE) + 1
+    expect(maxEntries).toBeLessThanOrEqual(2 * live + 64)
   })
 })

@@ -225,7 +225,7 @@ describe('docs/PROTOCOL.md agrees with the code', () => {
     const documented = new Set(table('| `code` | when | extra fields |').map((r) => r[0].replace(/`/g, '')))
     const dist = path.join(root, 'dist/cjs/mux')
     const produced = new Set()
-    for (const f of fs.readdirSync(dist).filter((n) => n.endsWith('.js'))) {
+    for (const f of fs.readdirSync(dist, { recursive: true }).filter((n) => n.endsWith('.js'))) {
       for (const m of fs.readFileSync(path.join(dist, f), 'utf8').matchAll(/'(SYNMUX_[A-Z_]+)'/g)) produced.add(m[1])
     }
     expect([...produced].sort()).toEqual([...documented].sort())

@@ -109,7 +109,7 @@ describe.skipIf(skip)('the packed package', () => {
   it('ships a prebuild for every target, dist/, the sources for a fallback compile, the docs, and nothing else', () => {
     for (const t of ALL) expect(files, t).toContain(`package/prebuilds/${OUT[t]}`)
     expect(files.filter((f) => f.startsWith('package/prebuilds/')).sort()).toEqual(ALL.map((t) => `package/prebuilds/${OUT[t]}`).sort())
-    for (const f of ['dist/cjs/index.js', 'dist/cjs/index.d.ts', 'dist/esm/index.mjs', 'dist/esm/index.d.mts', 'binding.gyp', 'scripts/install.js', 'LICENSE', 'CHANGELOG.md', 'README.md', 'docs/PLATFORMS.md', 'docs/PROTOCOL.md']) {
+    for (const f of ['dist/cjs/index.js', 'dist/cjs/index.d.ts', 'dist/esm/index.mjs', 'dist/esm/index.d.mts', 'binding.gyp', 'scripts/install.js', 'LICENSE', 'CHANGELOG.md', 'README.md', 'docs/PLATFORMS.md', 'docs/PROTOCOL.md', 'docs/ARCHITECTURE.md']) {
       expect(files).toContain(`package/${f}`)
     }
     expect(files).toContain('package/contrib/systemd/synmux-server.service')

@@ -8,7 +8,7 @@ import dns from 'node:dns'
 import net from 'node:net'
 import { describe, expect, it } from 'vitest'
 import { connectWithData, createConnection, createServer, type FastOpenSocket } from 'synmux'
-import { close, fdCount, isLinux, listen, readAll } from '../helpers'
+import { close, fdCount, isLinux, listen, readAll, runNode } from '../helpers'
 
 /** A TFO echo server that ends after the first chunk. */
 async function echoServer(host: string) {
@@ -85,6 +85,19 @@ describe('createConnection refuses what TCP Fast Open cannot do, before any sock
       expect(err?.code).toBe(code)
       expect(err?.message).toMatch(message)
       if (isLinux) expect(fdCount()).toBe(before)
+    })
+  }
+})
+
+describe.skipIf(!isLinux)('noDelay and keepAlive reach the kernel on every connect path', () => {
+  // A socket over a descriptor synmux connected itself (sendto, the deferred
+  // macOS path, Windows' ConnectEx) must not hand these to Node's
+  // constructor: Node would take them as set and skip the setsockopt.
+  for (const method of ['', 'sendto', 'adopt', 'handle']) {
+    it(`connectWithData and createConnection (${method || 'default'})`, async () => {
+      const r = await runNode('socket-options.mjs', { SYNMUX_LINUX_TFO_METHOD: method })
+      const both = { noDelay: true, keepAlive: true }
+      expect(r).toEqual({ connectWithData0: both, connectWithData1: both, createConnection: both })
     })
   }
 })

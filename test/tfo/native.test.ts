@@ -62,8 +62,9 @@ describe.skipIf(skipReason(!isLinux ? '/proc/self/fd and prlimit are Linux-only'
         expect(r.status, r.stderr).toBe(0)
         const out = JSON.parse(r.stdout.trim().split('\n').pop()!)
         for (const round of out.rounds) {
-          // sendto: the wait always starts (and fails with EMFILE); handle:
-          // the loopback handshake may finish before a wait is needed.
+          // sendto: nothing listens, so the handshake is not complete after
+          // the connect call and the wait always starts (and fails with
+          // EMFILE); handle: the refusal may come before a wait is needed.
           if (method === 'sendto') expect(round).toMatchObject({ code: 'EMFILE', syscall: 'connect' })
           expect(round.freed).toBe(true)
         }

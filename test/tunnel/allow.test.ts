@@ -5,6 +5,7 @@
  * them only when every IPv4 address they may stand for is in it.
  */
 import net from 'node:net'
+import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { AllowList, embeddedIPv4, isPublicAddress } from 'synmux'
 import { close, listen } from '../helpers'
@@ -94,6 +95,26 @@ describe('AllowList through IP entries', () => {
     // /96 position 10.1.2.3, but the /48 position says 0.0.0.0: not every reading is allowed
     expect(a.match({ host: 'x', port: 80, address: '64:ff9b:1::a01:203' })).toBeUndefined()
     expect(a.match({ host: 'x', port: 80, address: '64:ff9b:1:a0a:a:a0a:a0a:a0a' })).toBe('10.0.0.0/8:80')
+  })
+
+  it('IPv4 entries of every prefix length agree with net.BlockList (the list checks IPv4 with a mask)', () => {
+    fc.assert(
+      fc.property(fc.ipV4(), fc.integer({ min: 0, max: 32 }), fc.ipV4(), (base, bits, ip) => {
+        const reference = new net.BlockList()
+        reference.addSubnet(base, bits, 'ipv4')
+        const entry = `${base}/${bits}:80`
+        const got = AllowList.parse(entry).match({ host: ip, port: 80, address: ip })
+        expect(got, `${ip} in ${base}/${bits}`).toBe(reference.check(ip, 'ipv4') ? entry : undefined)
+        // and the same entry through an IPv4-mapped IPv6 address
+        const mapped = AllowList.parse(entry).match({ host: 'x', port: 80, address: `::ffff:${ip}` })
+        expect(mapped).toBe(reference.check(ip, 'ipv4') ? entry : undefined)
+      }),
+      { numRuns: 2000 },
+    )
+    // the edges: a single address, the whole space
+    expect(AllowList.parse('10.1.2.3:80').match({ host: '10.1.2.3', port: 80, address: '10.1.2.3' })).toBe('10.1.2.3:80')
+    expect(AllowList.parse('10.1.2.3:80').match({ host: '10.1.2.4', port: 80, address: '10.1.2.4' })).toBeUndefined()
+    expect(AllowList.parse('0.0.0.0/0:80').match({ host: '255.255.255.255', port: 80, address: '255.255.255.255' })).toBe('0.0.0.0/0:80')
   })
 
   it('IPv6 entries keep matching the IPv6 form itself', () => {

@@ -8,6 +8,7 @@
  */
 import net from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { AuthorizedKeys, createLogger, generateKeyPair, TunnelClient, TunnelServer, type Logger, type LogLevel } from 'synmux'
 import { close } from '../helpers'
 import { freePort, secureKeys, stopAll, synmux, type Proc, type SecureKeys } from './cli'
 import { echoTarget } from './rawpeer'
@@ -82,5 +83,61 @@ describe('--log-format text (the default)', () => {
     for (const l of [...server.log, ...client.log]) expect(l).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (error|warn|info|debug) (server|client): /)
     expect(sl).toMatch(new RegExp(`debug server: closed 127\\.0\\.0\\.1:${echoPort} session=[0-9a-f]{16} stream=\\d+ up=12 down=12 ms=\\d+ reason=end$`))
     expect(cl).toMatch(new RegExp(`debug client: closed 127\\.0\\.0\\.1:${local} -> 127\\.0\\.0\\.1:${echoPort} session=[0-9a-f]{16} stream=\\d+ up=12 down=12 ms=\\d+ reason=end$`))
+  })
+})
+
+describe('a Logger of your own', () => {
+  /** One connection through an in-process server and client forward, with these loggers; resolves when both have closed it. */
+  async function oneConnection(serverLog: Logger, clientLog: Logger): Promise<void> {
+    const sk = generateKeyPair()
+    const ck = generateKeyPair()
+    const server = new TunnelServer({ secure: { staticKey: sk.privateKey, authorizedKeys: new AuthorizedKeys([[ck.publicKey, 'me']]) }, allow: [`127.0.0.1:${echoPort}`], logger: serverLog })
+    await server.listen(0, '127.0.0.1')
+    const client = new TunnelClient({ server: { host: '127.0.0.1', port: server.address().port }, secure: { staticKey: ck.privateKey, serverKey: sk.publicKey }, logger: clientLog })
+    try {
+      const fwd = await client.forward({ port: 0 }, { host: '127.0.0.1', port: echoPort })
+      const s = net.connect(fwd.address().port, '127.0.0.1')
+      s.end('hello')
+      for await (const _ of s);
+      for (let i = 0; i < 200 && (server.stats().streams > 0 || client.connections > 0); i++) await new Promise((r) => setTimeout(r, 10))
+    } finally {
+      await client.destroy()
+      await server.destroy()
+    }
+  }
+  const collecting = (lines: string[], enabled?: (level: string) => boolean): Logger => ({
+    error: (m) => lines.push(`error ${m}`),
+    warn: (m) => lines.push(`warn ${m}`),
+    info: (m) => lines.push(`info ${m}`),
+    debug: (m) => lines.push(`debug ${m}`),
+    ...(enabled ? { enabled } : {}),
+  })
+
+  it('without enabled() it gets every line, the per-connection debug lines too', async () => {
+    const s: string[] = []
+    const c: string[] = []
+    await oneConnection(collecting(s), collecting(c))
+    expect(s.some((l) => l.startsWith(`debug connected 127.0.0.1:${echoPort}`))).toBe(true)
+    expect(s.some((l) => l.startsWith(`debug closed 127.0.0.1:${echoPort}`))).toBe(true)
+    expect(c.some((l) => /^debug closed 127\.0\.0\.1:\d+ -> 127\.0\.0\.1:/.test(l))).toBe(true)
+  })
+
+  it('with enabled() saying no to debug, the per-connection debug lines are not even made', async () => {
+    const s: string[] = []
+    const c: string[] = []
+    const noDebug = (level: string): boolean => level !== 'debug'
+    await oneConnection(collecting(s, noDebug), collecting(c, noDebug))
+    const perConnection = (l: string): boolean => /^debug (connected|closed) /.test(l)
+    expect(s.filter(perConnection)).toEqual([])
+    expect(c.filter(perConnection)).toEqual([])
+    expect(s.some((l) => l.startsWith('info'))).toBe(true)
+  })
+
+  it('createLogger() says which levels it writes', () => {
+    const at = (level: LogLevel) => (['error', 'warn', 'info', 'debug'] as const).map((l) => createLogger(level, 'x', () => {}).enabled!(l))
+    expect(at('silent')).toEqual([false, false, false, false])
+    expect(at('warn')).toEqual([true, true, false, false])
+    expect(at('info')).toEqual([true, true, true, false])
+    expect(at('debug')).toEqual([true, true, true, true])
   })
 })

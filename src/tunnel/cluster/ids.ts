@@ -19,8 +19,8 @@
  * @packageDocumentation
  */
 import { randomBytes } from 'node:crypto'
-import { SESSION_ID_SIZE } from '../../mux/constants.js'
-import { encodeRedirect, type RedirectAddress } from '../../mux/redirect.js'
+import { SESSION_ID_SIZE } from '../../mux/wire/constants.js'
+import { encodeRedirect, type RedirectAddress } from '../../mux/wire/redirect.js'
 
 /** Byte 0 of a routed session id. */
 export const ROUTED_ID = 0x01

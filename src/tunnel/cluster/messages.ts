@@ -6,7 +6,7 @@
  * @packageDocumentation
  */
 import type { ReplayVerdict } from '../../secure/replay.js'
-import type { TunnelServerStats } from '../server.js'
+import type { TunnelServerStats } from '../server-options.js'
 
 /** Worker → primary. */
 export type WorkerMessage =

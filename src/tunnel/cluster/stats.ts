@@ -4,7 +4,7 @@
  * merged by key.
  * @packageDocumentation
  */
-import type { TunnelClientInfo, TunnelServerStats } from '../server.js'
+import type { TunnelClientInfo, TunnelServerStats } from '../server-options.js'
 
 type Plain = number | Record<string, unknown> | unknown[] | string | boolean | null | undefined
 

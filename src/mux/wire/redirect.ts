@@ -7,7 +7,7 @@
  * @packageDocumentation
  */
 import net from 'node:net'
-import { invalidArgValue, outOfRange } from '../common/arg-errors.js'
+import { invalidArgValue, outOfRange } from '../../common/arg-errors.js'
 
 /** Where a session lives (a REDIRECT's address). */
 export interface RedirectAddress {

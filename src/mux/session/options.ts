@@ -2,10 +2,11 @@
  * Session options, their defaults and their validation.
  * @packageDocumentation
  */
-import { DEFAULTS, MAX_HOST_LENGTH, MAX_MAX_FRAME_SIZE, MAX_MAX_MESSAGE, MAX_WINDOW, MIN_INITIAL_WINDOW, MIN_MAX_FRAME_SIZE, MIN_MAX_MESSAGE } from './constants.js'
-import { invalidArgType, invalidArgValue, outOfRange } from './errors.js'
+import { DEFAULTS, MAX_HOST_LENGTH, MAX_MAX_FRAME_SIZE, MAX_MAX_MESSAGE, MAX_WINDOW, MIN_INITIAL_WINDOW, MIN_MAX_FRAME_SIZE, MIN_MAX_MESSAGE } from '../wire/constants.js'
+import { invalidArgType, invalidArgValue, outOfRange } from '../errors.js'
+import type { LaneSetOptions } from '../lanes/lane-set.js'
 import type { Duplex } from 'node:stream'
-import type { RedirectAddress } from './redirect.js'
+import type { RedirectAddress } from '../wire/redirect.js'
 
 /**
  * Options of a {@link Session}. Every limit of PROTOCOL.md section 10 can be
@@ -199,5 +200,19 @@ export function resolveOptions(options: unknown): ResolvedOptions {
     resumption,
     lanes,
     maxLanes: num(o, 'maxLanes', 16, 0, 64),
+  }
+}
+
+/** Options of the LaneSet of a session with options `o` (hooks are set when the session binds it). @internal */
+export function laneSetOptions(o: ResolvedOptions, extra: Partial<LaneSetOptions> = {}): LaneSetOptions {
+  return {
+    role: o.role,
+    key: o.auth?.key ?? null,
+    maxFrameSize: o.maxFrameSize,
+    lanes: o.lanes,
+    maxLanes: o.maxLanes,
+    connect: o.resumption?.connect ?? null,
+    handshakeTimeout: o.handshakeTimeout,
+    ...extra,
   }
 }

@@ -24,6 +24,17 @@ export interface Logger {
   warn(msg: string, fields?: LogFields): void
   info(msg: string, fields?: LogFields): void
   debug(msg: string, fields?: LogFields): void
+  /**
+   * Optional: whether lines of `level` are written now. Where a logger
+   * says `false`, the tunnel skips building those lines (per-connection
+   * `debug` lines on the hot path); a logger without it gets every line.
+   */
+  enabled?(level: Exclude<LogLevel, 'silent'>): boolean
+}
+
+/** Whether `log` writes lines of `level` (a logger without `enabled()` writes them all). */
+export function logs(log: Logger, level: Exclude<LogLevel, 'silent'>): boolean {
+  return log.enabled === undefined || log.enabled(level)
 }
 
 /** Whether `v` names a log level. */
@@ -66,6 +77,7 @@ export function createLogger(level: LogLevel = 'info', component = 'synmux', wri
     warn: (m, f) => line('warn', m, f),
     info: (m, f) => line('info', m, f),
     debug: (m, f) => line('debug', m, f),
+    enabled: (lv) => RANK[lv] <= at,
   }
 }
 

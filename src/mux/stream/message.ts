@@ -4,8 +4,9 @@
  * messages. The session calls these from its OPEN/OPENED/DATA paths.
  * @packageDocumentation
  */
-import { MIN_MAX_MESSAGE } from './constants.js'
-import { outOfRange } from './errors.js'
+import { MIN_MAX_MESSAGE } from '../wire/constants.js'
+import { outOfRange } from '../errors.js'
+import { protocolError } from '../wire/errors.js'
 
 /**
  * Receive state of a message stream: the bytes of the message being
@@ -23,11 +24,11 @@ export class MessageInbox {
   private sizes: number[] = []
   private head = 0
 
-  /** Adds bytes of the incomplete message (copies small or sparse views, which would pin big transport buffers). */
+  /** Adds bytes of the incomplete message (a view of under a quarter of its memory is copied: it would pin a big transport read). */
   add(buf: Buffer): void {
     const n = buf.length
     if (n === 0) return
-    if (n < 4096 || n * 4 < buf.buffer.byteLength) buf = Buffer.from(buf)
+    if (n * 4 < buf.buffer.byteLength) buf = Buffer.from(buf)
     this.parts.push(buf)
     this.partial += n
   }
@@ -102,4 +103,14 @@ export function messageSize(chunk: unknown, encoding: unknown): number {
  */
 export function messageTooLarge(size: number, max: number): RangeError {
   return outOfRange('message size', `<= ${max} (the peer's MAX_MESSAGE)`, size, 'SYNMUX_MESSAGE_TOO_LARGE')
+}
+
+/**
+ * Message streams: a frame adding `len` bytes to a message of `partial`
+ * bytes must stay within our MAX_MESSAGE `max`, and FIN must not cut a
+ * message (PROTOCOL.md 15.5, 15.7). Throws a `ProtocolError`. @internal
+ */
+export function checkMessageFrame(max: number, id: number, partial: number, len: number, eom: boolean, fin: boolean): void {
+  if (partial + len > max) throw protocolError(`a message of more than ${max} bytes (our MAX_MESSAGE) on stream ${id}`)
+  if (fin && !eom && partial + len > 0) throw protocolError(`FIN on stream ${id} in the middle of a message (${partial + len} bytes without EOM)`)
 }

@@ -5,7 +5,8 @@
  */
 import crypto from 'node:crypto'
 import type { Duplex } from 'node:stream'
-import { FRAME_HEADER_SIZE, FrameType } from './constants.js'
+import { FRAME_HEADER_SIZE, FrameType, GoawayCode } from './constants.js'
+import { MuxError } from '../errors.js'
 
 /** Bytes of a nonce and of a proof. */
 export const AUTH_SIZE = 32
@@ -14,6 +15,11 @@ export const AUTH_HOLD_LIMIT = 256 * 1024
 
 const SERVER_LABEL = Buffer.from('synmux server', 'latin1')
 const CLIENT_LABEL = Buffer.from('synmux client', 'latin1')
+
+/** `SYNMUX_AUTH_FAILED` (GOAWAY AUTH_FAILED; never sent: the session closes without saying why, PROTOCOL.md 16). @internal */
+export function authError(message: string): MuxError {
+  return new MuxError('SYNMUX_AUTH_FAILED', `authentication failed: ${message}`, { wireCode: GoawayCode.AUTH_FAILED })
+}
 
 /** A fresh random nonce. @internal */
 export function newNonce(): Buffer {

@@ -4,7 +4,8 @@
  */
 import net from 'node:net'
 import { MAX_HOST_LENGTH, TargetType } from './constants.js'
-import { invalidArgType, invalidArgValue, outOfRange } from './errors.js'
+import { invalidArgType, invalidArgValue, outOfRange } from '../errors.js'
+import { protocolError } from './errors.js'
 
 /** How a target's host is carried on the wire. */
 export type TargetKind = 'hostname' | 'ipv4' | 'ipv6'
@@ -37,8 +38,17 @@ export function isPrintableHost(host: string): boolean {
 
 /** Parses an IPv4 literal into 4 bytes. @internal */
 export function ipv4ToBytes(host: string, out: Buffer, offset: number): void {
-  const parts = host.split('.')
-  for (let i = 0; i < 4; i++) out[offset + i] = Number(parts[i])
+  // (a checked dotted quad: digits and three dots; no array of parts per OPEN)
+  let v = 0
+  let i = offset
+  for (let k = 0; k < host.length; k++) {
+    const c = host.charCodeAt(k)
+    if (c === 0x2e) {
+      out[i++] = v
+      v = 0
+    } else v = v * 10 + c - 0x30
+  }
+  out[i] = v
 }
 
 /** Parses an IPv6 literal (no zone) into 16 bytes. @internal */
@@ -161,4 +171,28 @@ export function writeTarget(t: DecodedTarget | null, out: Buffer, offset: number
   out.write(t.host, offset + 2, 'latin1')
   out.writeUInt16BE(t.port, offset + 2 + t.host.length)
   return offset + 4 + t.host.length
+}
+
+/** Reads the target at the start of an OPEN payload: the target (`null`: none) and its encoded size. Throws a `ProtocolError`. @internal */
+export function readTarget(p: Buffer): { target: DecodedTarget | null; size: number } {
+  const t = p[0]!
+  switch (t) {
+    case TargetType.NONE:
+      return { target: null, size: 1 }
+    case TargetType.HOSTNAME: {
+      if (p.length < 2) throw protocolError('OPEN target truncated')
+      const len = p[1]!
+      if (len === 0) throw protocolError('OPEN host name of length 0')
+      if (p.length < 4 + len) throw protocolError('OPEN target truncated')
+      return { target: { kind: 'hostname', host: p.toString('latin1', 2, 2 + len), port: p.readUInt16BE(2 + len) }, size: 4 + len }
+    }
+    case TargetType.IPV4:
+      if (p.length < 7) throw protocolError('OPEN target truncated')
+      return { target: { kind: 'ipv4', host: `${p[1]}.${p[2]}.${p[3]}.${p[4]}`, port: p.readUInt16BE(5) }, size: 7 }
+    case TargetType.IPV6:
+      if (p.length < 19) throw protocolError('OPEN target truncated')
+      return { target: { kind: 'ipv6', host: bytesToIpv6(p, 1), port: p.readUInt16BE(17) }, size: 19 }
+    default:
+      throw protocolError(`OPEN target type ${t} unknown`)
+  }
 }

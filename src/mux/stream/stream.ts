@@ -1,49 +1,50 @@
 /**
  * MuxStream: one logical connection of a session, a Node `Duplex`.
  * The session owns all protocol logic; the stream holds per-stream state
- * and forwards Node's stream hooks to it.
+ * and forwards Node's stream hooks to its {@link StreamHost} (the session,
+ * which the stream does not import: session/session.ts adds the typed
+ * `stream.session`).
  * @packageDocumentation
  */
 import { Duplex } from 'node:stream'
-import type { Session } from './session.js'
-import type { DecodedTarget } from './target.js'
+import type { DecodedTarget } from '../wire/target.js'
 import type { ReceiveState } from './flow.js'
-import { ResetCode } from './constants.js'
-import { invalidArgType, outOfRange } from './errors.js'
+import { ResetCode } from '../wire/constants.js'
+import { invalidArgType, outOfRange } from '../errors.js'
 import { MessageInbox, messageSize } from './message.js'
-
-/** Bit flags of a stream's state. @internal */
-export const enum SF {
-  /** OPEN (opener) or OPENED (acceptor) has been framed. */
-  OPEN_SENT = 1 << 0,
-  /** Opener: OPENED received. */
-  REMOTE_OPENED = 1 << 1,
-  /** Acceptor: the application (or the timer) answered. */
-  ANSWERED = 1 << 2,
-  /** In the session's open queue. */
-  IN_OPEN_QUEUE = 1 << 3,
-  /** In the session's round-robin ring. */
-  IN_RING = 1 << 4,
-  /** In the session's window queue. */
-  IN_WINDOW_QUEUE = 1 << 5,
-  /** `end()` reached `_final`: FIN to send. */
-  FIN_QUEUED = 1 << 6,
-  /** FIN framed. */
-  FIN_SENT = 1 << 7,
-  /** FIN received. */
-  FIN_RECEIVED = 1 << 8,
-  /** No longer in the session's stream map (closed, reset or refused). */
-  DETACHED = 1 << 9,
-  /** Created before the peer's HELLO arrived (pre-HELLO credit). */
-  PRE_HELLO = 1 << 10,
-  /** Acceptor: counted in the session's pending-open count. */
-  PENDING = 1 << 11,
-  /** A consumption check is scheduled. */
-  READ_CHECK = 1 << 12,
-}
+import { SF } from './flags.js'
 
 /**
- * A stream of a {@link Session}: a Node `Duplex` whose writable side is
+ * What a stream needs from its session: Node's stream hooks and the
+ * application's answers, each with the stream. The session implements it
+ * (session/streams.ts). @internal
+ */
+export interface StreamHost {
+  /** Acceptor: `accept()` (and implicit accepts: a write, end(), the accept delay). */
+  accept(s: MuxStream): void
+  /** Acceptor: `refuse()`. */
+  refuse(s: MuxStream, code: number, reason: string | undefined): void
+  /** `_write` (`chunk`) or `_writev` (`chunks`). */
+  write(s: MuxStream, chunk: Buffer | null, chunks: Array<{ chunk: Buffer }> | null, cb: (err?: Error | null) => void): void
+  /** `_final`: FIN once the queue is sent. */
+  final(s: MuxStream, cb: (err?: Error | null) => void): void
+  /** `'data'`: the application consumed bytes (credit may go back). */
+  read(s: MuxStream): void
+  /** `_destroy`: RST if the peer knows the stream, and forget it. */
+  destroy(s: MuxStream, err: Error | null): void
+  /** Message streams: throws the `SYNMUX_MESSAGE_TOO_LARGE` RangeError for a message above the peer's MAX_MESSAGE. */
+  checkMessage(size: number): void
+}
+
+function checkDrain(s: MuxStream): void {
+  s.checkDrain()
+}
+
+/** Node's own `writableNeedDrain` (its buffer reached its mark), which MuxStream extends below. */
+const nodeNeedDrain = Object.getOwnPropertyDescriptor(Duplex.prototype, 'writableNeedDrain')!.get! as (this: Duplex) => boolean
+
+/**
+ * A stream of a `Session`: a Node `Duplex` whose writable side is
  * framed into OPEN/OPENED/DATA frames (FIN on `end()`) and whose readable
  * side yields the peer's data. `destroy(err)` resets the stream (RST).
  *
@@ -87,8 +88,6 @@ export const enum SF {
  * Buffer once it has been written.
  */
 export class MuxStream extends Duplex {
-  /** The session the stream belongs to. */
-  readonly session: Session
   /** Stream id (odd: opened by the client, even: by the server). */
   readonly id: number
   /** The target named in OPEN, or `null`. */
@@ -100,6 +99,7 @@ export class MuxStream extends Duplex {
   /** Whether this is a message stream (PROTOCOL.md 15): each write is one message, each read one whole message. */
   readonly messages: boolean
 
+  readonly #host: StreamHost
   /** @internal */ f: number = 0
   /** @internal */ scredit = 0
   /** @internal */ sq: Buffer[] = []
@@ -112,11 +112,18 @@ export class MuxStream extends Duplex {
   /** @internal */ acceptDeadline = 0
   /** @internal */ resetCode: number = ResetCode.CANCEL
   /** @internal Message streams: the receive side's message assembly. */ inbox: MessageInbox | null
+  /** write() returned false for a held write although Node's buffer was below its mark: 'drain' is ours to emit. */
+  #drainOwed = false
+  /** The wrapper installed on the held write's callback (see #watchHeld). */
+  #heldWrap: ((err?: Error | null) => void) | null = null
+  /** Reading is held (holdReading): resume() leaves the stream paused. */
+  #readHold = false
 
-  /** @internal */
-  constructor(session: Session, id: number, opener: 'local' | 'remote', target: DecodedTarget | null, rwin: number, now: number, hwm: number, messages = false) {
+  /** @internal `session`: what `stream.session` is (typed by session/session.ts); `host`: where the stream's hooks go. */
+  constructor(host: StreamHost, session: object, id: number, opener: 'local' | 'remote', target: DecodedTarget | null, rwin: number, now: number, hwm: number, messages = false) {
     super({ allowHalfOpen: true, writableHighWaterMark: hwm, decodeStrings: true, readableObjectMode: messages })
-    this.session = session
+    this.#host = host
+    ;(this as { session?: object }).session = session
     this.id = id
     this.opener = opener
     this.target = target
@@ -148,7 +155,7 @@ export class MuxStream extends Duplex {
    * Throws `ERR_INVALID_STATE` on a locally opened stream.
    */
   accept(): this {
-    this.session._accept(this)
+    this.#host.accept(this)
     return this
   }
 
@@ -162,7 +169,7 @@ export class MuxStream extends Duplex {
     if (typeof code !== 'number') throw invalidArgType('code', 'of type number', code)
     if (!Number.isInteger(code) || code < 0 || code > 0xffff) throw outOfRange('code', 'an integer >= 0 && <= 65535', code)
     if (reason !== undefined && typeof reason !== 'string') throw invalidArgType('reason', 'of type string', reason)
-    this.session._refuse(this, code, reason)
+    this.#host.refuse(this, code, reason)
   }
 
   /**
@@ -186,15 +193,56 @@ export class MuxStream extends Duplex {
    * the peer's MAX_MESSAGE.
    */
   override write(chunk: any, encoding?: any, cb?: any): boolean {
-    if (this.messages) this.session._checkMessage(messageSize(chunk, encoding))
+    if (this.messages) this.#host.checkMessage(messageSize(chunk, encoding))
     const ok = super.write(chunk, encoding, cb)
     if (!ok || this.writeCb === null) return ok
     // The session holds this write (the stream's queue is above its
     // high-water mark, or the session's send queues are full): ask the
-    // writer to wait now rather than buffer up to another high-water mark;
-    // Node emits 'drain' once the held write completes.
-    ;(this as unknown as { _writableState: { needDrain: boolean } })._writableState.needDrain = true
+    // writer to wait now rather than buffer up to another high-water mark.
+    // Node's own buffer is below its mark, so Node will not emit 'drain':
+    // the stream owes it, once the held write and all behind it are done.
+    this.#drainOwed = true
+    this.#watchHeld()
     return false
+  }
+
+  /** @internal Whether a 'drain' is owed for a held write (the other half of `writableNeedDrain`). */
+  get drainOwed(): boolean {
+    return this.#drainOwed
+  }
+
+  /** After the session took or held a write while a 'drain' is owed. */
+  #afterHostWrite(): void {
+    if (nodeNeedDrain.call(this)) {
+      // Node's buffer reached its mark meanwhile: Node emits 'drain' itself.
+      this.#drainOwed = false
+      return
+    }
+    if (this.writeCb !== null) this.#watchHeld()
+    else process.nextTick(checkDrain, this) // after Node's own afterWrite tick
+  }
+
+  /** Wraps the held write's callback: the owed 'drain' is checked when the session releases it. */
+  #watchHeld(): void {
+    const cb = this.writeCb!
+    if (cb === this.#heldWrap) return
+    const wrap = (err?: Error | null): void => {
+      this.#heldWrap = null
+      const nodeDrains = nodeNeedDrain.call(this)
+      cb(err)
+      if (nodeDrains) this.#drainOwed = false
+      else this.checkDrain()
+    }
+    this.#heldWrap = wrap
+    this.writeCb = wrap
+  }
+
+  /** @internal Emits the owed 'drain' once nothing of the writer's is buffered or held any more. */
+  checkDrain(): void {
+    if (!this.#drainOwed || this.writeCb !== null || this.writableLength > 0) return
+    this.#drainOwed = false
+    if (nodeNeedDrain.call(this) || this.writableEnded || this.destroyed) return
+    this.emit('drain')
   }
 
   /**
@@ -202,26 +250,49 @@ export class MuxStream extends Duplex {
    * throws like {@link MuxStream.write} (the stream is then not ended).
    */
   override end(chunk?: any, encoding?: any, cb?: any): this {
-    if (this.messages && chunk != null && typeof chunk !== 'function') this.session._checkMessage(messageSize(chunk, encoding))
+    if (this.messages && chunk != null && typeof chunk !== 'function') this.#host.checkMessage(messageSize(chunk, encoding))
     return super.end(chunk, encoding, cb)
   }
 
   /** Message streams also emit each `'data'` chunk (one message) as `'message'`. */
-  override emit(event: string | symbol, ...args: any[]): boolean {
+  override emit(event: string | symbol, ...args: any[]): boolean
+  override emit(event: string | symbol): boolean {
+    // (No rest parameter: `arguments` is passed on as it is, so that an
+    // emit allocates nothing of ours.)
     if (event === 'data') {
       // 'data' is when bytes or a message are consumed (flowing, read(),
-      // for await, pipe): let the session credit them back. (Node calls
+      // for await, pipe): the chunk has left the readable buffer (or never
+      // entered it), so the session credits it back now. (Node calls
       // _read() only while the buffer is below its high-water mark and no
-      // _read() is pending, so _read() alone is not a reliable consumption
-      // signal: on Node 22 and later a reader that pauses in 'data' would
-      // otherwise never return the last window's credit.)
-      this.session._streamRead(this)
+      // _read() is pending, so _read() is not a consumption signal: on
+      // Node 22 and later a reader that pauses in 'data' would otherwise
+      // never return the last window's credit.)
+      const chunk: unknown = arguments[1]
+      this.#host.read(this)
       if (this.messages) {
-        const d = super.emit('data', ...args)
-        return super.emit('message', args[0]) || d
+        const d = super.emit('data', chunk)
+        return super.emit('message', chunk) || d
       }
+      return super.emit('data', chunk)
     }
-    return super.emit(event, ...args)
+    return Reflect.apply(super.emit, this, arguments) as boolean
+  }
+
+  /**
+   * @internal Holds reading (`true`: pauses the stream, and a `resume()` by
+   * whoever calls it — a pipe, an HTTP server reading a body — leaves it
+   * paused) or lets it go on again (`false`: resumes). The HTTP gateway
+   * stops reading pipelined requests with it while its limits are reached.
+   */
+  holdReading(hold: boolean): void {
+    this.#readHold = hold
+    if (hold) this.pause()
+    else this.resume()
+  }
+
+  /** As `Duplex.resume()`, except while reading is held (see holdReading). */
+  override resume(): this {
+    return this.#readHold ? this : super.resume()
   }
 
   /** As `Duplex.on()`; like `'data'`, a `'message'` listener starts the flow (unless the stream was paused). */
@@ -237,26 +308,40 @@ export class MuxStream extends Duplex {
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, cb: (err?: Error | null) => void): void {
-    this.session._streamWrite(this, chunk, null, cb)
+    this.#host.write(this, chunk, null, cb)
+    if (this.#drainOwed) this.#afterHostWrite()
   }
 
   override _writev(chunks: Array<{ chunk: Buffer; encoding: BufferEncoding }>, cb: (err?: Error | null) => void): void {
-    this.session._streamWrite(this, null, chunks, cb)
+    this.#host.write(this, null, chunks, cb)
+    if (this.#drainOwed) this.#afterHostWrite()
   }
 
   override _final(cb: (err?: Error | null) => void): void {
-    this.session._streamFinal(this, cb)
+    this.#host.final(this, cb)
   }
 
-  override _read(): void {
-    this.session._streamRead(this)
-  }
+  /** Nothing to do: the session pushes what arrives, and a consumed chunk is seen by its `'data'` (see emit). */
+  override _read(): void {}
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
-    this.session._streamDestroy(this, err)
+    this.#host.destroy(this, err)
     cb(err)
   }
 }
+
+// `writableNeedDrain` is true while Node's buffer is over its mark (Node's
+// own getter) or while a write the session holds made write() return false
+// (the stream then emits 'drain' itself): the writer and pipe() see the
+// same wait either way. (An accessor over the Duplex property: defined here,
+// as TypeScript does not let a class override a property with an accessor.)
+Object.defineProperty(MuxStream.prototype, 'writableNeedDrain', {
+  configurable: true,
+  enumerable: false,
+  get(this: MuxStream): boolean {
+    return this.drainOwed || nodeNeedDrain.call(this)
+  },
+})
 
 /** Typed events of a {@link MuxStream} (besides the `Duplex` ones). */
 export interface MuxStream {

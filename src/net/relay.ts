@@ -5,8 +5,8 @@
  * @packageDocumentation
  */
 import type net from 'node:net'
-import { ResetCode } from '../mux/constants.js'
-import type { MuxStream } from '../mux/stream.js'
+import { ResetCode } from '../mux/wire/constants.js'
+import type { MuxStream } from '../mux/stream/stream.js'
 
 /** Byte counts of one relayed connection (updated as bytes pass), and how it ended. */
 export interface RelayCounts {

@@ -34,13 +34,15 @@ export interface WindowBudget {
 }
 
 /**
- * Records `consumed` bytes read by the application, maybe grows the window,
- * and returns the WINDOW increment to send now (0: none yet).
+ * Records `consumed` bytes read by the application, maybe grows the window
+ * (reading `clock`, in ms, once a window has been consumed), and returns the
+ * WINDOW increment to send now (0: none yet).
  * @internal
  */
-export function onConsumed(st: ReceiveState, consumed: number, now: number, rtt: number, budget: WindowBudget): number {
+export function onConsumed(st: ReceiveState, consumed: number, clock: () => number, rtt: number, budget: WindowBudget): number {
   st.epochBytes += consumed
   if (st.epochBytes >= st.rwin) {
+    const now = clock()
     const elapsed = now - st.epochStart
     if (rtt > 0 && elapsed < 2 * rtt && st.rwin < budget.maxWindow && budget.bufferedTotal < budget.maxSessionBuffer) {
       const grow = Math.min(st.rwin, budget.maxWindow - st.rwin, budget.maxSessionBuffer - budget.windowExtra)

@@ -9,14 +9,16 @@
 import { randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import type { Duplex } from 'node:stream'
-import { Capability, DEFAULTS, FrameType, GoawayCode, HelloExtension, HelloKind, ResumeRefused } from './constants.js'
-import { decodeHello, encodeFrame, encodeHello, type Hello } from './codec.js'
-import { AUTH_SIZE, awaitAuth, clientProof, newNonce, serverProof } from './auth.js'
-import { invalidArgType } from './errors.js'
-import { type ResolvedOptions, type SessionOptions, resolveOptions } from './options.js'
-import { Session, laneSetOptions, u32, u64 } from './session.js'
-import { LaneSet } from './lanes.js'
-import { SecureChannel } from '../secure/channel.js'
+import { Capability, DEFAULTS, FrameType, GoawayCode, HelloExtension, HelloKind, ResumeRefused } from '../wire/constants.js'
+import { encodeFrame } from '../wire/frames.js'
+import { decodeHello, encodeHello, type Hello, u32, u64 } from '../wire/hello.js'
+import { AUTH_SIZE, awaitAuth, clientProof, newNonce, serverProof } from '../wire/auth.js'
+import { invalidArgType } from '../errors.js'
+import { type ResolvedOptions, type SessionOptions, laneSetOptions, resolveOptions } from '../session/options.js'
+import { Session } from '../session/session.js'
+import type { SessionDirectory } from '../session/directory.js'
+import { LaneSet } from '../lanes/lane-set.js'
+import { SecureChannel } from '../../secure/channel.js'
 
 /**
  * Options of a {@link SessionRegistry}: the options of every server session
@@ -105,7 +107,7 @@ const HELLO_READ_LIMIT = 10 + 1024
 const REFUSED_WHY = ['', 'unknown session id', 'session expired', 'replay out of range']
 
 /** Server-side registry of resumable sessions. */
-export class SessionRegistry extends EventEmitter<SessionRegistryEvents> {
+export class SessionRegistry extends EventEmitter<SessionRegistryEvents> implements SessionDirectory<Session> {
   readonly #options: SessionOptions
   readonly #resolved: ResolvedOptions
   readonly #sessions = new Map<string, Session>()
@@ -138,7 +140,7 @@ export class SessionRegistry extends EventEmitter<SessionRegistryEvents> {
     return new LaneSet(duplex, laneSetOptions(this.#resolved, {
       ...(peerHello ? { peerHello } : {}),
       ...(ownHello ? { ownHello: { hello: decodeHello(ownHello.raw)!.hello, raw: ownHello.raw, received: ownHello.received } } : {}),
-      register: (id, set) => this.#laneSets.set(id.toString('hex'), set),
+      register: (id, set) => this.#laneSets.set(id.toString('hex'), set as LaneSet),
       unregister: (id, set) => {
         const k = id.toString('hex')
         if (this.#laneSets.get(k) === set) this.#laneSets.delete(k)
