@@ -57,15 +57,23 @@ export function quietListening(log: Logger, said: (rest: string) => void): Logge
   }
 }
 
-/** A worker's metrics: its registry, asked for by the primary's (prom-client's cluster aggregation). */
-export async function workerMetrics(at: { host: string; port: number } | null, server: TunnelServer): Promise<null> {
+/**
+ * A worker's metrics: its registry, asked for by the primary's
+ * (prom-client's cluster aggregation). Called first without `server`, as
+ * the worker starts, so that it answers the primary's scrapes (with
+ * nothing) from then on; then with it.
+ */
+export async function workerMetrics(at: { host: string; port: number } | null, server?: TunnelServer): Promise<null> {
   if (at === null) return null
-  const { buildRegistry } = await import('./metrics.js')
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const prom = require('prom-client') as typeof import('prom-client')
-  const register = buildRegistry({ server, version: packageVersion() }, prom)
-  new prom.AggregatorRegistry() // answers the primary's requests from now on
-  prom.AggregatorRegistry.setRegistries([register])
+  if (server === undefined) {
+    new prom.AggregatorRegistry() // answers the primary's requests from now on
+    prom.AggregatorRegistry.setRegistries([])
+    return null
+  }
+  const { buildRegistry } = await import('./metrics.js')
+  prom.AggregatorRegistry.setRegistries([buildRegistry({ server, version: packageVersion() }, prom)])
   return null
 }
 
@@ -97,6 +105,14 @@ export async function runServerPrimary(argv: string[], setup: ServerSetup, loggi
     ...(setup.options.secure?.replayWindow !== undefined ? { replayWindow: setup.options.secure.replayWindow } : {}),
     ...(setup.options.handshakeLimit !== undefined ? { handshakeLimit: setup.options.handshakeLimit } : {}),
   })
+  // One round of stats requests serves every reader within 250 ms.
+  let asked: { at: number; p: Promise<ClusterStats> } | null = null
+  const stats = (): Promise<ClusterStats> => {
+    if (asked === null || performance.now() - asked.at > 250) asked = { at: performance.now(), p: primary.stats() }
+    return asked.p
+  }
+  // The metrics endpoint first: up before any worker serves (and a port in use stops nothing that started).
+  const endpoint = await primaryMetrics(setup.metrics, stats, log)
   // Signals that come while the workers start wait until they all listen (a worker may already serve).
   type Sig = 'SIGTERM' | 'SIGINT' | 'SIGHUP'
   const pending: Sig[] = []
@@ -115,6 +131,7 @@ export async function runServerPrimary(argv: string[], setup: ServerSetup, loggi
     first = await primary.start()
   } catch (err) {
     if (fallback !== null) clearTimeout(fallback)
+    await endpoint?.close()
     return (err as { code?: number }).code ?? 1
   } finally {
     for (const [sig, h] of early) process.off(sig, h)
@@ -135,16 +152,6 @@ export async function runServerPrimary(argv: string[], setup: ServerSetup, loggi
   const handlers = (['SIGTERM', 'SIGINT', 'SIGHUP'] as const).map((sig) => [sig, onSignal(sig)] as const)
   for (const [sig, h] of handlers) process.on(sig, h)
   for (const sig of pending) onSignal(sig)()
-  // One round of stats requests serves every reader within 250 ms.
-  let asked: { at: number; p: Promise<ClusterStats> } | null = null
-  const stats = (): Promise<ClusterStats> => {
-    if (asked === null || performance.now() - asked.at > 250) asked = { at: performance.now(), p: primary.stats() }
-    return asked.p
-  }
-  const endpoint = await primaryMetrics(setup.metrics, stats, log).catch((err: Error) => {
-    primary.kill()
-    throw err
-  })
   let cached: ClusterStats | null = null
   const refresh = (): void => void stats().then((s) => (cached = s))
   if (parseFlags(argv, SERVER.flags).stats) {

@@ -167,6 +167,7 @@ export async function runServer(argv: string[]): Promise<number> {
   const setup = serverSetup(flags, place === null ? log : silentLogger)
   if (place === null && setup.workers > 1) return runServerPrimary(argv, setup, logging, { statusLine, status: serverStatus })
   const worker = place === null ? null : new ClusterWorker({ index: place.index, workers: place.workers, instance: setup.instance, advertise: setup.advertise })
+  if (worker !== null) await workerMetrics(setup.metrics)
   await worker?.sync()
   const routing = worker?.routing ?? (setup.instance !== 0 ? new Routing({ worker: 0, workers: 1, instance: setup.instance, advertise: setup.advertise }) : undefined)
   // A worker's "listening on ..." line is its primary's to say, once every worker listens.
