@@ -8,6 +8,7 @@
  */
 import net from 'node:net'
 import { invalidArgValue, outOfRange } from '../../common/arg-errors.js'
+import { bytesToIpv6, ipv4ToBytes, ipv6ToBytes } from './target.js'
 
 /** Where a session lives (a REDIRECT's address). */
 export interface RedirectAddress {
@@ -21,46 +22,22 @@ export const REDIRECT_SIZE = 18
 
 /** The 16 bytes of an IP address (IPv4 mapped into IPv6). Throws `ERR_INVALID_ARG_VALUE` for anything but an IP literal. */
 export function ipBytes(host: string): Buffer {
-  const v = net.isIP(host)
-  if (v === 4) return Buffer.from([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, ...host.split('.').map(Number)])
-  if (v !== 6) throw invalidArgValue('host', 'must be an IPv4 or IPv6 address', host)
   const out = Buffer.alloc(16)
-  const zone = host.indexOf('%')
-  let h = zone >= 0 ? host.slice(0, zone) : host
-  // An IPv4 tail (::ffff:1.2.3.4) becomes two groups.
-  const v4 = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(h)
-  if (v4) {
-    const [a, b, c, d] = v4.slice(1).map(Number) as [number, number, number, number]
-    h = `${h.slice(0, v4.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`
-  }
-  const [head, tail] = h.includes('::') ? h.split('::') as [string, string] : [h, null]
-  const hs = head ? head.split(':') : []
-  const ts = tail ? tail.split(':') : []
-  const groups = tail === null ? hs : [...hs, ...Array<string>(8 - hs.length - ts.length).fill('0'), ...ts]
-  groups.forEach((g, i) => out.writeUInt16BE(parseInt(g, 16), i * 2))
+  const v = net.isIP(host)
+  if (v === 4) {
+    out[10] = out[11] = 0xff
+    ipv4ToBytes(host, out, 12)
+  } else if (v === 6) {
+    const zone = host.indexOf('%')
+    ipv6ToBytes(zone >= 0 ? host.slice(0, zone) : host, out, 0)
+  } else throw invalidArgValue('host', 'must be an IPv4 or IPv6 address', host)
   return out
 }
 
 /** An IP address from its 16 bytes (IPv4-mapped ones in dotted form). */
 export function ipText(b: Buffer): string {
-  if (b.subarray(0, 10).every((x) => x === 0) && b[10] === 0xff && b[11] === 0xff) return `${b[12]}.${b[13]}.${b[14]}.${b[15]}`
-  const groups: string[] = []
-  for (let i = 0; i < 16; i += 2) groups.push(b.readUInt16BE(i).toString(16))
-  // The longest run of two or more zero groups becomes '::' (RFC 5952).
-  let best = -1
-  let bestLen = 1
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== '0') {
-      i++
-      continue
-    }
-    let j = i
-    while (j < 8 && groups[j] === '0') j++
-    if (j - i > bestLen) [best, bestLen] = [i, j - i]
-    i = j
-  }
-  if (best < 0) return groups.join(':')
-  return `${groups.slice(0, best).join(':')}::${groups.slice(best + bestLen).join(':')}`
+  const text = bytesToIpv6(b, 0)
+  return text.startsWith('::ffff:') && text.includes('.') ? text.slice(7) : text
 }
 
 /** A REDIRECT value. Throws for a host that is not an IP address or a port outside 1–65535. */
