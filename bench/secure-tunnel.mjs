@@ -14,13 +14,14 @@
 // Anchors come from Debian (shadowsocks-libev, openssh-server), installed here
 // when missing (as root, with apt-get). JSON in bench/results/secure-tunnel.json.
 // Usage: node bench/secure-tunnel.mjs [--rtt 50] [--rounds 20] [--bulk-mib 64] [--bulk-rounds 5] [--resume-rounds 10] [--tcp-buffer-mib N]
-import { execFileSync, spawnSync } from 'node:child_process'
+import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { canCreateNamespaces, createDelayedLink } from './lib/netns.mjs'
 import { benchDir as here, cliPath as cli, numArg, waitReady, writeResult } from './lib/proc.mjs'
 import { tunnelKeys } from './lib/keys.mjs'
+import { ensureAnchors, has, versions } from './lib/anchors.mjs'
 
 const rtt = numArg('rtt', 50)
 const rounds = numArg('rounds', 20)
@@ -37,34 +38,13 @@ if (!cap.ok) {
   process.exit(0)
 }
 
-/** The anchors, from Debian: installed when missing (root + apt-get), else reported as not measured. */
+/** The anchors, from Debian (bench/lib/anchors.mjs installs them when missing), else reported as not measured. */
 function anchors() {
-  const have = (bin) => ['/usr/bin', '/usr/sbin', '/bin', '/sbin'].some((d) => fs.existsSync(path.join(d, bin)))
-  const want = [['ss-server', 'shadowsocks-libev'], ['sshd', 'openssh-server'], ['ssh', 'openssh-client']]
-  const missing = want.filter(([bin]) => !have(bin)).map(([, pkg]) => pkg)
-  if (missing.length > 0 && process.getuid?.() === 0 && spawnSync('apt-get', ['--version'], { stdio: 'ignore' }).status === 0) {
-    // policy-rc.d 101: install without starting the packages' system daemons (the bench runs its own, in namespaces).
-    const policy = '/usr/sbin/policy-rc.d'
-    const hadPolicy = fs.existsSync(policy)
-    if (!hadPolicy) fs.writeFileSync(policy, '#!/bin/sh\nexit 101\n', { mode: 0o755 })
-    try {
-      spawnSync('apt-get', ['update', '-qq'], { stdio: 'ignore' })
-      spawnSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...new Set(missing)], { stdio: 'ignore', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } })
-    } finally {
-      if (!hadPolicy) fs.rmSync(policy, { force: true })
-    }
-  }
-  const version = (cmd, args, re) => {
-    try {
-      const r = spawnSync(cmd, args, { encoding: 'utf8' })
-      return (re.exec(`${r.stdout}${r.stderr}`) ?? [])[1] ?? null
-    } catch {
-      return null
-    }
-  }
+  ensureAnchors({ packages: ['shadowsocks-libev', 'openssh-server', 'openssh-client'], log: (l) => console.error(`secure-tunnel: ${l}`) })
+  const v = versions()
   return {
-    ss: have('ss-server') && have('ss-tunnel') ? version('ss-server', ['-h'], /shadowsocks-libev ([\d.]+)/) ?? 'installed' : null,
-    ssh: have('sshd') && have('ssh') ? version('ssh', ['-V'], /(OpenSSH_[^\s,]+)/) ?? 'installed' : null,
+    ss: has.ss() ? v['shadowsocks-libev'] : null,
+    ssh: has.ssh() ? v['openssh-server'] : null,
   }
 }
 

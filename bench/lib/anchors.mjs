@@ -40,11 +40,12 @@ function stopServices(log) {
 /**
  * Installs the anchors from Debian when missing (root and apt-get needed),
  * then stops and disables the system services they start. Returns
- * { installed: [...], missing: [...], versions, notes }.
+ * { installed: [...], missing: [...], versions, notes }. `packages`: a
+ * subset of PACKAGES (default all).
  */
-export function ensureAnchors({ log = () => {}, install = true } = {}) {
+export function ensureAnchors({ log = () => {}, install = true, packages = PACKAGES } = {}) {
   const notes = []
-  const need = PACKAGES.filter((p) => !installed(p))
+  const need = packages.filter((p) => !installed(p))
   if (need.length && install) {
     if (process.getuid?.() !== 0 || !which('apt-get')) {
       notes.push(`not installed (needs root and apt-get): ${need.join(', ')}`)
@@ -62,8 +63,8 @@ export function ensureAnchors({ log = () => {}, install = true } = {}) {
   }
   const busy = process.getuid?.() === 0 ? stopServices(log) : []
   if (busy.length) notes.push(`system daemons still listening: ${busy.join('; ')}`)
-  const missing = PACKAGES.filter((p) => !installed(p))
-  return { packages: PACKAGES, missing, versions: versions(), notes }
+  const missing = packages.filter((p) => !installed(p))
+  return { packages, missing, versions: versions(), notes }
 }
 
 function firstLine(cmd, args) {
