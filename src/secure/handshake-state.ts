@@ -6,7 +6,8 @@
 import { CipherState } from './cipher-state.js'
 import { SecureError } from './errors.js'
 import { noiseProtocol, type NoiseProtocol, type Token } from './patterns.js'
-import { DHLEN, dh, generateX25519, TAGLEN, x25519KeyPair, type DhKeyPair } from './primitives.js'
+import { DHLEN, dh, TAGLEN, x25519KeyPair, type DhKeyPair } from './primitives.js'
+import { dhRemoteStatic, dhStaticStatic, takeEphemeral } from './precompute.js'
 import { SymmetricState } from './symmetric-state.js'
 
 /** The largest Noise message (spec 3). */
@@ -143,7 +144,7 @@ export class HandshakeState {
         switch (t) {
           case 'e': {
             if (this.#e) throw new TypeError('The ephemeral key is already set')
-            this.#e = this.#fixedE ? x25519KeyPair(this.#fixedE, false) : generateX25519()
+            this.#e = this.#fixedE ? x25519KeyPair(this.#fixedE, false) : takeEphemeral()
             out.push(this.#e.publicKey)
             this.#mixEphemeral(this.#e.publicKey)
             break
@@ -240,7 +241,8 @@ export class HandshakeState {
     const local = t === 'ee' ? this.#e : t === 'ss' ? this.#s : (t === 'es') === this.#initiator ? this.#e : this.#s
     const remote = t === 'ee' ? this.#re : t === 'ss' ? this.#rs : (t === 'es') === this.#initiator ? this.#rs : this.#re
     if (!local || !remote) throw new TypeError(`Token ${t}: a key is missing`)
-    const out = dh(local, remote)
+    // The static-static output and a remote static key's import are made once per key (precompute.ts).
+    const out = t === 'ss' ? dhStaticStatic(local, remote) : remote === this.#rs ? dhRemoteStatic(local, remote) : dh(local, remote)
     if (out === null) throw fail('SYNMUX_SECURE_BAD_HANDSHAKE', 'Invalid public key in the handshake (DH output all zeros)')
     this.#ss.mixKey(out)
   }

@@ -261,12 +261,13 @@ export function x25519KeyPair(privateRaw: Uint8Array, cache = true): DhKeyPair {
  * `DH(key_pair, public_key)`: X25519. Returns `null` for a public key that
  * gives the all-zero output (a low-order point; OpenSSL refuses it), which
  * spec 12.1 allows an implementation to signal as an error. `local`: a raw
- * (static) private key, or a key pair with its KeyObject.
+ * (static) private key, or a key pair with its KeyObject; `remote`: a raw
+ * public key, or one already imported.
  */
-export function dh(local: Uint8Array | DhKeyPair, publicRaw: Uint8Array): Buffer | null {
+export function dh(local: Uint8Array | DhKeyPair, remote: Uint8Array | crypto.KeyObject): Buffer | null {
   try {
     const privateKey = local instanceof Uint8Array ? x25519PrivateKey(local) : (local.keyObject ?? x25519PrivateKey(local.privateKey))
-    return crypto.diffieHellman({ privateKey, publicKey: x25519PublicKey(publicRaw) })
+    return crypto.diffieHellman({ privateKey, publicKey: remote instanceof Uint8Array ? x25519PublicKey(remote) : remote })
   } catch {
     return null
   }

@@ -7,6 +7,7 @@ import { invalidArgType } from '../common/arg-errors.js'
 import type { SecureChannel } from './channel.js'
 import { ClientChannel } from './client.js'
 import { resolveOptions, type SecureClientOptions, type SecureOptions, type SecureServerOptions } from './options.js'
+import { refillEphemeral } from './precompute.js'
 import { ServerChannel } from './server.js'
 
 /**
@@ -37,5 +38,6 @@ export function secure(transport: Duplex, options: SecureOptions): SecureChannel
 export function secure(transport: Duplex, options: SecureOptions): SecureChannel {
   if (!(transport instanceof Duplex)) throw invalidArgType('transport', 'a stream.Duplex (e.g. a net.Socket)', transport)
   const opts = resolveOptions(options)
+  refillEphemeral()
   return opts.role === 'client' ? new ClientChannel(transport, opts) : new ServerChannel(transport, opts)
 }

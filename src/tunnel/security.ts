@@ -8,6 +8,7 @@
  */
 import { AuthorizedKeys } from '../secure/keys.js'
 import type { RefusedReport } from '../secure/options.js'
+import { refillEphemeral } from '../secure/precompute.js'
 import { ReplayGuard, type ReplayChecker } from '../secure/replay.js'
 
 /** The secure channel of a {@link TunnelServer} (the default transport security). */
@@ -97,6 +98,8 @@ function resolve<S extends { staticKey: Uint8Array; psk?: Uint8Array }>(who: str
     key32('options.secure.staticKey', s.staticKey)
     if (s.psk !== undefined) key32('options.secure.psk', s.psk)
     check(s)
+    // Ephemeral keys for the first handshakes get made now, in the thread pool, not in the first flight's path.
+    refillEphemeral()
     return { mode: 'secure', secure: s, key: null }
   }
   if (o.tls !== undefined) return { mode: 'tls', secure: null, key: psk(o.key) }
