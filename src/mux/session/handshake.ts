@@ -201,7 +201,11 @@ export class Handshake implements HandshakePart {
         c.output.scheduleStream(s)
       }
     }
-    c.timers.sendPing(null, null)
+    // The server's first RTT sample is its PING (it rides with its HELLO);
+    // the client has one already (HELLO to HELLO), so it sends none: its
+    // PING would cost the server a PONG write while a first request's
+    // answer is on its way (PROTOCOL.md 8).
+    if (c.role === 'server') c.timers.sendPing(null, null)
     c.timers.armKeepalive()
     if (c.streams.map.size === 0) c.timers.armIdle()
     c.output.scheduleFlush()
