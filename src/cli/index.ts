@@ -4,8 +4,6 @@
  * @internal
  * @packageDocumentation
  */
-// First: V8 settings that must be in place before the rest of the code loads.
-import './tiering.js'
 import { runDemo } from './demo.js'
 import { intFlag, packageVersion, parseFlags, renderHelp, UsageError, type CommandSpec } from './args.js'
 import { CLIENT, DEMO, KEYGEN, SERVER, SUPPORT } from './flags.js'
