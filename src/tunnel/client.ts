@@ -289,17 +289,13 @@ export class TunnelClient extends EventEmitter {
     this.#lastFailure = why
     this.#log.error(`${why} (server ${host}:${port}${max > 0 ? `, attempt ${n} of ${max}` : ''})`)
     if (max === 0 || n < max) return false
-    this.#log.error(`giving up after ${n} failed authentications: check that the client and the server use the same key file`)
-    const e = new TunnelError('SYNMUX_AUTH_FAILED', why, { cause: err })
-    void this.close()
-    if (this.listenerCount('error') > 0) this.emit('error', e)
-    return true
+    return this.#giveUp(why, err, `giving up after ${n} failed authentications: check that the client and the server use the same key file`)
   }
 
-  /** Ends the client for good: one line at error level, `'error'` (`SYNMUX_AUTH_FAILED`) and close. */
-  #giveUp(why: string, err: Error): true {
+  /** Ends the client for good: one line at error level (`line`, by default `why`), `'error'` (`SYNMUX_AUTH_FAILED`, `why`) and close. */
+  #giveUp(why: string, err: Error, line = why): true {
     this.#lastFailure = why
-    this.#log.error(why)
+    this.#log.error(line)
     const e = new TunnelError('SYNMUX_AUTH_FAILED', why, { cause: err })
     void this.close()
     if (this.listenerCount('error') > 0) this.emit('error', e)
