@@ -78,6 +78,8 @@ export class TunnelClient extends EventEmitter {
   readonly #carried = new Map<net.Socket, MuxStream | null>()
   #pool: SessionPool | null = null
   readonly #pacer: OpenPacer
+  /** `open()` calls waiting for a session: an 'up' settles them, `close()` fails them (not one listener each on this emitter). */
+  readonly #upWaiters = new Set<(err?: Error) => void>()
   /** Handshakes in a row that failed authentication. */
   #authFailures = 0
   /** Why the last session attempt failed (for the log line of a connection that found no session). */
@@ -210,6 +212,7 @@ export class TunnelClient extends EventEmitter {
     this.#authFailures = 0
     this.#pacer.wake(true)
     this.emit('up', session)
+    for (const w of [...this.#upWaiters]) w()
   }
 
   #connect(): void {
@@ -337,21 +340,17 @@ export class TunnelClient extends EventEmitter {
     return new Promise((resolve, reject) => {
       const done = (err?: Error): void => {
         clearTimeout(timer)
-        this.off('up', onUp)
-        this.off('close', onClose)
+        this.#upWaiters.delete(done)
         if (err) reject(err)
         else resolve()
       }
-      const onUp = (): void => done()
-      const onClose = (): void => done(new TunnelError('SYNMUX_NO_SESSION', `the tunnel client is closed${this.#lastFailure ? ` (${this.#lastFailure})` : ''}`))
       const { host, port } = this.#opts.server
       const wait = this.#opts.sessionWait ?? 10_000
       const timer = setTimeout(
         () => done(new TunnelError('SYNMUX_NO_SESSION', `no session to the server ${host}:${port} within ${wait} ms${this.#lastFailure ? ` (last attempt: ${this.#lastFailure})` : ''}`)),
         ms,
       )
-      this.once('up', onUp)
-      this.once('close', onClose)
+      this.#upWaiters.add(done)
     })
   }
 
@@ -526,7 +525,13 @@ export class TunnelClient extends EventEmitter {
    * takes; {@link TunnelClient.destroy} ends it).
    */
   async close(): Promise<void> {
-    if (!this.#closed) process.nextTick(() => this.emit('close'))
+    if (!this.#closed) {
+      process.nextTick(() => {
+        const err = new TunnelError('SYNMUX_NO_SESSION', `the tunnel client is closed${this.#lastFailure ? ` (${this.#lastFailure})` : ''}`)
+        for (const w of [...this.#upWaiters]) w(err)
+        this.emit('close')
+      })
+    }
     this.#closed = true
     this.#pacer.wake(true)
     if (this.#timer) clearTimeout(this.#timer)

@@ -113,6 +113,8 @@ export interface PoolDeathInfo {
 export class SessionPool extends EventEmitter {
   readonly #opts: Required<Omit<SessionPoolOptions, 'session'>> & { session: Omit<SessionOptions, 'role'> }
   readonly #members: Member[] = []
+  /** `open()` calls waiting for a session to come up (not one 'up' listener each on this emitter). */
+  readonly #upWaiters = new Set<(s: Session) => void>()
   #timer: NodeJS.Timeout | null = null
   #lastRetire = Date.now()
   #closed = false
@@ -174,6 +176,7 @@ export class SessionPool extends EventEmitter {
         m.linked = true
         this.#sample(m, s.stats().rtt)
         this.emit('up', s, index)
+        for (const w of [...this.#upWaiters]) w(s)
       })
       s.on('resumed', () => {
         m.linked = true
@@ -322,14 +325,15 @@ export class SessionPool extends EventEmitter {
       this.start()
       s = await new Promise<Session>((resolve, reject) => {
         const t = setTimeout(() => {
-          this.off('up', onUp)
+          this.#upWaiters.delete(onUp)
           reject(new MuxError('SYNMUX_SESSION_CLOSED', 'no pool session came up in time'))
         }, wait)
         const onUp = (x: Session): void => {
           clearTimeout(t)
+          this.#upWaiters.delete(onUp)
           resolve(x)
         }
-        this.once('up', onUp)
+        this.#upWaiters.add(onUp)
       })
     }
     return s.open(options)
