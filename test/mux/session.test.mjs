@@ -46,6 +46,28 @@ async function rawAgainstServer(bytes, serverOpts = {}) {
 }
 
 describe('Session basics over loopback TCP', () => {
+  it('end() on an ended stream: a no-op without a callback (no error built), ERR_STREAM_ALREADY_FINISHED to a callback', async () => {
+    const { client, server } = await sessionPair()
+    track(client, server)
+    server.on('stream', (s) => s.pipe(s))
+    const st = client.open({ data: 'x' })
+    const body = collect(st)
+    st.end()
+    expect((await body).toString()).toBe('x')
+    await new Promise((r) => (st.writableFinished ? r() : st.once('finish', r)))
+    // Node's HTTP server calls socket.end() like this on every request end.
+    const errors = []
+    st.on('error', (e) => errors.push(e))
+    expect(st.end()).toBe(st)
+    expect(st.end(null)).toBe(st)
+    const viaCb = await new Promise((r) => st.end(r))
+    expect(viaCb?.code).toBe('ERR_STREAM_ALREADY_FINISHED')
+    expect(errors).toEqual([])
+    // Writing after the end still fails as a Writable does.
+    const writeErr = await new Promise((r) => st.write('late', r))
+    expect(writeErr?.code).toBe('ERR_STREAM_WRITE_AFTER_END')
+  })
+
   it('opens a stream with target and data, echoes, closes both ways', async () => {
     const { client, server } = await sessionPair()
     track(client, server)

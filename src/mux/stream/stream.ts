@@ -250,6 +250,11 @@ export class MuxStream extends Duplex {
    * throws like {@link MuxStream.write} (the stream is then not ended).
    */
   override end(chunk?: any, encoding?: any, cb?: any): this {
+    // Ending an ended (or destroyed) stream with no data and no callback
+    // does nothing, but Writable.end() still builds the error it would hand
+    // a callback (a stack capture): Node's HTTP server ends its socket so on
+    // every request of the gateway's streams.
+    if (chunk == null && encoding === undefined && cb === undefined && (this.writableEnded || this.destroyed) && this.writableCorked === 0) return this
     if (this.messages && chunk != null && typeof chunk !== 'function') this.#host.checkMessage(messageSize(chunk, encoding))
     return super.end(chunk, encoding, cb)
   }
