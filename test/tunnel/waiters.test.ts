@@ -37,16 +37,22 @@ async function echo(): Promise<{ port: number; close: () => Promise<void> }> {
   return { port: (s.address() as net.AddressInfo).port, close: () => new Promise((r) => s.close(() => r())) }
 }
 
+/** A started TunnelClient whose server is not up yet (its first attempts are refused): opens made now wait for a session. */
+async function waitingClient(): Promise<{ client: TunnelClient; port: number; sk: ReturnType<typeof generateKeyPair>; ck: ReturnType<typeof generateKeyPair> }> {
+  const sk = generateKeyPair()
+  const ck = generateKeyPair()
+  const port = await freePort()
+  const client = new TunnelClient({ server: { host: '127.0.0.1', port }, secure: { staticKey: ck.privateKey, serverKey: sk.publicKey }, reconnect: { min: 50, max: 100 }, sessionWait: 20_000 })
+  client.on('error', () => {})
+  client.start()
+  await sleep(150)
+  return { client, port, sk, ck }
+}
+
 describe('open() calls waiting for a session', () => {
   it('TunnelClient: 40 waiters, no listener warning; all go on once the server comes up', async () => {
     const target = await echo()
-    const sk = generateKeyPair()
-    const ck = generateKeyPair()
-    const port = await freePort()
-    const client = new TunnelClient({ server: { host: '127.0.0.1', port }, secure: { staticKey: ck.privateKey, serverKey: sk.publicKey }, reconnect: { min: 50, max: 100 }, sessionWait: 20_000 })
-    client.on('error', () => {})
-    client.start()
-    await sleep(150) // the first attempts are refused: opens now wait for a session
+    const { client, port, sk, ck } = await waitingClient()
     const opens = Array.from({ length: WAITERS }, (_, i) => client.open({ host: '127.0.0.1', port: target.port }, Buffer.from(`hello ${i}\n`)))
     await sleep(100)
     const server = new TunnelServer({ secure: { staticKey: sk.privateKey, authorizedKeys: new AuthorizedKeys([[ck.publicKey, 'me']]) }, allow: [`127.0.0.1:${target.port}`] })
@@ -75,13 +81,7 @@ describe('open() calls waiting for a session', () => {
   })
 
   it('TunnelClient: 40 waiters fail with SYNMUX_NO_SESSION when the client closes, without a warning', async () => {
-    const sk = generateKeyPair()
-    const ck = generateKeyPair()
-    const port = await freePort()
-    const client = new TunnelClient({ server: { host: '127.0.0.1', port }, secure: { staticKey: ck.privateKey, serverKey: sk.publicKey }, reconnect: { min: 50, max: 100 }, sessionWait: 20_000 })
-    client.on('error', () => {})
-    client.start()
-    await sleep(150)
+    const { client } = await waitingClient()
     const opens = Array.from({ length: WAITERS }, () => client.open({ host: '127.0.0.1', port: 9 }).then(() => 'opened', (e: { code?: string }) => e.code))
     await sleep(50)
     await client.close()
