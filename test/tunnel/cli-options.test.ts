@@ -93,17 +93,23 @@ describe('failed-handshake limit per source', () => {
     await server.waitFor(/listening on/)
     // Garbage is refused by the secure channel: counted at once, and drained (no byte back) until the handshake timeout.
     const held: net.Socket[] = []
+    // Never 0x01 first (message 1's type): a server then waits for the rest of that message until its handshake timeout.
+    const junk = (): Buffer => {
+      const b = crypto.randomBytes(64)
+      b[0] = 0x80 | b[0]!
+      return b
+    }
     const garbage = () => {
       const s = net.connect({ host: '127.0.0.1', port })
       s.on('error', () => {})
-      s.write(crypto.randomBytes(64))
+      s.write(junk())
       held.push(s)
     }
     for (let i = 0; i < 3; i++) garbage()
     await server.waitFor(/too many failed handshakes/)
     const fourth = net.connect({ host: '127.0.0.1', port })
     fourth.on('error', () => {})
-    fourth.write(crypto.randomBytes(64))
+    fourth.write(junk())
     await new Promise((r) => fourth.once('close', r))
     await server.waitFor(/refusing 127.0.0.1: too many failed handshakes/)
     for (const s of held) s.destroy()
