@@ -60,6 +60,7 @@ export class LaneSet extends Duplex {
   #pendingCb: ((err?: Error | null) => void) | null = null
   #joinDelay = 0
   #joinTimer: NodeJS.Timeout | null = null
+  #joining = 0
   #failed = false
   /** The last ACK the session sent: sent again when a lane dies (it may have died with it). */
   #lastAck: Buffer | null = null
@@ -120,9 +121,7 @@ export class LaneSet extends Duplex {
     return this.#lanes.open
   }
 
-  // ---------------------------------------------------------------------------
-  // Lanes
-
+  // --- Lanes ---
   #addLane(dx: Duplex, index: number, hello: boolean): Lane {
     const lane = new Lane(index, dx, hello, this.#o.maxFrameSize)
     lane.authed = this.#o.key === null
@@ -283,16 +282,22 @@ export class LaneSet extends Duplex {
     this.#lanes.resend(lane, this.#acked, this.#lastAck, (off, buf) => this.#route(off, buf))
   }
 
+  /** Client: a lane this set opens itself; it counts toward `lanes` while it joins (two joins must not fill one gap). */
+  #autoJoin(): Promise<number> {
+    this.#joining++
+    return this.join().finally(() => this.#joining--)
+  }
+
   /** Client: keep `lanes` lanes (reopen lost ones with backoff). */
   #scheduleJoin(): void {
     if (this.#joinTimer !== null || this.#o.connect === null || !this.#lanes.striped || this.destroyed) return
-    if (this.#all.length >= this.#o.lanes) return
+    if (this.#all.length + this.#joining >= this.#o.lanes) return
     const delay = this.#joinDelay
     this.#joinDelay = Math.min(Math.max(50, this.#joinDelay * 2), 2000)
     this.#joinTimer = setTimeout(() => {
       this.#joinTimer = null
-      if (this.destroyed || this.writableEnded || this.#all.length >= this.#o.lanes) return
-      this.join().then(
+      if (this.destroyed || this.writableEnded || this.#all.length + this.#joining >= this.#o.lanes) return
+      this.#autoJoin().then(
         () => this.#scheduleJoin(),
         () => this.#scheduleJoin(),
       )
@@ -300,9 +305,7 @@ export class LaneSet extends Duplex {
     this.#joinTimer.unref?.()
   }
 
-  // ---------------------------------------------------------------------------
-  // Sending
-
+  // --- Sending ---
   override _writev(chunks: Array<{ chunk: Buffer }>, cb: (err?: Error | null) => void): void {
     for (const l of this.#all) l.dx.cork()
     try {
@@ -450,9 +453,9 @@ export class LaneSet extends Duplex {
 
   #startJoins(): void {
     if (this.#o.role !== 'client' || !this.#lanes.striped || !this.#authSent) return
-    for (let i = this.#all.length; i < this.#o.lanes; i++) {
+    for (let i = this.#all.length + this.#joining; i < this.#o.lanes; i++) {
       if (this.#o.connect === null) break
-      this.join().catch(() => this.#scheduleJoin())
+      this.#autoJoin().catch(() => this.#scheduleJoin())
     }
   }
 
@@ -466,9 +469,7 @@ export class LaneSet extends Duplex {
     })
   }
 
-  // ---------------------------------------------------------------------------
-  // Receiving
-
+  // --- Receiving ---
   #onLaneData(lane: Lane, b: Buffer): void {
     // After a failure the session is going: nothing more is read (or answered).
     if (this.destroyed || this.#failed) return
