@@ -14,6 +14,7 @@ import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { close, FIXTURES, listen } from '../helpers'
 import { CLI, freePort, keyFile, secureKeys, stopAll, synmux, type SecureKeys } from './cli'
+import { until } from './pool-relay.js'
 
 const cert = path.join(FIXTURES, 'test-cert.pem')
 const tlsKey = path.join(FIXTURES, 'test-key.pem')
@@ -108,11 +109,7 @@ describe('failed-handshake limit per source', () => {
     for (let i = 0; i < 3; i++) garbage()
     // Three failures logged (with --workers they may land on different workers, so none of them need log the block
     // itself); the workers learn each other's failures from the primary over IPC about 1 ms late.
-    const failed = /handshake from 127\.0\.0\.1 failed/
-    for (const deadline = Date.now() + 10_000; server.log.filter((l) => failed.test(l)).length < 3; ) {
-      if (Date.now() > deadline) throw new Error(`three failures not logged: ${server.log.join('\n')}`)
-      await new Promise((r) => setTimeout(r, 10))
-    }
+    await until(() => server.log.filter((l) => /handshake from 127\.0\.0\.1 failed/.test(l)).length >= 3, 'three failures logged')
     await new Promise((r) => setTimeout(r, 200))
     const fourth = net.connect({ host: '127.0.0.1', port })
     fourth.on('error', () => {})

@@ -17,7 +17,7 @@ import { encodeHello, generateKeyPair, HelloKind, secure } from 'synmux'
 import { close, listen } from '../helpers'
 import { freePort, httpRequest, secureKeys, stopAll, synmux, type Proc, type SecureKeys } from './cli'
 import { until } from './pool-relay.js'
-import { fdCount } from './hostile'
+import { fdCount, MiB, rss } from './hostile'
 
 let keys: SecureKeys
 let target: http.Server
@@ -116,5 +116,52 @@ describe('unauthenticated peers against the secure channel', () => {
     expect((await httpRequest(fwd, '/after')).body.toString()).toBe('served /after')
     expect(server.child.exitCode).toBe(null)
     console.log(`secure unauth: 60 refused connections held ${held[0]}-${held.at(-1)} ms, 0 bytes back; fds ${baseline} -> at most ${baseline + 65} -> ${fds(server)}`)
+  })
+
+  it('first flights from 9,000 distinct unknown client keys (twice past the 4,096 static keys the handshake remembers): zero bytes back, memory bounded, an authorized client served', { timeout: 120_000 }, async () => {
+    const port = await freePort()
+    const server = synmux([
+      'server', '--listen', `127.0.0.1:${port}`, ...keys.server, '--allow', `127.0.0.1:${targetPort}`, '--workers', '1',
+      '--max-failed-handshakes', '100000', '--max-unauthenticated', '20000', '--max-unauthenticated-per-source', '20000',
+    ])
+    await server.waitFor(/listening on/)
+    let back = 0
+    let seen = 0
+    let counted = 0
+    const failures = () => {
+      for (; seen < server.log.length; seen++) if (/handshake from 127\.0\.0\.1 failed/.test(server.log[seen]!)) counted++
+      return counted
+    }
+    const flood = async (n: number): Promise<void> => {
+      for (let done = 0; done < n; done += 100) {
+        const flights = await Promise.all(Array.from({ length: 100 }, () => strangerFlight()))
+        const conns = flights.map((f) => probe(port, '127.0.0.1', f))
+        // The server sends nothing and holds each until its handshake deadline; we hang up once it has refused them all.
+        const want = failures() + 100
+        await until(() => failures() >= want, 'the batch refused', 20_000)
+        for (const c of conns) c.s.destroy()
+        await Promise.all(conns.map((c) => c.closed))
+        back += conns.reduce((a, c) => a + c.got(), 0)
+      }
+    }
+    await flood(300) // warm-up: code, pools, buffers
+    const before = rss(server.child.pid!)
+    await flood(4_500)
+    const mid = rss(server.child.pid!)
+    await flood(4_500) // as many again: the tables are full, nothing more may stay
+    const after = rss(server.child.pid!)
+    expect(back).toBe(0)
+    expect(server.child.exitCode).toBe(null)
+    expect(failures()).toBe(9_300)
+    // Bound: the remembered DH outputs and imported keys (at most 4,096 each) plus the heap's own growth.
+    expect(after - before).toBeLessThan(64 * MiB)
+    expect(after - mid).toBeLessThan(16 * MiB)
+    const fwd = await freePort()
+    const client = synmux(['client', '--server', `127.0.0.1:${port}`, ...keys.client, '--forward', `${fwd}=127.0.0.1:${targetPort}`])
+    await client.waitFor(/session to .* up/)
+    expect((await httpRequest(fwd, '/after-flood')).body.toString()).toBe('served /after-flood')
+    console.log(`secure unauth: 9,300 first flights of distinct unknown keys, 0 bytes back; server RSS ${(before / MiB).toFixed(1)} -> ${(mid / MiB).toFixed(1)} -> ${(after / MiB).toFixed(1)} MiB`)
+    await client.stop()
+    await server.stop()
   })
 })
