@@ -60,12 +60,12 @@ function remember<V>(m: Map<string, V>, k: string, v: V): V {
   return v
 }
 
-/** `DH(s, rs)` for two static keys, computed once per pair (null: an invalid remote key, never remembered). */
+/** `DH(s, rs)` for two static keys, computed once per pair (null: an invalid remote key, never remembered); `rs` is imported through the same table as {@link dhRemoteStatic}'s (a responder's `se` uses it too). */
 export function dhStaticStatic(local: DhKeyPair, remote: Uint8Array): Buffer | null {
   const id = Buffer.from(local.publicKey).toString('base64') + Buffer.from(remote).toString('base64')
   const known = staticStatic.get(id)
   if (known !== undefined) return known
-  const out = dh(local, remote)
+  const out = dhRemoteStatic(local, remote)
   return out === null ? null : remember(staticStatic, id, out)
 }
 
