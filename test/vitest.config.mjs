@@ -14,6 +14,7 @@ export default defineConfig({
     include: ['test/**/*.test.{ts,mts,js,mjs}'],
     exclude: ['test/windows/**', 'node_modules/**'],
     pool: 'forks',
+    setupFiles: ['test/setup.ts'],
     testTimeout: 30_000,
     hookTimeout: 30_000,
     // Tests import 'synmux' (the built package, as a user does): never let

@@ -9,7 +9,7 @@ import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { AllowList, embeddedIPv4, isPublicAddress } from 'synmux'
 import { close, listen } from '../helpers'
-import { freePort, secureKeys, synmux } from './cli'
+import { freePort, secureKeys, synmux, type Proc } from './cli'
 
 // [IPv6 form, the IPv4 it embeds] for 127.0.0.1 / 10.1.2.3 / 8.8.8.8
 const FORMS: [string, string, string][] = [
@@ -138,11 +138,12 @@ describe('synmux server --allow *:PORT, through the CLI', () => {
     const serverPort = await freePort()
     const socksPort = await freePort()
     const server = synmux(['server', '--listen', `127.0.0.1:${serverPort}`, ...keys.server, '--allow', `*:${port}`, '--allow', `127.0.0.1:${explicitPort}`, '--log-level', 'debug'])
-    await server.waitFor(/listening on/)
-    const client = synmux(['client', '--server', `127.0.0.1:${serverPort}`, ...keys.client, '--socks', `127.0.0.1:${socksPort}`])
-    await client.waitFor(/SOCKS5 on/)
-await client.waitFor(/session to .* up/)
+    let client: Proc | undefined
     try {
+      await server.waitFor(/listening on/)
+      client = synmux(['client', '--server', `127.0.0.1:${serverPort}`, ...keys.client, '--socks', `127.0.0.1:${socksPort}`])
+      await client.waitFor(/SOCKS5 on/)
+      await client.waitFor(/session to .* up/)
       const refusals = () => server.log.filter((l) => l.includes(`]:${port}: `) && / refused \[/.test(l))
       const send = (v6: string, to: number) => {
         const s = net.connect({ host: '127.0.0.1', port: socksPort })
@@ -169,7 +170,7 @@ await client.waitFor(/session to .* up/)
       await new Promise((r) => s.once('close', r))
       expect(acceptedExplicit).toBe(1)
     } finally {
-      await client.stop()
+      await client?.stop()
       await server.stop()
       await close(target)
       await close(explicit)

@@ -142,12 +142,42 @@ export function keyFile(): string {
 }
 
 /** A free TCP port on 127.0.0.1 (bound, read, released). */
+/**
+ * The kernel's range for ephemeral ports (outgoing connections and
+ * `listen(0)`): Linux's `ip_local_port_range`, else the IANA range that
+ * macOS and Windows use.
+ */
+function ephemeralRange(): [number, number] {
+  try {
+    const [lo, hi] = fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number)
+    if (lo! > 0 && hi! >= lo!) return [lo!, hi!]
+  } catch {}
+  return [49152, 65535]
+}
+const EPHEMERAL = ephemeralRange()
+/** Ports 10000-... up to the ephemeral range (or above it, where it starts too low to leave room). */
+const PICK: [number, number] = EPHEMERAL[0] - 10000 >= 4096 ? [10000, EPHEMERAL[0] - 1] : [Math.max(EPHEMERAL[1] + 1, 10000), 65535]
+
+/**
+ * A port that is free on 127.0.0.1 now, for a `synmux` process to listen
+ * on. Picked at random outside the kernel's ephemeral range and checked by
+ * binding it: a port `listen(0)` handed out could be taken, before the
+ * process binds it, as the local port of one of the thousands of
+ * connections other tests (running in parallel) open — the clean-clone CI
+ * failed with EADDRINUSE that way while a flood test ran.
+ */
 export async function freePort(): Promise<number> {
-  const s = net.createServer()
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r))
-  const port = (s.address() as net.AddressInfo).port
-  await new Promise((r) => s.close(r))
-  return port
+  for (;;) {
+    const port = PICK[0] + Math.floor(Math.random() * (PICK[1] - PICK[0] + 1))
+    const s = net.createServer()
+    const ok = await new Promise<boolean>((r) => {
+      s.once('error', () => r(false))
+      s.listen({ port, host: '127.0.0.1', exclusive: true }, () => r(true))
+    })
+    if (!ok) continue
+    await new Promise((r) => s.close(r))
+    return port
+  }
 }
 
 /** A minimal SOCKS5 CONNECT client (RFC 1928, no auth) for the tests. */
