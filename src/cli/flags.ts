@@ -76,7 +76,12 @@ export const SERVER: CommandSpec = {
       help: 'time from accepting a connection to the client having proved its key (the secure handshake or TLS, then the HELLO); then it is closed and counted as a failed handshake (default 10000)',
     },
     'max-unauthenticated': { type: 'string', arg: 'N', help: 'connections that have not proved the key yet, in all; more are closed unread (default 1024)' },
-    'max-unauthenticated-per-source': { type: 'string', arg: 'N', help: 'the same per source address (default 64)' },
+    'max-unauthenticated-per-source': { type: 'string', arg: 'N', help: 'the same per source (default 64)' },
+    'ipv6-source-prefix': {
+      type: 'string',
+      arg: 'N',
+      help: 'what the per-source limits count as one source: an IPv4 address, and an IPv6 network of N bits (1-128; default 64, as a host usually holds a whole /64 and can use a new address for each connection)',
+    },
     workers: {
       type: 'string',
       arg: 'N',

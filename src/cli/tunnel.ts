@@ -150,6 +150,7 @@ export function serverSetup(flags: Flags, log: Logger): ServerSetup {
     ...(flags['max-failed-handshakes'] || flags['failed-handshake-window'] ? { handshakeLimit: { maxFailures: int(flags, 'max-failed-handshakes', 1, 1_000_000), windowMs: (int(flags, 'failed-handshake-window', 1, 86_400) ?? 60) * 1000 } } : {}),
     ...(flags['max-unauthenticated'] ? { maxUnauthenticated: int(flags, 'max-unauthenticated', 1, 1_000_000)! } : {}),
     ...(flags['max-unauthenticated-per-source'] ? { maxUnauthenticatedPerSource: int(flags, 'max-unauthenticated-per-source', 1, 1_000_000)! } : {}),
+    ...(flags['ipv6-source-prefix'] ? { ipv6SourcePrefix: int(flags, 'ipv6-source-prefix', 1, 128)! } : {}),
     gateway: (options) => new HttpGateway(options),
     httpGateway: flags['no-http-gateway'] ? false : flags['http-max-sockets'] ? { maxSocketsPerOrigin: int(flags, 'http-max-sockets', 1, 100_000)! } : true,
     logger: log,

@@ -4,3 +4,4 @@
  * @packageDocumentation
  */
 export { relay, type RelayCounts } from './relay.js'
+export { IPV6_SOURCE_PREFIX, sourceOf } from './address.js'

@@ -23,6 +23,7 @@
  * @packageDocumentation
  */
 import net from 'node:net'
+import { ipv6Bytes } from '../net/address.js'
 import { TunnelError } from './errors.js'
 
 type HostRule =
@@ -69,27 +70,6 @@ for (const [a, p] of [
   ['ff00::', 8],
 ] as const)
   NON_PUBLIC.addSubnet(a, p, 'ipv6')
-
-/** The 16 bytes of an IPv6 address (one `net.isIPv6` accepts, without a zone). */
-function ipv6Bytes(ip: string): Buffer {
-  const groups = (part: string): number[] => {
-    const out: number[] = []
-    for (const g of part === '' ? [] : part.split(':')) {
-      if (g.includes('.')) {
-        const v4 = g.split('.').map(Number)
-        out.push((v4[0]! << 8) | v4[1]!, (v4[2]! << 8) | v4[3]!)
-      } else out.push(parseInt(g, 16))
-    }
-    return out
-  }
-  const gap = ip.indexOf('::')
-  const head = groups(gap < 0 ? ip : ip.slice(0, gap))
-  const tail = gap < 0 ? [] : groups(ip.slice(gap + 2))
-  const b = Buffer.alloc(16)
-  head.forEach((g, i) => b.writeUInt16BE(g, i * 2))
-  tail.forEach((g, i) => b.writeUInt16BE(g, 16 - 2 * tail.length + i * 2))
-  return b
-}
 
 const v4At = (b: Buffer, ...offsets: number[]): string => offsets.map((o) => b[o]!).join('.')
 

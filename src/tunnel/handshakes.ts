@@ -29,8 +29,10 @@ export interface HandshakeGuardOptions {
   timeout: number
   /** Unauthenticated connections at once, in all. */
   max: number
-  /** Unauthenticated connections at once, per source address. */
+  /** Unauthenticated connections at once, per source. */
   maxPerSource: number
+  /** The source a peer address counts as (`sourceOf`: an IPv6 address counts as its /64). */
+  sourceOf: (address: string | undefined) => string
   logger: Logger
   /** Called for each failure counted, with its reason. */
   onFailure?: (why: string) => void
@@ -55,7 +57,10 @@ export interface AdmissionPeers {
 type Outcome = 'pending' | 'authenticated' | 'failed'
 
 interface Pending {
+  /** What the limits count it as ({@link HandshakeGuardOptions.sourceOf}). */
   source: string
+  /** The peer's address, for the log. */
+  address: string
   raw: net.Socket
   outcome: Outcome
   /** Still counted as unauthenticated (released on authentication, failure or close). */
@@ -97,8 +102,9 @@ export class HandshakeGuard {
 
   /** Takes a freshly accepted TCP connection: closes it at once (returns false) or starts its clock. */
   admit(raw: net.Socket): boolean {
-    const source = raw.remoteAddress ?? '?'
     const o = this.#o
+    const address = raw.remoteAddress ?? '?'
+    const source = o.sourceOf(raw.remoteAddress)
     let refuse: string | null = null
     const others = o.peers?.held(source)
     if (!o.limiter.allowed(source)) refuse = 'too many failed handshakes'
@@ -110,7 +116,7 @@ export class HandshakeGuard {
       raw.destroy()
       return false
     }
-    const p: Pending = { source, raw, outcome: 'pending', counted: true, timer: null, deadline: o.timeout > 0 ? Date.now() + o.timeout : Infinity }
+    const p: Pending = { source, address, raw, outcome: 'pending', counted: true, timer: null, deadline: o.timeout > 0 ? Date.now() + o.timeout : Infinity }
     this.#total++
     this.#perSource.set(source, (this.#perSource.get(source) ?? 0) + 1)
     o.peers?.changed(source, 1)
@@ -165,9 +171,9 @@ export class HandshakeGuard {
    * counted against the caps until it is closed). `source` is used when
    * the transport is not known (already gone).
    */
-  failed(transport: object, source: string | undefined, why: string, drain = false): void {
+  failed(transport: object, address: string | undefined, why: string, drain = false): void {
     const p = this.#find(transport)
-    if (p === undefined) return this.#count(source ?? '?', why)
+    if (p === undefined) return this.#count(this.#o.sourceOf(address), address ?? '?', why)
     this.#fail(p, why, drain)
   }
 
@@ -185,17 +191,17 @@ export class HandshakeGuard {
   #fail(p: Pending, why: string, drain = false): void {
     if (p.outcome !== 'pending') return
     p.outcome = 'failed'
-    this.#count(p.source, why)
+    this.#count(p.source, p.address, why)
     if (drain && p.timer !== null && !p.raw.destroyed) return
     this.#release(p)
     p.raw.destroy()
   }
 
-  #count(source: string, why: string): void {
+  #count(source: string, address: string, why: string): void {
     const was = this.#o.limiter.allowed(source)
     this.#o.limiter.fail(source)
     this.#o.onFailure?.(why)
-    this.#o.logger.warn(`handshake from ${source} failed: ${why}`)
+    this.#o.logger.warn(`handshake from ${address} failed: ${why}`)
     if (was && !this.#o.limiter.allowed(source)) this.#o.logger.warn(`${source}: too many failed handshakes; its connections are closed unread until the window passes`)
   }
 

@@ -56,8 +56,16 @@ export interface TunnelServerOptions {
   handshakeLimit?: FailureLimiterOptions
   /** Connections that have not proved the key yet, at once, in all; more are closed unread. Default 1,024. */
   maxUnauthenticated?: number
-  /** The same, per source address. Default 64. */
+  /** The same, per source. Default 64. */
   maxUnauthenticatedPerSource?: number
+  /**
+   * What the per-source limits (failed handshakes, unauthenticated
+   * connections) count as one source: an IPv4 address, and an IPv6
+   * address's network of this many bits (1-128; 128: each address).
+   * Default 64: an IPv6 host usually holds a whole /64 and could take a new
+   * address in it for every connection.
+   */
+  ipv6SourcePrefix?: number
   /** Resolver (default `dns.lookup`). */
   lookup?: typeof dns.lookup
   /**

@@ -19,6 +19,7 @@ import type { AuthorizedKeys } from '../secure/keys.js'
 import { MESSAGE1_TYPE } from '../secure/payload.js'
 import { ReplayGuard, type ReplayChecker } from '../secure/replay.js'
 import { secure } from '../secure/secure.js'
+import { IPV6_SOURCE_PREFIX, sourceOf } from '../net/address.js'
 import { enableFastOpen } from '../tfo/server.js'
 import { AllowList } from './allow.js'
 import { listenError } from './errors.js'
@@ -107,7 +108,12 @@ export class TunnelServer extends EventEmitter {
       if (v !== undefined && (typeof v !== 'number' || !Number.isInteger(v) || v < 1)) throw Object.assign(new RangeError(`options.${k} must be a positive integer`), { code: 'ERR_OUT_OF_RANGE' })
     }
     const handshakeTimeout = options.session?.handshakeTimeout ?? DEFAULTS.handshakeTimeout
+    const v6Prefix = options.ipv6SourcePrefix ?? IPV6_SOURCE_PREFIX
+    if (typeof v6Prefix !== 'number' || !Number.isInteger(v6Prefix) || v6Prefix < 1 || v6Prefix > 128) {
+      throw Object.assign(new RangeError('options.ipv6SourcePrefix must be an integer from 1 to 128'), { code: 'ERR_OUT_OF_RANGE' })
+    }
     this.#guard = new HandshakeGuard({
+      sourceOf: (address) => sourceOf(address, v6Prefix),
       limiter: this.#limiter,
       timeout: handshakeTimeout,
       max: options.maxUnauthenticated ?? 1024,

@@ -10,6 +10,7 @@ import net from 'node:net'
 import type { Logger } from '../common/log.js'
 import { RefuseCode } from '../mux/wire/constants.js'
 import type { Target } from '../mux/wire/target.js'
+import { sourceOf } from '../net/address.js'
 import { isRefusal } from '../net/refusal.js'
 import { FailureLimiter } from './ratelimit.js'
 import { Socks5Parser, SocksReply, socksReply } from './socks5.js'
@@ -19,8 +20,8 @@ export interface SocksOptions {
   /**
    * Require username/password authentication (RFC 1929): clients that do
    * not offer it are refused (`05 FF`). After 10 failures from a source
-   * address within a minute, its connections are closed unread until the
-   * minute has passed.
+   * (an IPv4 address, an IPv6 /64) within a minute, its connections are
+   * closed unread until the minute has passed.
    */
   auth?: { user: string; pass: string }
   /**
@@ -88,7 +89,7 @@ export function socksServer(options: SocksOptions, log: Logger, hooks: SocksHook
   let refusedLogAt = 0
   return net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
     socket.on('error', () => {})
-    const source = socket.remoteAddress ?? '?'
+    const source = sourceOf(socket.remoteAddress)
     if (limiter !== null && !limiter.allowed(source)) {
       if (Date.now() - refusedLogAt > 10_000) {
         refusedLogAt = Date.now()
