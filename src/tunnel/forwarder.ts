@@ -9,6 +9,7 @@
  * @packageDocumentation
  */
 import dns from 'node:dns'
+import type { LineBudget } from '../common/log-budget.js'
 import { logs, type Logger } from '../common/log.js'
 import type { Session } from '../mux/session/session.js'
 import type { MuxStream } from '../mux/stream/stream.js'
@@ -41,6 +42,8 @@ export interface ForwarderOptions {
   connectTimeout?: number | undefined
   firstResponseWait?: number | undefined
   log: Logger
+  /** Lines about refused streams, per session (the server's budget, shared with its own refusal lines). */
+  refusalLines?: LineBudget
 }
 
 /** `host:port` (IPv6 in brackets), as logged. @internal */
@@ -95,7 +98,8 @@ export class Forwarder {
   /** Refuses `stream` (to `target`) with `code`, counted and logged. */
   refuse(stream: MuxStream, target: DecodedTarget, code: number, why: string, session: Session): void {
     this.countRefusal(code)
-    this.#o.log.info(`refused ${targetText(target)}: ${why}`, { session: sessionTag(session), stream: stream.id, target: targetText(target), code: refuseName(code) })
+    const more = this.#o.refusalLines === undefined ? '' : this.#o.refusalLines.take(session)
+    if (more !== null) this.#o.log.info(`refused ${targetText(target)}: ${why}${more}`, { session: sessionTag(session), stream: stream.id, target: targetText(target), code: refuseName(code) })
     refuseOr(stream, code, why)
   }
 

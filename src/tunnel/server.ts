@@ -10,6 +10,7 @@ import { EventEmitter } from 'node:events'
 import net from 'node:net'
 import tls from 'node:tls'
 import { invalidState } from '../common/errors.js'
+import { LineBudget } from '../common/log-budget.js'
 import { silentLogger, type Logger } from '../common/log.js'
 import { SessionRegistry } from '../mux/registry/registry.js'
 import type { Session } from '../mux/session/session.js'
@@ -74,6 +75,8 @@ export class TunnelServer extends EventEmitter {
   readonly #log: Logger
   readonly #limiter: FailureLimiter
   readonly #guard: HandshakeGuard
+  /** Lines about refused streams: 20 per session per 10 s, then counted only (README, "Logs"). */
+  readonly #refusalLines = new LineBudget(20, 10_000)
   readonly #server: net.Server
   readonly #sessions = new Set<Session>()
   /** Resumption: RESUME HELLOs find their session here (sessions outlive their connection). */
@@ -133,6 +136,7 @@ export class TunnelServer extends EventEmitter {
       connectTimeout: options.connectTimeout,
       firstResponseWait: options.firstResponseWait,
       log: this.#log,
+      refusalLines: this.#refusalLines,
     })
     // The HTTP gateway is handed in (the tunnel does not import the proxy): options.gateway, or the package's default.
     const gateway = options.httpGateway === false ? null : (options.gateway ?? getDefaultGateway())
@@ -426,13 +430,16 @@ export class TunnelServer extends EventEmitter {
       this.#forwarder.countRefusal(code)
       const limit =
         code === RefuseCode.TOO_MANY_STREAMS ? ` (${session.opts.maxStreams} per session, --max-streams)` : code === RefuseCode.TOO_MANY_PENDING ? ` (${session.opts.maxPendingOpens} per session)` : code === RefuseCode.BUSY ? ` (${session.opts.maxSessionBuffer} bytes buffered)` : ''
-      this.#log.info(`refused stream ${streamId}${target ? ` to ${targetText(target)}` : ''} from ${source}: ${reason}${limit}`, { session: sessionTag(session), stream: streamId, target: target ? targetText(target) : undefined })
+      const more = this.#refusalLines.take(session)
+      if (more !== null) this.#log.info(`refused stream ${streamId}${target ? ` to ${targetText(target)}` : ''} from ${source}: ${reason}${limit}${more}`, { session: sessionTag(session), stream: streamId, target: target ? targetText(target) : undefined })
     })
     session.once('close', (err) => {
       this.#sessions.delete(session)
       this.#owners.delete(session)
       // (a failure before the handshake is counted and logged by the guard)
-      if (handshook) this.#log.info(`session from ${source}${who} closed${err ? `: ${err.code}` : ''}`, { session: sessionTag(session) })
+      const skipped = this.#refusalLines.skipped(session)
+      const more = skipped > 0 ? ` (${skipped} more refused streams not logged)` : ''
+      if (handshook) this.#log.info(`session from ${source}${who} closed${err ? `: ${err.code}` : ''}${more}`, { session: sessionTag(session) })
     })
     session.on('stream', (stream, { target }) => {
       const started = performance.now()

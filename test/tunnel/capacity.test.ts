@@ -105,6 +105,32 @@ describe('capacity caps', () => {
   })
 })
 
+describe('a flood of refused OPENs', () => {
+  it('is logged 20 lines per session per 10 s, the rest counted in the session\'s closing line; the server serves others meanwhile', async () => {
+    const { server, port } = await startServer(['--detach-timeout', '200'])
+    const peer = await rawPeer(port, keys)
+    const N = 3_000
+    const denied = { host: '127.0.0.1', port: 1 } // not on the allow list
+    for (let i = 0; i < N; i += 500) {
+      peer.send(...Array.from({ length: 500 }, (_, k) => ({ type: FrameType.OPEN, streamId: 2 * (i + k) + 1, target: denied, data: Buffer.from('x') })))
+      await peer.waitFrames((f) => f.type === FrameType.REFUSED, i + 500)
+    }
+    const lines = () => server.log.filter((l) => l.includes('refused 127.0.0.1:1: not in the allow list'))
+    // another client is served while (and after) the flood is refused
+    const fwd = await freePort()
+    const client = synmux(['client', '--server', `127.0.0.1:${port}`, ...keys.client, '--forward', `${fwd}=127.0.0.1:${echoPort}`])
+    await client.waitFor(/session .* up/)
+    ;(await echoed(fwd, 'served during the flood')).destroy()
+    expect(lines().length).toBe(20)
+    peer.socket.destroy()
+    const closing = await server.waitFor(/session from 127\.0\.0\.1 .*closed.*more refused streams not logged/)
+    expect(closing).toContain(`(${N - 20} more refused streams not logged)`)
+    expect(lines().length).toBe(20)
+    await client.stop()
+    await server.stop()
+  })
+})
+
 describe('SessionPool places streams where there is room', () => {
   it('the fast session takes streams until it is full, then the slow one does; past both, the limit is reported', async () => {
     // One server process: the test is about the pool's choice by RTT, which a stall of one of two worker
