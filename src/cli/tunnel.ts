@@ -4,9 +4,11 @@
  * @packageDocumentation
  */
 import fs from 'node:fs'
+import tls from 'node:tls'
 import type { Logger } from '../common/log.js'
 import { generateKey, readKeyFile } from '../tunnel/keys.js'
 import { decodePublicKey, encodePublicKey, generateKeyPair, PRIVATE_KEY_TAG, readAuthorizedKeysFile, readPrivateKeyFile, writePrivateKeyFile, type AuthorizedKeys } from '../secure/keys.js'
+import { AllowList } from '../tunnel/allow.js'
 import { TunnelServer } from '../tunnel/server.js'
 import type { TunnelServerOptions, TunnelServerStats } from '../tunnel/server-options.js'
 import { silentLogger } from '../common/log.js'
@@ -205,13 +207,18 @@ export async function runServer(argv: string[]): Promise<number> {
       open: () => server.stats().streams,
       reload: reloader(argv, SERVER.flags, logging, (f) => {
         const changed: string[] = []
+        // Everything is read and checked before anything is replaced: a bad allow entry or a certificate that
+        // does not load (or does not match its key) throws here and the reload changes nothing.
         const allow = (f.allow as string[] | undefined) ?? []
-        if (allow.join(',') !== server.allow.entries.join(',')) {
-          server.setAllow(allow)
+        const nextAllow = allow.join(',') !== server.allow.entries.join(',') ? AllowList.parse(allow) : null
+        const nextTls = f['tls-cert'] && f['tls-key'] && flags['tls-cert'] ? { cert: fs.readFileSync(f['tls-cert'] as string), key: fs.readFileSync(f['tls-key'] as string) } : null
+        if (nextTls !== null) tls.createSecureContext(nextTls)
+        if (nextAllow !== null) {
+          server.setAllow(nextAllow)
           changed.push(`allow: ${allow.join(', ') || 'nothing (default deny)'}`)
         }
-        if (f['tls-cert'] && f['tls-key'] && flags['tls-cert']) {
-          server.setTls({ cert: fs.readFileSync(f['tls-cert'] as string), key: fs.readFileSync(f['tls-key'] as string) })
+        if (nextTls !== null) {
+          server.setTls(nextTls)
           changed.push('TLS certificate re-read')
         }
         if (keysFile !== undefined) changed.push(...reloadKeys(server, keysFile, log))

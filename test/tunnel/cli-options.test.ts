@@ -76,6 +76,39 @@ describe('TLS sessions', () => {
     await server.stop()
   })
 
+  it('SIGHUP: a new allow list with a certificate that does not load changes nothing; with one that does, both change', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'synmux-tlshup-'))
+    const cfg = path.join(dir, 'server.json')
+    const bad = path.join(dir, 'bad.pem')
+    fs.writeFileSync(bad, '-----BEGIN CERTIFICATE-----\nnot a certificate\n-----END CERTIFICATE-----\n')
+    const other = http.createServer((req, res) => res.end('other says hi'))
+    const otherPort = await listen(other, '127.0.0.1')
+    const port = await freePort()
+    const base = { listen: `127.0.0.1:${port}`, key, tlsKey }
+    fs.writeFileSync(cfg, JSON.stringify({ ...base, tlsCert: cert, allow: [`127.0.0.1:${targetPort}`] }))
+    const server = synmux(['server', '--config', cfg])
+    await server.waitFor(/listening on .*\(TLS\)/)
+    const fwd = await freePort()
+    const client = synmux(['client', '--server', `localhost:${port}`, '--key', key, '--tls', '--ca', cert, '--forward', `${fwd}=127.0.0.1:${otherPort}`])
+    await client.waitFor(/session to .* up/)
+    const tryGet = () => get(fwd).catch(() => 'refused')
+    expect(await tryGet()).toBe('refused')
+    // the new allow list names the other target, but the certificate does not load: nothing may change
+    fs.writeFileSync(cfg, JSON.stringify({ ...base, tlsCert: bad, allow: [`127.0.0.1:${targetPort}`, `127.0.0.1:${otherPort}`] }))
+    server.child.kill('SIGHUP')
+    await server.waitFor(/SIGHUP: reload failed, nothing changed: /)
+    expect(await tryGet()).toBe('refused')
+    expect(server.log.some((l) => /SIGHUP: reloaded/.test(l))).toBe(false)
+    // the same with a certificate that loads: the allow list and the certificate change together
+    fs.writeFileSync(cfg, JSON.stringify({ ...base, tlsCert: cert, allow: [`127.0.0.1:${targetPort}`, `127.0.0.1:${otherPort}`] }))
+    server.child.kill('SIGHUP')
+    await server.waitFor(/SIGHUP: reloaded .*allow: 127\.0\.0\.1:\d+, 127\.0\.0\.1:\d+, TLS certificate re-read/)
+    expect(await tryGet()).toBe('other says hi')
+    await client.stop()
+    await server.stop()
+    await close(other)
+  })
+
   it('a wrong fingerprint or an unknown CA: no session', async () => {
     for (const args of [['--fingerprint', 'ab'.repeat(32)], []]) {
       const { client, server } = await tlsPair(args)
