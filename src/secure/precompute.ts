@@ -2,7 +2,8 @@
  * Work a handshake can have done before it starts, so that a first flight
  * and its answer wait for as little public-key arithmetic as possible:
  *
- * - **Ephemeral key pairs made ahead** in Node's thread pool. Each pair is
+ * - **Ephemeral key pairs made ahead** in Node's thread pool (returned
+ *   DER-encoded and imported here: see primitives.ts on Node 20). Each pair is
  *   taken once and never reused (the pool hands it over and forgets it);
  *   with the pool empty, a pair is made on the spot as before.
  * - **The static-static DH** (`ss`) remembered per pair of static keys, as
@@ -17,12 +18,14 @@
  * @packageDocumentation
  */
 import crypto from 'node:crypto'
-import { dh, generateX25519, x25519PublicKey, type DhKeyPair } from './primitives.js'
+import { dh, generateX25519, importX25519Private, PKCS8_PREFIX, SPKI_PREFIX, x25519PublicKey, type DhKeyPair } from './primitives.js'
 
 /** Ephemeral key pairs kept ready (per process). */
 const POOL_SIZE = 8
 /** Remembered static-static DH outputs / imported static public keys (per process). */
 const MAX_REMEMBERED = 4096
+
+const DER = { publicKeyEncoding: { type: 'spki', format: 'der' }, privateKeyEncoding: { type: 'pkcs8', format: 'der' } } as const
 
 const pool: DhKeyPair[] = []
 let making = 0
@@ -31,11 +34,13 @@ let making = 0
 export function refillEphemeral(): void {
   while (pool.length + making < POOL_SIZE) {
     making++
-    crypto.generateKeyPair('x25519', undefined, (err, _publicKey, privateKey) => {
+    // Encoded in the thread pool: a key object from generateKeyPair() can hang Node 20 (primitives.ts, "Key objects").
+    crypto.generateKeyPair('x25519', DER, (err, spki: Buffer, pkcs8: Buffer) => {
       making--
       if (err) return
-      const jwk = privateKey.export({ format: 'jwk' })
-      pool.push({ privateKey: Buffer.from(jwk.d!, 'base64url'), publicKey: Buffer.from(jwk.x!, 'base64url'), keyObject: privateKey })
+      const privateKey = Buffer.from(pkcs8.subarray(PKCS8_PREFIX.length))
+      const publicKey = Buffer.from(spki.subarray(SPKI_PREFIX.length))
+      pool.push({ privateKey, publicKey, keyObject: importX25519Private(privateKey, publicKey) })
     })
   }
 }

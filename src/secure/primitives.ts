@@ -188,14 +188,46 @@ export function hkdf(h: HashFunctions, ck: Uint8Array, ikm: Uint8Array, outputs:
   return [o1, o2, hmac(h, temp, o2, THREE)]
 }
 
-// DER wrappers of raw X25519 keys (RFC 8410): PKCS#8 and SubjectPublicKeyInfo.
-const PKCS8_PREFIX = Buffer.from('302e020100300506032b656e04220420', 'hex')
-const SPKI_PREFIX = Buffer.from('302a300506032b656e032100', 'hex')
+/**
+ * Key objects, and why none comes from `crypto.generateKeyPair[Sync]()`.
+ *
+ * On Node 20 (checked: 20.20.2; fixed by 22.23 and 24.22) a key object
+ * that `generateKeyPair[Sync]()` returned shares its lock with the key
+ * generation job, and when a garbage collection frees that job while the
+ * same thread holds the lock — in `export()`, which allocates the strings
+ * it returns — the job's destructor waits for the lock forever: the whole
+ * process hangs, its event loop stopped (seen as a test process stuck in
+ * `KeyObjectHandle::ExportJWK` -> GC -> `~KeyGenJob` -> `uv_mutex_lock`;
+ * `generateKeyPairSync('x25519')` + `export({ format: 'jwk' })` in a loop
+ * hangs within seconds there, with or without forced GCs). So a private
+ * key is made as 32 bytes from the CSPRNG (RFC 7748: any 32 bytes are an
+ * X25519 private key; Noise's GENERATE_KEYPAIR) and imported, and key
+ * pairs made ahead in the thread pool come back encoded (DER), never as
+ * key objects.
+ *
+ * A private key is imported as a JWK: for a private OKP key Node reads
+ * only `d` (it checks that `x` is a string and computes the public key
+ * itself), which takes about 30 us where a PKCS#8 DER takes 0.4 ms.
+ */
+
+/** DER prefixes of raw X25519 keys (RFC 8410): PKCS#8 and SubjectPublicKeyInfo (a DER key from the thread pool is prefix + 32 bytes). */
+export const PKCS8_PREFIX = Buffer.from('302e020100300506032b656e04220420', 'hex')
+export const SPKI_PREFIX = Buffer.from('302a300506032b656e032100', 'hex')
+
+/** A raw 32-byte X25519 private key as a KeyObject (`publicRaw`, when known, is passed along; Node ignores it for a private key). */
+export function importX25519Private(raw: Uint8Array, publicRaw?: Uint8Array): crypto.KeyObject {
+  const x = publicRaw === undefined ? '' : Buffer.from(publicRaw).toString('base64url')
+  return crypto.createPrivateKey({ key: { kty: 'OKP', crv: 'X25519', d: Buffer.from(raw).toString('base64url'), x }, format: 'jwk' })
+}
+
+/** The raw public key of an imported private key. */
+function publicOf(key: crypto.KeyObject): Buffer {
+  return Buffer.from(crypto.createPublicKey(key).export({ format: 'jwk' }).x!, 'base64url')
+}
 
 /**
- * Raw private keys imported as KeyObjects, with their public keys. Importing
- * a raw X25519 key means a PKCS#8 DER (OpenSSL 3 decodes it in about 0.4 ms),
- * so a static key — the same in every handshake — is imported once. Bounded
+ * Raw private keys imported as KeyObjects, with their public keys: a
+ * static key — the same in every handshake — is imported once. Bounded
  * (a process uses few static keys); ephemeral keys never enter it.
  */
 const imported = new Map<string, { key: crypto.KeyObject; publicKey: Buffer }>()
@@ -205,16 +237,12 @@ function importPrivate(raw: Uint8Array): { key: crypto.KeyObject; publicKey: Buf
   const id = Buffer.from(raw).toString('base64')
   let e = imported.get(id)
   if (e === undefined) {
-    const key = uncachedPrivateKey(raw)
-    e = { key, publicKey: Buffer.from(crypto.createPublicKey(key).export({ format: 'jwk' }).x!, 'base64url') }
+    const key = importX25519Private(raw)
+    e = { key, publicKey: publicOf(key) }
     if (imported.size >= MAX_IMPORTED) imported.clear()
     imported.set(id, e)
   }
   return e
-}
-
-function uncachedPrivateKey(raw: Uint8Array): crypto.KeyObject {
-  return crypto.createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, raw]), format: 'der', type: 'pkcs8' })
 }
 
 /** A KeyObject for a raw 32-byte X25519 private key (imported once per key: for static keys). */
@@ -240,18 +268,18 @@ export interface DhKeyPair {
   readonly keyObject?: crypto.KeyObject
 }
 
-/** `GENERATE_KEYPAIR()` (from Node's CSPRNG via OpenSSL); the KeyObject is kept for the DHs. */
+/** `GENERATE_KEYPAIR()`: 32 bytes from Node's CSPRNG (OpenSSL's), imported (see above); the KeyObject is kept for the DHs. */
 export function generateX25519(): DhKeyPair {
-  const { privateKey } = crypto.generateKeyPairSync('x25519')
-  const jwk = privateKey.export({ format: 'jwk' })
-  return { privateKey: Buffer.from(jwk.d!, 'base64url'), publicKey: Buffer.from(jwk.x!, 'base64url'), keyObject: privateKey }
+  const privateKey = crypto.randomBytes(32)
+  const keyObject = importX25519Private(privateKey)
+  return { privateKey, publicKey: publicOf(keyObject), keyObject }
 }
 
 /** A key pair from a raw private key; `cache`: a static key, imported once per process (see above). */
 export function x25519KeyPair(privateRaw: Uint8Array, cache = true): DhKeyPair {
   if (!cache) {
-    const keyObject = uncachedPrivateKey(privateRaw)
-    return { privateKey: Buffer.from(privateRaw), publicKey: Buffer.from(crypto.createPublicKey(keyObject).export({ format: 'jwk' }).x!, 'base64url'), keyObject }
+    const keyObject = importX25519Private(privateRaw)
+    return { privateKey: Buffer.from(privateRaw), publicKey: publicOf(keyObject), keyObject }
   }
   const e = importPrivate(privateRaw)
   return { privateKey: Buffer.from(privateRaw), publicKey: Buffer.from(e.publicKey), keyObject: e.key }
