@@ -2,8 +2,10 @@
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
+import { createRequire } from 'node:module'
 import { describe, expect, it } from 'vitest'
 import { AllowList, FailureLimiter, generateKey, isPublicAddress, parseKey, readKeyFile, Socks5Parser, SocksReply } from 'synmux'
+import { ROOT } from '../helpers'
 
 describe('AllowList', () => {
   it('denies everything by default', () => {
@@ -161,5 +163,28 @@ describe('FailureLimiter', () => {
     const l = new FailureLimiter({ maxSources: 100 })
     for (let i = 0; i < 10_000; i++) l.fail(`src-${i}`)
     expect(l.size).toBe(100)
+  })
+})
+
+describe('LineBudget (refused-stream log lines)', () => {
+  // Internal (src/common/log-budget.ts): loaded from the build, as test/secure does.
+  const { LineBudget } = createRequire(import.meta.url)(path.join(ROOT, 'dist', 'cjs', 'common', 'log-budget.js'))
+
+  it('lets `lines` through per interval and subject, counts the rest, and says how many on the next line', () => {
+    let t = 0
+    const b = new LineBudget(3, 1000, () => t)
+    const a = {}
+    const other = {}
+    expect([b.take(a), b.take(a), b.take(a)]).toEqual(['', '', ''])
+    expect(b.take(a)).toBe(null)
+    expect(b.take(a)).toBe(null)
+    expect(b.skipped(a)).toBe(2)
+    expect(b.take(other)).toBe('') // another subject has its own budget
+    t = 999
+    expect(b.take(a)).toBe(null)
+    t = 1000 // a new interval: the next line says what was left out
+    expect(b.take(a)).toBe(' (3 more not logged)')
+    expect(b.skipped(a)).toBe(0)
+    expect(b.take(a)).toBe('')
   })
 })
