@@ -7,6 +7,6 @@
  * from ever finishing.
  */
 import { afterAll } from 'vitest'
-import { stopAll } from './tunnel/cli'
+import { stopAll } from './procs'
 
 afterAll(stopAll)

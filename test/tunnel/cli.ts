@@ -12,6 +12,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { promisify } from 'node:util'
 import { ROOT, skipReason } from '../helpers'
+import { running, stopAll } from '../procs'
 import { encodePublicKey, generateKeyPair, writePrivateKeyFile, type KeyPair } from 'synmux'
 
 export const CLI = path.join(ROOT, 'dist', 'cjs', 'cli', 'index.js')
@@ -24,7 +25,6 @@ export interface Proc {
   stop(): Promise<void>
 }
 
-const procs = new Set<Proc>()
 
 /** Starts `synmux <args>` (with `env` added to the environment); lines of stderr are collected in `log`. */
 export function synmux(args: string[], env: NodeJS.ProcessEnv = {}): Proc {
@@ -56,7 +56,7 @@ export function synmux(args: string[], env: NodeJS.ProcessEnv = {}): Proc {
       })
     },
     stop() {
-      procs.delete(p)
+      running.delete(p)
       if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve()
       // SIGTERM drains (up to --drain-timeout, 30 s): a test that leaves connections open does not wait for that.
       return new Promise((r) => {
@@ -66,14 +66,12 @@ export function synmux(args: string[], env: NodeJS.ProcessEnv = {}): Proc {
       })
     },
   }
-  procs.add(p)
+  running.add(p)
   return p
 }
 
-/** Stops every process started by {@link synmux}. */
-export async function stopAll(): Promise<void> {
-  await Promise.all([...procs].map((p) => p.stop()))
-}
+/** Stops every process started by {@link synmux} (and not stopped yet). */
+export { stopAll }
 
 /** The keys of a secure-channel tunnel (PROTOCOL.md 20), as files, and the flags that name them. */
 export interface SecureKeys {
