@@ -13,12 +13,13 @@
  */
 import { execFileSync } from 'node:child_process'
 import crypto from 'node:crypto'
+import fs from 'node:fs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { canUseNetns, skipReason } from '../helpers'
 import { CLI, keyFile } from './cli'
 import { launch, type Launched } from './nsproc'
 
-const skip = skipReason(!canUseNetns() ? 'needs root and ip netns (Linux)' : false)
+const skip = skipReason(!canUseNetns() ? 'needs root and ip netns (Linux)' : !fs.existsSync('/proc/sys/net/ipv6') ? 'the kernel has no IPv6' : false)
 const ns = `smx6-${process.pid}-${crypto.randomBytes(3).toString('hex')}`
 const ip = (...args: string[]) => execFileSync('ip', args, { stdio: 'pipe' })
 const PORT = 7000
