@@ -168,7 +168,7 @@ export class HandshakeGuard {
    * connection (a later report of the same connection is ignored), and
    * the connection is closed — or, with `drain`, left to whoever reads and
    * discards its bytes until the handshake deadline closes it (it stays
-   * counted against the caps until it is closed). `source` is used when
+   * counted against the caps until it is closed). `address` is used when
    * the transport is not known (already gone).
    */
   failed(transport: object, address: string | undefined, why: string, drain = false): void {

@@ -5,7 +5,7 @@
 import net from 'node:net'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { IPV6_SOURCE_PREFIX, sourceOf } from 'synmux'
+import { IPV6_SOURCE_PREFIX, sourceOf, TunnelServer } from 'synmux'
 
 describe('sourceOf', () => {
   it('an IPv4 address is its own source; an IPv4-mapped IPv6 address is its IPv4 address', () => {
@@ -59,6 +59,14 @@ describe('sourceOf', () => {
     expect(sourceOf('not an address')).toBe('?')
     for (const bad of [0, 129, 1.5, Number.NaN]) {
       expect(() => sourceOf('::1', bad)).toThrow(expect.objectContaining({ name: 'RangeError', code: 'ERR_OUT_OF_RANGE' }))
+    }
+  })
+
+  it('TunnelServer checks ipv6SourcePrefix: a RangeError with a code, before anything listens', () => {
+    for (const bad of [0, 129, 64.5, '64']) {
+      expect(() => new TunnelServer({ allow: [], key: Buffer.alloc(32, 7), insecurePlaintext: true, ipv6SourcePrefix: bad as number })).toThrow(
+        expect.objectContaining({ name: 'RangeError', code: 'ERR_OUT_OF_RANGE', message: 'options.ipv6SourcePrefix must be an integer from 1 to 128' }),
+      )
     }
   })
 })

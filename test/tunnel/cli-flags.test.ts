@@ -72,6 +72,8 @@ describe('usage errors: exit 2, the reason, then the help', () => {
     [[...client, '--socks', '1', '--drain-timeout', '-1'], /--drain-timeout needs a value/],
     [[...client, '--socks', '1', '--drain-timeout', '1.5'], /--drain-timeout must be an integer from 0 to 86400/],
     [[...client, '--socks', '1', '--metrics', 'x:y'], /--metrics: expected \[host:\]port, got 'x:y'/],
+    [['server', '--listen', '1', ...keys.server, '--ipv6-source-prefix', '0'], /--ipv6-source-prefix must be an integer from 1 to 128/],
+    [['server', '--listen', '1', ...keys.server, '--ipv6-source-prefix', '129'], /--ipv6-source-prefix must be an integer from 1 to 128/],
     [['server', '--listen', '1', ...keys.server, '--workers', '0'], /--workers must be an integer from 1 to 255/],
     [['server', '--listen', '1', ...keys.server, '--workers', '256'], /--workers must be an integer from 1 to 255/],
     [['server', '--listen', '1', '--key', keys.serverKeyFile, '--tls-cert', 'c', '--tls-key', 'k', '--workers', '2'], /--workers above 1 needs the secure channel or --insecure-plaintext: a TLS session cannot be handed between worker processes/],
