@@ -40,7 +40,7 @@ export function refillEphemeral(): void {
       if (err) return
       const privateKey = Buffer.from(pkcs8.subarray(PKCS8_PREFIX.length))
       const publicKey = Buffer.from(spki.subarray(SPKI_PREFIX.length))
-      pool.push({ privateKey, publicKey, keyObject: importX25519Private(privateKey, publicKey) })
+      pool.push({ privateKey, publicKey, keyObject: importX25519Private(privateKey) })
     })
   }
 }

@@ -214,10 +214,9 @@ export function hkdf(h: HashFunctions, ck: Uint8Array, ikm: Uint8Array, outputs:
 export const PKCS8_PREFIX = Buffer.from('302e020100300506032b656e04220420', 'hex')
 export const SPKI_PREFIX = Buffer.from('302a300506032b656e032100', 'hex')
 
-/** A raw 32-byte X25519 private key as a KeyObject (`publicRaw`, when known, is passed along; Node ignores it for a private key). */
-export function importX25519Private(raw: Uint8Array, publicRaw?: Uint8Array): crypto.KeyObject {
-  const x = publicRaw === undefined ? '' : Buffer.from(publicRaw).toString('base64url')
-  return crypto.createPrivateKey({ key: { kty: 'OKP', crv: 'X25519', d: Buffer.from(raw).toString('base64url'), x }, format: 'jwk' })
+/** A raw 32-byte X25519 private key as a KeyObject (a JWK whose `x` Node checks only for being a string). */
+export function importX25519Private(raw: Uint8Array): crypto.KeyObject {
+  return crypto.createPrivateKey({ key: { kty: 'OKP', crv: 'X25519', d: Buffer.from(raw).toString('base64url'), x: '' }, format: 'jwk' })
 }
 
 /** The raw public key of an imported private key. */

@@ -43,7 +43,7 @@ export interface ForwarderOptions {
   firstResponseWait?: number | undefined
   log: Logger
   /** Lines about refused streams, per session (the server's budget, shared with its own refusal lines). */
-  refusalLines?: LineBudget
+  refusalLines: LineBudget
 }
 
 /** `host:port` (IPv6 in brackets), as logged. @internal */
@@ -98,7 +98,7 @@ export class Forwarder {
   /** Refuses `stream` (to `target`) with `code`, counted and logged. */
   refuse(stream: MuxStream, target: DecodedTarget, code: number, why: string, session: Session): void {
     this.countRefusal(code)
-    const more = this.#o.refusalLines === undefined ? '' : this.#o.refusalLines.take(session)
+    const more = this.#o.refusalLines.take(session)
     if (more !== null) this.#o.log.info(`refused ${targetText(target)}: ${why}${more}`, { session: sessionTag(session), stream: stream.id, target: targetText(target), code: refuseName(code) })
     refuseOr(stream, code, why)
   }

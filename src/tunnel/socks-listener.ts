@@ -89,7 +89,9 @@ export function socksServer(options: SocksOptions, log: Logger, hooks: SocksHook
   let refusedLogAt = 0
   return net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
     socket.on('error', () => {})
-    const source = sourceOf(socket.remoteAddress)
+    const address = socket.remoteAddress ?? '?'
+    // what the guessing limit counts (an IPv6 address: its /64); the log names the address itself
+    const source = limiter === null ? address : sourceOf(socket.remoteAddress)
     if (limiter !== null && !limiter.allowed(source)) {
       if (Date.now() - refusedLogAt > 10_000) {
         refusedLogAt = Date.now()
@@ -100,7 +102,7 @@ export function socksServer(options: SocksOptions, log: Logger, hooks: SocksHook
     }
     const parser = new Socks5Parser(auth ? { auth } : {})
     const timer = setTimeout(() => {
-      log.info(`SOCKS5: ${source}: no request within ${timeout} ms${parser.authenticated ? '' : auth ? ' (not authenticated)' : ''}; closed`)
+      log.info(`SOCKS5: ${address}: no request within ${timeout} ms${parser.authenticated ? '' : auth ? ' (not authenticated)' : ''}; closed`)
       socket.destroy()
     }, timeout)
     const onData = (chunk: Buffer) => {
@@ -114,7 +116,7 @@ export function socksServer(options: SocksOptions, log: Logger, hooks: SocksHook
         if (e.authFailed && limiter !== null) {
           hooks.authFailed()
           limiter.fail(source)
-          log.warn(`${e.message} from ${source}`)
+          log.warn(`${e.message} from ${address}`)
         } else log.info(e.message)
         if (e.reply) socket.end(e.reply)
         else socket.destroy()
